@@ -1,0 +1,38 @@
+"""Materialization metadata derived from the data dictionary (never a second field list)."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+
+from ticklake.dictionary import Dataset
+from ticklake.sources import FetchReport
+
+_DAGSTER_TYPES = {"string": "string", "date": "date", "float64": "float", "int64": "int", "timestamp": "timestamp",
+                  "bool": "bool"}
+
+
+def table_schema(dataset: Dataset) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(f.name, _DAGSTER_TYPES[f.type], description=f.doc,
+                           constraints=dg.TableColumnConstraints(nullable=f.nullable, unique=False))
+            for f in dataset.fields
+        ],
+        constraints=dg.TableConstraints(other=[f"unique ({', '.join(dataset.key)})"]),
+    )
+
+
+def fetch_metadata(report: FetchReport) -> dict[str, dg.MetadataValue]:
+    return {
+        "api_calls": dg.MetadataValue.int(report.calls),
+        "api_retries": dg.MetadataValue.int(report.retries),
+        "api_rate_limited": dg.MetadataValue.int(report.rate_limited),
+        "api_quota_wait_s": dg.MetadataValue.float(float(report.waited_s)),
+    }
+
+
+def preview(frame: pd.DataFrame | None, rows: int = 10) -> dg.MetadataValue:
+    if frame is None or frame.empty:
+        return dg.MetadataValue.md("_no rows_")
+    return dg.MetadataValue.md(frame.head(rows).astype(str).to_markdown(index=False))

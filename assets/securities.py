@@ -1,0 +1,42 @@
+"""`securities`: the per-region security master that defines the klines universe."""
+
+
+import datetime as dt
+
+import dagster as dg
+
+from assets.metadata import fetch_metadata, preview, table_schema
+from assets.partitions import region_partitions
+from resources.itick import ITickResource
+from resources.storage import StorageResource
+from ticklake.dictionary import SECURITIES
+from ticklake.ingest import refresh_securities
+
+
+@dg.asset(
+    partitions_def=region_partitions,
+    group_name="reference_data",
+    kinds={"parquet", "duckdb"},
+    description=SECURITIES.description,
+    metadata={"dagster/column_schema": table_schema(SECURITIES), "dagster/table_name": "warehouse.securities"},
+)
+def securities(context: dg.AssetExecutionContext, itick: ITickResource, storage: StorageResource
+               ) -> dg.MaterializeResult:
+    region = context.partition_key
+    source = itick.source(tags={"run_id": context.run_id, "asset": "securities"})
+    result = refresh_securities(source, storage.lake(), storage.warehouse(), region=region,
+                                run_id=context.run_id, now=dt.datetime.now(dt.UTC))
+    master = result.master
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(master)),
+            "listed_now": dg.MetadataValue.int(result.listed),
+            "no_longer_listed": dg.MetadataValue.int(int((~master["in_latest_list"]).sum())),
+            "as_of": dg.MetadataValue.text(result.as_of.isoformat()),
+            **{f"rows_{k}": dg.MetadataValue.int(v) for k, v in result.diff.items()},
+            **fetch_metadata(result.fetch),
+            "source": dg.MetadataValue.text(source.name),
+            "lake_path": dg.MetadataValue.path(str(storage.lake().partition_path(SECURITIES, region=region))),
+            "preview": preview(master),
+        }
+    )

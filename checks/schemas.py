@@ -1,0 +1,105 @@
+"""Pandera schemas derived from the data dictionary, run on every frame before it is written.
+
+A violation raises `DataValidationError` naming the rule and the offending rows, so a failed step
+says exactly what to look at and nothing reaches the lake or warehouse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaErrors
+
+from ticklake.dictionary import KLINES_DAILY, Dataset, Field
+
+
+class DataValidationError(ValueError):
+    """A frame broke a data-dictionary rule; carries the failure cases for metadata."""
+
+    def __init__(self, dataset: str, failures: pd.DataFrame, message: str):
+        super().__init__(message)
+        self.dataset = dataset
+        self.failures = failures
+
+
+def _column(field: Field) -> pa.Column:
+    checks: list[pa.Check] = []
+    if field.strictly_positive:
+        checks.append(pa.Check.gt(0, error=f"{field.name} > 0"))
+    if field.min_value is not None:
+        checks.append(pa.Check.ge(field.min_value, error=f"{field.name} >= {field.min_value:g}"))
+    if field.type == "float64":
+        checks.append(pa.Check(lambda s: ~np.isinf(s), error=f"{field.name} is finite"))
+    return pa.Column(field.pandas_dtype, nullable=field.nullable, checks=checks, description=field.doc)
+
+
+def _ohlc_checks() -> list[pa.Check]:
+    # Cross-field rules of a bar; each names itself so the error says which rule broke.
+    return [
+        pa.Check(lambda df: df["low"] <= df[["open", "close"]].min(axis=1), error="low <= min(open, close)"),
+        pa.Check(lambda df: df["high"] >= df[["open", "close"]].max(axis=1), error="high >= max(open, close)"),
+        pa.Check(lambda df: df["low"] <= df["high"], error="low <= high"),
+    ]
+
+
+def dataframe_schema(dataset: Dataset, extra_checks: Iterable[pa.Check] = ()) -> pa.DataFrameSchema:
+    """The Pandera schema for `dataset`: types, nullability, ranges and the unique key."""
+    checks = list(extra_checks)
+    if dataset is KLINES_DAILY:
+        checks = _ohlc_checks() + checks
+    return pa.DataFrameSchema(
+        {f.name: _column(f) for f in dataset.fields},
+        checks=checks,
+        unique=list(dataset.key),
+        strict=True,
+        ordered=False,
+        coerce=False,
+        name=dataset.name,
+        description=dataset.description,
+    )
+
+
+def dates_within(column: str, allowed: Iterable[dt.date]) -> pa.Check:
+    """Every value of `column` is one of the partition's dates (the run may only write its own window)."""
+    allowed_ts = pd.DatetimeIndex(sorted(pd.Timestamp(d) for d in allowed))
+    span = f"{allowed_ts.min().date()}..{allowed_ts.max().date()}" if len(allowed_ts) else "(none)"
+    return pa.Check(
+        lambda df: df[column].isin(allowed_ts),
+        error=f"{column} inside the partition ({len(allowed_ts)} session(s) {span})",
+    )
+
+
+def validate(frame: pd.DataFrame, dataset: Dataset, *, allowed_dates: Iterable[dt.date] | None = None,
+             date_column: str = "trade_date", max_listed: int = 10) -> pd.DataFrame:
+    """Validate `frame` against `dataset`'s schema; raise DataValidationError naming rows and rules."""
+    extra = [dates_within(date_column, allowed_dates)] if allowed_dates is not None else []
+    schema = dataframe_schema(dataset, extra)
+    try:
+        return schema.validate(frame, lazy=True)
+    except SchemaErrors as exc:
+        failures = exc.failure_cases
+        raise DataValidationError(dataset.name, failures, _describe(frame, failures, dataset, max_listed)) from None
+
+
+def _describe(frame: pd.DataFrame, failures: pd.DataFrame, dataset: Dataset, max_listed: int) -> str:
+    key = [c for c in dataset.key if c in frame.columns]
+    # Frame-wide checks report one failure per column per row; collapse them to one line per rule.
+    is_column_rule = failures["schema_context"].eq("Column")
+    rule = failures["check"].astype(str).where(~is_column_rule, failures["column"].astype(str) + ": " +
+                                               failures["check"].astype(str))
+    if "multiple_fields_uniqueness" in set(failures["check"].astype(str)):
+        rule = rule.where(failures["check"].astype(str) != "multiple_fields_uniqueness",
+                          f"unique ({', '.join(dataset.key)})")
+    failures = failures.assign(rule=rule).drop_duplicates(["rule", "index", "failure_case"])
+    lines = [f"{dataset.name}: {failures['rule'].nunique()} rule(s) broken; nothing was written."]
+    for name, group in failures.groupby("rule", sort=False):
+        idx = list(dict.fromkeys(i for i in group["index"].dropna().tolist() if i in frame.index))
+        rows = frame.loc[idx[:max_listed], key].astype(str).agg("/".join, axis=1).tolist() if idx and key else []
+        shown = ", ".join(rows) if rows else ", ".join(map(str, group["failure_case"].head(max_listed)))
+        more = f" (+{len(idx) - max_listed} more)" if len(idx) > max_listed else ""
+        lines.append(f"- [{name}] broken by {len(idx) or len(group)} row(s): {shown}{more}")
+    return "\n".join(lines)

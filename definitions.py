@@ -1,0 +1,27 @@
+"""The ticklake code location: what `dagster dev` (via workspace.yaml) loads."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.klines import klines_daily
+from assets.securities import securities
+from automation.jobs import nightly_refresh, reference_refresh
+from automation.schedules import SCHEDULES
+from checks.asset_checks import ASSET_CHECKS
+from resources.itick import ITickResource
+from resources.storage import StorageResource
+
+
+def build_definitions(itick: ITickResource | None = None, storage: StorageResource | None = None) -> dg.Definitions:
+    """Definitions with resources from the environment, or the given ones (tests point them elsewhere)."""
+    return dg.Definitions(
+        assets=[securities, klines_daily],
+        asset_checks=ASSET_CHECKS,
+        jobs=[nightly_refresh, reference_refresh],
+        schedules=SCHEDULES,
+        resources={"itick": itick or ITickResource.from_env(), "storage": storage or StorageResource()},
+    )
+
+
+defs = build_definitions()

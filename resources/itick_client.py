@@ -1,0 +1,327 @@
+"""HTTP client for the iTick REST API (and the simulator that speaks the same protocol).
+
+Responsibilities, in order: respect the plan's quota (client-side limiter), send `GET path?params` with the
+`token` header, retry 429/5xx/timeouts/connection errors with exponential backoff and full jitter, unwrap
+the `{code, msg, data}` envelope into data or a typed error, and audit every call (endpoint, params,
+status, latency, retries, rows) without ever recording the token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from resources.itick_errors import (
+    ITickAuthError,
+    ITickError,
+    ITickProtocolError,
+    ITickQuotaError,
+    ITickRequestError,
+    ITickServerError,
+    ITickUnknownSymbolError,
+)
+from resources.rate_limit import SlidingWindowLimiter
+
+RATE_LIMIT_MESSAGE = "your request is too much"
+_AUTH_MARKERS = ("E002", "auth failed")
+_UNKNOWN_MARKERS = ("E001", "not found this produce")
+
+
+@dataclass
+class CallRecord:
+    """One audited API call (one logical call, however many attempts it took)."""
+
+    at: str
+    endpoint: str
+    params: dict[str, Any]
+    status: int | None
+    latency_ms: float
+    attempts: int
+    retries: int
+    rate_limited: int
+    rows: int
+    error: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class CallStats:
+    calls: int = 0  # logical calls
+    attempts: int = 0  # HTTP requests sent (calls + retries)
+    retries: int = 0
+    rate_limited: int = 0  # 429 answers received
+    errors: int = 0
+    rows: int = 0
+    waited_s: float = 0.0  # time spent waiting for the client-side quota
+
+    def minus(self, other: CallStats) -> CallStats:
+        return CallStats(**{k: v - getattr(other, k) for k, v in asdict(self).items()})
+
+
+class AuditLog:
+    """Appends one JSON line per call; a single write() per line keeps concurrent appenders intact."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self._lock = threading.Lock()
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, record: CallRecord) -> None:
+        if not self.path:
+            return
+        line = orjson.dumps(asdict(record)) + b"\n"
+        with self._lock, open(self.path, "ab") as fh:
+            fh.write(line)
+
+
+class ITickClient:
+    """A quota-aware, retrying, auditing iTick client. Thread-safe: share one per process."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        limiter: SlidingWindowLimiter,
+        timeout_s: float = 30.0,
+        max_retries: int = 5,
+        backoff_base_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+        audit: AuditLog | None = None,
+        tags: Mapping[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        if not token:
+            raise ITickAuthError("no iTick token: set ITICK_TOKEN (or unset ITICK_BASE_URL to use the simulator)")
+        self.base_url = base_url.rstrip("/")
+        self.limiter = limiter
+        self.max_retries, self.backoff_base_s, self.backoff_max_s = max_retries, backoff_base_s, backoff_max_s
+        self.audit = audit or AuditLog(None)
+        self.tags = dict(tags or {})
+        self._sleep = sleep
+        self._rng = random.Random()
+        self._stats = CallStats()
+        self._stats_lock = threading.Lock()
+        self._records: list[CallRecord] = []
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers={"token": token, "accept": "application/json", "user-agent": "ticklake"},
+            timeout=httpx.Timeout(timeout_s),
+            transport=transport,
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ITickClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:  # never show the token
+        return f"ITickClient(base_url={self.base_url!r})"
+
+    @property
+    def stats(self) -> CallStats:
+        with self._stats_lock:
+            return CallStats(**asdict(self._stats))
+
+    @property
+    def records(self) -> list[CallRecord]:
+        with self._stats_lock:
+            return list(self._records)
+
+    # -- the one request path -------------------------------------------------------------------------
+    def get(self, path: str, params: Mapping[str, Any], *, count_rows: Callable[[Any], int] = len) -> Any:
+        """GET `path` and return the envelope's `data`, or raise a typed ITickError."""
+        clean = {k: v for k, v in params.items() if v is not None}
+        attempts = rate_limited = 0
+        status: int | None = None
+        started = time.perf_counter()
+        error: ITickError | None = None
+        data: Any = None
+        while True:
+            waited = self.limiter.acquire()
+            with self._stats_lock:
+                self._stats.waited_s += waited
+            attempts += 1
+            try:
+                response = self._http.get(path, params=clean)
+                status = response.status_code
+                data = self._unwrap(path, response)
+                error = None
+                break
+            except _Retryable as exc:
+                error = exc.error
+                rate_limited += isinstance(error, ITickQuotaError)
+                if attempts > self.max_retries:
+                    break
+                self._sleep(self._backoff(attempts, exc.retry_after))
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                status = None
+                error = ITickServerError(
+                    f"{path}: {type(exc).__name__} talking to {self.base_url} ({exc})", endpoint=path
+                )
+                if attempts > self.max_retries:
+                    break
+                self._sleep(self._backoff(attempts, None))
+            except ITickError as exc:
+                error = exc
+                break
+        rows = 0
+        if error is None:
+            try:
+                rows = count_rows(data) if data is not None else 0
+            except TypeError:
+                rows = 1
+        self._record(path, clean, status, started, attempts, rate_limited, rows, error)
+        if error is not None:
+            if isinstance(error, ITickQuotaError | ITickServerError) and attempts > self.max_retries:
+                error.args = (f"{error.args[0]} (gave up after {attempts} attempts)",)
+            raise error
+        return data
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.backoff_max_s)
+        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
+        return self._rng.uniform(ceiling / 2, ceiling)  # "equal jitter": never zero, never in lockstep
+
+    def _unwrap(self, path: str, response: httpx.Response) -> Any:
+        status = response.status_code
+        if status == 429:
+            raise _Retryable(ITickQuotaError(f"{path}: HTTP 429 rate limited by the source", endpoint=path,
+                                             status=status), _retry_after(response))
+        if status >= 500:
+            raise _Retryable(ITickServerError(f"{path}: HTTP {status} from the source", endpoint=path,
+                                              status=status), None)
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            if status in (401, 403):
+                raise self._auth_error(path, status, "HTTP auth failure") from None
+            raise ITickProtocolError(
+                f"{path}: HTTP {status} with a body that is not JSON: {response.text[:200]!r}",
+                endpoint=path, status=status,
+            ) from None
+        if not isinstance(body, dict) or "code" not in body:
+            raise ITickProtocolError(f"{path}: answer is not the {{code, msg, data}} envelope", endpoint=path,
+                                     status=status)
+        code, msg = body.get("code"), body.get("msg")
+        if (code == 0 or code == "0") and status < 400:
+            return body.get("data")
+        text = f"{code} {msg or ''}"
+        if code == 429 or RATE_LIMIT_MESSAGE in text:
+            raise _Retryable(ITickQuotaError(f"{path}: rate limited by the source ({msg})", endpoint=path,
+                                             status=status, code=code), _retry_after(response))
+        if status in (401, 403) or any(m in text for m in _AUTH_MARKERS):
+            raise self._auth_error(path, status, msg)
+        if any(m in text for m in _UNKNOWN_MARKERS):
+            raise ITickUnknownSymbolError(f"{path}: unknown instrument ({msg})", endpoint=path, status=status,
+                                          code=code)
+        if status >= 500:
+            raise _Retryable(ITickServerError(f"{path}: HTTP {status}: {msg}", endpoint=path, status=status), None)
+        raise ITickRequestError(f"{path}: the source rejected the request: code={code!r} msg={msg!r}",
+                                endpoint=path, status=status, code=code)
+
+    def _auth_error(self, path: str, status: int, msg: object) -> ITickAuthError:
+        return ITickAuthError(
+            f"{path}: the iTick token was rejected by {self.base_url} ({msg}). Check ITICK_TOKEN and that your "
+            "plan covers this market.",
+            endpoint=path, status=status,
+        )
+
+    def _record(self, path: str, params: dict[str, Any], status: int | None, started: float, attempts: int,
+                rate_limited: int, rows: int, error: ITickError | None) -> None:
+        record = CallRecord(
+            at=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+            endpoint=path,
+            params=params,
+            status=status,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            attempts=attempts,
+            retries=attempts - 1,
+            rate_limited=rate_limited,
+            rows=rows,
+            error=None if error is None else f"{type(error).__name__}: {error}",
+            tags=self.tags,
+        )
+        with self._stats_lock:
+            s = self._stats
+            s.calls += 1
+            s.attempts += attempts
+            s.retries += attempts - 1
+            s.rate_limited += rate_limited
+            s.errors += error is not None
+            s.rows += rows
+            self._records.append(record)
+            del self._records[:-10_000]  # bounded; the audit file keeps everything
+        self.audit.write(record)
+
+    # -- endpoints -----------------------------------------------------------------------------------
+    def symbol_list(self, region: str, security_type: str = "stock") -> list[dict[str, Any]]:
+        return self.get("/symbol/list", {"type": security_type, "region": region}) or []
+
+    def holidays(self, code: str | None = None) -> list[dict[str, Any]]:
+        return self.get("/symbol/v2/holidays", {"code": code}) or []
+
+    def stock_info(self, region: str, code: str) -> dict[str, Any]:
+        return self.get("/stock/info", {"type": "stock", "region": region, "code": code}, count_rows=lambda d: 1)
+
+    def splits(self, region: str, page_size: int = 100) -> Iterator[dict[str, Any]]:
+        """Every split the source reports for `region`, walking the Spring-style pages."""
+        page = 0
+        while True:
+            data = self.get("/stock/split", {"region": region, "page": page, "size": page_size},
+                            count_rows=lambda d: len(d.get("content") or []))
+            yield from (data or {}).get("content") or []
+            if not data or data.get("last", True) or page + 1 >= int(data.get("totalPages") or 0):
+                return
+            page += 1
+
+    def kline(self, asset: str, region: str, code: str, *, ktype: int, limit: int,
+              et_ms: int | None = None) -> list[dict[str, Any]]:
+        return self.get(f"/{asset}/kline", {"region": region, "code": code, "kType": ktype, "limit": limit,
+                                             "et": et_ms}) or []
+
+    def klines(self, asset: str, region: str, codes: Sequence[str], *, ktype: int, limit: int,
+               et_ms: int | None = None) -> dict[str, list[dict[str, Any]] | None]:
+        """Batch klines: code -> bars (None/missing where the source does not know the code)."""
+        data = self.get(
+            f"/{asset}/klines",
+            {"region": region, "codes": ",".join(codes), "kType": ktype, "limit": limit, "et": et_ms},
+            count_rows=lambda d: sum(len(v or []) for v in d.values()) if isinstance(d, dict) else 0,
+        )
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise ITickProtocolError(f"/{asset}/klines: expected an object keyed by code, got {type(data).__name__}",
+                                     endpoint=f"/{asset}/klines")
+        return data
+
+
+class _Retryable(Exception):  # noqa: N818 - internal control flow, never escapes the client
+    def __init__(self, error: ITickError, retry_after: float | None):
+        super().__init__(str(error))
+        self.error, self.retry_after = error, retry_after
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None

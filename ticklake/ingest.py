@@ -1,0 +1,156 @@
+"""Ingestion steps shared by the Dagster assets, the demo and the benchmark: fetch -> validate -> store.
+
+Each page of bars is validated as a whole before anything is written, then committed partition by
+partition to the lake and in one transaction to the warehouse, so a crash keeps every finished page and
+never a half-written one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from checks.schemas import validate
+from ticklake import markets
+from ticklake.dictionary import KLINES_DAILY, SECURITIES
+from ticklake.lake import Lake
+from ticklake.sources import FetchReport, MarketDataSource
+from ticklake.transforms import carry_forward_lineage, merge_security_master
+from ticklake.warehouse import Warehouse
+
+DIFF_KEYS = ("added", "changed", "removed", "unchanged")
+
+
+@dataclass
+class IngestResult:
+    region: str
+    sessions: list[dt.date] = field(default_factory=list)  # sessions written (including empty ones)
+    non_sessions: list[dt.date] = field(default_factory=list)  # requested dates the calendar does not trade
+    rows: int = 0
+    symbols: int = 0
+    rows_by_date: dict[dt.date, int] = field(default_factory=dict)
+    diff: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DIFF_KEYS, 0))
+    fetch: FetchReport = field(default_factory=FetchReport)
+    preview: pd.DataFrame | None = None
+
+
+def with_lineage(frame: pd.DataFrame, source: str, run_id: str, now: dt.datetime) -> pd.DataFrame:
+    n = len(frame)
+    return frame.assign(
+        source=pd.array([source] * n, dtype="string"),
+        ingested_at=pd.Series(pd.Timestamp(now).tz_convert("UTC"), index=frame.index).astype("datetime64[ms, UTC]"),
+        run_id=pd.array([run_id] * n, dtype="string"),
+    )
+
+
+def ingest_daily_bars(
+    source: MarketDataSource,
+    lake: Lake,
+    warehouse: Warehouse,
+    *,
+    region: str,
+    dates: Sequence[dt.date],
+    codes: Sequence[str],
+    run_id: str,
+    now: dt.datetime,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> IngestResult:
+    """Fetch, validate and store daily bars of `codes` for the requested `dates` of one region."""
+    result = IngestResult(region=region)
+    requested = sorted(set(dates))
+    if not requested:
+        return result
+    calendar = set(markets.sessions(region, requested[0], requested[-1]))
+    sessions = [d for d in requested if d in calendar]
+    result.non_sessions = [d for d in requested if d not in calendar]
+    if result.non_sessions:  # nothing trades then; make sure nothing stale claims otherwise
+        for day in result.non_sessions:
+            lake.delete(KLINES_DAILY, region=region, trade_date=day)
+        warehouse.replace_dates(KLINES_DAILY, KLINES_DAILY.arrow_schema.empty_table(), region=region,
+                                dates=result.non_sessions)
+    if not sessions:
+        return result
+    if not codes:
+        raise ValueError(f"{region}: the security master is empty; materialize `securities` for {region} first")
+    symbols: set[str] = set()
+    for page, bars in source.daily_bars(region, codes, sessions):
+        frame = with_lineage(bars, source.name, run_id, now)
+        validate(frame, KLINES_DAILY, allowed_dates=page)
+        tables = _store_page(lake, frame, region, page, result)
+        warehouse.replace_dates(KLINES_DAILY, pa.concat_tables(tables), region=region, dates=list(page))
+        symbols.update(frame["symbol"].unique().tolist())
+        result.sessions.extend(page)
+        if result.preview is None or len(frame):
+            result.preview = frame.sort_values(["trade_date", "symbol"]).tail(10)
+        log(f"{region}: stored {len(frame)} bars for {len(page)} session(s) {page[0]}..{page[-1]}")
+    result.sessions.sort()
+    result.symbols = len(symbols)
+    result.fetch = source.spent()
+    return result
+
+
+def _store_page(lake: Lake, frame: pd.DataFrame, region: str, page: Sequence[dt.date],
+                result: IngestResult) -> list[pa.Table]:
+    """Write one lake partition per session of the page; return the Arrow tables written."""
+    frame = frame.sort_values(["trade_date", "symbol"], kind="stable").reset_index(drop=True)
+    table = pa.Table.from_pandas(frame[KLINES_DAILY.columns], schema=KLINES_DAILY.arrow_schema,
+                                 preserve_index=False)
+    days = frame["trade_date"].to_numpy(dtype="datetime64[ms]")
+    tables = []
+    for day in page:
+        key = np.datetime64(day, "ms")
+        lo, hi = np.searchsorted(days, key, "left"), np.searchsorted(days, key, "right")
+        part = table.slice(lo, hi - lo)
+        old = lake.read(KLINES_DAILY, region=region, trade_date=day)
+        if old is None:
+            diff = {"added": part.num_rows, "changed": 0, "removed": 0, "unchanged": 0}
+        else:
+            merged, diff = carry_forward_lineage(Lake.from_arrow(KLINES_DAILY, part), old, KLINES_DAILY)
+            part = lake.to_arrow(KLINES_DAILY, merged)
+        lake.write(KLINES_DAILY, part, region=region, trade_date=day)
+        tables.append(part)
+        result.rows += part.num_rows
+        result.rows_by_date[day] = part.num_rows
+        for k in DIFF_KEYS:
+            result.diff[k] += diff[k]
+    return tables
+
+
+@dataclass
+class SecuritiesResult:
+    region: str
+    as_of: dt.date
+    master: pd.DataFrame
+    listed: int
+    diff: dict[str, int]
+    fetch: FetchReport
+
+
+def refresh_securities(source: MarketDataSource, lake: Lake, warehouse: Warehouse, *, region: str, run_id: str,
+                       now: dt.datetime) -> SecuritiesResult:
+    """Fold the source's current symbol list into the region's security master."""
+    listing = source.list_securities(region)
+    if listing.empty:  # a source that suddenly lists nothing is an outage, not a mass delisting
+        raise RuntimeError(f"{region}: the source returned an empty symbol list; the security master was kept")
+    as_of = pd.Timestamp(now).tz_convert(markets.market(region).timezone).date()
+    old = lake.read(SECURITIES, region=region)
+    master = merge_security_master(None if old is None else old.drop(columns=SECURITIES.lineage_columns),
+                                   listing, as_of)
+    master, diff = carry_forward_lineage(with_lineage(master, source.name, run_id, now), old, SECURITIES)
+    validate(master, SECURITIES)
+    table = lake.to_arrow(SECURITIES, master)
+    lake.write(SECURITIES, table, region=region)
+    warehouse.replace_region(SECURITIES, table, region=region)
+    return SecuritiesResult(region, as_of, master, len(listing), diff, source.spent())
+
+
+def universe(lake: Lake, region: str) -> list[str]:
+    """Codes to fetch for `region`: every code in its security master (delisted ones included, so backfills
+    carry no survivorship bias; a code with no bars in a window simply yields no rows)."""
+    master = lake.read(SECURITIES, region=region)
+    return [] if master is None else sorted(master["symbol"].astype(str))

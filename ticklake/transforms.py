@@ -1,0 +1,178 @@
+"""Pure transformations: wire payloads -> typed frames, fetch plans, lineage carry-forward, master merges.
+
+No I/O here, so every function is unit- and property-testable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from ticklake.dictionary import Dataset
+
+TimeConvention = Literal["exchange_local", "utc"]
+BAR_FIELDS = {"o": "open", "h": "high", "l": "low", "c": "close", "v": "volume", "tu": "turnover"}
+
+
+class PayloadError(ValueError):
+    """A bar payload is malformed (missing field, non-numeric value)."""
+
+
+def trade_dates(bar_ts_ms: np.ndarray, timezone: str, convention: TimeConvention) -> np.ndarray:
+    """Map bar timestamps (epoch ms) to trading dates.
+
+    "exchange_local": `t` is an instant on the trading day in the exchange's zone (its open, close or local
+    midnight), so the date is taken *after* converting to that zone — taking the UTC date would shift US bars
+    stamped at local midnight to the previous day. "utc": `t` is 00:00 UTC of the trading date.
+    """
+    ts = pd.to_datetime(np.asarray(bar_ts_ms, dtype="int64"), unit="ms", utc=True)
+    if convention == "exchange_local":
+        ts = ts.tz_convert(timezone)
+    elif convention != "utc":
+        raise ValueError(f"unknown bar time convention {convention!r} (exchange_local or utc)")
+    return ts.tz_localize(None).normalize().values.astype("datetime64[ms]")
+
+
+def session_end_ms(day: dt.date, timezone: str, convention: TimeConvention) -> int:
+    """The `et` that includes every bar of `day` and nothing of the next session."""
+    zone = timezone if convention == "exchange_local" else "UTC"
+    end = pd.Timestamp(day, tz=zone) + pd.Timedelta(days=1) - pd.Timedelta(milliseconds=1)
+    return int(end.value // 1_000_000)
+
+
+def bars_to_frame(payload: Mapping[str, Sequence[Mapping[str, Any]] | None], *, region: str, timezone: str,
+                  convention: TimeConvention) -> pd.DataFrame:
+    """Batch kline payload (code -> bars) to a typed frame, one row per bar, sorted by (symbol, date).
+
+    Codes whose value is None (unknown to the source) contribute no rows; duplicates within a code keep the
+    last bar the source sent for a date.
+    """
+    symbols: list[str] = []
+    columns: dict[str, list[Any]] = {k: [] for k in ("t", *BAR_FIELDS)}
+    for code, bars in payload.items():
+        if not bars:
+            continue
+        symbols.extend([code] * len(bars))
+        try:
+            for key, values in columns.items():
+                values.extend([bar[key] for bar in bars])
+        except (KeyError, TypeError) as exc:
+            raise PayloadError(f"{region}/{code}: bar without field {exc} in {bars[0]!r}") from None
+    try:
+        ts = np.asarray(columns.pop("t"), dtype="int64")
+        numbers = {BAR_FIELDS[k]: np.asarray(v, dtype="float64") for k, v in columns.items()}
+    except (TypeError, ValueError) as exc:
+        raise PayloadError(f"{region}: non-numeric bar field ({exc})") from None
+    frame = pd.DataFrame(
+        {
+            "region": pd.array([region] * len(ts), dtype="string"),
+            "symbol": pd.array(symbols, dtype="string"),
+            "trade_date": trade_dates(ts, timezone, convention),
+            **numbers,
+            "bar_ts": pd.to_datetime(ts, unit="ms", utc=True).astype("datetime64[ms, UTC]"),
+        }
+    )
+    frame = frame.sort_values(["symbol", "trade_date", "bar_ts"], kind="stable")
+    return frame.drop_duplicates(["symbol", "trade_date"], keep="last").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class KlineRequest:
+    """One batch call: these codes, the last `limit` bars up to session `end`, kept for `sessions`."""
+
+    codes: tuple[str, ...]
+    end: dt.date
+    limit: int
+    sessions: tuple[dt.date, ...]  # the requested sessions this call covers (what gets written)
+
+
+def plan_kline_requests(codes: Sequence[str], requested: Iterable[dt.date], calendar: Sequence[dt.date], *,
+                        max_codes: int, max_bars: int) -> list[KlineRequest]:
+    """The fewest calls covering `requested` sessions for `codes`.
+
+    `limit` counts bars per code, so a call covers a run of *consecutive calendar sessions*: the span from
+    the first to the last requested session is cut into pages of at most `max_bars` calendar sessions, and
+    pages holding no requested session are skipped. For a contiguous range that is exactly
+    ceil(codes / max_codes) * ceil(sessions / max_bars) calls.
+    """
+    if max_codes <= 0 or max_bars <= 0:
+        raise ValueError("max_codes and max_bars must be positive")
+    wanted = set(requested)
+    unknown = wanted.difference(calendar)
+    if unknown:
+        raise ValueError(f"not trading sessions: {', '.join(str(d) for d in sorted(unknown)[:5])}")
+    if not wanted or not codes:
+        return []
+    span = [d for d in calendar if min(wanted) <= d <= max(wanted)]
+    unique_codes = sorted(set(codes))
+    batches = [tuple(unique_codes[i : i + max_codes]) for i in range(0, len(unique_codes), max_codes)]
+    requests: list[KlineRequest] = []
+    for start in range(len(span) - 1, -1, -max_bars):  # newest page first, like the API's `et` paging
+        page = span[max(0, start - max_bars + 1) : start + 1]
+        hits = [d for d in page if d in wanted]
+        if not hits:
+            continue
+        trimmed = [d for d in page if hits[0] <= d <= hits[-1]]
+        requests.extend(KlineRequest(batch, hits[-1], len(trimmed), tuple(hits)) for batch in batches)
+    return requests
+
+
+def minimum_kline_calls(n_codes: int, n_sessions: int, *, max_codes: int, max_bars: int) -> int:
+    """The theoretical floor for contiguous sessions: ceil(codes / batch cap) * ceil(sessions / page)."""
+    return math.ceil(n_codes / max_codes) * math.ceil(n_sessions / max_bars) if n_codes and n_sessions else 0
+
+
+def carry_forward_lineage(new: pd.DataFrame, old: pd.DataFrame | None, dataset: Dataset) -> tuple[pd.DataFrame, dict]:
+    """Keep the stored lineage of rows whose values did not change, so re-runs are byte-for-byte idempotent.
+
+    Returns the frame to store and a diff summary {added, changed, removed, unchanged}; a changed row is a
+    restatement and gets the new lineage.
+    """
+    if old is None or old.empty:
+        return new, {"added": len(new), "changed": 0, "removed": 0, "unchanged": 0}
+    key, values, lineage = list(dataset.key), dataset.value_columns, dataset.lineage_columns
+    merged = new.merge(old[key + values + lineage], on=key, how="left", suffixes=("", "__old"), indicator=True)
+    existed = merged["_merge"].eq("both").to_numpy()
+    same = existed.copy()
+    for column in values:
+        a, b = merged[column], merged[f"{column}__old"]
+        same &= ((a == b) | (a.isna() & b.isna())).fillna(False).to_numpy(dtype=bool)
+    out = new.copy()
+    for column in lineage:
+        if column == "bar_ts":  # source timestamp is data we received, not ours to carry over
+            continue
+        out[column] = out[column].where(~same, merged[f"{column}__old"].to_numpy())
+    removed = len(old) - int(existed.sum())
+    return out, {
+        "added": int((~existed).sum()),
+        "changed": int((existed & ~same).sum()),
+        "removed": removed,
+        "unchanged": int(same.sum()),
+    }
+
+
+def merge_security_master(old: pd.DataFrame | None, listing: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+    """Fold today's symbol list into the master: new codes get first_seen, listed codes get last_seen=as_of.
+
+    Codes missing from the list stay in the master (history needs them) with in_latest_list=False.
+    """
+    as_of_ts = pd.Timestamp(as_of).as_unit("ms")
+    fresh = listing.assign(first_seen=as_of_ts, last_seen=as_of_ts, in_latest_list=True)
+    if old is None or old.empty:
+        return fresh.sort_values(["region", "symbol"]).reset_index(drop=True)
+    carried = old[~old["symbol"].isin(listing["symbol"])].assign(in_latest_list=False)
+    first = old.set_index("symbol")["first_seen"]
+    fresh["first_seen"] = fresh["symbol"].map(first).fillna(as_of_ts).astype("datetime64[ms]")
+    previous = old.set_index("symbol")["last_seen"]
+    fresh["last_seen"] = np.maximum(fresh["symbol"].map(previous).fillna(as_of_ts).astype("datetime64[ms]"),
+                                    as_of_ts)
+    columns = list(fresh.columns)
+    return pd.concat([fresh, carried[columns]], ignore_index=True).sort_values(["region", "symbol"]).reset_index(
+        drop=True
+    )
