@@ -1,0 +1,466 @@
+"""The WSGI application: iTick-compatible REST endpoints over deterministic synthetic data."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime as dt
+import json
+import threading
+import time
+from urllib.parse import parse_qs
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from itick_sim.counters import Quota, RequestCounters
+from itick_sim.markets import (
+    CAL_START,
+    MARKETS,
+    NON_STOCK,
+    CalendarData,
+    Instrument,
+    get_calendar,
+)
+from itick_sim.series import Series, instrument_series, stock_series
+from itick_sim.settings import SimSettings
+from itick_sim.universe import SplitSpec, SymbolInfo, SymbolSpec, build_universe
+from itick_sim.wire import BarCols, encode_bars, encode_many
+
+E_TEXT = {"E001": "not found this produce", "E002": "auth failed"}
+RATE_LIMIT_BODY = b'{"code":429,"msg":"your request is too much","data":null}'
+KTYPES_SUPPORTED = {8: "day", 9: "week", 10: "month"}
+KTYPES_KNOWN = set(range(1, 11))
+SERIES_CACHE_SIZE = 1024
+
+
+class ApiError(Exception):
+    def __init__(self, kind: str, msg: str = "") -> None:
+        super().__init__(msg or kind)
+        self.kind = kind  # "E001" | "E002" | "param" | "route"
+        self.msg = msg
+
+
+def _param_error(msg: str) -> ApiError:
+    return ApiError("param", msg)
+
+
+class Simulator:
+    """iTick-compatible WSGI app. Deterministic from `settings.seed`; the clock is `settings.now`."""
+
+    def __init__(self, settings: SimSettings = SimSettings()) -> None:  # noqa: B008 (frozen dataclass)
+        if settings.history_start < CAL_START:
+            raise ValueError(f"history_start must be >= {CAL_START}")
+        self.settings = settings
+        self.counters = RequestCounters()
+        self._quota = Quota(settings.calls_per_window, settings.window_seconds)
+        self._lock = threading.Lock()
+        self._universes: dict[str, tuple[list[SymbolInfo], dict[str, SymbolInfo]]] = {}
+        self._series: collections.OrderedDict[tuple[str, str, str], Series] = collections.OrderedDict()
+        self._routes = {
+            "/symbol/list": self._symbol_list,
+            "/symbol/v2/holidays": self._holidays,
+            "/stock/info": self._stock_info,
+            "/stock/split": self._stock_split,
+        }
+        for asset in ("stock", "indices", "forex"):
+            self._routes[f"/{asset}/kline"] = self._kline_handler(asset, batch=False)
+            self._routes[f"/{asset}/klines"] = self._kline_handler(asset, batch=True)
+
+    # ------------------------------------------------------------------ clock & ground truth
+    def now(self) -> dt.datetime:
+        n = self.settings.now
+        if n is None:
+            return dt.datetime.now(dt.UTC)
+        return n.replace(tzinfo=dt.UTC) if n.tzinfo is None else n.astimezone(dt.UTC)
+
+    def _today(self, tz: str, now: dt.datetime | None = None) -> dt.date:
+        return pd.Timestamp(now or self.now()).tz_convert(tz).date()
+
+    def _market_cal(self, region: str) -> CalendarData:
+        return get_calendar(MARKETS[region].calendar)
+
+    def _hist_pos(self, cal: CalendarData) -> int:
+        return cal.pos(self.settings.history_start)
+
+    def _universe(self, region: str) -> tuple[list[SymbolInfo], dict[str, SymbolInfo]]:
+        u = self._universes.get(region)
+        if u is None:
+            cal = self._market_cal(region)
+            infos = build_universe(self.settings.seed, region, self.settings.symbols_per_region, cal,
+                                   self._hist_pos(cal))
+            u = (infos, {i.spec.code: i for i in infos})
+            with self._lock:
+                self._universes.setdefault(region, u)
+        return u
+
+    def _visible(self, info: SymbolInfo, today: dt.date) -> bool:
+        return info.spec.listed <= today
+
+    @staticmethod
+    def _as_of(info: SymbolInfo, today: dt.date) -> SymbolSpec:
+        d = info.spec.delisted
+        return dataclasses.replace(info.spec, delisted=None) if d is not None and d > today else info.spec
+
+    def universe(self, region: str) -> list[SymbolSpec]:
+        """Every symbol listed in `region` by today (incl. delisted ones; future delistings hidden)."""
+        self._check_region(region)
+        today = self._today(MARKETS[region].tz)
+        return [self._as_of(i, today) for i in self._universe(region)[0] if self._visible(i, today)]
+
+    def calendar(self, region: str) -> pd.DatetimeIndex:
+        self._check_region(region)
+        cal = self._market_cal(region)
+        today = self._today(cal.tz)
+        s = cal.sessions
+        return s[(s >= pd.Timestamp(self.settings.history_start)) & (s <= pd.Timestamp(today))]
+
+    def splits(self, region: str) -> list[SplitSpec]:
+        self._check_region(region)
+        today = self._today(MARKETS[region].tz)
+        out = [sp for i in self._universe(region)[0] if self._visible(i, today) for sp in i.splits
+               if sp.ex_date <= today]
+        return sorted(out, key=lambda s: (s.ex_date, s.code))
+
+    def daily_bars(self, region: str, code: str, asset: str = "stock") -> pd.DataFrame:
+        """The raw daily bars served for (region, code); `asset` may be "indices"/"forex" (region "GB")."""
+        cal, series = self._lookup(asset, region, code, self.now())
+        if series is None:
+            raise KeyError(f"unknown {asset} {region}/{code}")
+        cols = self._daily_cols(cal, series, self._now_ms(), None, None)
+        f = cols.floats()
+        return pd.DataFrame({
+            "trade_date": pd.DatetimeIndex(cal.days[series.pos[: len(cols)]]).as_unit("ns"),
+            "t": cols.t.astype(np.int64),
+            "o": f["o"], "h": f["h"], "l": f["l"], "c": f["c"], "v": f["v"], "tu": f["tu"],
+        })
+
+    # ------------------------------------------------------------------ data access
+    def _now_ms(self, now: dt.datetime | None = None) -> int:
+        return int((now or self.now()).timestamp() * 1000)
+
+    def _check_region(self, region: str) -> None:
+        if region not in self.settings.regions:
+            raise ValueError(f"region {region!r} is not served (regions={self.settings.regions})")
+
+    def _get_series(self, key: tuple[str, str, str], make) -> Series:
+        s = self._series.get(key)
+        if s is not None:
+            with self._lock:
+                if key in self._series:
+                    self._series.move_to_end(key)
+            return s
+        s = make()
+        with self._lock:
+            self._series[key] = s
+            while len(self._series) > SERIES_CACHE_SIZE:
+                self._series.popitem(last=False)
+        return s
+
+    def _lookup(self, asset: str, region: str, code: str, now: dt.datetime
+                ) -> tuple[CalendarData, Series | None]:
+        seed = self.settings.seed
+        if asset == "stock":
+            if region not in self.settings.regions:
+                raise _param_error(f"region {region!r} is not supported for stock (served: "
+                                   f"{','.join(self.settings.regions)})")
+            cal = self._market_cal(region)
+            info = self._resolve(region, code)
+            if info is None or not self._visible(info, self._today(cal.tz, now)):
+                return cal, None
+            hp = self._hist_pos(cal)
+            s = self._get_series(("stock", region, info.spec.code),
+                                 lambda: stock_series(seed, info, len(cal), hp, MARKETS[region].dp))
+            return cal, s
+        if region != "GB":
+            raise _param_error(f"region {region!r} is not supported for {asset} (use region=GB)")
+        inst: Instrument | None = NON_STOCK[asset].get(code.upper())
+        if inst is None:
+            return get_calendar("FX"), None
+        cal = get_calendar(inst.calendar)
+        hp = self._hist_pos(cal)
+        return cal, self._get_series((asset, "GB", inst.code),
+                                     lambda: instrument_series(seed, inst, len(cal), hp))
+
+    def _daily_cols(self, cal: CalendarData, s: Series, now_ms: int, et: int | None, limit: int | None
+                    ) -> BarCols:
+        tarr = cal.t_ms[self.settings.bar_time]
+        bound = cal.completed(now_ms)
+        if et is not None:
+            bound = min(bound, int(np.searchsorted(tarr, et, side="right" if self.settings.et_inclusive
+                                                   else "left")))
+        k = int(np.searchsorted(s.pos, bound, side="left"))
+        lo = 0 if limit is None else max(0, k - limit)
+        sl = slice(lo, k)
+        return BarCols(tarr[s.pos[sl]], s.o[sl], s.h[sl], s.low[sl], s.c[sl], s.v[sl], s.tu_cents(sl), s.dp)
+
+    def _period_cols(self, cal: CalendarData, s: Series, now_ms: int, et: int | None, limit: int,
+                     ktype: int) -> BarCols:
+        """Weekly/monthly bars aggregated from the completed daily bars (the last one may be partial)."""
+        d = self._daily_cols(cal, s, now_ms, None, None)
+        if len(d) == 0:
+            return d
+        days = cal.days[s.pos[: len(d)]]
+        weeks = (days.astype(np.int64) + 3) // 7  # Monday-based weeks
+        key = weeks if ktype == 9 else days.astype("datetime64[M]").astype(np.int64)
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        ends = np.r_[starts[1:], len(key)] - 1
+        bt = self.settings.bar_time
+        pos = s.pos[: len(d)]
+        tpos = pos[ends] if bt == "close" else pos[starts]
+        t = cal.t_ms[bt][tpos]
+        v = np.add.reduceat(d.v, starts)
+        cols = BarCols(t, d.o[starts], np.maximum.reduceat(d.h, starts), np.minimum.reduceat(d.low, starts),
+                       d.c[ends], v, np.add.reduceat(d.tu_cents, starts), d.dp)
+        k = len(t) if et is None else int(np.searchsorted(
+            t, et, side="right" if self.settings.et_inclusive else "left"))
+        sl = slice(max(0, k - limit), k)
+        fields = ("t", "o", "h", "low", "c", "v", "tu_cents")
+        return BarCols(*(getattr(cols, f)[sl] for f in fields), dp=cols.dp)
+
+    # ------------------------------------------------------------------ WSGI
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO") or "/"
+        status, body, rate_limited = self._handle(environ, path)
+        self.counters.record(path, status, rate_limited)
+        reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+                  429: "Too Many Requests", 500: "Internal Server Error"}.get(status, "Error")
+        start_response(f"{status} {reason}", [("Content-Type", "application/json"),
+                                              ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _handle(self, environ, path: str) -> tuple[int, bytes, bool]:
+        if self.settings.latency_ms > 0:
+            time.sleep(self.settings.latency_ms / 1000.0)
+        handler = self._routes.get(path)
+        method = environ.get("REQUEST_METHOD", "GET")
+        if handler is None or method not in ("GET", "HEAD"):
+            body = orjson.dumps({"code": 404, "msg": f"not found: {method} {path}", "data": None})
+            return 404, body, False
+        try:
+            token = environ.get("HTTP_TOKEN", "")
+            tokens = self.settings.tokens
+            if not token or (tokens is not None and token not in tokens):
+                raise ApiError("E002")
+            if not self._quota.acquire(token):
+                return 429, RATE_LIMIT_BODY, True
+            params = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", ""),
+                                                     keep_blank_values=True).items()}
+            now = self.now()
+            data_json, msg = handler(params, now)
+            return 200, b'{"code":0,"msg":' + msg + b',"data":' + data_json + b"}", False
+        except ApiError as e:
+            return self._error(e)
+        except Exception as e:  # pragma: no cover - defensive
+            return 500, orjson.dumps({"code": 500, "msg": f"internal error: {e!r}", "data": None}), False
+
+    def _error(self, e: ApiError) -> tuple[int, bytes, bool]:
+        http = self.settings.error_http_status
+        if e.kind in E_TEXT:
+            text = E_TEXT[e.kind]
+            if self.settings.error_code_style == "string":
+                env = {"code": e.kind, "msg": text, "data": None}
+            else:
+                env = {"code": 1, "msg": f"{e.kind}: {text}", "data": None}
+            status = (401 if e.kind == "E002" else 404) if http else 200
+            return status, orjson.dumps(env), False
+        return (400 if http else 200), orjson.dumps({"code": 400, "msg": e.msg, "data": None}), False
+
+    # ------------------------------------------------------------------ params
+    @staticmethod
+    def _req(params: dict, name: str, *aliases: str) -> str:
+        for n in (name, *aliases):
+            v = params.get(n)
+            if v is not None and v.strip() != "":
+                return v.strip()
+        raise _param_error(f"missing required parameter '{name}'")
+
+    @staticmethod
+    def _int(params: dict, name: str, *aliases: str, default: int | None = None, required: bool = True
+             ) -> int | None:
+        for n in (name, *aliases):
+            v = params.get(n)
+            if v is not None and v.strip() != "":
+                try:
+                    return int(v.strip())
+                except ValueError:
+                    raise _param_error(f"parameter '{name}' must be an integer, got {v!r}") from None
+        if required and default is None:
+            raise _param_error(f"missing required parameter '{name}'")
+        return default
+
+    def _region(self, params: dict) -> str:
+        region = self._req(params, "region").upper()
+        if region not in MARKETS and region != "GB":
+            raise _param_error(f"unknown region {region!r}")
+        return region
+
+    def _stock_region(self, params: dict) -> str:
+        region = self._region(params)
+        if region not in self.settings.regions:
+            raise _param_error(f"region {region!r} is not supported for stock (served: "
+                               f"{','.join(self.settings.regions)})")
+        return region
+
+    # ------------------------------------------------------------------ endpoints
+    def _symbol_list(self, params: dict, now: dt.datetime) -> tuple[bytes, bytes]:
+        typ = self._req(params, "type").lower()
+        code = (params.get("code") or "").strip()
+        if typ in NON_STOCK:
+            if self._region(params) != "GB":
+                raise _param_error(f"type {typ} is only available for region GB")
+            items = [{"c": i.code, "n": i.name, "t": typ, "e": "GB", "s": None, "l": i.name.lower()}
+                     for i in NON_STOCK[typ].values() if not code or i.code == code.upper()]
+            return orjson.dumps(items), b'"ok"'
+        if typ != "stock":
+            raise _param_error(f"type {typ!r} is not supported by the simulator (stock, indices, forex)")
+        region = self._stock_region(params)
+        today = self._today(MARKETS[region].tz, now)
+        items = []
+        for info in self._universe(region)[0]:
+            sp = info.spec
+            if not self._visible(info, today) or (code and sp.code != code):
+                continue
+            if not self.settings.list_delisted and sp.delisted is not None and sp.delisted <= today:
+                continue
+            items.append({"c": sp.code, "n": sp.name, "t": "stock", "e": sp.exchange, "s": None,
+                          "l": sp.name.lower()})
+        return orjson.dumps(items), b'"ok"'
+
+    def _holidays(self, params: dict, now: dt.datetime) -> tuple[bytes, bytes]:
+        code = (params.get("code") or "").strip().upper()
+        regions = list(self.settings.regions)
+        if code:
+            if code not in regions:
+                raise _param_error(f"unknown market code {code!r} (served: {','.join(regions)})")
+            regions = [code]
+        out = []
+        for region in regions:
+            m = MARKETS[region]
+            cal = self._market_cal(region)
+            for year in range(self.settings.history_start.year, now.year + 2):
+                lo, hi = np.datetime64(f"{year}-01-01", "D"), np.datetime64(f"{year + 1}-01-01", "D")
+                wd = np.arange(lo, hi, dtype="datetime64[D]")
+                wd = wd[np.is_busday(wd)]
+                i0, i1 = np.searchsorted(cal.days, [lo, hi])
+                closed = np.setdiff1d(wd, cal.days[i0:i1])
+                ref = max(i0, min(i1, len(cal.days)) - 1)
+                o = pd.Timestamp(int(cal.t_ms["open"][ref]), unit="ms", tz="UTC").tz_convert(m.tz)
+                c = pd.Timestamp(int(cal.t_ms["close"][ref]), unit="ms", tz="UTC").tz_convert(m.tz)
+                out.append({"c": region, "r": m.country, "tz": m.tz_offset,
+                            "et": f"{o:%H:%M} - {c:%H:%M}",
+                            "v": json.dumps([str(d) for d in closed]), "ey": str(year), "vr": None})
+        return orjson.dumps(out), b'"ok"'
+
+    def _stock_info(self, params: dict, now: dt.datetime) -> tuple[bytes, bytes]:
+        typ = (params.get("type") or "stock").strip().lower()
+        if typ != "stock":
+            raise _param_error(f"type {typ!r} is not supported by /stock/info (stock only)")
+        region = self._stock_region(params)
+        code = self._req(params, "code")
+        cal, series = self._lookup("stock", region, code, now)
+        if series is None:
+            raise ApiError("E001")
+        info = self._resolve(region, code)
+        assert info is not None
+        sp = info.spec
+        cols = self._daily_cols(cal, series, self._now_ms(now), None, 1)
+        last = float(cols.c[-1]) / 10**cols.dp if len(cols) else info.start_price
+        data = {"c": sp.code, "n": sp.name, "t": "stock", "e": sp.exchange, "s": sp.sector, "i": sp.industry,
+                "l": sp.name.lower(), "r": region, "bd": info.description, "wu": info.website,
+                "mcb": round(last * sp.shares_outstanding, 2), "tso": sp.shares_outstanding,
+                "pet": info.pe, "fcc": sp.currency}
+        return orjson.dumps(data), b'"ok"'
+
+    def _resolve(self, region: str, code: str) -> SymbolInfo | None:
+        """Exact code, else HK without leading zeros ("00700" -> "700"), else upper case."""
+        by_code = self._universe(region)[1]
+        info = by_code.get(code)
+        if info is None and region == "HK" and code.isdigit():
+            info = by_code.get(code.lstrip("0"))
+        if info is None and code != code.upper():
+            info = by_code.get(code.upper())
+        return info
+
+    def _stock_split(self, params: dict, now: dt.datetime) -> tuple[bytes, bytes]:
+        region = self._stock_region(params)
+        code = (params.get("code") or "").strip()
+        page = self._int(params, "page", default=0, required=False)
+        size = self._int(params, "size", default=100, required=False)
+        assert page is not None
+        assert size is not None
+        if page < 0 or size < 1:
+            raise _param_error("parameters 'page' must be >= 0 and 'size' >= 1")
+        m = MARKETS[region]
+        today = self._today(m.tz, now)
+        items = [s for i in self._universe(region)[0] if self._visible(i, today) for s in i.splits
+                 if s.ex_date <= today and (not code or s.code == code)]
+        items.sort(key=lambda s: (s.ex_date, s.code))
+        total = len(items)
+        chunk = items[page * size : (page + 1) * size]
+        content = [{"d": int(pd.Timestamp(s.ex_date).tz_localize(m.tz).value // 1_000_000), "r": region,
+                    "n": s.name, "c": s.code, "v": f"{s.ratio_from}:{s.ratio_to}"} for s in chunk]
+        pages = (total + size - 1) // size
+        data = {"content": content, "page": page, "size": size, "totalElements": total,
+                "totalPages": pages, "last": page >= pages - 1}
+        return orjson.dumps(data), b'"ok"'
+
+    def _kline_handler(self, asset: str, batch: bool):
+        def handler(params: dict, now: dt.datetime) -> tuple[bytes, bytes]:
+            region = self._stock_region(params) if asset == "stock" else self._region(params)
+            if asset != "stock" and region != "GB":
+                raise _param_error(f"region {region!r} is not supported for {asset} (use region=GB)")
+            ktype = self._int(params, "kType", "period")
+            assert ktype is not None
+            if ktype not in KTYPES_SUPPORTED:
+                if ktype in KTYPES_KNOWN:
+                    raise _param_error(f"kType {ktype} is not supported by the simulator "
+                                       "(daily kType 8, weekly 9 and monthly 10 only)")
+                raise _param_error(f"invalid kType {ktype} (valid: 1..10)")
+            limit = self._int(params, "limit")
+            assert limit is not None
+            if limit < 1:
+                raise _param_error(f"parameter 'limit' must be >= 1, got {limit}")
+            limit = min(limit, self.settings.max_limit)
+            et = self._int(params, "et", "end", required=False)
+            now_ms = self._now_ms(now)
+            if et is None:
+                et = now_ms
+
+            def bars(code: str) -> BarCols | None:
+                cal, series = self._lookup(asset, region, code, now)
+                if series is None:
+                    return None
+                if ktype == 8:
+                    cols = self._daily_cols(cal, series, now_ms, et, limit)
+                else:
+                    cols = self._period_cols(cal, series, now_ms, et, limit, ktype)
+                if self.settings.sort_order == "desc":
+                    cols = BarCols(*(getattr(cols, f)[::-1] for f in ("t", "o", "h", "low", "c", "v",
+                                                                        "tu_cents")), dp=cols.dp)
+                return cols
+
+            if not batch:
+                cols = bars(self._req(params, "code"))
+                if cols is None:
+                    raise ApiError("E001")
+                return encode_bars(cols), b"null"
+            raw = self._req(params, "codes")
+            codes = list(dict.fromkeys(c.strip() for c in raw.split(",") if c.strip()))
+            if not codes:
+                raise _param_error("parameter 'codes' is empty")
+            if len(codes) > self.settings.max_codes_per_call:
+                raise _param_error(f"too many codes: {len(codes)} > {self.settings.max_codes_per_call} "
+                                   "(max codes per call)")
+            found = [(c, bars(c)) for c in codes]
+            present = [(c, b) for c, b in found if b is not None]
+            encoded = dict(zip([c for c, _ in present], encode_many([b for _, b in present]), strict=False))
+            parts = []
+            for c, b in found:
+                if b is None and self.settings.unknown_code_in_batch == "omit":
+                    continue
+                parts.append(orjson.dumps(c) + b":" + (encoded[c] if b is not None else b"null"))
+            return b"{" + b",".join(parts) + b"}", b"null"
+
+        return handler

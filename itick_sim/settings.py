@@ -1,0 +1,57 @@
+"""Configuration of the simulator, including the protocol variants the client must cope with."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Literal
+
+BarTime = Literal["close", "open", "local_midnight", "utc_midnight"]
+
+
+@dataclass(frozen=True)
+class SimSettings:
+    seed: int = 20240101
+    regions: tuple[str, ...] = ("US", "HK", "SH", "JP")
+    symbols_per_region: int = 20
+    history_start: dt.date = dt.date(2014, 1, 2)
+    now: dt.datetime | None = None
+    # --- protocol variants (ambiguous points of the real API) ---
+    bar_time: BarTime = "close"
+    sort_order: Literal["asc", "desc"] = "asc"
+    et_inclusive: bool = True
+    error_code_style: Literal["string", "msg"] = "string"
+    error_http_status: bool = False
+    unknown_code_in_batch: Literal["null", "omit"] = "null"
+    max_codes_per_call: int = 50
+    max_limit: int = 1000
+    calls_per_window: int | None = None
+    window_seconds: float = 60.0
+    tokens: frozenset[str] | None = None
+    list_delisted: bool = True
+    latency_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        from itick_sim.markets import MARKETS  # local import: markets imports nothing from here
+
+        bad = [r for r in self.regions if r not in MARKETS]
+        if bad:
+            raise ValueError(f"unknown regions {bad}; known: {sorted(MARKETS)}")
+        if self.symbols_per_region < 0:
+            raise ValueError("symbols_per_region must be >= 0")
+        if self.bar_time not in ("close", "open", "local_midnight", "utc_midnight"):
+            raise ValueError(f"bad bar_time {self.bar_time!r}")
+        if self.sort_order not in ("asc", "desc"):
+            raise ValueError(f"bad sort_order {self.sort_order!r}")
+        if self.error_code_style not in ("string", "msg"):
+            raise ValueError(f"bad error_code_style {self.error_code_style!r}")
+        if self.unknown_code_in_batch not in ("null", "omit"):
+            raise ValueError(f"bad unknown_code_in_batch {self.unknown_code_in_batch!r}")
+        if self.max_limit < 1 or self.max_codes_per_call < 1:
+            raise ValueError("max_limit and max_codes_per_call must be >= 1")
+        if self.calls_per_window is not None and self.calls_per_window < 0:
+            raise ValueError("calls_per_window must be >= 0 or None")
+        if self.window_seconds <= 0:
+            raise ValueError("window_seconds must be > 0")
+        if self.now is not None and not isinstance(self.now, dt.datetime):
+            raise TypeError("now must be a datetime (UTC) or None")

@@ -1,0 +1,53 @@
+"""Shared fixtures: simulators served over real loopback HTTP, resources pointed at them, temp homes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from collections.abc import Callable, Iterator
+
+import dagster as dg
+import pytest
+
+from itick_sim import SimServer, SimSettings, Simulator, serve
+from resources.itick import ITickResource
+from resources.storage import StorageResource
+
+# A frozen clock keeps every simulated series and every "last completed session" reproducible.
+FROZEN_NOW = dt.datetime(2024, 6, 28, 23, 0, tzinfo=dt.UTC)
+TOKEN = "test-token-not-a-secret"
+
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+
+@pytest.fixture
+def make_server() -> Iterator[Callable[..., SimServer]]:
+    """Start simulators on 127.0.0.1 (any free port) with the given SimSettings overrides."""
+    servers: list[SimServer] = []
+
+    def start(**overrides) -> SimServer:
+        settings = SimSettings(**{"now": FROZEN_NOW, "symbols_per_region": 12, **overrides})
+        server = serve(Simulator(settings))
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def home(tmp_path):
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def resources_for(home) -> Callable[..., dict]:
+    """Resources that talk to `server` over loopback and store under the test's own home."""
+
+    def build(server: SimServer, **itick_overrides) -> dict:
+        itick = ITickResource(base_url=server.url, token=TOKEN, home=str(home),
+                              **{"plan": "100000", "backoff_base_s": 0.05, **itick_overrides})
+        return {"itick": itick, "storage": StorageResource(home=str(home))}
+
+    return build

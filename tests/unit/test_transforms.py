@@ -1,0 +1,190 @@
+"""Pure transforms: bar parsing, trade-date mapping, fetch planning, lineage carry-forward, master merge."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ticklake import markets
+from ticklake.dictionary import KLINES_DAILY
+from ticklake.transforms import (
+    PayloadError,
+    bars_to_frame,
+    carry_forward_lineage,
+    merge_security_master,
+    minimum_kline_calls,
+    plan_kline_requests,
+    session_end_ms,
+    trade_dates,
+)
+
+NY = "America/New_York"
+
+
+def _ms(ts: str, tz: str) -> int:
+    return int(pd.Timestamp(ts, tz=tz).value // 1_000_000)
+
+
+@pytest.mark.parametrize(
+    ("instant", "tz", "convention", "expected"),
+    [
+        ("2024-01-02 16:00", NY, "exchange_local", "2024-01-02"),  # close
+        ("2024-01-02 09:30", NY, "exchange_local", "2024-01-02"),  # open
+        ("2024-01-02 00:00", NY, "exchange_local", "2024-01-02"),  # local midnight: UTC date would be 01-02 05:00
+        ("2024-01-02 00:00", "UTC", "utc", "2024-01-02"),
+        ("2024-01-02 00:00", "Asia/Tokyo", "exchange_local", "2024-01-02"),  # UTC date would be 01-01
+    ],
+)
+def test_trade_dates_follow_the_exchange_zone(instant, tz, convention, expected):
+    out = trade_dates(np.array([_ms(instant, tz)]), "Asia/Tokyo" if tz == "Asia/Tokyo" else NY, convention)
+    assert str(out[0])[:10] == expected
+
+
+def test_utc_midnight_bars_read_as_local_would_shift_a_day():
+    # The trap the convention setting exists for: 00:00 UTC is the previous evening in New York.
+    t = np.array([_ms("2024-01-02 00:00", "UTC")])
+    assert str(trade_dates(t, NY, "exchange_local")[0])[:10] == "2024-01-01"
+    assert str(trade_dates(t, NY, "utc")[0])[:10] == "2024-01-02"
+
+
+@given(day=st.dates(min_value=dt.date(2000, 1, 1), max_value=dt.date(2035, 12, 31)),
+       tz=st.sampled_from([NY, "Asia/Hong_Kong", "Asia/Tokyo", "Europe/London", "UTC"]),
+       convention=st.sampled_from(["exchange_local", "utc"]))
+def test_session_end_includes_the_whole_day_and_nothing_after(day, tz, convention):
+    zone = tz if convention == "exchange_local" else "UTC"
+    et = session_end_ms(day, tz, convention)
+    last_instant = _ms(f"{day} 23:59:59.999", zone)
+    next_day = _ms(f"{day + dt.timedelta(days=1)} 00:00", zone)
+    assert et == last_instant < next_day
+    assert str(trade_dates(np.array([et]), tz, convention)[0])[:10] == day.isoformat()
+
+
+bar = st.fixed_dictionaries({
+    "t": st.integers(min_value=946_684_800_000, max_value=2_000_000_000_000),
+    "o": st.floats(0.01, 1e6), "h": st.floats(0.01, 1e6), "l": st.floats(0.01, 1e6), "c": st.floats(0.01, 1e6),
+    "v": st.floats(0, 1e12) | st.integers(0, 10**12), "tu": st.floats(0, 1e15),
+})
+
+
+@settings(max_examples=60, deadline=None)
+@given(payload=st.dictionaries(st.text("ABCDEFG0123456789", min_size=1, max_size=5),
+                               st.none() | st.lists(bar, max_size=8), max_size=6))
+def test_bars_to_frame_keeps_every_distinct_bar_and_types_it(payload):
+    frame = bars_to_frame(payload, region="US", timezone=NY, convention="exchange_local")
+    expected_keys = {
+        (code, str(d)[:10])
+        for code, bars in payload.items() if bars
+        for d in trade_dates(np.array([b["t"] for b in bars]), NY, "exchange_local")
+    }
+    assert set(zip(frame["symbol"], frame["trade_date"].astype(str).str[:10], strict=True)) == expected_keys
+    assert len(frame) == len(expected_keys)  # one row per (symbol, date): the last bar sent wins
+    assert list(frame.columns) == ["region", "symbol", "trade_date", "open", "high", "low", "close", "volume",
+                                   "turnover", "bar_ts"]
+    assert frame["volume"].dtype == "float64"
+    assert str(frame["bar_ts"].dtype) == "datetime64[ms, UTC]"
+
+
+def test_bars_to_frame_rejects_malformed_bars_with_the_code():
+    with pytest.raises(PayloadError, match="AAPL"):
+        bars_to_frame({"AAPL": [{"t": 1, "o": 1}]}, region="US", timezone=NY, convention="utc")
+    with pytest.raises(PayloadError, match="non-numeric"):
+        bars_to_frame({"AAPL": [{"t": 1, "o": "x", "h": 1, "l": 1, "c": 1, "v": 1, "tu": 1}]},
+                      region="US", timezone=NY, convention="utc")
+
+
+def test_plan_for_a_contiguous_range_is_the_theoretical_minimum():
+    calendar = markets.sessions("US", dt.date(2019, 1, 1), dt.date(2024, 6, 28))
+    requested = calendar[-1300:]
+    plan = plan_kline_requests([f"S{i}" for i in range(120)], requested, calendar, max_codes=50, max_bars=1000)
+    assert len(plan) == minimum_kline_calls(120, 1300, max_codes=50, max_bars=1000) == 3 * 2
+    covered = {d for r in plan for d in r.sessions}
+    assert covered == set(requested)
+    assert all(r.limit <= 1000 and r.end == max(r.sessions) for r in plan)
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data(), n_codes=st.integers(1, 130), max_codes=st.integers(1, 60), max_bars=st.integers(1, 40))
+def test_plan_covers_every_requested_session_with_bounded_limits(data, n_codes, max_codes, max_bars):
+    calendar = markets.sessions("HK", dt.date(2023, 1, 1), dt.date(2023, 6, 30))
+    requested = data.draw(st.lists(st.sampled_from(calendar), min_size=1, max_size=60, unique=True))
+    plan = plan_kline_requests([f"C{i}" for i in range(n_codes)], requested, calendar,
+                               max_codes=max_codes, max_bars=max_bars)
+    assert {d for r in plan for d in r.sessions} == set(requested)
+    for request in plan:
+        assert 1 <= len(request.codes) <= max_codes
+        assert request.limit <= max_bars
+        # limit counts calendar sessions back from `end`, so it must reach the page's first session
+        span = [d for d in calendar if min(request.sessions) <= d <= request.end]
+        assert request.limit == len(span)
+    pages = {r.sessions for r in plan}
+    assert len(plan) == len(pages) * math.ceil(n_codes / max_codes)
+    span = [d for d in calendar if min(requested) <= d <= max(requested)]
+    assert len(pages) <= math.ceil(len(span) / max_bars)
+
+
+def test_plan_refuses_non_sessions():
+    calendar = markets.sessions("US", dt.date(2024, 1, 1), dt.date(2024, 1, 31))
+    with pytest.raises(ValueError, match="2024-01-06"):
+        plan_kline_requests(["A"], [dt.date(2024, 1, 6)], calendar, max_codes=5, max_bars=10)
+
+
+def _bars(values: dict[str, float], ingested: str) -> pd.DataFrame:
+    n = len(values)
+    return pd.DataFrame({
+        "region": pd.array(["US"] * n, dtype="string"),
+        "symbol": pd.array(list(values), dtype="string"),
+        "trade_date": pd.Series([pd.Timestamp("2024-01-02")] * n).astype("datetime64[ms]"),
+        "open": list(values.values()), "high": list(values.values()), "low": list(values.values()),
+        "close": list(values.values()), "volume": [1.0] * n, "turnover": [1.0] * n,
+        "bar_ts": pd.Series([pd.Timestamp("2024-01-02 21:00", tz="UTC")] * n).astype("datetime64[ms, UTC]"),
+        "source": pd.array(["itick"] * n, dtype="string"),
+        "ingested_at": pd.Series([pd.Timestamp(ingested, tz="UTC")] * n).astype("datetime64[ms, UTC]"),
+        "run_id": pd.array([f"run-{ingested}"] * n, dtype="string"),
+    })
+
+
+def test_carry_forward_keeps_lineage_of_unchanged_rows_and_flags_restatements():
+    old = _bars({"A": 1.0, "B": 2.0, "C": 3.0}, "2024-01-03")
+    new = _bars({"A": 1.0, "B": 2.5, "D": 4.0}, "2024-01-04")
+    out, diff = carry_forward_lineage(new, old, KLINES_DAILY)
+    assert diff == {"added": 1, "changed": 1, "removed": 1, "unchanged": 1}
+    lineage = dict(zip(out["symbol"], out["run_id"], strict=True))
+    assert lineage == {"A": "run-2024-01-03", "B": "run-2024-01-04", "D": "run-2024-01-04"}
+    assert out.loc[out["symbol"] == "A", "ingested_at"].iloc[0] == pd.Timestamp("2024-01-03", tz="UTC")
+
+
+def test_carry_forward_of_identical_data_is_a_no_op():
+    old = _bars({"A": 1.0, "B": 2.0}, "2024-01-03")
+    out, diff = carry_forward_lineage(_bars({"A": 1.0, "B": 2.0}, "2024-01-09"), old, KLINES_DAILY)
+    pd.testing.assert_frame_equal(out.reset_index(drop=True), old.reset_index(drop=True))
+    assert diff["unchanged"] == 2
+    assert diff["changed"] == diff["added"] == diff["removed"] == 0
+
+
+def _listing(*codes: str) -> pd.DataFrame:
+    return pd.DataFrame({
+        "region": pd.array(["US"] * len(codes), dtype="string"),
+        "symbol": pd.array(list(codes), dtype="string"),
+        "name": pd.array([c.lower() for c in codes], dtype="string"),
+        "security_type": pd.array(["stock"] * len(codes), dtype="string"),
+        "exchange": pd.array(["NASDAQ"] * len(codes), dtype="string"),
+    })
+
+
+def test_security_master_keeps_history_of_codes_that_left_the_list():
+    day1, day2 = dt.date(2024, 1, 2), dt.date(2024, 1, 3)
+    first = merge_security_master(None, _listing("A", "B"), day1)
+    second = merge_security_master(first, _listing("B", "C"), day2).set_index("symbol")
+    assert set(second.index) == {"A", "B", "C"}
+    assert not second.loc["A", "in_latest_list"]
+    assert second.loc["A", "last_seen"] == pd.Timestamp(day1)
+    assert second.loc["B", "first_seen"] == pd.Timestamp(day1)
+    assert second.loc["B", "last_seen"] == pd.Timestamp(day2)
+    assert second.loc["C", "first_seen"] == pd.Timestamp(day2)
+    assert second.loc["C", "in_latest_list"]
