@@ -33,23 +33,6 @@ def recent_sessions(region: str, count: int, now: dt.datetime) -> list[dt.date]:
     return markets.sessions(region, last - dt.timedelta(days=count * 2 + 20), last)[-count:]
 
 
-def run_range(defs: dg.Definitions, instance: dg.DagsterInstance, region: str, days: list[dt.date]
-              ) -> dg.ExecuteInProcessResult:
-    """One run over a contiguous date range for one region, exactly as a single-run backfill launches it."""
-    from assets.partitions import key
-
-    job = defs.resolve_job_def("nightly_refresh")
-    return job.execute_in_process(
-        instance=instance,
-        tags={
-            "dagster/asset_partition_range_start": str(key(days[0], region)),
-            "dagster/asset_partition_range_end": str(key(days[-1], region)),
-        },
-        run_config=QUIET,
-        raise_on_error=True,
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sessions", type=int, default=20, help="trading days per region (default 20)")
@@ -63,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     dagster_home.mkdir(parents=True, exist_ok=True)
     if not (dagster_home / "dagster.yaml").exists():
         (dagster_home / "dagster.yaml").write_text(INSTANCE_YAML)
+    from automation.jobs import run_partition_range
     from definitions import build_definitions
 
     defs = build_definitions()
@@ -75,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             ref = defs.resolve_job_def("reference_refresh").execute_in_process(
                 instance=instance, partition_key=region, run_config=QUIET)
             days = recent_sessions(region, args.sessions, now)
-            result = run_range(defs, instance, region, days)
+            result = run_partition_range(defs, region, days[0], days[-1], instance=instance, run_config=QUIET)
             calls += _metadata(ref, "securities", "api_calls") + _metadata(result, "klines_daily", "api_calls")
             print(f"{region}: {len(days)} sessions {days[0]}..{days[-1]}, "
                   f"{_metadata(result, 'klines_daily', 'dagster/row_count')} bars, "

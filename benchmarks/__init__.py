@@ -1,0 +1,1 @@
+"""ticklake's benchmark suite: `python -m benchmarks --help` (or `python3 dev.py bench`). See README.md."""

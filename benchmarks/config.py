@@ -1,0 +1,56 @@
+"""Scales, plans and targets: every number the suite compares against lives here."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from resources.rate_limit import PLAN_CALLS_PER_MINUTE
+
+SEED = 20240101
+UNLIMITED_PLAN = "1000000"  # calls per minute: "no quota", so the local cost is measured alone
+CONFIGURED_PLAN = "base"  # the plan the pipeline ships with (ITickResource.plan default)
+NIGHTLY_REGIONS = ("US", "HK", "SH", "JP")  # ticklake.markets.DEFAULT_REGIONS
+BACKFILL_REGION = "US"
+SESSIONS_PER_YEAR = 252
+
+
+@dataclass(frozen=True)
+class Scale:
+    name: str
+    backfill_symbols: int  # one region
+    backfill_sessions: int  # contiguous sessions ending at the last completed one
+    memory_symbols: int  # peak-RSS-versus-history figure: this many symbols ...
+    memory_sessions: tuple[int, ...]  # ... at these history lengths (in-process transport, one run each)
+    nightly_symbols: int  # per region (the simulator's SH universe holds at most 3,600 codes)
+    baseline_symbols: int  # the seed-article baseline is capped to the first N symbols of the backfill universe
+    query_warmup: int
+    query_iterations: int
+
+    @property
+    def backfill_years(self) -> float:
+        return round(self.backfill_sessions / SESSIONS_PER_YEAR, 2)
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "backfill_years": self.backfill_years}
+
+
+SCALES: dict[str, Scale] = {
+    s.name: s
+    for s in (
+        # smoke test: every scenario in well under a minute
+        Scale("tiny", 60, 252, 40, (126, 252), 20, 10, 3, 30),
+        # the default: about two minutes on 2 cores with --runs 3
+        Scale("small", 1000, 504, 300, (630, 1260, 2520), 1000, 100, 20, 200),
+        # the issue's scale: 5,000 symbols x 10 years
+        Scale("large", 5000, 2520, 5000, (630, 1260, 2520), 3500, 500, 20, 200),
+    )
+}
+
+PLANS: dict[str, int] = dict(PLAN_CALLS_PER_MINUTE)  # free, base, pro, premium -> calls per minute
+
+# Targets from issue #3 (2 cores).
+TARGET_CALL_RATIO = 1.02  # API calls / theoretical minimum
+TARGET_BARS_PER_S = 500_000  # in-process, end to end, large backfill
+TARGET_MEMORY_GROWTH = 1.10  # peak RSS at the longest history / the next-longest (bounded: no growth with years)
+TARGET_SPEEDUP = 50.0  # versus the seed-article baseline on the same work
+TARGET_429 = 0

@@ -1,0 +1,15 @@
+"""Scenario runs by kind (what benchmarks.worker executes in a fresh interpreter)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks.scenarios import backfill, baseline, nightly, queries
+
+RUNS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "backfill": backfill.run,
+    "nightly": nightly.run,
+    "queries": queries.run,
+    "baseline": baseline.run,
+}

@@ -1,0 +1,71 @@
+"""Backfill: one region, N symbols x S sessions, end to end (symbol list -> klines -> validate -> lake -> DuckDB)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+from benchmarks.config import BACKFILL_REGION
+from benchmarks.scenarios.common import bench_home, session_window, wiring
+from benchmarks.stats import theoretical_min_calls
+from benchmarks.worker import peak_rss_mb
+
+
+def run(params: dict[str, Any]) -> dict[str, Any]:
+    from resources.storage import StorageResource
+    from ticklake.ingest import ingest_daily_bars, refresh_securities, universe
+
+    transport, symbols, n_sessions = params["transport"], params["symbols"], params["sessions"]
+    region = params.get("region", BACKFILL_REGION)
+    cap = params.get("limit_codes")  # the baseline comparison backfills only the first N codes
+    now = dt.datetime.now(dt.UTC)
+    sessions = session_window(region, n_sessions, now)  # also warms the exchange calendar (once per process)
+    with bench_home(params.get("keep_home")) as home, \
+            wiring(transport, symbols=symbols, seed=params["seed"], regions=(region,), home=home) as wired:
+        storage = StorageResource(home=str(home))
+        lake, warehouse = storage.lake(), storage.warehouse()
+        rss_before = peak_rss_mb()
+        started = time.perf_counter()
+        ref_source = wired.resource.source()
+        refresh_securities(ref_source, lake, warehouse, region=region, run_id="bench", now=now)
+        codes = universe(lake, region)
+        if cap:
+            codes = codes[:cap]
+        listed = time.perf_counter()
+        bar_source = wired.resource.source()
+        result = ingest_daily_bars(bar_source, lake, warehouse, region=region, dates=sessions, codes=codes,
+                                   run_id="bench", now=now)
+        finished = time.perf_counter()
+        server = wired.simulator.counters.snapshot()
+    ref, fetch = ref_source.spent(), result.fetch
+    wall = finished - started
+    minimum = theoretical_min_calls(len(codes), len(sessions), batch_cap=bar_source.max_codes_per_call,
+                                    page=bar_source.max_bars_per_call, reference_calls=ref.calls)
+    calls = fetch.calls + ref.calls
+    return {
+        "transport": transport,
+        "endpoint": wired.endpoint,
+        "region": region,
+        "symbols": len(codes),
+        "sessions": len(sessions),
+        "first_session": sessions[0].isoformat(),
+        "last_session": sessions[-1].isoformat(),
+        "bars": result.rows,
+        "bars_fetched": fetch.rows,  # a symbol's `limit` may reach before its listing window: fetched, dropped
+        "wall_s": round(wall, 3),
+        "reference_s": round(listed - started, 3),
+        "klines_s": round(finished - listed, 3),
+        "bars_per_s": round(result.rows / wall, 1) if wall else None,
+        "kline_calls": fetch.calls,
+        "reference_calls": ref.calls,
+        "calls": calls,
+        "attempts": fetch.attempts + ref.attempts,
+        "min_calls": minimum,
+        "call_ratio": round(calls / minimum, 4) if minimum else None,
+        "rate_limited_429": fetch.rate_limited + ref.rate_limited,
+        "server_requests": server["total"],
+        "server_429": server["rate_limited"],
+        "quota_waited_s": fetch.waited_s + ref.waited_s,
+        "rss_before_mb": rss_before,
+    }

@@ -1,0 +1,66 @@
+"""Nightly refresh: every default region, one trading date each (its last completed session)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+from benchmarks.config import NIGHTLY_REGIONS
+from benchmarks.scenarios.common import bench_home, wiring
+from benchmarks.worker import peak_rss_mb
+
+
+def run(params: dict[str, Any]) -> dict[str, Any]:
+    from resources.storage import StorageResource
+    from ticklake import markets
+    from ticklake.ingest import ingest_daily_bars, refresh_securities, universe
+
+    regions = tuple(params.get("regions") or NIGHTLY_REGIONS)
+    quota = params.get("quota")  # {"plan": "base", "calls_per_window": 120, "window_seconds": 1.0} or None
+    extra = {} if not quota else {"plan": str(quota["calls_per_window"]), "calls_per_window": quota["calls_per_window"],
+                                  "window_seconds": quota["window_seconds"]}
+    now = dt.datetime.now(dt.UTC)
+    dates = {r: markets.last_completed_session(r, now) for r in regions}
+    with bench_home(None) as home, wiring(params["transport"], symbols=params["symbols"], seed=params["seed"],
+                                          regions=regions, home=home, **extra) as wired:
+        storage = StorageResource(home=str(home))
+        lake, warehouse = storage.lake(), storage.warehouse()
+        reference = wired.resource.source()
+        for region in regions:  # preloaded: the security master exists before the nightly run
+            refresh_securities(reference, lake, warehouse, region=region, run_id="bench-ref", now=now)
+        codes = {r: universe(lake, r) for r in regions}
+        if quota:  # start the measured run with an empty quota window, as after a quiet night
+            time.sleep(quota["window_seconds"] * 1.1)
+        wired.simulator.counters.reset()
+        source = wired.resource.source()
+        rss_before = peak_rss_mb()
+        started = time.perf_counter()
+        per_region = {}
+        for region in regions:
+            t0 = time.perf_counter()
+            before = source.spent().calls
+            result = ingest_daily_bars(source, lake, warehouse, region=region, dates=[dates[region]],
+                                       codes=codes[region], run_id="bench", now=now)
+            per_region[region] = {"date": dates[region].isoformat(), "symbols": len(codes[region]),
+                                  "bars": result.rows, "calls": result.fetch.calls - before,
+                                  "wall_s": round(time.perf_counter() - t0, 3)}
+        wall = time.perf_counter() - started
+        server = wired.simulator.counters.snapshot()
+    fetch = source.spent()
+    return {
+        "transport": params["transport"] + (f"+quota:{quota['plan']}" if quota else ""),
+        "regions": ",".join(regions),
+        "symbols_per_region": params["symbols"],
+        "symbols": sum(len(c) for c in codes.values()),
+        "bars": sum(r["bars"] for r in per_region.values()),
+        "wall_s": round(wall, 3),
+        "calls": fetch.calls,
+        "min_calls": sum(-(-len(c) // source.max_codes_per_call) for c in codes.values()),
+        "rate_limited_429": fetch.rate_limited,
+        "server_429": server["rate_limited"],
+        "quota_waited_s": fetch.waited_s,
+        "quota": quota,
+        "per_region": per_region,
+        "rss_before_mb": rss_before,
+    }
