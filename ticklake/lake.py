@@ -56,7 +56,8 @@ class Lake:
         depth = "/".join("*" for _ in dataset.partition_columns)
         return str(self.dataset_dir(dataset) / depth / FILE_NAME)
 
-    def to_arrow(self, dataset: Dataset, frame: pd.DataFrame) -> pa.Table:
+    @staticmethod
+    def to_arrow(dataset: Dataset, frame: pd.DataFrame) -> pa.Table:
         ordered = frame.sort_values(list(dataset.sort_by), kind="stable") if dataset.sort_by else frame
         return pa.Table.from_pandas(ordered[dataset.columns], schema=dataset.arrow_schema, preserve_index=False)
 

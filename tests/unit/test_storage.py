@@ -1,0 +1,160 @@
+"""Lake writes are atomic and deterministic; warehouse writes are transactional and never fail on the lock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import threading
+import time
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.unit.test_schemas import _bars
+from ticklake.dictionary import KLINES_DAILY
+from ticklake.lake import Lake
+from ticklake.warehouse import Warehouse, WarehouseBusyError
+
+DAY = dt.date(2024, 1, 2)
+
+
+def _table(n: int = 3, close: float = 10.5) -> pa.Table:
+    return Lake.to_arrow(KLINES_DAILY, _bars(n).assign(close=close))
+
+
+def test_partitions_use_hive_layout_and_round_trip(tmp_path):
+    lake = Lake(tmp_path)
+    path = lake.write(KLINES_DAILY, _table(), region="US", trade_date=DAY)
+    assert path == tmp_path / "klines_daily" / "region=US" / "date=2024-01-02" / "data.parquet"
+    back = lake.read(KLINES_DAILY, region="US", trade_date=DAY)
+    assert back["symbol"].tolist() == ["S0", "S1", "S2"]
+    assert back["trade_date"].iloc[0].date() == DAY
+
+
+def test_same_data_gives_the_same_bytes(tmp_path):
+    a, b = Lake(tmp_path / "a"), Lake(tmp_path / "b")
+    pa_, pb = (lake.write(KLINES_DAILY, _table(), region="US", trade_date=DAY) for lake in (a, b))
+    assert pa_.read_bytes() == pb.read_bytes()
+
+
+def test_a_failed_write_leaves_the_previous_partition_intact(tmp_path, monkeypatch):
+    lake = Lake(tmp_path)
+    path = lake.write(KLINES_DAILY, _table(close=10.5), region="US", trade_date=DAY)
+    before = path.read_bytes()
+
+    def explode(table, sink, **kwargs):
+        sink.write(b"PAR1 half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pq, "write_table", explode)
+    with pytest.raises(OSError, match="disk full"):
+        lake.write(KLINES_DAILY, _table(close=99.0), region="US", trade_date=DAY)
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == ["data.parquet"]  # no temp file left behind
+
+
+def test_partition_values_cannot_escape_the_lake(tmp_path):
+    with pytest.raises(ValueError, match="invalid partition value"):
+        Lake(tmp_path).partition_path(KLINES_DAILY, region="../etc", trade_date=DAY)
+    with pytest.raises(TypeError, match="schema"):
+        Lake(tmp_path).write(KLINES_DAILY, pa.table({"x": [1]}), region="US", trade_date=DAY)
+
+
+def _rows(path) -> list[tuple]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute("SELECT symbol, close FROM klines_daily ORDER BY symbol").fetchall()
+
+
+def test_replace_is_delete_then_insert_of_exactly_those_dates(tmp_path):
+    wh = Warehouse(tmp_path / "w.duckdb")
+    wh.replace_dates(KLINES_DAILY, _table(3, 1.0), region="US", dates=[DAY])
+    wh.replace_dates(KLINES_DAILY, _table(2, 2.0), region="US", dates=[DAY])
+    assert _rows(wh.path) == [("S0", 2.0), ("S1", 2.0)]
+    wh.replace_dates(KLINES_DAILY, KLINES_DAILY.arrow_schema.empty_table(), region="HK", dates=[DAY])
+    assert len(_rows(wh.path)) == 2  # another region's replace leaves US alone
+
+
+def test_a_failing_load_rolls_back(tmp_path):
+    wh = Warehouse(tmp_path / "w.duckdb")
+    wh.replace_dates(KLINES_DAILY, _table(3, 1.0), region="US", dates=[DAY])
+    broken = _table(3, 5.0).set_column(0, "region", pa.array([None, None, None], pa.string()))
+    with pytest.raises(duckdb.ConstraintException):
+        wh.replace_dates(KLINES_DAILY, broken, region="US", dates=[DAY])
+    assert _rows(wh.path) == [("S0", 1.0), ("S1", 1.0), ("S2", 1.0)]
+
+
+def _writer(path, region, n):
+    wh = Warehouse(path)
+    for i in range(n):
+        table = _table(3, float(i)).set_column(0, "region", pa.array([region] * 3, pa.string()))
+        wh.replace_dates(KLINES_DAILY, table, region=region, dates=[DAY])
+
+
+def test_parallel_writer_processes_queue_instead_of_failing(tmp_path):
+    path = tmp_path / "w.duckdb"
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(path, region, 15)) for region in ("US", "HK", "SH", "JP")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute("SELECT region, count(*), max(close) FROM klines_daily GROUP BY 1 ORDER BY 1").fetchall() \
+            == [("HK", 3, 14.0), ("JP", 3, 14.0), ("SH", 3, 14.0), ("US", 3, 14.0)]
+
+
+def _hold_read_write_lock(path, seconds, ready):
+    con = duckdb.connect(str(path))
+    ready.set()
+    time.sleep(seconds)
+    con.close()
+
+
+def test_writer_waits_for_a_foreign_lock_holder_then_succeeds(tmp_path):
+    path = tmp_path / "w.duckdb"
+    Warehouse(path).replace_dates(KLINES_DAILY, _table(), region="US", dates=[DAY])
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Event()
+    holder = ctx.Process(target=_hold_read_write_lock, args=(path, 1.5, ready))
+    holder.start()
+    assert ready.wait(30)
+    started = time.monotonic()
+    Warehouse(path).replace_dates(KLINES_DAILY, _table(2), region="US", dates=[DAY])
+    assert time.monotonic() - started >= 0.5  # it really waited for the other process
+    holder.join(30)
+    assert len(_rows(path)) == 2
+
+
+def test_writer_gives_up_with_a_clear_error_when_the_lock_never_frees(tmp_path):
+    path = tmp_path / "w.duckdb"
+    Warehouse(path).replace_dates(KLINES_DAILY, _table(), region="US", dates=[DAY])
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Event()
+    holder = ctx.Process(target=_hold_read_write_lock, args=(path, 5, ready))
+    holder.start()
+    assert ready.wait(30)
+    with pytest.raises(WarehouseBusyError, match="read_only=True"):
+        Warehouse(path, lock_timeout_s=0.5).replace_dates(KLINES_DAILY, _table(), region="US", dates=[DAY])
+    holder.kill()
+    holder.join(30)
+
+
+def test_threads_in_one_process_share_the_writer_safely(tmp_path):
+    path = tmp_path / "w.duckdb"
+    errors = []
+
+    def work(region):
+        try:
+            _writer(path, region, 5)
+        except BaseException as exc:  # pragma: no cover - asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(r,)) for r in ("US", "HK")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
