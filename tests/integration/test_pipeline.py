@@ -163,3 +163,38 @@ def test_bad_data_fails_the_step_and_keeps_the_last_good_version(make_server, re
     assert "2024-06-09" in str(failure)  # a Sunday, named with the offending rows
     pd.testing.assert_frame_equal(_warehouse(home), good)
     assert _lake_digest(home) == good_lake
+
+
+def test_one_run_over_two_regions_stores_both(make_server, resources_for, home):
+    server = make_server()
+    defs = build_definitions(**resources_for(server))
+    instance = dg.DagsterInstance.ephemeral()
+    for region in ("US", "HK"):
+        defs.resolve_job_def("reference_refresh").execute_in_process(instance=instance, partition_key=region)
+    # the static dimension is ordered US, HK, SH, JP: this range is dates x {US, HK}
+    result = defs.resolve_job_def("nightly_refresh").execute_in_process(instance=instance, tags={
+        "dagster/asset_partition_range_start": "2024-06-24|US", "dagster/asset_partition_range_end": "2024-06-28|HK"})
+    assert result.success
+    stored = _warehouse(home, "SELECT region, count(DISTINCT trade_date) AS days FROM klines_daily GROUP BY 1 "
+                              "ORDER BY 1")
+    assert stored.to_dict("list") == {"region": ["HK", "US"], "days": [5, 5]}
+    assert server.simulator.counters.count("/stock/klines") == 2  # one page per region
+
+
+def test_quick_start_demo_runs_on_the_embedded_simulator(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TICKLAKE_HOME": str(tmp_path), "TICKLAKE_REGIONS": "US,JP", "DAGSTER_HOME": "",
+           "ITICK_TOKEN": "", "ITICK_BASE_URL": ""}
+    env.pop("DAGSTER_HOME")
+    out = subprocess.run([sys.executable, "-m", "ticklake.demo", "--sessions", "5"], env=env, capture_output=True,
+                         text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "source      embedded://itick-sim" in out.stdout
+    assert "api calls   4 " in out.stdout  # one symbol list + one kline page per region
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        days = con.execute("SELECT region, count(DISTINCT trade_date) FROM klines_daily GROUP BY 1 ORDER BY 1")
+        assert days.fetchall() == [("JP", 5), ("US", 5)]
+        assert con.execute("SELECT count(*) FROM securities").fetchone()[0] == 40
