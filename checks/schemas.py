@@ -46,15 +46,29 @@ def _ohlc_checks() -> list[pa.Check]:
     ]
 
 
+def unique_key(dataset: Dataset) -> pa.Check:
+    """The dataset's key is unique. Keys are packed into integers first: pandas' multi-column duplicated()
+    is the slowest part of validating a large page, this is ~10x faster and reports the same rows."""
+    key = list(dataset.key)
+
+    def check(df: pd.DataFrame) -> pd.Series:
+        codes = np.zeros(len(df), dtype=np.int64)
+        for column in key:
+            values, uniques = pd.factorize(df[column], use_na_sentinel=False)
+            codes = codes * (len(uniques) + 1) + values
+        return pd.Series(~pd.Series(codes, index=df.index).duplicated(keep=False), index=df.index)
+
+    return pa.Check(check, error=f"unique ({', '.join(key)})")
+
+
 def dataframe_schema(dataset: Dataset, extra_checks: Iterable[pa.Check] = ()) -> pa.DataFrameSchema:
     """The Pandera schema for `dataset`: types, nullability, ranges and the unique key."""
-    checks = list(extra_checks)
+    checks = [unique_key(dataset), *extra_checks]
     if dataset is KLINES_DAILY:
         checks = _ohlc_checks() + checks
     return pa.DataFrameSchema(
         {f.name: _column(f) for f in dataset.fields},
         checks=checks,
-        unique=list(dataset.key),
         strict=True,
         ordered=False,
         coerce=False,
@@ -91,9 +105,6 @@ def _describe(frame: pd.DataFrame, failures: pd.DataFrame, dataset: Dataset, max
     is_column_rule = failures["schema_context"].eq("Column")
     rule = failures["check"].astype(str).where(~is_column_rule, failures["column"].astype(str) + ": " +
                                                failures["check"].astype(str))
-    if "multiple_fields_uniqueness" in set(failures["check"].astype(str)):
-        rule = rule.where(failures["check"].astype(str) != "multiple_fields_uniqueness",
-                          f"unique ({', '.join(dataset.key)})")
     failures = failures.assign(rule=rule).drop_duplicates(["rule", "index", "failure_case"])
     lines = [f"{dataset.name}: {failures['rule'].nunique()} rule(s) broken; nothing was written."]
     for name, group in failures.groupby("rule", sort=False):

@@ -8,19 +8,21 @@ never a half-written one.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from checks.schemas import validate
 from ticklake import markets
 from ticklake.dictionary import KLINES_DAILY, SECURITIES
 from ticklake.lake import Lake
 from ticklake.sources import FetchReport, MarketDataSource
-from ticklake.transforms import carry_forward_lineage, merge_security_master
+from ticklake.transforms import carry_forward_lineage, merge_security_master, string_array
 from ticklake.warehouse import Warehouse
 
 DIFF_KEYS = ("added", "changed", "removed", "unchanged")
@@ -41,10 +43,11 @@ class IngestResult:
 
 def with_lineage(frame: pd.DataFrame, source: str, run_id: str, now: dt.datetime) -> pd.DataFrame:
     n = len(frame)
+    stamp = np.full(n, pd.Timestamp(now).tz_convert("UTC").value // 1_000_000, dtype=np.int64)
     return frame.assign(
-        source=pd.array([source] * n, dtype="string"),
-        ingested_at=pd.Series(pd.Timestamp(now).tz_convert("UTC"), index=frame.index).astype("datetime64[ms, UTC]"),
-        run_id=pd.array([run_id] * n, dtype="string"),
+        source=string_array([source], [n]),
+        ingested_at=pd.to_datetime(stamp, unit="ms", utc=True).astype("datetime64[ms, UTC]"),
+        run_id=string_array([run_id], [n]),
     )
 
 
@@ -78,7 +81,7 @@ def ingest_daily_bars(
     if not codes:
         raise ValueError(f"{region}: the security master is empty; materialize `securities` for {region} first")
     symbols: set[str] = set()
-    for page, bars in source.daily_bars(region, codes, sessions):
+    for page, bars in _prefetched(source.daily_bars(region, codes, sessions)):
         frame = with_lineage(bars, source.name, run_id, now)
         validate(frame, KLINES_DAILY, allowed_dates=page)
         tables = _store_page(lake, frame, region, page, result)
@@ -94,16 +97,26 @@ def ingest_daily_bars(
     return result
 
 
+def _prefetched(pages: Iterator[tuple[tuple[dt.date, ...], pd.DataFrame]]
+                ) -> Iterator[tuple[tuple[dt.date, ...], pd.DataFrame]]:
+    """Fetch page k+1 while page k is validated and written (storing is mostly GIL-free Arrow/DuckDB work)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
+        pending = pool.submit(next, pages, None)
+        while (item := pending.result()) is not None:
+            pending = pool.submit(next, pages, None)
+            yield item
+
+
 def _store_page(lake: Lake, frame: pd.DataFrame, region: str, page: Sequence[dt.date],
                 result: IngestResult) -> list[pa.Table]:
     """Write one lake partition per session of the page; return the Arrow tables written."""
-    frame = frame.sort_values(["trade_date", "symbol"], kind="stable").reset_index(drop=True)
     table = pa.Table.from_pandas(frame[KLINES_DAILY.columns], schema=KLINES_DAILY.arrow_schema,
                                  preserve_index=False)
-    days = frame["trade_date"].to_numpy(dtype="datetime64[ms]")
-    tables = []
+    table = table.take(pc.sort_indices(table, sort_keys=[("trade_date", "ascending"), ("symbol", "ascending")]))
+    days = table.column("trade_date").to_numpy()
+    parts: list[tuple[dict[str, object], pa.Table]] = []
     for day in page:
-        key = np.datetime64(day, "ms")
+        key = np.datetime64(day, "D")
         lo, hi = np.searchsorted(days, key, "left"), np.searchsorted(days, key, "right")
         part = table.slice(lo, hi - lo)
         old = lake.read(KLINES_DAILY, region=region, trade_date=day)
@@ -112,13 +125,13 @@ def _store_page(lake: Lake, frame: pd.DataFrame, region: str, page: Sequence[dt.
         else:
             merged, diff = carry_forward_lineage(Lake.from_arrow(KLINES_DAILY, part), old, KLINES_DAILY)
             part = lake.to_arrow(KLINES_DAILY, merged)
-        lake.write(KLINES_DAILY, part, region=region, trade_date=day)
-        tables.append(part)
+        parts.append(({"region": region, "trade_date": day}, part))
         result.rows += part.num_rows
         result.rows_by_date[day] = part.num_rows
         for k in DIFF_KEYS:
             result.diff[k] += diff[k]
-    return tables
+    lake.write_many(KLINES_DAILY, parts)
+    return [part for _, part in parts]
 
 
 @dataclass

@@ -11,9 +11,14 @@ settings, so the same data always gives the same bytes.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import datetime as dt
 import os
 import uuid
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -63,22 +68,34 @@ class Lake:
 
     def write(self, dataset: Dataset, table: pa.Table, **values: object) -> Path:
         """Atomically replace one partition with `table` (already in the dataset's Arrow schema)."""
-        if table.schema.remove_metadata() != dataset.arrow_schema.remove_metadata():
-            raise TypeError(f"{dataset.name}: table schema does not match the data dictionary")
-        target = self.partition_path(dataset, **values)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f"{_TMP_PREFIX}{uuid.uuid4().hex}")
+        return self.write_many(dataset, [(values, table)])[0]
+
+    def write_many(self, dataset: Dataset, parts: Sequence[tuple[Mapping[str, object], pa.Table]]) -> list[Path]:
+        """Atomically replace several partitions.
+
+        All files are staged under temporary names (in parallel: Parquet encoding releases the GIL), made
+        durable, and only then renamed over their targets, so every partition is either its old or its new
+        version, never torn, whatever happens in between.
+        """
+        expected = dataset.arrow_schema.remove_metadata()
+        targets = []
+        for values, table in parts:
+            if table.schema.remove_metadata() != expected:
+                raise TypeError(f"{dataset.name}: table schema does not match the data dictionary")
+            targets.append(self.partition_path(dataset, **values))
+        for folder in {t.parent for t in targets}:
+            folder.mkdir(parents=True, exist_ok=True)
+        staged = [t.with_name(f"{_TMP_PREFIX}{uuid.uuid4().hex}") for t in targets]
         try:
-            with open(tmp, "wb") as sink:
-                pq.write_table(table, sink, compression="zstd", row_group_size=1_000_000,
-                               write_statistics=True, use_dictionary=True)
-                sink.flush()
-                os.fsync(sink.fileno())
-            os.replace(tmp, target)
+            list(_pool().map(_write_parquet, [table for _, table in parts], staged))
+            _make_durable(staged)
+            for tmp, target in zip(staged, targets, strict=True):
+                os.replace(tmp, target)
         finally:
-            tmp.unlink(missing_ok=True)
-        _fsync_dir(target.parent)
-        return target
+            for tmp in staged:
+                tmp.unlink(missing_ok=True)
+        _make_durable(sorted({t.parent for t in targets}))
+        return targets
 
     def read(self, dataset: Dataset, **values: object) -> pd.DataFrame | None:
         path = self.partition_path(dataset, **values)
@@ -102,15 +119,55 @@ class Lake:
         return False
 
 
-def _fsync_dir(path: Path) -> None:
-    # Makes the rename itself durable on POSIX; a no-op where directories cannot be opened.
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    pq.write_table(table, path, compression="zstd", row_group_size=1_000_000, write_statistics=True,
+                   use_dictionary=True)
+
+
+@lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="lake-write")
+
+
+_SYNCFS_THRESHOLD = 8  # beyond this many paths one filesystem-wide sync is far cheaper than fsync each
+
+
+def _make_durable(paths: Sequence[Path]) -> None:
+    """fsync files (or directories, to persist renames); one syncfs() when there are many."""
+    if len(paths) > _SYNCFS_THRESHOLD and _syncfs(paths[0]):
+        return
+    for path in paths:
+        _fsync(path)
+
+
+def _fsync(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
-    except OSError:
+    except OSError:  # directories cannot be opened on some platforms; nothing more to do there
         return
     try:
         os.fsync(fd)
     except OSError:
         pass
+    finally:
+        os.close(fd)
+
+
+@lru_cache(maxsize=1)
+def _libc():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+
+def _syncfs(path: Path) -> bool:
+    """Linux syncfs(2) on the filesystem holding `path`; False where unavailable (caller fsyncs each)."""
+    libc = _libc()
+    if libc is None or not hasattr(libc, "syncfs"):
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return libc.syncfs(fd) == 0
     finally:
         os.close(fd)

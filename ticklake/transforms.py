@@ -9,15 +9,19 @@ import datetime as dt
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ticklake.dictionary import Dataset
 
 TimeConvention = Literal["exchange_local", "utc"]
 BAR_FIELDS = {"o": "open", "h": "high", "l": "low", "c": "close", "v": "volume", "tu": "turnover"}
+_BAR_KEYS = ("t", *BAR_FIELDS)
+_BAR_GETTER = itemgetter(*_BAR_KEYS)
 
 
 class PayloadError(ValueError):
@@ -46,40 +50,59 @@ def session_end_ms(day: dt.date, timezone: str, convention: TimeConvention) -> i
     return int(end.value // 1_000_000)
 
 
+def string_array(values: Sequence[str], counts: Sequence[int] | None = None) -> pd.arrays.ArrowStringArray:
+    """A pandas "string" column holding values[i] repeated counts[i] times, built in Arrow (no Python loop)."""
+    counts = [1] * len(values) if counts is None else counts
+    indices = pa.array(np.repeat(np.arange(len(values), dtype=np.int32), counts))
+    dictionary = pa.array(list(values), type=pa.large_string())
+    return pd.arrays.ArrowStringArray(pa.DictionaryArray.from_arrays(indices, dictionary).cast(pa.large_string()))
+
+
+def _bar_matrix(region: str, code: str, bars: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """One C-level pass per code: itemgetter over the dicts into a float64 matrix, sorted by `t`."""
+    try:
+        block = np.array(list(map(_BAR_GETTER, bars)), dtype=np.float64)
+    except KeyError as exc:
+        raise PayloadError(f"{region}/{code}: bar without field {exc} in {bars[0]!r}") from None
+    except (TypeError, ValueError) as exc:
+        raise PayloadError(f"{region}/{code}: non-numeric bar field ({exc})") from None
+    if block.ndim != 2 or block.shape[1] != len(_BAR_KEYS):
+        raise PayloadError(f"{region}/{code}: bars are not flat objects of numbers")
+    t = block[:, 0]
+    if not np.isfinite(t).all() or (len(t) and np.abs(t).max() >= 2**53):
+        raise PayloadError(f"{region}/{code}: bar timestamp `t` missing or out of range")
+    steps = np.diff(t)
+    if (steps < 0).any():  # the sort order is undocumented: accept either, and anything else
+        block = block[::-1] if (steps <= 0).all() else block[np.argsort(t, kind="stable")]
+    return block
+
+
 def bars_to_frame(payload: Mapping[str, Sequence[Mapping[str, Any]] | None], *, region: str, timezone: str,
                   convention: TimeConvention) -> pd.DataFrame:
     """Batch kline payload (code -> bars) to a typed frame, one row per bar, sorted by (symbol, date).
 
     Codes whose value is None (unknown to the source) contribute no rows; duplicates within a code keep the
-    last bar the source sent for a date.
+    last bar the source sent for a date. A JSON null in a numeric field becomes NaN, which validation rejects.
     """
-    symbols: list[str] = []
-    columns: dict[str, list[Any]] = {k: [] for k in ("t", *BAR_FIELDS)}
-    for code, bars in payload.items():
-        if not bars:
-            continue
-        symbols.extend([code] * len(bars))
-        try:
-            for key, values in columns.items():
-                values.extend([bar[key] for bar in bars])
-        except (KeyError, TypeError) as exc:
-            raise PayloadError(f"{region}/{code}: bar without field {exc} in {bars[0]!r}") from None
-    try:
-        ts = np.asarray(columns.pop("t"), dtype="int64")
-        numbers = {BAR_FIELDS[k]: np.asarray(v, dtype="float64") for k, v in columns.items()}
-    except (TypeError, ValueError) as exc:
-        raise PayloadError(f"{region}: non-numeric bar field ({exc})") from None
+    codes = sorted(code for code, bars in payload.items() if bars)
+    blocks = [_bar_matrix(region, code, payload[code]) for code in codes]  # type: ignore[arg-type]
+    counts = [len(b) for b in blocks]
+    matrix = np.concatenate(blocks) if blocks else np.empty((0, len(_BAR_KEYS)))
+    ts = matrix[:, 0].astype("int64")
+    dates = trade_dates(ts, timezone, convention)
+    code_index = np.repeat(np.arange(len(codes)), counts)
+    keep = np.ones(len(ts), dtype=bool)  # last bar per (code, date): rows are sorted by code, then t
+    keep[:-1] = (code_index[:-1] != code_index[1:]) | (dates[:-1] != dates[1:])
     frame = pd.DataFrame(
         {
-            "region": pd.array([region] * len(ts), dtype="string"),
-            "symbol": pd.array(symbols, dtype="string"),
-            "trade_date": trade_dates(ts, timezone, convention),
-            **numbers,
+            "region": string_array([region], [len(ts)]),
+            "symbol": string_array(codes, counts),
+            "trade_date": dates,
+            **{name: matrix[:, i + 1] for i, name in enumerate(BAR_FIELDS.values())},
             "bar_ts": pd.to_datetime(ts, unit="ms", utc=True).astype("datetime64[ms, UTC]"),
         }
     )
-    frame = frame.sort_values(["symbol", "trade_date", "bar_ts"], kind="stable")
-    return frame.drop_duplicates(["symbol", "trade_date"], keep="last").reset_index(drop=True)
+    return frame if keep.all() else frame[keep].reset_index(drop=True)
 
 
 @dataclass(frozen=True)

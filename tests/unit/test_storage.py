@@ -6,6 +6,7 @@ import datetime as dt
 import multiprocessing
 import threading
 import time
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -44,8 +45,8 @@ def test_a_failed_write_leaves_the_previous_partition_intact(tmp_path, monkeypat
     path = lake.write(KLINES_DAILY, _table(close=10.5), region="US", trade_date=DAY)
     before = path.read_bytes()
 
-    def explode(table, sink, **kwargs):
-        sink.write(b"PAR1 half a file")
+    def explode(table, where, **kwargs):
+        Path(where).write_bytes(b"PAR1 half a file")
         raise OSError("disk full")
 
     monkeypatch.setattr(pq, "write_table", explode)
@@ -53,6 +54,28 @@ def test_a_failed_write_leaves_the_previous_partition_intact(tmp_path, monkeypat
         lake.write(KLINES_DAILY, _table(close=99.0), region="US", trade_date=DAY)
     assert path.read_bytes() == before
     assert [p.name for p in path.parent.iterdir()] == ["data.parquet"]  # no temp file left behind
+
+
+def test_a_failure_while_staging_many_partitions_replaces_none_of_them(tmp_path, monkeypatch):
+    lake = Lake(tmp_path)
+    days = [DAY, DAY + dt.timedelta(days=1), DAY + dt.timedelta(days=2)]
+    paths = [lake.write(KLINES_DAILY, _table(close=1.0), region="US", trade_date=d) for d in days]
+    before = [p.read_bytes() for p in paths]
+    real = pq.write_table
+    calls = []
+
+    def third_fails(table, where, **kwargs):
+        calls.append(where)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        real(table, where, **kwargs)
+
+    monkeypatch.setattr(pq, "write_table", third_fails)
+    with pytest.raises(OSError, match="disk full"):
+        lake.write_many(KLINES_DAILY, [({"region": "US", "trade_date": d}, _table(close=2.0)) for d in days])
+    assert [p.read_bytes() for p in paths] == before
+    assert sorted(p.name for p in (tmp_path / "klines_daily").rglob("*")) == sorted(
+        ["region=US", *[f"date={d}" for d in days], *["data.parquet"] * 3])
 
 
 def test_partition_values_cannot_escape_the_lake(tmp_path):
