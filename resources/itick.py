@@ -110,13 +110,11 @@ class ITickResource(dg.ConfigurableResource):
             sim = embedded_simulator(self.sim_symbols_per_region, self.sim_seed, rate)
             transport, token = httpx.WSGITransport(app=sim), "embedded-simulator"
         elif not token:
-            raise dg.DagsterInvalidConfigError(
-                "ITICK_BASE_URL is set but ITICK_TOKEN is not: the iTick API needs a token", [], None
-            )
+            raise ValueError("ITICK_BASE_URL is set but ITICK_TOKEN is not: the iTick API needs a token "
+                             "(unset ITICK_BASE_URL to use the embedded simulator)")
         account = hashlib.sha256(f"{self.endpoint}\0{token}".encode()).hexdigest()[:16]  # never the token itself
         paths.state.mkdir(parents=True, exist_ok=True)
-        limiter = SlidingWindowLimiter(rate, self.window_seconds * 1.0,
-                                       state_file=paths.state / f"quota-{account}.txt")
+        limiter = SlidingWindowLimiter(rate, self.window_seconds, state_file=paths.state / f"quota-{account}.txt")
         audit = AuditLog(paths.audit / f"api_calls-{dt.datetime.now(dt.UTC):%Y-%m-%d}.jsonl")
         return ITickClient(
             self.endpoint if self.endpoint != EMBEDDED else "http://itick-sim.local",

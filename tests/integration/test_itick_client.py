@@ -169,3 +169,15 @@ def test_source_matches_ground_truth_under_every_protocol_variant(make_server, h
     # 7 sessions per page, 5 codes per call: exactly the planned number of calls
     n_pages = -(-len(sessions) // 7)
     assert server.simulator.counters.count("/stock/klines") == n_pages * -(-len(codes) // 5)
+
+
+def test_base_url_without_token_is_refused_before_any_call(home):
+    with pytest.raises(ValueError, match="ITICK_TOKEN"):
+        ITickResource(base_url="http://127.0.0.1:9", home=str(home)).client()
+
+
+def test_no_token_and_no_url_means_the_embedded_simulator(home):
+    resource = ITickResource(home=str(home), sim_symbols_per_region=3)
+    assert resource.endpoint == "embedded://itick-sim"
+    assert resource.source_name == "itick-sim"
+    assert len(resource.source().list_securities("US")) == 3
