@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import multiprocessing
 import threading
@@ -136,33 +137,36 @@ def _hold_read_write_lock(path, seconds, ready):
     con.close()
 
 
-def test_writer_waits_for_a_foreign_lock_holder_then_succeeds(tmp_path):
-    path = tmp_path / "w.duckdb"
+@contextlib.contextmanager
+def _foreign_lock(path, seconds: float):
+    """Another process holding DuckDB's read-write lock on `path` (an analyst's open session)."""
     Warehouse(path).replace_dates(KLINES_DAILY, _table(), region="US", dates=[DAY])
     ctx = multiprocessing.get_context("spawn")
     ready = ctx.Event()
-    holder = ctx.Process(target=_hold_read_write_lock, args=(path, 1.5, ready))
+    holder = ctx.Process(target=_hold_read_write_lock, args=(path, seconds, ready))
     holder.start()
     assert ready.wait(30)
-    started = time.monotonic()
-    Warehouse(path).replace_dates(KLINES_DAILY, _table(2), region="US", dates=[DAY])
-    assert time.monotonic() - started >= 0.5  # it really waited for the other process
-    holder.join(30)
+    try:
+        yield holder
+    finally:
+        holder.kill()
+        holder.join(30)
+
+
+def test_writer_waits_for_a_foreign_lock_holder_then_succeeds(tmp_path):
+    path = tmp_path / "w.duckdb"
+    with _foreign_lock(path, 1.5):
+        started = time.monotonic()
+        Warehouse(path).replace_dates(KLINES_DAILY, _table(2), region="US", dates=[DAY])
+        assert time.monotonic() - started >= 0.5  # it really waited for the other process
     assert len(_rows(path)) == 2
 
 
 def test_writer_gives_up_with_a_clear_error_when_the_lock_never_frees(tmp_path):
     path = tmp_path / "w.duckdb"
-    Warehouse(path).replace_dates(KLINES_DAILY, _table(), region="US", dates=[DAY])
-    ctx = multiprocessing.get_context("spawn")
-    ready = ctx.Event()
-    holder = ctx.Process(target=_hold_read_write_lock, args=(path, 5, ready))
-    holder.start()
-    assert ready.wait(30)
-    with pytest.raises(WarehouseBusyError, match="read_only=True"):
+    with _foreign_lock(path, 5), pytest.raises(WarehouseBusyError, match="read_only=True"):
         Warehouse(path, lock_timeout_s=0.5).replace_dates(KLINES_DAILY, _table(), region="US", dates=[DAY])
-    holder.kill()
-    holder.join(30)
+    assert len(_rows(path)) == 3  # the refused write changed nothing
 
 
 def test_threads_in_one_process_share_the_writer_safely(tmp_path):
