@@ -40,9 +40,9 @@ SCALES: dict[str, Scale] = {
         # smoke test: every scenario in well under a minute
         Scale("tiny", 60, 252, 40, (126, 252), 20, 10, 3, 30),
         # the default: about two minutes on 2 cores with --runs 3
-        Scale("small", 1000, 504, 300, (630, 1260, 2520), 1000, 100, 20, 200),
+        Scale("small", 1000, 504, 200, (630, 1260, 1890, 2520), 500, 100, 20, 200),
         # the scale: 5,000 symbols x 10 years
-        Scale("large", 5000, 2520, 5000, (630, 1260, 2520), 3500, 500, 20, 200),
+        Scale("large", 5000, 2520, 5000, (630, 1260, 1890, 2520), 3500, 500, 20, 200),
     )
 }
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import subprocess
+import sys
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +17,10 @@ from pathlib import Path
 from benchmarks.config import UNLIMITED_PLAN
 from ticklake import markets
 
-TRANSPORTS = ("inprocess", "loopback")
+TRANSPORTS = ("inprocess", "loopback")  # what every API scenario runs on
+# The simulator in its own interpreter (python -m itick_sim) over loopback: it no longer shares the GIL with
+# the pipeline, which is closer to the real API (someone else's CPU). Backfill only; counters come from the client.
+SEPARATE = "loopback-process"
 
 
 def session_window(region: str, count: int, now: dt.datetime) -> list[dt.date]:
@@ -27,11 +34,59 @@ def session_window(region: str, count: int, now: dt.datetime) -> list[dt.date]:
     return days[-count:]
 
 
+class ProcessClock:
+    """CPU seconds (user + system) a child process has used, read from /proc; resettable like SimClock."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._base = self._read()
+
+    def _read(self) -> float:
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    @property
+    def cpu_s(self) -> float:
+        return self._read() - self._base
+
+    @cpu_s.setter
+    def cpu_s(self, value: float) -> None:
+        self._base = self._read() - value
+
+
+class SimClock:
+    """CPU seconds the simulator spends answering (thread CPU time, summed over its threads).
+
+    Subtracting it from a run's wall time estimates what the pipeline alone costs: on 2 cores with the GIL
+    the process is mostly single-core, so the simulator's CPU time is time the pipeline did not get.
+    """
+
+    def __init__(self, simulator) -> None:
+        self.cpu_s = 0.0
+        self._lock = threading.Lock()
+        handle = simulator._handle  # instance attribute: Simulator.__call__ looks it up on self
+
+        def timed(environ, path):
+            t0 = time.thread_time()
+            try:
+                return handle(environ, path)
+            finally:
+                spent = time.thread_time() - t0
+                with self._lock:
+                    self.cpu_s += spent
+
+        simulator._handle = timed
+
+
 @dataclass
 class Wiring:
     resource: object  # resources.itick.ITickResource
     simulator: object  # itick_sim.Simulator (server side, for its request counters)
     endpoint: str
+    clock: SimClock
 
 
 @contextlib.contextmanager
@@ -48,7 +103,11 @@ def wiring(transport: str, *, symbols: int, seed: int, regions: tuple[str, ...],
         os.environ["TICKLAKE_REGIONS"] = ",".join(regions)  # the embedded simulator's regions
         resource = ITickResource(plan=plan, sim_symbols_per_region=symbols, sim_seed=seed, home=str(home))
         sim = embedded_simulator(symbols, seed, int(plan))
-        yield Wiring(resource, sim, resource.endpoint)
+        yield Wiring(resource, sim, resource.endpoint, SimClock(sim))
+        return
+    if transport == SEPARATE:
+        yield from _separate_process(symbols=symbols, seed=seed, regions=regions, home=home, plan=plan,
+                                     calls_per_window=calls_per_window)
         return
     if transport != "loopback":
         raise ValueError(f"unknown transport {transport!r}")
@@ -58,9 +117,48 @@ def wiring(transport: str, *, symbols: int, seed: int, regions: tuple[str, ...],
     try:
         resource = ITickResource(base_url=server.url, token="bench", plan=plan, window_seconds=window_seconds,
                                  home=str(home))
-        yield Wiring(resource, sim, server.url)
+        yield Wiring(resource, sim, server.url, SimClock(sim))
     finally:
         server.close()
+
+
+class _NoCounters:
+    """Stands in for the simulator's counters when it runs in another process (the client counts instead)."""
+
+    def snapshot(self) -> dict:
+        return {"total": None, "by_path": {}, "by_status": {}, "rate_limited": None}
+
+    def reset(self) -> None:
+        pass
+
+
+class _RemoteSimulator:
+    counters = _NoCounters()
+
+
+def _separate_process(*, symbols: int, seed: int, regions: tuple[str, ...], home: Path, plan: str,
+                      calls_per_window: int | None) -> Iterator[Wiring]:
+    from resources.itick import ITickResource
+
+    cmd = [sys.executable, "-m", "itick_sim", "--port", "0", "--seed", str(seed), "--symbols", str(symbols),
+           "--regions", ",".join(regions)]
+    if calls_per_window is not None:
+        cmd += ["--calls-per-minute", str(calls_per_window)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            cwd=Path(__file__).resolve().parents[2])
+    try:
+        url = (proc.stdout.readline() if proc.stdout else "").strip()
+        if not url.startswith("http://"):
+            raise RuntimeError(f"the simulator process did not start (exit {proc.poll()})")
+        resource = ITickResource(base_url=url, token="bench", plan=plan, home=str(home))
+        yield Wiring(resource, _RemoteSimulator(), url, ProcessClock(proc.pid))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @contextlib.contextmanager

@@ -33,6 +33,7 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
         if quota:  # start the measured run with an empty quota window, as after a quiet night
             time.sleep(quota["window_seconds"] * 1.1)
         wired.simulator.counters.reset()
+        wired.clock.cpu_s = 0.0
         source = wired.resource.source()
         rss_before = peak_rss_mb()
         started = time.perf_counter()
@@ -47,6 +48,7 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
                                   "wall_s": round(time.perf_counter() - t0, 3)}
         wall = time.perf_counter() - started
         server = wired.simulator.counters.snapshot()
+        sim_cpu = wired.clock.cpu_s
     fetch = source.spent()
     return {
         "transport": params["transport"] + (f"+quota:{quota['plan']}" if quota else ""),
@@ -55,6 +57,7 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
         "symbols": sum(len(c) for c in codes.values()),
         "bars": sum(r["bars"] for r in per_region.values()),
         "wall_s": round(wall, 3),
+        "sim_cpu_s": round(sim_cpu, 3),
         "calls": fetch.calls,
         "min_calls": sum(-(-len(c) // source.max_codes_per_call) for c in codes.values()),
         "rate_limited_429": fetch.rate_limited,

@@ -76,7 +76,7 @@ def fetch(con, sql: str, params: list[Any], mode: str) -> int:
     if mode == "df":
         return len(cursor.df())
     if mode == "arrow":
-        return cursor.arrow().num_rows
+        return cursor.to_arrow_table().num_rows
     return len(cursor.fetchall())
 
 

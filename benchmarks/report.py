@@ -1,0 +1,195 @@
+"""The printed table and the target verdicts (also stored in the JSON)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks import config
+
+
+def _n(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def _transports(scenario: dict) -> list[str]:
+    return [k for k in scenario if isinstance(scenario[k], dict) and "median" in scenario[k]]
+
+
+def _load(values: Any) -> str:
+    return "/".join(f"{v:.1f}" for v in values) if values else "-"
+
+
+def brief(kind: str, r: dict) -> str:
+    if kind == "backfill":
+        return (f"{r['bars']:,} bars in {r['wall_s']:.2f}s = {r['bars_per_s']:,.0f} bars/s, {r['calls']} calls "
+                f"(min {r['min_calls']}), 429s {r['rate_limited_429']}, peak {r['peak_rss_mb']:.0f} MB")
+    if kind == "nightly":
+        return f"{r['bars']:,} bars in {r['wall_s']:.2f}s, {r['calls']} calls, 429s {r['server_429']}"
+    if kind == "baseline":
+        return f"{r['bars']:,} bars in {r['wall_s']:.2f}s = {r['bars_per_s']:,.0f} bars/s, {r['calls']} calls"
+    if kind == "queries":
+        return ", ".join(f"{k} p50 {v['p50_ms']:.2f} / p99 {v['p99_ms']:.2f} ms"
+                         for k, v in r["queries"].items() if "p50_ms" in v)
+    return ""
+
+
+def _verdict(ok: bool | None) -> str:
+    return "-" if ok is None else ("PASS" if ok else "MISS")
+
+
+def targets(results: dict) -> list[dict]:
+    """Every issue #3 target that this run measured: value, target, PASS/MISS."""
+    out: list[dict] = []
+    sc = results["scenarios"]
+    large = results["scale"]["name"].startswith("large")
+
+    def add(scenario: str, metric: str, value: Any, target: str, ok: bool | None, note: str = "") -> None:
+        out.append({"scenario": scenario, "metric": metric, "value": value, "target": target,
+                    "status": _verdict(ok), "note": note})
+
+    if "backfill" in sc:
+        b = sc["backfill"]
+        for t in _transports(b):
+            m = b[t]["median"]
+            add("backfill", f"API calls / minimum ({t})", m["call_ratio"], f"<= {config.TARGET_CALL_RATIO}",
+                m["call_ratio"] is not None and m["call_ratio"] <= config.TARGET_CALL_RATIO,
+                f"{m['calls']} calls vs min {m['min_calls']}")
+            add("backfill", f"429 responses ({t})", m["server_429"], "0", m["server_429"] == config.TARGET_429)
+        m = b["inprocess"]["median"]
+        add("backfill", "bars/s end to end (in-process)", round(m["bars_per_s"]), f">= {config.TARGET_BARS_PER_S:,}",
+            m["bars_per_s"] >= config.TARGET_BARS_PER_S,
+            "" if large else "target is set for --scale large")
+        if "loopback-process" in b:
+            m = b["loopback-process"]["median"]
+            add("backfill", "bars/s end to end (simulator in its own process)", round(m["bars_per_s"]),
+                f">= {config.TARGET_BARS_PER_S:,}", m["bars_per_s"] >= config.TARGET_BARS_PER_S,
+                "informational: the API on another core, as in production")
+        growth = b["memory"]["growth_last_vs_previous"]
+        pts = b["memory"]["points"]
+        if growth is not None:
+            add("backfill", f"peak RSS growth, {pts[-1]['years']}y vs {pts[-2]['years']}y", growth,
+                f"<= {config.TARGET_MEMORY_GROWTH}", growth <= config.TARGET_MEMORY_GROWTH,
+                " / ".join(f"{p['years']}y {p['peak_rss_mb']:.0f} MB" for p in pts))
+    if "nightly" in sc:
+        for name, v in sc["nightly"].items():
+            m = v["median"]
+            if m.get("quota"):
+                add("nightly", f"429 responses ({name}, enforced)", m["server_429"], "0", m["server_429"] == 0,
+                    f"{m['calls']} calls at {m['quota']['calls_per_window']}/s (60x time compression)")
+        m = sc["nightly"]["inprocess"]["median"]
+        for plan, q in m["quota_plans"].items():
+            add("nightly", f"fits one hour at plan {plan}", q["fits_window"], "yes", None,
+                f"{m['calls']} calls = {q['quota_minutes']:.1f} min of quota")
+    if "queries" in sc:
+        for name, q in sc["queries"]["median"]["queries"].items():
+            if "p99_ms" not in q:
+                continue
+            tgt = q.get("target_p99_ms")
+            add("queries", f"{name} p99 ms", q["p99_ms"], "-" if tgt is None else f"<= {tgt:g}",
+                None if tgt is None else q["p99_ms"] <= tgt, f"{q['rows']:,} rows, p50 {q['p50_ms']:.2f} ms")
+    if "baseline" in sc:
+        c = sc["baseline"]["comparison"]
+        add("baseline", "speedup vs seed article (bars/s, same work)", c["speedup_bars_per_s"],
+            f">= {config.TARGET_SPEEDUP:g}x", c["speedup_bars_per_s"] >= config.TARGET_SPEEDUP,
+            f"{c['call_ratio']}x fewer calls")
+        at_plan = c[f"speedup_at_{config.CONFIGURED_PLAN}"]
+        add("baseline", f"speedup vs seed article at plan {config.CONFIGURED_PLAN} (quota-bound wall)", at_plan,
+            f">= {config.TARGET_SPEEDUP:g}x", at_plan >= config.TARGET_SPEEDUP,
+            "wall = max(local wall, calls / plan rate)")
+    return out
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths,
+                                                                                            strict=True)))
+    sep = "  ".join("-" * w for w in widths)
+    body = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+            for r in rows]
+    return "\n".join([line, sep, *body])
+
+
+def render(results: dict) -> str:
+    sc, scale, meta = results["scenarios"], results["scale"], results["meta"]
+    mach = meta["machine"]
+    parts = [
+        f"ticklake benchmarks — scale {scale['name']}, median of {meta['runs']} run(s), "
+        f"{mach['cpu_count']} CPUs, Python {mach['python']}, duckdb {mach['packages']['duckdb']}, "
+        f"pandas {mach['packages']['pandas']}, pyarrow {mach['packages']['pyarrow']}; took {meta['elapsed_s']}s; "
+        f"load average at start {_load(mach.get('load_average_1_5_15'))}, end {_load(meta.get('load_average_at_end'))}",
+    ]
+    plans = list(config.PLANS)
+    if "backfill" in sc:
+        b = sc["backfill"]
+        rows = []
+        for t in _transports(b):
+            m = b[t]["median"]
+            rows.append([t, _n(m["symbols"]), _n(m["sessions"]), _n(m["bars"]), _n(m["wall_s"], 2),
+                         _n(m["bars_per_s"]), _n(m["sim_cpu_s"], 2), _n(m["pipeline_bars_per_s"]),
+                         _n(m["peak_rss_mb"]), _n(m["calls"]), _n(m["min_calls"]),
+                         _n(m["call_ratio"], 3), _n(m["server_429"]),
+                         *(_n(m["quota"][p]["quota_minutes"], 1) for p in plans)])
+        parts += ["", f"1. Backfill — {config.BACKFILL_REGION}, {scale['backfill_symbols']:,} symbols x "
+                      f"{scale['backfill_sessions']:,} sessions ({scale['backfill_years']} y); calls include "
+                      "the symbol list; quota = minutes the plan alone imposes",
+                  _table(["transport", "symbols", "sessions", "bars", "wall s", "bars/s", "sim CPU s",
+                          "excl. sim bars/s", "peak MB", "calls",
+                          "min", "ratio", "429", *(f"{p} min" for p in plans)], rows)]
+        pts = b["memory"]["points"]
+        parts += ["", "   Peak memory versus history length (in-process, fresh process each)",
+                  _table(["years", "symbols", "sessions", "bars", "peak MB", "bars/s"],
+                         [[_n(p["years"], 1), _n(p["symbols"]), _n(p["sessions"]), _n(p["bars"]),
+                           _n(p["peak_rss_mb"]), _n(p["bars_per_s"])] for p in pts])]
+    if "nightly" in sc:
+        rows = []
+        for name, v in sc["nightly"].items():
+            m = v["median"]
+            rows.append([name, _n(m["symbols"]), _n(m["bars"]), _n(m["wall_s"], 2), _n(m["sim_cpu_s"], 2),
+                         _n(m["calls"]),
+                         _n(m["min_calls"]), _n(m["server_429"]),
+                         *(("yes " if m["quota_plans"][p]["fits_window"] else "NO ")
+                           + f"({m['quota_plans'][p]['quota_minutes']:.1f}m)" for p in plans)])
+        parts += ["", f"2. Nightly refresh — {', '.join(config.NIGHTLY_REGIONS)}, last completed session each, "
+                      f"{scale['nightly_symbols']:,} symbols/region; per plan: fits a 1-hour window (quota minutes)",
+                  _table(["transport", "symbols", "bars", "wall s", "sim CPU s", "calls", "min", "429",
+                          *(f"{p}" for p in plans)], rows)]
+    if "queries" in sc:
+        q = sc["queries"]["median"]
+        rows = [[name, v.get("description", ""), _n(v.get("rows")), _n(v.get("p50_ms"), 2), _n(v.get("p99_ms"), 2),
+                 _n(v.get("target_p99_ms"), 0)] for name, v in q["queries"].items()]
+        parts += ["", f"3. Analyst queries — read-only DuckDB, {q['warehouse_rows']:,} rows, result fetched as "
+                      f"{q['fetch']}, {scale['query_iterations']} timed iterations per run",
+                  _table(["query", "what", "rows", "p50 ms", "p99 ms", "target p99"], rows)]
+    if "baseline" in sc:
+        bl = sc["baseline"]
+        c = bl["comparison"]
+        rows = []
+        for name in ("seed_article", "ticklake"):
+            m = bl[name]["median"]
+            rows.append([name, _n(m["symbols"]), _n(m["bars"]), _n(m["wall_s"], 2), _n(m["bars_per_s"]),
+                         _n(m["calls"]), _n(m["peak_rss_mb"]), _n(c[f"wall_at_{config.CONFIGURED_PLAN}_s"][name], 1)])
+        parts += ["", "4. Baseline — the seed article (requests per symbol, /stock/kline, SQLite table per code, "
+                      "row-by-row INSERT) vs ticklake, loopback, same symbols and sessions",
+                  _table(["approach", "symbols", "bars", "wall s", "bars/s", "calls", "peak MB",
+                          f"wall s at {config.CONFIGURED_PLAN}"], rows),
+                  f"   ticklake/seed: {c['speedup_bars_per_s']}x bars/s, {c['speedup_wall']}x wall, "
+                  f"{c['call_ratio']}x fewer calls, {c[f'speedup_at_{config.CONFIGURED_PLAN}']}x faster at plan "
+                  f"{config.CONFIGURED_PLAN}; same bars: {_n(c['same_bars'])}; the seed article would spend "
+                  f"{c['full_universe_calls_seed_article']:,} calls on the full {scale['backfill_symbols']:,}-symbol "
+                  f"backfill ({c['full_universe_quota_seed_article'][config.CONFIGURED_PLAN]['quota_minutes']:.0f} "
+                  f"min at {config.CONFIGURED_PLAN})"]
+    t = results.get("targets") or []
+    if t:
+        parts += ["", "Targets (issue #3)",
+                  _table(["scenario", "metric", "value", "target", "status", "note"],
+                         [[x["scenario"], x["metric"], _n(x["value"], 3) if isinstance(x["value"], float)
+                           else _n(x["value"]), x["target"], x["status"], x["note"]] for x in t])]
+    return "\n".join(parts)
