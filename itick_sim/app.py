@@ -32,7 +32,8 @@ E_TEXT = {"E001": "not found this produce", "E002": "auth failed"}
 RATE_LIMIT_BODY = b'{"code":429,"msg":"your request is too much","data":null}'
 KTYPES_SUPPORTED = {8: "day", 9: "week", 10: "month"}
 KTYPES_KNOWN = set(range(1, 11))
-SERIES_CACHE_SIZE = 1024
+SERIES_CACHE_SIZE = 1024  # at least; grows to the served universe (~240 KB a symbol) up to the cap
+SERIES_CACHE_CAP = 6000
 
 
 class ApiError(Exception):
@@ -55,6 +56,10 @@ class Simulator:
         self.settings = settings
         self.counters = RequestCounters()
         self._quota = Quota(settings.calls_per_window, settings.window_seconds)
+        # Big backfills walk every symbol once per 1000-bar page; a cache smaller than the universe would
+        # regenerate each series on every page.
+        served = settings.symbols_per_region * len(settings.regions)
+        self._cache_size = max(SERIES_CACHE_SIZE, min(SERIES_CACHE_CAP, served + 64))
         self._lock = threading.Lock()
         self._universes: dict[str, tuple[list[SymbolInfo], dict[str, SymbolInfo]]] = {}
         self._series: collections.OrderedDict[tuple[str, str, str], Series] = collections.OrderedDict()
@@ -154,7 +159,7 @@ class Simulator:
         s = make()
         with self._lock:
             self._series[key] = s
-            while len(self._series) > SERIES_CACHE_SIZE:
+            while len(self._series) > self._cache_size:
                 self._series.popitem(last=False)
         return s
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import multiprocessing
 import os
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, PrivateAttr
 
-from resources.itick_client import AuditLog, ITickClient
+from resources.itick_client import AuditLog, CallStats, ITickClient
 from resources.rate_limit import SlidingWindowLimiter, calls_per_minute
 from ticklake import markets, settings
 from ticklake.sources import FetchReport
@@ -54,6 +55,12 @@ class ITickResource(dg.ConfigurableResource):
     max_codes_per_call: int = Field(default=50, ge=1, description="Codes per batch call (ITICK_MAX_CODES)")
     max_bars_per_call: int = Field(default=1000, ge=1, le=1000, description="Bars per code per kline call")
     max_concurrency: int = Field(default=4, ge=1, le=32, description="Parallel requests (the limiter still rules)")
+    fetch_processes: int = Field(
+        default=0, ge=0, le=16,
+        description="Processes that fetch and parse kline pages in parallel for big backfills (parsing JSON is "
+                    "CPU-bound); 0 = one per CPU when a fetch covers at least `parallel_fetch_min_bars` bars",
+    )
+    parallel_fetch_min_bars: int = Field(default=2_000_000, ge=0)
     timeout_s: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=5, ge=0)
     backoff_base_s: float = Field(default=0.5, ge=0)
@@ -131,9 +138,18 @@ class ITickResource(dg.ConfigurableResource):
         client = self.client()
         if tags:
             client.tags.update(tags)
+        processes = self.fetch_processes or (os.cpu_count() or 1)
         return ITickSource(client, name=self.source_name, max_codes_per_call=self.max_codes_per_call,
                            max_bars_per_call=self.max_bars_per_call, max_concurrency=self.max_concurrency,
-                           convention=self.bar_time_convention)
+                           convention=self.bar_time_convention,
+                           parallel=_ParallelFetch(self._worker_config(client.tags), processes,
+                                                   self.parallel_fetch_min_bars) if processes > 1 else None)
+
+    def _worker_config(self, tags: dict[str, str]) -> dict:
+        """What a fetch worker process needs to rebuild this resource (held in memory only, never logged)."""
+        config = {name: getattr(self, name) for name in type(self).model_fields}
+        config["home"] = config["home"] or str(settings.home())
+        return {"resource": config, "tags": dict(tags), "regions": settings.regions()}
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._client is not None:
@@ -145,14 +161,16 @@ class ITickSource:
     """`MarketDataSource` over the iTick protocol: fewest calls, pages newest first."""
 
     def __init__(self, client: ITickClient, *, name: str, max_codes_per_call: int, max_bars_per_call: int,
-                 max_concurrency: int, convention: TimeConvention):
+                 max_concurrency: int, convention: TimeConvention, parallel: _ParallelFetch | None = None):
         self.client, self.name = client, name
         self.max_codes_per_call, self.max_bars_per_call = max_codes_per_call, max_bars_per_call
         self.max_concurrency, self.convention = max_concurrency, convention
+        self.parallel = parallel
         self._start = client.stats
+        self._remote = CallStats()  # calls made by worker processes
 
     def spent(self) -> FetchReport:
-        s = self.client.stats.minus(self._start)
+        s = self.client.stats.minus(self._start).plus(self._remote)
         return FetchReport(calls=s.calls, attempts=s.attempts, retries=s.retries, rate_limited=s.rate_limited,
                            rows=s.rows, waited_s=round(s.waited_s, 3))
 
@@ -180,12 +198,15 @@ class ITickSource:
         pages: dict[tuple[dt.date, ...], list] = defaultdict(list)
         for request in requests:
             pages[request.sessions].append(request)
-        calendar_set = set(calendar)
+        bars = sum(len(r.codes) * r.limit for r in requests)
+        if self.parallel is not None and bars >= self.parallel.min_bars and len(requests) > 1:
+            yield from self.parallel.pages(self, region, pages, calendar)
+            return
+        keep = _PageFilter(calendar)
         with ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="itick") as pool:
             for page_sessions, page_requests in pages.items():
-                payloads = pool.map(lambda r: self._fetch(region, market.timezone, r), page_requests)
-                frame = pd.concat(list(payloads), ignore_index=True)
-                yield page_sessions, _keep_page(frame, page_sessions, calendar_set)
+                frames = pool.map(lambda r: keep(self._fetch(region, market.timezone, r), r.sessions), page_requests)
+                yield page_sessions, pd.concat(list(frames), ignore_index=True)
 
     def _fetch(self, region: str, timezone: str, request) -> pd.DataFrame:
         payload = self.client.klines("stock", region, request.codes, ktype=DAILY_KTYPE, limit=request.limit,
@@ -193,17 +214,85 @@ class ITickSource:
         return bars_to_frame(payload, region=region, timezone=timezone, convention=self.convention)
 
 
-def _keep_page(frame: pd.DataFrame, page: Sequence[dt.date], calendar: set[dt.date]) -> pd.DataFrame:
-    """Rows for the page's sessions, plus any bar dated on a non-session inside the page's span.
+class _PageFilter:
+    """Keeps the rows of a call that belong to its page: the requested sessions, plus any bar dated on a
+    non-session inside the page's span (kept so validation rejects it loudly: usually a wrong bar time
+    convention). Older bars (a suspended symbol's `limit` reaching back) and unrequested sessions go.
 
-    Older bars (a suspended symbol's `limit` reaching back) and unrequested sessions are dropped; a bar
-    on a holiday is kept so validation rejects it loudly (usually a wrong bar time convention).
+    Day lookups are boolean tables indexed by day number, so filtering is O(rows) with no sorting.
     """
-    if frame.empty:
-        return frame
-    days = frame["trade_date"].to_numpy(dtype="datetime64[ms]")
-    wanted = np.array(sorted(page), dtype="datetime64[ms]")
-    sessions = np.array(sorted(calendar), dtype="datetime64[ms]")
-    in_span = (days >= wanted[0]) & (days <= wanted[-1])
-    keep = np.isin(days, wanted) | (in_span & ~np.isin(days, sessions))
-    return frame[keep].reset_index(drop=True)
+
+    def __init__(self, calendar: Sequence[dt.date]):
+        self.origin = np.datetime64(calendar[0], "D") if calendar else np.datetime64("1970-01-01", "D")
+        days = self._days(np.array(calendar, dtype="datetime64[D]"))
+        self.is_session = np.zeros(int(days.max()) + 2 if len(days) else 1, dtype=bool)
+        self.is_session[days] = True
+
+    def _days(self, values: np.ndarray) -> np.ndarray:
+        return (values.astype("datetime64[D]") - self.origin).astype(np.int64)
+
+    def __call__(self, frame: pd.DataFrame, page: Sequence[dt.date]) -> pd.DataFrame:
+        if frame.empty:
+            return frame
+        days = self._days(frame["trade_date"].to_numpy())
+        wanted_days = self._days(np.array(page, dtype="datetime64[D]"))
+        lo, hi = int(wanted_days.min()), int(wanted_days.max())
+        wanted = np.zeros(hi - lo + 1, dtype=bool)
+        wanted[wanted_days - lo] = True
+        inside = (days >= lo) & (days <= hi)
+        offset = np.where(inside, days - lo, 0)
+        session = np.where(inside, self.is_session[np.clip(days, 0, len(self.is_session) - 1)], True)
+        keep = inside & (wanted[offset] | ~session)
+        return frame if keep.all() else frame[keep].reset_index(drop=True)
+
+
+class _ParallelFetch:
+    """Fetch-and-parse in worker processes, so JSON decoding of a big backfill uses every core.
+
+    Batch i of every page always goes to worker i % n: each worker keeps its own client (the quota limiter is
+    shared through its state file, so the plan still holds across processes) and, for the embedded
+    simulator, its own warm series cache.
+    """
+
+    def __init__(self, config: dict, processes: int, min_bars: int):
+        self.config, self.processes, self.min_bars = config, processes, min_bars
+
+    def pages(self, source: ITickSource, region: str, pages: dict[tuple[dt.date, ...], list],
+              calendar: Sequence[dt.date]) -> Iterator[tuple[tuple[dt.date, ...], pd.DataFrame]]:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["resources.itick"])
+        workers = [ProcessPoolExecutor(1, mp_context=ctx, initializer=_worker_init, initargs=(self.config,))
+                   for _ in range(self.processes)]
+        try:
+            for page_sessions, page_requests in pages.items():
+                futures = [workers[i % len(workers)].submit(_worker_fetch, region, request, calendar[0],
+                                                            calendar[-1])
+                           for i, request in enumerate(page_requests)]
+                frames = []
+                for future in futures:
+                    frame, stats = future.result()
+                    source._remote = source._remote.plus(stats)
+                    frames.append(frame)
+                yield page_sessions, pd.concat(frames, ignore_index=True)
+        finally:
+            for worker in workers:
+                worker.shutdown(wait=True, cancel_futures=True)
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(config: dict) -> None:
+    os.environ["TICKLAKE_REGIONS"] = ",".join(config["regions"])
+    resource = ITickResource(**config["resource"])
+    _WORKER["source"] = resource.source(tags=config["tags"])
+
+
+def _worker_fetch(region: str, request, first: dt.date, last: dt.date) -> tuple[pd.DataFrame, CallStats]:
+    source: ITickSource = _WORKER["source"]
+    before = source.client.stats
+    keep = _WORKER.get(("filter", region, first, last))
+    if keep is None:
+        keep = _WORKER[("filter", region, first, last)] = _PageFilter(markets.sessions(region, first, last))
+    frame = keep(source._fetch(region, markets.market(region).timezone, request), request.sessions)
+    return frame, source.client.stats.minus(before)

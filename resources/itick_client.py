@@ -66,6 +66,9 @@ class CallStats:
     def minus(self, other: CallStats) -> CallStats:
         return CallStats(**{k: v - getattr(other, k) for k, v in asdict(self).items()})
 
+    def plus(self, other: CallStats) -> CallStats:
+        return CallStats(**{k: v + getattr(other, k) for k, v in asdict(self).items()})
+
 
 class AuditLog:
     """Appends one JSON line per call; a single write() per line keeps concurrent appenders intact."""

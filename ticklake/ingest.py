@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -81,16 +81,24 @@ def ingest_daily_bars(
     if not codes:
         raise ValueError(f"{region}: the security master is empty; materialize `securities` for {region} first")
     symbols: set[str] = set()
-    for page, bars in _prefetched(source.daily_bars(region, codes, sessions)):
-        frame = with_lineage(bars, source.name, run_id, now)
-        validate(frame, KLINES_DAILY, allowed_dates=page)
-        tables = _store_page(lake, frame, region, page, result)
-        warehouse.replace_dates(KLINES_DAILY, pa.concat_tables(tables), region=region, dates=list(page))
-        symbols.update(frame["symbol"].unique().tolist())
-        result.sessions.extend(page)
-        if result.preview is None or len(frame):
-            result.preview = frame.sort_values(["trade_date", "symbol"]).tail(10)
-        log(f"{region}: stored {len(frame)} bars for {len(page)} session(s) {page[0]}..{page[-1]}")
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="warehouse") as loader:
+        loading: Future | None = None
+        for page, bars in _prefetched(source.daily_bars(region, codes, sessions)):
+            frame = with_lineage(bars, source.name, run_id, now)
+            validate(frame, KLINES_DAILY, allowed_dates=page)
+            table = pa.concat_tables(_store_page(lake, frame, region, page, result))
+            if loading is not None:
+                loading.result()  # one load in flight at a time: pages commit in order, memory stays bounded
+            # DuckDB works outside the GIL, so the page loads while the next one is fetched and written.
+            loading = loader.submit(warehouse.replace_dates, KLINES_DAILY, table, region=region, dates=list(page))
+            symbols.update(frame["symbol"].unique().tolist())
+            result.sessions.extend(page)
+            if result.preview is None or len(frame):
+                result.preview = frame.nlargest(10, "trade_date").copy()  # a copy: the page itself must be freed
+            log(f"{region}: stored {len(frame)} bars for {len(page)} session(s) {page[0]}..{page[-1]}")
+            del bars, frame, table  # memory is bounded by one page (plus the one being prefetched)
+        if loading is not None:
+            loading.result()
     result.sessions.sort()
     result.symbols = len(symbols)
     result.fetch = source.spent()

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from ticklake.dictionary import Dataset
@@ -119,9 +120,12 @@ class Lake:
         return False
 
 
+_LOCAL = pafs.LocalFileSystem()
+
+
 def _write_parquet(table: pa.Table, path: Path) -> None:
-    pq.write_table(table, path, compression="zstd", row_group_size=1_000_000, write_statistics=True,
-                   use_dictionary=True)
+    pq.write_table(table, str(path), compression="zstd", row_group_size=1_000_000, write_statistics=True,
+                   use_dictionary=True, filesystem=_LOCAL)
 
 
 @lru_cache(maxsize=1)

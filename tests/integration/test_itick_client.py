@@ -181,3 +181,25 @@ def test_no_token_and_no_url_means_the_embedded_simulator(home):
     assert resource.endpoint == "embedded://itick-sim"
     assert resource.source_name == "itick-sim"
     assert len(resource.source().list_securities("US")) == 3
+
+
+def test_parallel_fetch_processes_return_the_same_bars_and_count_every_call(make_server, home):
+    server = make_server(max_codes_per_call=4)
+    kwargs = {"base_url": server.url, "token": TOKEN, "plan": "100000", "home": str(home), "max_codes_per_call": 4,
+              "max_bars_per_call": 20}
+    codes = [s.code for s in server.simulator.universe("US")]
+    sessions = markets.sessions("US", dt.date(2024, 4, 1), dt.date(2024, 6, 28))
+
+    def fetch(**extra) -> tuple[pd.DataFrame, int, list]:
+        source = ITickResource(**kwargs, **extra).source()
+        pages = list(source.daily_bars("US", codes, sessions))
+        frame = pd.concat([f for _, f in pages], ignore_index=True).sort_values(["symbol", "trade_date"])
+        return frame.reset_index(drop=True), source.spent().calls, [p for p, _ in pages]
+
+    threaded, threaded_calls, threaded_pages = fetch(fetch_processes=1)
+    parallel, parallel_calls, parallel_pages = fetch(fetch_processes=2, parallel_fetch_min_bars=0)
+    pd.testing.assert_frame_equal(parallel, threaded)
+    assert parallel_pages == threaded_pages
+    assert len(sessions) == 63
+    assert parallel_calls == threaded_calls == 3 * 4  # 12 codes / 4 per call x ceil(63 sessions / 20 per page)
+    assert server.simulator.counters.count("/stock/klines") == 2 * 12  # the workers' calls were all counted
