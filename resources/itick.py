@@ -52,6 +52,10 @@ class ITickResource(dg.ConfigurableResource):
     token: str | None = Field(default=None, description="ITICK_TOKEN (pass dg.EnvVar so the UI never shows it)")
     plan: str = Field(default="base", description="ITICK_PLAN: free|base|pro|premium or calls per minute")
     window_seconds: float = Field(default=60.0, description="Quota window; the plan's figure is per minute")
+    quota_margin_s: float | None = Field(
+        default=None, ge=0,
+        description="Extra seconds added to the quota window to absorb network jitter (default 2% of the window)",
+    )
     max_codes_per_call: int = Field(default=50, ge=1, description="Codes per batch call (ITICK_MAX_CODES)")
     max_bars_per_call: int = Field(default=1000, ge=1, le=1000, description="Bars per code per kline call")
     max_concurrency: int = Field(default=4, ge=1, le=32, description="Parallel requests (the limiter still rules)")
@@ -121,7 +125,8 @@ class ITickResource(dg.ConfigurableResource):
                              "(unset ITICK_BASE_URL to use the embedded simulator)")
         account = hashlib.sha256(f"{self.endpoint}\0{token}".encode()).hexdigest()[:16]  # never the token itself
         paths.state.mkdir(parents=True, exist_ok=True)
-        limiter = SlidingWindowLimiter(rate, self.window_seconds, state_file=paths.state / f"quota-{account}.txt")
+        limiter = SlidingWindowLimiter(rate, self.window_seconds, margin_s=self.quota_margin_s,
+                                       state_file=paths.state / f"quota-{account}.txt")
         audit = AuditLog(paths.audit / f"api_calls-{dt.datetime.now(dt.UTC):%Y-%m-%d}.jsonl")
         return ITickClient(
             self.endpoint if self.endpoint != EMBEDDED else "http://itick-sim.local",
