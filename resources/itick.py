@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import multiprocessing
 import os
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -30,6 +32,7 @@ from ticklake import markets, settings
 from ticklake.sources import FetchReport
 from ticklake.transforms import TimeConvention, bars_to_frame, plan_kline_requests, session_end_ms
 
+logger = logging.getLogger(__name__)
 ITICK_URL = "https://api.itick.org"
 EMBEDDED = "embedded://itick-sim"
 DAILY_KTYPE = 8
@@ -205,8 +208,17 @@ class ITickSource:
             pages[request.sessions].append(request)
         bars = sum(len(r.codes) * r.limit for r in requests)
         if self.parallel is not None and bars >= self.parallel.min_bars and len(requests) > 1:
-            yield from self.parallel.pages(self, region, pages, calendar)
-            return
+            produced = 0
+            try:
+                for item in self.parallel.pages(self, region, pages, calendar):
+                    produced += 1
+                    yield item
+                return
+            except BrokenProcessPool as exc:
+                if produced:
+                    raise
+                # e.g. a script without an `if __name__ == "__main__":` guard cannot start workers
+                logger.warning("fetch worker processes unavailable (%s); fetching in threads instead", exc)
         keep = _PageFilter(calendar)
         with ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="itick") as pool:
             for page_sessions, page_requests in pages.items():
