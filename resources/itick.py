@@ -91,6 +91,7 @@ class ITickResource(dg.ConfigurableResource):
             "sim_symbols_per_region": int(env.get("TICKLAKE_SIM_SYMBOLS", "20")),
             "sim_seed": int(env.get("TICKLAKE_SIM_SEED", "20240101")),
             "bar_time_convention": env.get("ITICK_BAR_TIME", "exchange_local"),
+            "fetch_processes": int(env.get("TICKLAKE_FETCH_PROCESSES", "0")),
         }
         if env.get("ITICK_BASE_URL"):
             values["base_url"] = dg.EnvVar("ITICK_BASE_URL")
