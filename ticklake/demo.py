@@ -105,7 +105,8 @@ def _summary(paths: settings.Paths, endpoint: str, calls: int, elapsed: float) -
     print(f"audit log   {paths.audit}")
     print()
     print("Try:")
-    print(f"  python -c \"import duckdb; print(duckdb.connect('{paths.warehouse}', read_only=True).sql("
+    python = os.path.relpath(sys.executable) if sys.executable.startswith(os.getcwd()) else sys.executable
+    print(f"  {python} -c \"import duckdb; print(duckdb.connect('{paths.warehouse}', read_only=True).sql("
           "\\\"SELECT * FROM klines_daily WHERE region='US' ORDER BY trade_date DESC LIMIT 5\\\"))\"")
     if example:
         print(f"  e.g. {example[0]}")
