@@ -1,0 +1,64 @@
+"""Per-region midnight schedules target the session that just closed, on that exchange's own calendar."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pytest
+
+from automation.schedules import SCHEDULES
+from definitions import defs
+
+BY_NAME = {s.name: s for s in SCHEDULES}
+REPOSITORY = defs.get_repository_def()
+
+
+def _evaluate(name: str, local_midnight: str, zone: str):
+    when = dt.datetime.fromisoformat(local_midnight).replace(tzinfo=ZoneInfo(zone))
+    schedule = BY_NAME[name]
+    with dg.build_schedule_context(scheduled_execution_time=when, repository_def=REPOSITORY) as context:
+        result = schedule.evaluate_tick(context)
+        return list(result.run_requests or []), result.skip_message
+
+
+def test_every_region_has_a_nightly_and_a_reference_schedule_in_its_own_zone():
+    assert set(BY_NAME) == {f"{kind}_{r}" for kind in ("nightly", "securities") for r in ("us", "hk", "sh", "jp")}
+    assert BY_NAME["nightly_us"].execution_timezone == "America/New_York"
+    assert BY_NAME["nightly_jp"].execution_timezone == "Asia/Tokyo"
+    assert all(s.cron_schedule == "0 0 * * *" for name, s in BY_NAME.items() if name.startswith("nightly"))
+    assert all(s.default_status == dg.DefaultScheduleStatus.STOPPED for s in SCHEDULES)
+
+
+@pytest.mark.parametrize(
+    ("name", "midnight", "zone", "partition"),
+    [
+        ("nightly_us", "2024-06-25 00:00", "America/New_York", "2024-06-24|US"),  # Monday's session
+        ("nightly_hk", "2024-06-29 00:00", "Asia/Hong_Kong", "2024-06-28|HK"),  # Friday's, not Monday's
+        ("nightly_jp", "2024-06-26 00:00", "Asia/Tokyo", "2024-06-25|JP"),
+    ],
+)
+def test_midnight_materializes_the_session_that_just_closed(name, midnight, zone, partition):
+    requests, _ = _evaluate(name, midnight, zone)
+    assert [r.partition_key for r in requests] == [partition]
+    assert requests[0].run_key == f"nightly:{partition}"
+
+
+@pytest.mark.parametrize(
+    ("name", "midnight", "zone", "reason"),
+    [
+        ("nightly_us", "2024-06-30 00:00", "America/New_York", "2024-06-29 is not a XNYS session"),  # Saturday
+        ("nightly_us", "2024-06-20 00:00", "America/New_York", "2024-06-19 is not a XNYS session"),  # Juneteenth
+        ("nightly_sh", "2024-10-02 00:00", "Asia/Shanghai", "2024-10-01 is not a XSHG session"),  # National Day
+    ],
+)
+def test_non_sessions_are_skipped_with_the_reason(name, midnight, zone, reason):
+    requests, skip = _evaluate(name, midnight, zone)
+    assert requests == []
+    assert skip == reason
+
+
+def test_reference_schedule_refreshes_its_region():
+    requests, _ = _evaluate("securities_hk", "2024-06-24 23:00", "Asia/Hong_Kong")
+    assert [(r.partition_key, r.run_key) for r in requests] == [("HK", "securities:HK:2024-06-24")]
