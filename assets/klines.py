@@ -2,6 +2,7 @@
 
 
 import datetime as dt
+from pathlib import Path
 
 import dagster as dg
 
@@ -43,12 +44,14 @@ def klines_daily(context: dg.AssetExecutionContext, itick: ITickResource, storag
             source, lake, warehouse, region=region, dates=dates, codes=universe(lake, region),
             run_id=context.run_id, now=dt.datetime.now(dt.UTC), log=context.log.info,
         ))
-    yield _materialization(results, source.spent(), source_name=source.name)
+    yield _materialization(results, source.spent(), source_name=source.name,
+                           lake_dir=lake.dataset_dir(KLINES_DAILY))
     yield _rows_check(results, warehouse)
     yield _coverage_check(results)
 
 
-def _materialization(results: list[IngestResult], fetch: FetchReport, source_name: str) -> dg.MaterializeResult:
+def _materialization(results: list[IngestResult], fetch: FetchReport, source_name: str,
+                     lake_dir: Path) -> dg.MaterializeResult:
     rows = sum(r.rows for r in results)
     diff = {k: sum(r.diff[k] for r in results) for k in DIFF_KEYS}
     sessions = sorted({d for r in results for d in r.sessions})
@@ -59,6 +62,8 @@ def _materialization(results: list[IngestResult], fetch: FetchReport, source_nam
         "first_session": dg.MetadataValue.text(sessions[0].isoformat() if sessions else "-"),
         "last_session": dg.MetadataValue.text(sessions[-1].isoformat() if sessions else "-"),
         "non_session_dates": dg.MetadataValue.int(sum(len(r.non_sessions) for r in results)),
+        "sessions_not_closed": dg.MetadataValue.int(sum(len(r.not_closed) for r in results)),
+        "lake_path": dg.MetadataValue.path(str(lake_dir)),
         "is_session": dg.MetadataValue.bool(bool(sessions)),
         **{f"rows_{k}": dg.MetadataValue.int(v) for k, v in diff.items()},
         "source": dg.MetadataValue.text(source_name),
@@ -89,6 +94,7 @@ def _rows_check(results: list[IngestResult], warehouse) -> dg.AssetCheckResult:
 def _coverage_check(results: list[IngestResult]) -> dg.AssetCheckResult:
     empty = [f"{r.region} {d} ({markets.market(r.region).calendar})" for r in results
              for d, n in r.rows_by_date.items() if n == 0]
+    empty += [f"{r.region} {d}: session not closed yet, nothing fetched" for r in results for d in r.not_closed]
     return dg.AssetCheckResult(
         check_name=COVERAGE_CHECK, passed=not empty, severity=dg.AssetCheckSeverity.WARN,
         metadata={"sessions_without_bars": dg.MetadataValue.int(len(empty)),

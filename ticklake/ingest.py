@@ -33,6 +33,7 @@ class IngestResult:
     region: str
     sessions: list[dt.date] = field(default_factory=list)  # sessions written (including empty ones)
     non_sessions: list[dt.date] = field(default_factory=list)  # requested dates the calendar does not trade
+    not_closed: list[dt.date] = field(default_factory=list)  # sessions still trading (or to come) at `now`
     rows: int = 0
     symbols: int = 0
     rows_by_date: dict[dt.date, int] = field(default_factory=dict)
@@ -69,7 +70,13 @@ def ingest_daily_bars(
     if not requested:
         return result
     calendar = set(markets.sessions(region, requested[0], requested[-1]))
-    sessions = [d for d in requested if d in calendar]
+    last_closed = markets.last_completed_session(region, now)
+    sessions = [d for d in requested if d in calendar and last_closed is not None and d <= last_closed]
+    # A session that has not closed yet has no final bar: leave whatever is stored and say so, rather
+    # than writing an empty partition that would read as "no trading".
+    result.not_closed = [d for d in requested if d in calendar and d not in sessions]
+    if result.not_closed:
+        log(f"{region}: skipped {len(result.not_closed)} session(s) not closed yet: {result.not_closed[0]}..")
     result.non_sessions = [d for d in requested if d not in calendar]
     if result.non_sessions:  # nothing trades then; make sure nothing stale claims otherwise
         for day in result.non_sessions:

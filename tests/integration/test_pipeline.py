@@ -224,3 +224,19 @@ def test_the_token_never_reaches_logs_metadata_or_files(make_server, home, monke
     assert stored
     assert not any(secret.encode() in blob for blob in stored)
     assert secret not in repr(resources["itick"])
+
+
+def test_a_session_that_has_not_closed_is_not_written_as_empty(make_server, resources_for, home):
+    # the pipeline's clock is the real one: the next two sessions from today have not closed yet
+    server = make_server()
+    today = dt.datetime.now(dt.UTC).date()
+    upcoming = markets.sessions("US", today + dt.timedelta(days=1), today + dt.timedelta(days=10))[:2]
+    result = _run(resources_for(server), "US", upcoming)
+    assert result.success
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["sessions_not_closed"].value == 2
+    assert metadata["dagster/row_count"].value == 0
+    assert not list(home.rglob("klines_daily/**/*.parquet"))
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks["every_session_has_bars"] is False  # the warning names the sessions not closed
+    assert checks["stored_rows_match_lake"] is True
