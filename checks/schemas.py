@@ -103,7 +103,7 @@ def validate(frame: pd.DataFrame, dataset: Dataset, *, allowed_dates: Iterable[d
     extra = [dates_within(date_column, allowed_dates)] if allowed_dates is not None else []
     schema = dataframe_schema(dataset, extra)
     try:
-        return schema.validate(frame, lazy=True)
+        return schema.validate(frame, lazy=True, inplace=True)  # no coercion, so no need to copy the page
     except SchemaErrors as exc:
         failures = exc.failure_cases
         raise DataValidationError(dataset.name, failures, _describe(frame, failures, dataset, max_listed)) from None
