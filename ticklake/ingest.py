@@ -90,7 +90,12 @@ def ingest_daily_bars(
     symbols: set[str] = set()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="warehouse") as loader:
         loading: Future | None = None
-        for page, bars in _prefetched(source.daily_bars(region, codes, sessions)):
+
+        def previous_page_loaded() -> None:
+            if loading is not None:
+                loading.result()
+
+        for page, bars in _prefetched(source.daily_bars(region, codes, sessions), gate=previous_page_loaded):
             frame = with_lineage(bars, source.name, run_id, now)
             validate(frame, KLINES_DAILY, allowed_dates=page)
             table = pa.concat_tables(_store_page(lake, frame, region, page, result))
@@ -112,13 +117,22 @@ def ingest_daily_bars(
     return result
 
 
-def _prefetched(pages: Iterator[tuple[tuple[dt.date, ...], pd.DataFrame]]
+def _prefetched(pages: Iterator[tuple[tuple[dt.date, ...], pd.DataFrame]], gate: Callable[[], None]
                 ) -> Iterator[tuple[tuple[dt.date, ...], pd.DataFrame]]:
-    """Fetch page k+1 while page k is validated and written (storing is mostly GIL-free Arrow/DuckDB work)."""
+    """Fetch page k+1 while page k is validated and written (storing is mostly GIL-free Arrow/DuckDB work).
+
+    The fetch of the next page first waits on `gate` (the previous page's warehouse load), so at most two
+    pages are ever held, whatever the length of the history: peak memory is bounded by the page size.
+    """
+
+    def fetch_next():
+        gate()
+        return next(pages, None)
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
         pending = pool.submit(next, pages, None)
         while (item := pending.result()) is not None:
-            pending = pool.submit(next, pages, None)
+            pending = pool.submit(fetch_next)
             yield item
 
 
