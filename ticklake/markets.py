@@ -62,29 +62,43 @@ def _calendar(name: str) -> xcals.ExchangeCalendar:
     raise error
 
 
+class CalendarRangeError(ValueError):
+    """The date lies beyond what the installed exchange calendar knows: never guess it is a holiday."""
+
+
+def _known(region: str, day: dt.date) -> xcals.ExchangeCalendar:
+    cal = _calendar(market(region).calendar)
+    if pd.Timestamp(day) > cal.last_session:
+        raise CalendarRangeError(
+            f"the installed exchange_calendars knows {cal.name} ({region}) sessions only through "
+            f"{cal.last_session.date()}, not {day}; upgrade the exchange-calendars package"
+        )
+    return cal
+
+
 def sessions(region: str, start: dt.date, end: dt.date) -> list[dt.date]:
     """Trading sessions of `region` in [start, end], oldest first."""
     if end < start:
         return []
-    cal = _calendar(market(region).calendar)
+    cal = _known(region, end)
     lo = max(pd.Timestamp(start), cal.first_session)
-    hi = min(pd.Timestamp(end), cal.last_session)
+    hi = pd.Timestamp(end)
     if hi < lo:
         return []
     return [ts.date() for ts in cal.sessions_in_range(lo, hi)]
 
 
 def is_session(region: str, day: dt.date) -> bool:
-    cal = _calendar(market(region).calendar)
+    cal = _known(region, day)
     ts = pd.Timestamp(day)
-    return bool(cal.first_session <= ts <= cal.last_session and cal.is_session(ts))
+    return bool(cal.first_session <= ts and cal.is_session(ts))
 
 
 def last_completed_session(region: str, now: dt.datetime) -> dt.date | None:
     """The most recent session whose close is at or before `now` (aware UTC)."""
     cal = _calendar(market(region).calendar)
     minute = pd.Timestamp(now).tz_convert("UTC").floor("min")
-    candidates = cal.sessions_in_range(minute.normalize().tz_localize(None) - pd.Timedelta(days=15),
-                                       minute.normalize().tz_localize(None) + pd.Timedelta(days=1))
+    day = minute.normalize().tz_localize(None)
+    candidates = cal.sessions_in_range(day - pd.Timedelta(days=15), min(day + pd.Timedelta(days=1), cal.last_session))
     done = [s for s in candidates if cal.session_close(s) <= minute]
     return done[-1].date() if done else None

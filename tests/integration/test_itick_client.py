@@ -22,10 +22,11 @@ from tests.conftest import TOKEN
 from ticklake import markets
 
 
-def _client(server, tmp_path, *, calls=100_000, window=60.0, retries=5, token=TOKEN, margin=None) -> ITickClient:
+def _client(server, tmp_path, *, calls=100_000, window=60.0, retries=5, token=TOKEN, margin=None,
+            backoff=0.05) -> ITickClient:
     return ITickClient(server.url, token, limiter=SlidingWindowLimiter(calls, window, margin_s=margin),
                        max_retries=retries,
-                       backoff_base_s=0.05, audit=AuditLog(tmp_path / "audit.jsonl"))
+                       backoff_base_s=backoff, audit=AuditLog(tmp_path / "audit.jsonl"))
 
 
 def _some_code(server, region="US") -> str:
@@ -73,7 +74,8 @@ def test_protocol_rejections_name_the_problem(make_server, tmp_path):
 
 def test_429_is_retried_until_the_call_succeeds(make_server, tmp_path):
     server = make_server(calls_per_window=2, window_seconds=1.0)
-    client = _client(server, tmp_path)  # the client believes it has a huge quota
+    # the client believes it has a huge quota; its backoff (0.1 s doubling: >3 s over 5 retries) outlasts a window
+    client = _client(server, tmp_path, backoff=0.2)
     for _ in range(5):
         assert client.symbol_list("US")
     assert server.simulator.counters.rate_limited > 0

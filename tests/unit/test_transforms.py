@@ -188,3 +188,12 @@ def test_security_master_keeps_history_of_codes_that_left_the_list():
     assert second.loc["B", "last_seen"] == pd.Timestamp(day2)
     assert second.loc["C", "first_seen"] == pd.Timestamp(day2)
     assert second.loc["C", "in_latest_list"]
+
+
+def test_dates_beyond_the_installed_calendar_are_an_error_not_a_holiday():
+    with pytest.raises(markets.CalendarRangeError, match="upgrade the exchange-calendars package"):
+        markets.sessions("SH", dt.date(2030, 1, 1), dt.date(2030, 1, 31))
+    with pytest.raises(markets.CalendarRangeError, match="XSHG"):
+        markets.is_session("SH", dt.date(2030, 1, 2))
+    assert markets.sessions("US", dt.date(2024, 1, 1), dt.date(2024, 1, 5)) == [
+        dt.date(2024, 1, 2), dt.date(2024, 1, 3), dt.date(2024, 1, 4), dt.date(2024, 1, 5)]
