@@ -28,7 +28,8 @@ def fetch_metadata(report: FetchReport) -> dict[str, dg.MetadataValue]:
         "api_calls": dg.MetadataValue.int(report.calls),
         "api_retries": dg.MetadataValue.int(report.retries),
         "api_rate_limited": dg.MetadataValue.int(report.rate_limited),
-        "api_quota_wait_s": dg.MetadataValue.float(float(report.waited_s)),
+        "api_errors": dg.MetadataValue.int(report.errors),
+        "api_quota_wait_s": dg.MetadataValue.float(round(float(report.waited_s), 3)),
     }
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, PrivateAttr
 
-from resources.itick_client import AuditLog, CallStats, ITickClient
+from resources.itick_client import AuditLog, ITickClient
 from resources.rate_limit import SlidingWindowLimiter, calls_per_minute
 from ticklake import markets, settings
 from ticklake.sources import FetchReport
@@ -176,12 +176,10 @@ class ITickSource:
         self.max_concurrency, self.convention = max_concurrency, convention
         self.parallel = parallel
         self._start = client.stats
-        self._remote = CallStats()  # calls made by worker processes
+        self._remote = FetchReport()  # calls made by worker processes
 
     def spent(self) -> FetchReport:
-        s = self.client.stats.minus(self._start).plus(self._remote)
-        return FetchReport(calls=s.calls, attempts=s.attempts, retries=s.retries, rate_limited=s.rate_limited,
-                           rows=s.rows, waited_s=round(s.waited_s, 3))
+        return self.client.stats.minus(self._start).plus(self._remote)
 
     def list_securities(self, region: str) -> pd.DataFrame:
         rows = self.client.symbol_list(region)
@@ -306,7 +304,7 @@ def _worker_init(config: dict) -> None:
     _WORKER["source"] = resource.source(tags=config["tags"])
 
 
-def _worker_fetch(region: str, request, first: dt.date, last: dt.date) -> tuple[pd.DataFrame, CallStats]:
+def _worker_fetch(region: str, request, first: dt.date, last: dt.date) -> tuple[pd.DataFrame, FetchReport]:
     source: ITickSource = _WORKER["source"]
     before = source.client.stats
     keep = _WORKER.get(("filter", region, first, last))

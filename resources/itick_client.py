@@ -1,7 +1,7 @@
 """HTTP client for the iTick REST API (and the simulator that speaks the same protocol).
 
 Responsibilities, in order: respect the plan's quota (client-side limiter), send `GET path?params` with the
-`token` header, retry 429/5xx/timeouts/connection errors with exponential backoff and full jitter, unwrap
+`token` header, retry 429/5xx/timeouts/connection errors with exponential backoff and jitter, unwrap
 the `{code, msg, data}` envelope into data or a typed error, and audit every call (endpoint, params,
 status, latency, retries, rows) without ever recording the token.
 """
@@ -30,6 +30,7 @@ from resources.itick_errors import (
     ITickUnknownSymbolError,
 )
 from resources.rate_limit import SlidingWindowLimiter
+from ticklake.sources import FetchReport
 
 RATE_LIMIT_MESSAGE = "your request is too much"
 _AUTH_MARKERS = ("E002", "auth failed")
@@ -51,23 +52,6 @@ class CallRecord:
     rows: int
     error: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class CallStats:
-    calls: int = 0  # logical calls
-    attempts: int = 0  # HTTP requests sent (calls + retries)
-    retries: int = 0
-    rate_limited: int = 0  # 429 answers received
-    errors: int = 0
-    rows: int = 0
-    waited_s: float = 0.0  # time spent waiting for the client-side quota
-
-    def minus(self, other: CallStats) -> CallStats:
-        return CallStats(**{k: v - getattr(other, k) for k, v in asdict(self).items()})
-
-    def plus(self, other: CallStats) -> CallStats:
-        return CallStats(**{k: v + getattr(other, k) for k, v in asdict(self).items()})
 
 
 class AuditLog:
@@ -114,7 +98,7 @@ class ITickClient:
         self.tags = dict(tags or {})
         self._sleep = sleep
         self._rng = random.Random()
-        self._stats = CallStats()
+        self._stats = FetchReport()
         self._stats_lock = threading.Lock()
         self._records: list[CallRecord] = []
         self._http = httpx.Client(
@@ -138,9 +122,9 @@ class ITickClient:
         return f"ITickClient(base_url={self.base_url!r})"
 
     @property
-    def stats(self) -> CallStats:
+    def stats(self) -> FetchReport:
         with self._stats_lock:
-            return CallStats(**asdict(self._stats))
+            return FetchReport(**asdict(self._stats))
 
     @property
     def records(self) -> list[CallRecord]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Protocol
 
 import pandas as pd
@@ -13,15 +13,21 @@ import pandas as pd
 
 @dataclass
 class FetchReport:
-    """What a fetch cost, for metadata and the benchmark."""
+    """What fetching cost, cumulative; sources, metadata and the benchmark all report this one record."""
 
-    calls: int = 0
-    attempts: int = 0
+    calls: int = 0  # logical calls
+    attempts: int = 0  # HTTP requests sent (calls + retries)
     retries: int = 0
-    rate_limited: int = 0
+    rate_limited: int = 0  # 429 answers received
+    errors: int = 0
     rows: int = 0
-    waited_s: float = 0.0
-    notes: list[str] = field(default_factory=list)
+    waited_s: float = 0.0  # time spent waiting for the client-side quota
+
+    def minus(self, other: FetchReport) -> FetchReport:
+        return FetchReport(**{k: v - getattr(other, k) for k, v in asdict(self).items()})
+
+    def plus(self, other: FetchReport) -> FetchReport:
+        return FetchReport(**{k: v + getattr(other, k) for k, v in asdict(self).items()})
 
 
 class MarketDataSource(Protocol):

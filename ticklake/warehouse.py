@@ -103,10 +103,6 @@ class Warehouse:
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
-    def reader(self) -> duckdb.DuckDBPyConnection:
-        """A read-only connection (what analysts should use)."""
-        return duckdb.connect(str(self.path), read_only=True)
-
     @staticmethod
     def _ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         for dataset in DATASETS.values():
