@@ -42,6 +42,27 @@ def _run(*cmd: str | Path, **env: str) -> None:
         sys.exit(result.returncode)
 
 
+def _install_locked(pip: tuple) -> None:
+    """pip install the lock, printing progress (a fresh install takes one to two minutes)."""
+    total = sum(1 for line in LOCK.read_text().splitlines() if "==" in line and not line.startswith((" ", "#")))
+    print(f"[setup] installing {total} locked packages from requirements.lock (1-2 min the first time)",
+          flush=True)
+    cmd = [str(c) for c in (*pip, "install", "--no-deps", "--require-hashes", "--progress-bar", "off", "-r", LOCK)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    seen, output, step = 0, [], max(1, total // 10)
+    for line in proc.stdout:
+        output.append(line)
+        if line.startswith(("Collecting", "Processing", "Requirement already satisfied")):
+            seen += 1
+            if seen % step == 0 or seen == total:
+                print(f"[setup]   {seen}/{total} packages resolved", flush=True)
+    if proc.wait() != 0:
+        sys.stdout.write("".join(output[-40:]))
+        sys.exit(proc.returncode)
+    print("[setup] done", flush=True)
+
+
 def setup() -> None:
     """Create .venv and install the locked dependencies plus this project (editable)."""
     if sys.version_info < (3, 11):  # noqa: UP036 - this file runs under whatever python3 the user has
@@ -54,13 +75,12 @@ def setup() -> None:
     if not VENV.exists():
         print(f"[setup] creating {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    print("[setup] installing locked dependencies (requirements.lock)", flush=True)
-    pip = (PY, "-m", "pip", "--disable-pip-version-check", "-q")
+    pip = (PY, "-m", "pip", "--disable-pip-version-check")
     # The lock is a complete, hash-pinned resolution (uv pip compile --universal), so pip must not
     # resolve again: --no-deps installs exactly what is locked; `pip check` proves it is consistent.
-    _run(*pip, "install", "--no-deps", "--require-hashes", "-r", LOCK)
-    _run(*pip, "check")
-    _run(*pip, "install", "--no-deps", "--no-build-isolation", "-e", ROOT)
+    _install_locked(pip)
+    _run(*pip, "-q", "check")
+    _run(*pip, "-q", "install", "--no-deps", "--no-build-isolation", "-e", ROOT)
     STAMP.write_text(wanted)
 
 
@@ -70,9 +90,10 @@ def main(argv: list[str]) -> None:
     command, rest = argv[0], argv[1:]
     setup()
     if command == "demo":
-        _run(PY, "-m", "ticklake.demo", *rest)
+        _run(PY, "-m", "automation.demo", *rest)
     elif command == "test":
         _run(BIN / "ruff", "check", ".")
+        _run(BIN / "lint-imports", "--no-cache", PYTHONPATH=str(ROOT))  # layers point one way (pyproject.toml)
         _run(PY, "-m", "pytest", *(rest or ["-n", "2", "-q"]))
     elif command == "bench":
         _run(PY, "-m", "benchmarks", *rest)

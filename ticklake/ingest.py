@@ -17,10 +17,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from checks.schemas import validate
 from ticklake import markets
 from ticklake.dictionary import KLINES_DAILY, SECURITIES
 from ticklake.lake import Lake
+from ticklake.schemas import validate
 from ticklake.sources import FetchReport, MarketDataSource
 from ticklake.transforms import carry_forward_lineage, merge_security_master, string_array
 from ticklake.warehouse import Warehouse

@@ -15,6 +15,7 @@ from benchmarks.worker import peak_rss_mb
 def run(params: dict[str, Any]) -> dict[str, Any]:
     from resources.storage import StorageResource
     from ticklake.ingest import ingest_daily_bars, refresh_securities, universe
+    from ticklake.itick.source import open_source
 
     transport, symbols, n_sessions = params["transport"], params["symbols"], params["sessions"]
     region = params.get("region", BACKFILL_REGION)
@@ -27,14 +28,14 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
         lake, warehouse = storage.lake(), storage.warehouse()
         rss_before = peak_rss_mb()
         started = time.perf_counter()
-        ref_source = wired.resource.source()
+        ref_source = open_source(wired.config)
         refresh_securities(ref_source, lake, warehouse, region=region, run_id="bench", now=now)
         ref = ref_source.spent()  # spent() is cumulative over the shared client: read it before the klines
         codes = universe(lake, region)
         if cap:
             codes = codes[:cap]
         listed = time.perf_counter()
-        bar_source = wired.resource.source()
+        bar_source = open_source(wired.config)
         result = ingest_daily_bars(bar_source, lake, warehouse, region=region, dates=sessions, codes=codes,
                                    run_id="bench", now=now)
         finished = time.perf_counter()

@@ -83,7 +83,7 @@ class SimClock:
 
 @dataclass
 class Wiring:
-    resource: object  # resources.itick.ITickResource
+    config: object  # ticklake.itick.config.ITickConfig
     simulator: object  # itick_sim.Simulator (server side, for its request counters)
     endpoint: str
     clock: SimClock
@@ -93,17 +93,17 @@ class Wiring:
 def wiring(transport: str, *, symbols: int, seed: int, regions: tuple[str, ...], home: Path,
            plan: str = UNLIMITED_PLAN, calls_per_window: int | None = None, window_seconds: float = 60.0
            ) -> Iterator[Wiring]:
-    """An ITickResource wired to the simulator in-process (WSGI, no socket) or over loopback HTTP."""
+    """An ITickConfig wired to the simulator in-process (WSGI, no socket) or over loopback HTTP."""
     from itick_sim import SimSettings, Simulator, serve
-    from resources.itick import ITickResource, embedded_simulator
+    from ticklake.itick.config import ITickConfig, embedded_simulator
 
     if transport == "inprocess":
         if calls_per_window is not None:
             raise ValueError("an enforced quota is only supported over loopback")
         os.environ["TICKLAKE_REGIONS"] = ",".join(regions)  # the embedded simulator's regions
-        resource = ITickResource(plan=plan, sim_symbols_per_region=symbols, sim_seed=seed, home=str(home))
-        sim = embedded_simulator(symbols, seed, int(plan))
-        yield Wiring(resource, sim, resource.endpoint, SimClock(sim))
+        config = ITickConfig(plan=plan, sim_symbols_per_region=symbols, sim_seed=seed, home=str(home))
+        sim = embedded_simulator(symbols, seed, int(plan), tuple(regions))
+        yield Wiring(config, sim, config.endpoint, SimClock(sim))
         return
     if transport == SEPARATE:
         yield from _separate_process(symbols=symbols, seed=seed, regions=regions, home=home, plan=plan,
@@ -115,9 +115,9 @@ def wiring(transport: str, *, symbols: int, seed: int, regions: tuple[str, ...],
                                 calls_per_window=calls_per_window, window_seconds=window_seconds))
     server = serve(sim)
     try:
-        resource = ITickResource(base_url=server.url, token="bench", plan=plan, window_seconds=window_seconds,
-                                 home=str(home))
-        yield Wiring(resource, sim, server.url, SimClock(sim))
+        config = ITickConfig(base_url=server.url, token="bench", plan=plan, window_seconds=window_seconds,
+                             home=str(home))
+        yield Wiring(config, sim, server.url, SimClock(sim))
     finally:
         server.close()
 
@@ -138,7 +138,7 @@ class _RemoteSimulator:
 
 def _separate_process(*, symbols: int, seed: int, regions: tuple[str, ...], home: Path, plan: str,
                       calls_per_window: int | None) -> Iterator[Wiring]:
-    from resources.itick import ITickResource
+    from ticklake.itick.config import ITickConfig
 
     cmd = [sys.executable, "-m", "itick_sim", "--port", "0", "--seed", str(seed), "--symbols", str(symbols),
            "--regions", ",".join(regions)]
@@ -150,8 +150,8 @@ def _separate_process(*, symbols: int, seed: int, regions: tuple[str, ...], home
         url = (proc.stdout.readline() if proc.stdout else "").strip()
         if not url.startswith("http://"):
             raise RuntimeError(f"the simulator process did not start (exit {proc.poll()})")
-        resource = ITickResource(base_url=url, token="bench", plan=plan, home=str(home))
-        yield Wiring(resource, _RemoteSimulator(), url, ProcessClock(proc.pid))
+        config = ITickConfig(base_url=url, token="bench", plan=plan, home=str(home))
+        yield Wiring(config, _RemoteSimulator(), url, ProcessClock(proc.pid))
     finally:
         proc.terminate()
         try:

@@ -15,6 +15,7 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
     from resources.storage import StorageResource
     from ticklake import markets
     from ticklake.ingest import ingest_daily_bars, refresh_securities, universe
+    from ticklake.itick.source import open_source
 
     regions = tuple(params.get("regions") or NIGHTLY_REGIONS)
     quota = params.get("quota")  # {"plan": "base", "calls_per_window": 120, "window_seconds": 1.0} or None
@@ -26,7 +27,7 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
                                           regions=regions, home=home, **extra) as wired:
         storage = StorageResource(home=str(home))
         lake, warehouse = storage.lake(), storage.warehouse()
-        reference = wired.resource.source()
+        reference = open_source(wired.config)
         for region in regions:  # preloaded: the security master exists before the nightly run
             refresh_securities(reference, lake, warehouse, region=region, run_id="bench-ref", now=now)
         codes = {r: universe(lake, r) for r in regions}
@@ -34,7 +35,7 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
             time.sleep(quota["window_seconds"] * 1.1)
         wired.simulator.counters.reset()
         wired.clock.cpu_s = 0.0
-        source = wired.resource.source()
+        source = open_source(wired.config)
         rss_before = peak_rss_mb()
         started = time.perf_counter()
         per_region = {}

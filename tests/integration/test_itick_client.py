@@ -8,18 +8,19 @@ import threading
 import pandas as pd
 import pytest
 
-from resources.itick import ITickResource
-from resources.itick_client import AuditLog, ITickClient
-from resources.itick_errors import (
+from tests.conftest import TOKEN
+from ticklake import markets
+from ticklake.itick.client import AuditLog, ITickClient
+from ticklake.itick.config import ITickConfig, build_client
+from ticklake.itick.errors import (
     ITickAuthError,
     ITickQuotaError,
     ITickRequestError,
     ITickServerError,
     ITickUnknownSymbolError,
 )
-from resources.rate_limit import SlidingWindowLimiter
-from tests.conftest import TOKEN
-from ticklake import markets
+from ticklake.itick.source import open_source
+from ticklake.quota import SlidingWindowLimiter
 
 
 def _client(server, tmp_path, *, calls=100_000, window=60.0, retries=5, token=TOKEN, margin=None,
@@ -153,9 +154,9 @@ def test_source_matches_ground_truth_under_every_protocol_variant(make_server, h
                                                                    et_inclusive, convention):
     server = make_server(bar_time=bar_time, sort_order=sort_order, et_inclusive=et_inclusive,
                          max_codes_per_call=5)
-    resource = ITickResource(base_url=server.url, token=TOKEN, plan="100000", home=str(home),
-                             max_codes_per_call=5, max_bars_per_call=7, bar_time_convention=convention)
-    source = resource.source()
+    config = ITickConfig(base_url=server.url, token=TOKEN, plan="100000", home=str(home),
+                         max_codes_per_call=5, max_bars_per_call=7, bar_time_convention=convention)
+    source = open_source(config)
     codes = [s.code for s in server.simulator.universe(region)]
     sessions = markets.sessions(region, dt.date(2024, 5, 1), dt.date(2024, 6, 28))
     pages = list(source.daily_bars(region, codes, sessions))
@@ -176,14 +177,14 @@ def test_source_matches_ground_truth_under_every_protocol_variant(make_server, h
 
 def test_base_url_without_token_is_refused_before_any_call(home):
     with pytest.raises(ValueError, match="ITICK_TOKEN"):
-        ITickResource(base_url="http://127.0.0.1:9", home=str(home)).client()
+        build_client(ITickConfig(base_url="http://127.0.0.1:9", home=str(home)))
 
 
 def test_no_token_and_no_url_means_the_embedded_simulator(home):
-    resource = ITickResource(home=str(home), sim_symbols_per_region=3)
-    assert resource.endpoint == "embedded://itick-sim"
-    assert resource.source_name == "itick-sim"
-    assert len(resource.source().list_securities("US")) == 3
+    config = ITickConfig(home=str(home), sim_symbols_per_region=3)
+    assert config.endpoint == "embedded://itick-sim"
+    assert config.source_name == "itick-sim"
+    assert len(open_source(config).list_securities("US")) == 3
 
 
 def test_parallel_fetch_processes_return_the_same_bars_and_count_every_call(make_server, home):
@@ -194,7 +195,7 @@ def test_parallel_fetch_processes_return_the_same_bars_and_count_every_call(make
     sessions = markets.sessions("US", dt.date(2024, 4, 1), dt.date(2024, 6, 28))
 
     def fetch(**extra) -> tuple[pd.DataFrame, int, list]:
-        source = ITickResource(**kwargs, **extra).source()
+        source = open_source(ITickConfig(**kwargs, **extra))
         pages = list(source.daily_bars("US", codes, sessions))
         frame = pd.concat([f for _, f in pages], ignore_index=True).sort_values(["symbol", "trade_date"])
         return frame.reset_index(drop=True), source.spent().calls, [p for p, _ in pages]

@@ -191,7 +191,7 @@ def test_quick_start_demo_runs_on_the_embedded_simulator(tmp_path):
     env = {**os.environ, "TICKLAKE_HOME": str(tmp_path), "TICKLAKE_REGIONS": "US,JP", "DAGSTER_HOME": "",
            "ITICK_TOKEN": "", "ITICK_BASE_URL": ""}
     env.pop("DAGSTER_HOME")
-    out = subprocess.run([sys.executable, "-m", "ticklake.demo", "--sessions", "5"], env=env, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "automation.demo", "--sessions", "5"], env=env, capture_output=True,
                          text=True, timeout=300, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "source      embedded://itick-sim" in out.stdout

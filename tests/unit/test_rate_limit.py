@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resources.rate_limit import SlidingWindowLimiter, calls_per_minute
+from ticklake.quota import SlidingWindowLimiter, calls_per_minute
 
 
 class FakeClock:

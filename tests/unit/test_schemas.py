@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from checks.schemas import DataValidationError, dataframe_schema, validate
 from ticklake.dictionary import DATASETS, KLINES_DAILY
+from ticklake.schemas import DataValidationError, dataframe_schema, validate
 from ticklake.warehouse import create_table_sql
 
 DAY = dt.date(2024, 1, 2)

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import orjson
 
-from resources.itick_errors import (
+from ticklake.itick.errors import (
     ITickAuthError,
     ITickError,
     ITickProtocolError,
@@ -29,7 +29,7 @@ from resources.itick_errors import (
     ITickServerError,
     ITickUnknownSymbolError,
 )
-from resources.rate_limit import SlidingWindowLimiter
+from ticklake.quota import SlidingWindowLimiter
 from ticklake.sources import FetchReport
 
 RATE_LIMIT_MESSAGE = "your request is too much"

@@ -1,7 +1,7 @@
 """The quick-start run: refresh the security master, run the nightly job over the most recent trading days
 of every configured region (one single-run backfill per region), then print what was built.
 
-    python -m ticklake.demo [--sessions 20]
+    python -m automation.demo [--sessions 20]
 
 Uses the embedded simulator unless ITICK_TOKEN / ITICK_BASE_URL are set. Runs are recorded in the Dagster
 instance at $DAGSTER_HOME (default $TICKLAKE_HOME/dagster), so `python3 dev.py ui` shows them afterwards.

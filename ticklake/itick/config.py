@@ -1,0 +1,160 @@
+"""How to reach iTick: endpoint, token, plan and client tuning, read from the environment with clear errors.
+
+No ITICK_TOKEN and no ITICK_BASE_URL: the embedded, deterministic simulator answers in-process (no port).
+ITICK_BASE_URL + ITICK_TOKEN: that server (the real api.itick.org, or a simulator on loopback).
+ITICK_TOKEN alone: https://api.itick.org.
+
+The Dagster resource (resources/itick.py) exposes the same fields as run configuration; this module is what
+the library, the fetch worker processes and the benchmarks build clients from.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import httpx
+
+from ticklake import settings
+from ticklake.itick.client import AuditLog, ITickClient
+from ticklake.quota import SlidingWindowLimiter, calls_per_minute
+from ticklake.settings import ConfigError, env_choice, env_int, env_parsed
+
+ITICK_URL = "https://api.itick.org"
+EMBEDDED = "embedded://itick-sim"
+SIM_TOKEN = "embedded-simulator"
+# An HTTP header value ticklake will send: visible ASCII only. A token with a space, a line break (a trailing
+# newline from `echo` or a secrets file) or a control character is refused before any request is made.
+_TOKEN_RULE = re.compile(r"[\x21-\x7e]{1,512}")
+
+
+def check_token(token: str, variable: str = "ITICK_TOKEN") -> None:
+    """Refuse a token that cannot travel as the `token` header. The message never contains the token."""
+    if _TOKEN_RULE.fullmatch(token):
+        return
+    if any(c in token for c in "\r\n"):
+        why = "it contains a line break (often a trailing newline from a file or `echo`)"
+    elif any(c.isspace() for c in token):
+        why = "it contains whitespace"
+    elif len(token) > 512:
+        why = f"it is {len(token)} characters long (at most 512)"
+    else:
+        why = "it contains characters other than visible ASCII"
+    raise ConfigError(f"{variable} is not a valid iTick token: {why}. Tokens are 1-512 visible ASCII characters "
+                      "without spaces; the value is not shown here.")
+
+
+@dataclass(frozen=True)
+class ITickConfig:
+    base_url: str | None = None
+    token: str | None = field(default=None, repr=False)
+    plan: str = "base"  # free|base|pro|premium or calls per minute
+    window_seconds: float = 60.0
+    quota_margin_s: float | None = None
+    max_codes_per_call: int = 50
+    max_bars_per_call: int = 1000
+    max_concurrency: int = 4
+    fetch_processes: int = 0  # 0 = one per CPU
+    parallel_fetch_min_bars: int = 2_000_000
+    timeout_s: float = 30.0
+    max_retries: int = 5
+    backoff_base_s: float = 0.5
+    bar_time_convention: Literal["exchange_local", "utc"] = "exchange_local"
+    sim_symbols_per_region: int = 20
+    sim_seed: int = 20240101
+    home: str | None = None
+
+    @classmethod
+    def from_env(cls, **overrides) -> ITickConfig:
+        """The ITICK_* and TICKLAKE_* variables; each bad value is a ConfigError naming its variable."""
+        values = {
+            "base_url": os.environ.get("ITICK_BASE_URL") or None,
+            "token": os.environ.get("ITICK_TOKEN") or None,
+            **env_values(),
+        }
+        return cls(**{**values, **overrides})
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @property
+    def endpoint(self) -> str:
+        if self.base_url:
+            return self.base_url
+        return ITICK_URL if self.token else EMBEDDED
+
+    @property
+    def source_name(self) -> str:
+        return "itick-sim" if self.endpoint == EMBEDDED else "itick"
+
+    @property
+    def paths(self) -> settings.Paths:
+        return settings.Paths(Path(self.home) if self.home else settings.home())
+
+
+def env_values() -> dict:
+    """The tuning knobs users set through the environment (README, Configuration), validated."""
+    return {
+        "plan": env_parsed("ITICK_PLAN", "base", _plan, "must be free, base, pro, premium or a positive number "
+                                                        "of calls per minute"),
+        "max_codes_per_call": env_int("ITICK_MAX_CODES", 50, minimum=1, maximum=1000),
+        "bar_time_convention": env_choice("ITICK_BAR_TIME", "exchange_local", ("exchange_local", "utc")),
+        "fetch_processes": env_int("TICKLAKE_FETCH_PROCESSES", 0, minimum=0, maximum=16),
+        "sim_symbols_per_region": env_int("TICKLAKE_SIM_SYMBOLS", 20, minimum=1, maximum=100_000),
+        "sim_seed": env_int("TICKLAKE_SIM_SEED", 20240101, minimum=0),
+    }
+
+
+def _plan(text: str) -> str:
+    calls_per_minute(text)  # raises ValueError for anything but a plan name or a positive number
+    return text
+
+
+@lru_cache(maxsize=4)
+def embedded_simulator(symbols_per_region: int, seed: int, calls_per_minute: int, regions: tuple[str, ...]):
+    """One in-process simulator per configuration and process (its calendars and series are cached)."""
+    from itick_sim import SimSettings, Simulator
+
+    return Simulator(SimSettings(seed=seed, symbols_per_region=symbols_per_region, regions=regions,
+                                 calls_per_window=calls_per_minute, window_seconds=60.0))
+
+
+def build_client(config: ITickConfig, tags: dict[str, str] | None = None) -> ITickClient:
+    """A quota-aware client for `config`: the embedded simulator, or HTTP with a checked token."""
+    try:
+        rate = calls_per_minute(config.plan)
+    except ValueError as exc:
+        raise ConfigError(f"ITICK_PLAN={config.plan!r} is invalid: {exc}") from None
+    paths = config.paths
+    transport: httpx.BaseTransport | None = None
+    token = config.token
+    if config.endpoint == EMBEDDED:
+        sim = embedded_simulator(config.sim_symbols_per_region, config.sim_seed, rate, settings.regions())
+        transport, token = httpx.WSGITransport(app=sim), SIM_TOKEN
+    elif not token:
+        raise ConfigError("ITICK_BASE_URL is set but ITICK_TOKEN is not: the iTick API needs a token "
+                          "(unset ITICK_BASE_URL to use the embedded simulator)")
+    check_token(token)
+    account = hashlib.sha256(f"{config.endpoint}\0{token}".encode()).hexdigest()[:16]  # never the token itself
+    paths.state.mkdir(parents=True, exist_ok=True)
+    limiter = SlidingWindowLimiter(rate, config.window_seconds, margin_s=config.quota_margin_s,
+                                   state_file=paths.state / f"quota-{account}.txt")
+    audit = AuditLog(paths.audit / f"api_calls-{dt.datetime.now(dt.UTC):%Y-%m-%d}.jsonl")
+    return ITickClient(
+        config.endpoint if config.endpoint != EMBEDDED else "http://itick-sim.local",
+        token,
+        limiter=limiter,
+        timeout_s=config.timeout_s,
+        max_retries=config.max_retries,
+        backoff_base_s=config.backoff_base_s,
+        transport=transport,
+        audit=audit,
+        tags=tags,
+    )
