@@ -21,7 +21,7 @@ from ticklake import markets
 from ticklake.dictionary import KLINES_DAILY, SECURITIES
 from ticklake.lake import Lake
 from ticklake.schemas import validate
-from ticklake.sources import FetchReport, MarketDataSource
+from ticklake.sources import BarsPage, FetchReport, MarketDataSource
 from ticklake.transforms import carry_forward_lineage, merge_security_master, string_array
 from ticklake.warehouse import Warehouse
 
@@ -95,7 +95,8 @@ def ingest_daily_bars(
             if loading is not None:
                 loading.result()
 
-        for page, bars in _prefetched(source.daily_bars(region, codes, sessions), gate=previous_page_loaded):
+        for fetched in _prefetched(source.daily_bars(region, codes, sessions), gate=previous_page_loaded):
+            page, bars = fetched.sessions, fetched.bars
             frame = with_lineage(bars, source.name, run_id, now)
             validate(frame, KLINES_DAILY, allowed_dates=page)
             table = pa.concat_tables(_store_page(lake, frame, region, page, result))
@@ -117,8 +118,7 @@ def ingest_daily_bars(
     return result
 
 
-def _prefetched(pages: Iterator[tuple[tuple[dt.date, ...], pd.DataFrame]], gate: Callable[[], None]
-                ) -> Iterator[tuple[tuple[dt.date, ...], pd.DataFrame]]:
+def _prefetched(pages: Iterator[BarsPage], gate: Callable[[], None]) -> Iterator[BarsPage]:
     """Fetch page k+1 while page k is validated and written (storing is mostly GIL-free Arrow/DuckDB work).
 
     The fetch of the next page first waits on `gate` (the previous page's warehouse load), so at most two
@@ -176,7 +176,7 @@ class SecuritiesResult:
 def refresh_securities(source: MarketDataSource, lake: Lake, warehouse: Warehouse, *, region: str, run_id: str,
                        now: dt.datetime) -> SecuritiesResult:
     """Fold the source's current symbol list into the region's security master."""
-    listing = source.list_securities(region)
+    listing = source.list_securities(region).securities
     if listing.empty:  # a source that suddenly lists nothing is an outage, not a mass delisting
         raise RuntimeError(f"{region}: the source returned an empty symbol list; the security master was kept")
     as_of = pd.Timestamp(now).tz_convert(markets.market(region).timezone).date()

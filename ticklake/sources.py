@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 import pandas as pd
@@ -30,22 +30,43 @@ class FetchReport:
         return FetchReport(**{k: v + getattr(other, k) for k, v in asdict(self).items()})
 
 
+@dataclass
+class BarsPage:
+    """One page of daily bars: the requested codes over a run of consecutive sessions.
+
+    Absence is not data. Only `answered` codes may have their stored bars for `sessions` replaced (an answered
+    code with no bars is a real "no trading"); a `missing` code (left out of the answer, or sent as null, even
+    after asking again) keeps whatever is stored for it. Codes the source sent without being asked are dropped
+    before the page is built and only counted in `unrequested`.
+    """
+
+    sessions: tuple[dt.date, ...]  # the requested sessions this page covers, oldest first
+    bars: pd.DataFrame  # klines_daily market columns, only answered codes, only `sessions`
+    answered: frozenset[str]
+    missing: frozenset[str] = frozenset()
+    unrequested: frozenset[str] = frozenset()
+
+
+@dataclass
+class Listing:
+    """A source's current symbol list, with the entries refused (no code, or a code breaking SYMBOL_PATTERN)."""
+
+    securities: pd.DataFrame  # region, symbol, name, security_type, exchange
+    rejected: list[str] = field(default_factory=list)  # one short, printable reason per refused entry
+
+
 class MarketDataSource(Protocol):
     name: str  # recorded in the `source` lineage column
     max_codes_per_call: int
     max_bars_per_call: int
 
-    def list_securities(self, region: str) -> pd.DataFrame:
+    def list_securities(self, region: str) -> Listing:
         """Current symbol list: columns region, symbol, name, security_type, exchange."""
         ...
 
-    def daily_bars(self, region: str, codes: Sequence[str], sessions: Sequence[dt.date]
-                   ) -> Iterator[tuple[tuple[dt.date, ...], pd.DataFrame]]:
-        """Yield (sessions covered, bars) page by page; bars have the klines_daily market columns.
-
-        Pages arrive newest first; each covers a run of sessions for every code, so the caller can write
-        and commit page by page.
-        """
+    def daily_bars(self, region: str, codes: Sequence[str], sessions: Sequence[dt.date]) -> Iterator[BarsPage]:
+        """Yield the bars page by page; pages arrive newest first, each covering a run of sessions for every
+        code, so the caller can write and commit page by page."""
         ...
 
     def spent(self) -> FetchReport:

@@ -160,8 +160,8 @@ def test_source_matches_ground_truth_under_every_protocol_variant(make_server, h
     codes = [s.code for s in server.simulator.universe(region)]
     sessions = markets.sessions(region, dt.date(2024, 5, 1), dt.date(2024, 6, 28))
     pages = list(source.daily_bars(region, codes, sessions))
-    got = pd.concat([frame for _, frame in pages], ignore_index=True)
-    assert sorted(d for page, _ in pages for d in page) == sessions
+    got = pd.concat([page.bars for page in pages], ignore_index=True)
+    assert sorted(d for page in pages for d in page.sessions) == sessions
     truth = pd.concat([server.simulator.daily_bars(region, c).assign(symbol=c) for c in codes], ignore_index=True)
     truth = truth[truth["trade_date"].between(pd.Timestamp(sessions[0]), pd.Timestamp(sessions[-1]))]
     got = got.sort_values(["symbol", "trade_date"]).reset_index(drop=True)
@@ -184,7 +184,7 @@ def test_no_token_and_no_url_means_the_embedded_simulator(home):
     config = ITickConfig(home=str(home), sim_symbols_per_region=3)
     assert config.endpoint == "embedded://itick-sim"
     assert config.source_name == "itick-sim"
-    assert len(open_source(config).list_securities("US")) == 3
+    assert len(open_source(config).list_securities("US").securities) == 3
 
 
 def test_parallel_fetch_processes_return_the_same_bars_and_count_every_call(make_server, home):
@@ -197,8 +197,8 @@ def test_parallel_fetch_processes_return_the_same_bars_and_count_every_call(make
     def fetch(**extra) -> tuple[pd.DataFrame, int, list]:
         source = open_source(ITickConfig(**kwargs, **extra))
         pages = list(source.daily_bars("US", codes, sessions))
-        frame = pd.concat([f for _, f in pages], ignore_index=True).sort_values(["symbol", "trade_date"])
-        return frame.reset_index(drop=True), source.spent().calls, [p for p, _ in pages]
+        frame = pd.concat([p.bars for p in pages], ignore_index=True).sort_values(["symbol", "trade_date"])
+        return frame.reset_index(drop=True), source.spent().calls, [p.sessions for p in pages]
 
     threaded, threaded_calls, threaded_pages = fetch(fetch_processes=1)
     parallel, parallel_calls, parallel_pages = fetch(fetch_processes=2, parallel_fetch_min_bars=0)

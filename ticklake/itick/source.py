@@ -22,7 +22,7 @@ import pandas as pd
 from ticklake import markets, settings
 from ticklake.itick.client import ITickClient
 from ticklake.itick.config import ITickConfig, build_client
-from ticklake.sources import FetchReport
+from ticklake.sources import BarsPage, FetchReport, Listing
 from ticklake.transforms import TimeConvention, bars_to_frame, plan_kline_requests, session_end_ms
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class ITickSource:
     def spent(self) -> FetchReport:
         return self.client.stats.minus(self._start).plus(self._remote)
 
-    def list_securities(self, region: str) -> pd.DataFrame:
+    def list_securities(self, region: str) -> Listing:
         rows = self.client.symbol_list(region)
         frame = pd.DataFrame(
             {
@@ -72,10 +72,9 @@ class ITickSource:
                 "exchange": pd.array([r.get("e") for r in rows], dtype="string"),
             }
         )
-        return frame.drop_duplicates("symbol", keep="last").reset_index(drop=True)
+        return Listing(frame.drop_duplicates("symbol", keep="last").reset_index(drop=True))
 
-    def daily_bars(self, region: str, codes: Sequence[str], sessions: Sequence[dt.date]
-                   ) -> Iterator[tuple[tuple[dt.date, ...], pd.DataFrame]]:
+    def daily_bars(self, region: str, codes: Sequence[str], sessions: Sequence[dt.date]) -> Iterator[BarsPage]:
         if not sessions:
             return
         market = markets.market(region)
@@ -89,9 +88,9 @@ class ITickSource:
         if self.parallel is not None and bars >= self.parallel.min_bars and len(requests) > 1:
             produced = 0
             try:
-                for item in self.parallel.pages(self, region, pages, calendar):
+                for page_sessions, frame in self.parallel.pages(self, region, pages, calendar):
                     produced += 1
-                    yield item
+                    yield BarsPage(page_sessions, frame, answered=frozenset(codes))
                 return
             except BrokenProcessPool as exc:
                 if produced:
@@ -102,7 +101,7 @@ class ITickSource:
         with ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="itick") as pool:
             for page_sessions, page_requests in pages.items():
                 frames = pool.map(lambda r: keep(self._fetch(region, market.timezone, r), r.sessions), page_requests)
-                yield page_sessions, pd.concat(list(frames), ignore_index=True)
+                yield BarsPage(page_sessions, pd.concat(list(frames), ignore_index=True), answered=frozenset(codes))
 
     def _fetch(self, region: str, timezone: str, request) -> pd.DataFrame:
         payload = self.client.klines("stock", region, request.codes, ktype=DAILY_KTYPE, limit=request.limit,
