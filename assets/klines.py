@@ -1,27 +1,34 @@
-"""`klines_daily`: raw daily OHLCV per trading date x region, fetched with the fewest calls the API allows."""
+"""`klines_daily`: raw daily OHLCV per month x region, fetched with the fewest calls the API allows.
 
+One single-run backfill covers any range of months and regions. Dagster would stamp the step's metadata on
+every partition alike, so each partition gets its own figures through `add_asset_metadata(partition_key=...)`,
+and whatever covers the whole run is prefixed `run_`.
+"""
 
 import datetime as dt
-from pathlib import Path
 
 import dagster as dg
 
 from assets.metadata import fetch_metadata, preview, table_schema
-from assets.partitions import REGION, date_region_partitions, dates_by_region
+from assets.partitions import REGION, calendar_days, key, month_region_partitions, months_by_region
 from assets.securities import securities
 from resources.itick import ITickResource
 from resources.storage import StorageResource
 from ticklake import markets
-from ticklake.dictionary import KLINES_DAILY
-from ticklake.ingest import DIFF_KEYS, IngestResult, ingest_daily_bars, universe
+from ticklake.dictionary import KLINES_DAILY, month_bounds
+from ticklake.ingest import DIFF_KEYS, IngestResult, PartitionReport, ingest_daily_bars, universe
+from ticklake.lake import Lake
+from ticklake.settings import env_parsed
 from ticklake.sources import FetchReport
 
 ROWS_CHECK = "stored_rows_match_lake"
 COVERAGE_CHECK = "every_session_has_bars"
+ANSWERED_CHECK = "requested_codes_answered"
+MAX_LISTED = 50
 
 
 @dg.asset(
-    partitions_def=date_region_partitions,
+    partitions_def=month_region_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[dg.AssetDep(securities, partition_mapping=dg.MultiToSingleDimensionPartitionMapping(REGION))],
     group_name="market_data",
@@ -30,73 +37,148 @@ COVERAGE_CHECK = "every_session_has_bars"
     metadata={"dagster/column_schema": table_schema(KLINES_DAILY), "dagster/table_name": "warehouse.klines_daily"},
     check_specs=[
         dg.AssetCheckSpec(ROWS_CHECK, asset="klines_daily", blocking=True,
-                          description="Warehouse rows for the run's partitions equal the rows written to the lake"),
+                          description="Warehouse rows of every partition the run wrote equal its lake file's rows"),
         dg.AssetCheckSpec(COVERAGE_CHECK, asset="klines_daily",
-                          description="Every session in the run got bars from the source (a silent source warns)"),
+                          description="Every session the run fetched got bars from the source (a silent source "
+                                      "warns)"),
+        dg.AssetCheckSpec(ANSWERED_CHECK, asset="klines_daily",
+                          description="The source answered for every requested code. A code left out (or sent as "
+                                      "null) even after asking again keeps its stored bars and is listed here: a "
+                                      "warning, an error when more than TICKLAKE_MAX_MISSING_SHARE of the codes "
+                                      "(default 5%) went unanswered"),
     ],
 )
 def klines_daily(context: dg.AssetExecutionContext, itick: ITickResource, storage: StorageResource):
     lake, warehouse = storage.lake(), storage.warehouse()
-    source = itick.source(tags={"run_id": context.run_id, "asset": "klines_daily"})
+    run_id = context.run.run_id
+    source = itick.source(tags={"run_id": run_id, "asset": "klines_daily"})
     results: list[IngestResult] = []
-    for region, dates in dates_by_region(context.partition_keys).items():
+    for region, months in months_by_region(context.partition_keys).items():
         results.append(ingest_daily_bars(
-            source, lake, warehouse, region=region, dates=dates, codes=universe(lake, region),
-            run_id=context.run_id, now=dt.datetime.now(dt.UTC), log=context.log.info,
+            source, lake, warehouse, region=region, dates=calendar_days(months), codes=universe(lake, region),
+            run_id=run_id, now=dt.datetime.now(dt.UTC), log=context.log.info,
         ))
-    yield _materialization(results, source.spent(), source_name=source.name,
-                           lake_dir=lake.dataset_dir(KLINES_DAILY))
+    _refuse_if_nothing_closed(results)
+    for result in results:
+        for report in result.partitions.values():
+            context.add_asset_metadata(_partition_metadata(report, lake), partition_key=key(report.month,
+                                                                                             report.region))
+        if result.unrequested:
+            context.log.warning(f"{result.region}: dropped bars of {len(result.unrequested)} code(s) the source sent "
+                                f"without being asked: {sorted(result.unrequested)[:MAX_LISTED]}")
+    yield dg.MaterializeResult(metadata=_run_metadata(results, source.spent(), source.name))
     yield _rows_check(results, warehouse)
     yield _coverage_check(results)
+    yield _answered_check(results)
 
 
-def _materialization(results: list[IngestResult], fetch: FetchReport, source_name: str,
-                     lake_dir: Path) -> dg.MaterializeResult:
-    rows = sum(r.rows for r in results)
-    diff = {k: sum(r.diff[k] for r in results) for k in DIFF_KEYS}
-    sessions = sorted({d for r in results for d in r.sessions})
-    metadata = {
-        "dagster/row_count": dg.MetadataValue.int(rows),
-        "symbols": dg.MetadataValue.int(sum(r.symbols for r in results)),
-        "sessions": dg.MetadataValue.int(len(sessions)),
+def _refuse_if_nothing_closed(results: list[IngestResult]) -> None:
+    """A run whose every session is still to close would mark partitions done with nothing in them."""
+    if any(r.sessions for r in results) or not any(r.not_closed for r in results):
+        return
+    first = min(d for r in results for d in r.not_closed)
+    raise dg.Failure(
+        description=f"No requested session has closed yet (the first is {first}); nothing was fetched or written. "
+                    "Materialize a month with a closed session, or wait for the nightly schedule.",
+        allow_retries=False,
+    )
+
+
+def _partition_metadata(report: PartitionReport, lake: Lake) -> dict[str, dg.MetadataValue]:
+    """This partition's own figures: what its page in the UI shows."""
+    sessions = report.sessions
+    empty = report.sessions_without_bars
+    return {
+        "dagster/row_count": dg.MetadataValue.int(report.rows),
+        "symbols": dg.MetadataValue.int(report.symbols),
+        "sessions_fetched": dg.MetadataValue.int(len(sessions)),
         "first_session": dg.MetadataValue.text(sessions[0].isoformat() if sessions else "-"),
         "last_session": dg.MetadataValue.text(sessions[-1].isoformat() if sessions else "-"),
-        "non_session_dates": dg.MetadataValue.int(sum(len(r.non_sessions) for r in results)),
-        "sessions_not_closed": dg.MetadataValue.int(sum(len(r.not_closed) for r in results)),
-        "lake_path": dg.MetadataValue.path(str(lake_dir)),
-        "is_session": dg.MetadataValue.bool(bool(sessions)),
-        **{f"rows_{k}": dg.MetadataValue.int(v) for k, v in diff.items()},
-        "source": dg.MetadataValue.text(source_name),
-        "preview": preview(next((r.preview for r in results if r.preview is not None), None)),
-        **fetch_metadata(fetch),
+        "complete": dg.MetadataValue.bool(report.complete),
+        "sessions_not_closed": dg.MetadataValue.int(len(report.not_closed)),
+        "sessions_without_bars": dg.MetadataValue.int(len(empty)),
+        "missing_codes": dg.MetadataValue.int(len(report.missing)),
+        **({"missing_code_list": dg.MetadataValue.text(", ".join(sorted(report.missing)[:MAX_LISTED]))}
+           if report.missing else {}),
+        **{f"rows_{k}": dg.MetadataValue.int(report.diff[k]) for k in DIFF_KEYS},
+        "lake_path": dg.MetadataValue.path(str(lake.partition_path(KLINES_DAILY, region=report.region,
+                                                                   month=report.month))),
     }
-    return dg.MaterializeResult(metadata=metadata)
+
+
+def _run_metadata(results: list[IngestResult], fetch: FetchReport, source_name: str) -> dict[str, dg.MetadataValue]:
+    """Figures that cover the whole run; every partition of the run carries them, so they say so."""
+    diff = {k: sum(r.diff[k] for r in results) for k in DIFF_KEYS}
+    return {
+        "run_partitions": dg.MetadataValue.int(sum(len(r.partitions) for r in results)),
+        "run_rows": dg.MetadataValue.int(sum(r.rows for r in results)),
+        "run_sessions_fetched": dg.MetadataValue.int(sum(len(r.sessions) for r in results)),
+        **{f"run_rows_{k}": dg.MetadataValue.int(v) for k, v in diff.items()},
+        "run_unrequested_codes": dg.MetadataValue.int(sum(len(r.unrequested) for r in results)),
+        "run_drift_repaired": dg.MetadataValue.int(sum(len(r.repair.reloaded) + len(r.repair.rewritten)
+                                                       for r in results)),
+        "run_temp_files_removed": dg.MetadataValue.int(sum(r.repair.temp_files_removed for r in results)),
+        "source": dg.MetadataValue.text(source_name),
+        "run_preview": preview(next((r.preview for r in results if r.preview is not None), None)),
+        **fetch_metadata(fetch, prefix="run_"),
+    }
 
 
 def _rows_check(results: list[IngestResult], warehouse) -> dg.AssetCheckResult:
     mismatches = []
     with warehouse.writer() as con:
         for r in results:
-            if not r.sessions:
+            written = {m: p for m, p in r.partitions.items() if p.committed}
+            if not written:
                 continue
+            lo, hi = month_bounds(min(written))[0], month_bounds(max(written))[1]
             stored = dict(con.execute(
-                "SELECT trade_date, count(*) FROM klines_daily WHERE region = ? AND trade_date IN "
-                "(SELECT UNNEST(?::DATE[])) GROUP BY 1", [r.region, r.sessions]).fetchall())
-            mismatches += [f"{r.region} {d}: lake {n} vs warehouse {stored.get(d, 0)}"
-                           for d, n in r.rows_by_date.items() if stored.get(d, 0) != n]
+                "SELECT strftime(trade_date, '%Y-%m'), count(*) FROM klines_daily WHERE region = ? AND trade_date "
+                "BETWEEN ? AND ? GROUP BY 1", [r.region, lo, hi]).fetchall())
+            mismatches += [f"{r.region} {m}: lake {p.rows} vs warehouse {stored.get(m, 0)}"
+                           for m, p in written.items() if stored.get(m, 0) != p.rows]
     return dg.AssetCheckResult(
         check_name=ROWS_CHECK, passed=not mismatches, severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"mismatches": dg.MetadataValue.int(len(mismatches)),
-                  "details": dg.MetadataValue.text("\n".join(mismatches[:50]) or "none")},
+        metadata={"partitions_checked": dg.MetadataValue.int(sum(p.committed for r in results
+                                                                 for p in r.partitions.values())),
+                  "mismatches": dg.MetadataValue.int(len(mismatches)),
+                  "details": dg.MetadataValue.text("\n".join(mismatches[:MAX_LISTED]) or "none")},
     )
 
 
 def _coverage_check(results: list[IngestResult]) -> dg.AssetCheckResult:
     empty = [f"{r.region} {d} ({markets.market(r.region).calendar})" for r in results
-             for d, n in r.rows_by_date.items() if n == 0]
+             for p in r.partitions.values() for d in p.sessions_without_bars]
     empty += [f"{r.region} {d}: session not closed yet, nothing fetched" for r in results for d in r.not_closed]
     return dg.AssetCheckResult(
         check_name=COVERAGE_CHECK, passed=not empty, severity=dg.AssetCheckSeverity.WARN,
         metadata={"sessions_without_bars": dg.MetadataValue.int(len(empty)),
-                  "details": dg.MetadataValue.text("\n".join(empty[:50]) or "none")},
+                  "details": dg.MetadataValue.text("\n".join(empty[:MAX_LISTED]) or "none")},
+    )
+
+
+def max_missing_share() -> float:
+    """TICKLAKE_MAX_MISSING_SHARE: above this share of unanswered codes the answered-codes check is an error."""
+    def parse(text: str) -> float:
+        value = float(text)
+        if not 0 <= value <= 1:
+            raise ValueError
+        return value
+
+    return env_parsed("TICKLAKE_MAX_MISSING_SHARE", 0.05, parse, "must be a fraction from 0 to 1, e.g. 0.05")
+
+
+def _answered_check(results: list[IngestResult]) -> dg.AssetCheckResult:
+    missing = sorted({(r.region, c) for r in results for c in r.missing})
+    share = max((len(r.missing) / max(r.requested_codes, 1) for r in results), default=0.0)
+    limit = max_missing_share()
+    severity = dg.AssetCheckSeverity.ERROR if share > limit else dg.AssetCheckSeverity.WARN
+    return dg.AssetCheckResult(
+        check_name=ANSWERED_CHECK, passed=not missing, severity=severity,
+        metadata={"unanswered_codes": dg.MetadataValue.int(len(missing)),
+                  "unanswered_share": dg.MetadataValue.float(round(share, 4)),
+                  "error_above_share": dg.MetadataValue.float(limit),
+                  "codes": dg.MetadataValue.text(", ".join(f"{r}:{c}" for r, c in missing[:MAX_LISTED]) or "none"),
+                  "rule": dg.MetadataValue.text("Unanswered codes keep their stored bars. Warning when some codes "
+                                                "went unanswered; error above TICKLAKE_MAX_MISSING_SHARE.")},
     )

@@ -23,13 +23,14 @@ def table_schema(dataset: Dataset) -> dg.TableSchema:
     )
 
 
-def fetch_metadata(report: FetchReport) -> dict[str, dg.MetadataValue]:
+def fetch_metadata(report: FetchReport, prefix: str = "") -> dict[str, dg.MetadataValue]:
+    """What fetching cost; `prefix="run_"` where the figures cover a whole multi-partition run."""
     return {
-        "api_calls": dg.MetadataValue.int(report.calls),
-        "api_retries": dg.MetadataValue.int(report.retries),
-        "api_rate_limited": dg.MetadataValue.int(report.rate_limited),
-        "api_errors": dg.MetadataValue.int(report.errors),
-        "api_quota_wait_s": dg.MetadataValue.float(round(float(report.waited_s), 3)),
+        f"{prefix}api_calls": dg.MetadataValue.int(report.calls),
+        f"{prefix}api_retries": dg.MetadataValue.int(report.retries),
+        f"{prefix}api_rate_limited": dg.MetadataValue.int(report.rate_limited),
+        f"{prefix}api_errors": dg.MetadataValue.int(report.errors),
+        f"{prefix}api_quota_wait_s": dg.MetadataValue.float(round(float(report.waited_s), 3)),
     }
 
 

@@ -22,10 +22,13 @@ from ticklake.ingest import refresh_securities
 )
 def securities(context: dg.AssetExecutionContext, itick: ITickResource, storage: StorageResource
                ) -> dg.MaterializeResult:
-    region = context.partition_key
-    source = itick.source(tags={"run_id": context.run_id, "asset": "securities"})
-    result = refresh_securities(source, storage.lake(), storage.warehouse(), region=region,
-                                run_id=context.run_id, now=dt.datetime.now(dt.UTC))
+    region, run_id = context.partition_key, context.run.run_id
+    source = itick.source(tags={"run_id": run_id, "asset": "securities"})
+    result = refresh_securities(source, storage.lake(), storage.warehouse(), region=region, run_id=run_id,
+                                now=dt.datetime.now(dt.UTC), log=context.log.info)
+    if result.rejected:
+        context.log.warning(f"{region}: refused {len(result.rejected)} symbol-list entr(ies): "
+                            + "; ".join(result.rejected[:20]))
     master = result.master
     return dg.MaterializeResult(
         metadata={
@@ -33,6 +36,8 @@ def securities(context: dg.AssetExecutionContext, itick: ITickResource, storage:
             "listed_now": dg.MetadataValue.int(result.listed),
             "no_longer_listed": dg.MetadataValue.int(int((~master["in_latest_list"]).sum())),
             "as_of": dg.MetadataValue.text(result.as_of.isoformat()),
+            "entries_refused": dg.MetadataValue.int(len(result.rejected)),
+            **({"refused": dg.MetadataValue.text("\n".join(result.rejected[:50]))} if result.rejected else {}),
             **{f"rows_{k}": dg.MetadataValue.int(v) for k, v in result.diff.items()},
             **fetch_metadata(result.fetch),
             "source": dg.MetadataValue.text(source.name),

@@ -1,7 +1,7 @@
-"""The quick-start run: refresh the security master, run the nightly job over the most recent trading days
-of every configured region (one single-run backfill per region), then print what was built.
+"""The quick-start run: refresh the security master, run the nightly job over the most recent months of every
+configured region (one single-run backfill per region), then print what was built and queries to try.
 
-    python -m automation.demo [--sessions 20]
+    python -m automation.demo [--months 2]
 
 Uses the embedded simulator unless ITICK_TOKEN / ITICK_BASE_URL are set. Runs are recorded in the Dagster
 instance at $DAGSTER_HOME (default $TICKLAKE_HOME/dagster), so `python3 dev.py ui` shows them afterwards.
@@ -25,17 +25,22 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 INSTANCE_YAML = "telemetry:\n  enabled: false\n"
 
 
-def recent_sessions(region: str, count: int, now: dt.datetime) -> list[dt.date]:
-    """The last `count` completed sessions of `region` as of `now`."""
+def recent_months(region: str, count: int, now: dt.datetime) -> list[str]:
+    """The last `count` months of `region` up to the one holding its last completed session, oldest first."""
     last = markets.last_completed_session(region, now)
     if last is None:
         return []
-    return markets.sessions(region, last - dt.timedelta(days=count * 2 + 20), last)[-count:]
+    months = [f"{last:%Y-%m}"]
+    while len(months) < count:
+        first = dt.date.fromisoformat(months[0] + "-01") - dt.timedelta(days=1)
+        months.insert(0, f"{first:%Y-%m}")
+    return months
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sessions", type=int, default=20, help="trading days per region (default 20)")
+    parser.add_argument("--months", type=int, default=2, help="months per region, the current one included "
+                                                              "(default 2)")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module="dagster")
@@ -58,11 +63,12 @@ def main(argv: list[str] | None = None) -> int:
         for region in settings.regions():
             ref = defs.resolve_job_def("reference_refresh").execute_in_process(
                 instance=instance, partition_key=region, run_config=QUIET)
-            days = recent_sessions(region, args.sessions, now)
-            result = run_partition_range(defs, region, days[0], days[-1], instance=instance, run_config=QUIET)
-            calls += _metadata(ref, "securities", "api_calls") + _metadata(result, "klines_daily", "api_calls")
-            print(f"{region}: {len(days)} sessions {days[0]}..{days[-1]}, "
-                  f"{_metadata(result, 'klines_daily', 'dagster/row_count')} bars, "
+            months = recent_months(region, args.months, now)
+            result = run_partition_range(defs, region, months[0], months[-1], instance=instance, run_config=QUIET)
+            calls += _metadata(ref, "securities", "api_calls") + _metadata(result, "klines_daily", "run_api_calls")
+            print(f"{region}: months {months[0]}..{months[-1]}, "
+                  f"{_metadata(result, 'klines_daily', 'run_sessions_fetched')} sessions, "
+                  f"{_metadata(result, 'klines_daily', 'run_rows')} bars, "
                   f"{_metadata(ref, 'securities', 'dagster/row_count')} securities")
     elapsed = time.perf_counter() - started
     _summary(paths, itick.endpoint, calls, elapsed)
@@ -87,29 +93,52 @@ def _summary(paths: settings.Paths, endpoint: str, calls: int, elapsed: float) -
             "SELECT 'klines_daily', count(*), count(DISTINCT (region, symbol)), min(trade_date), max(trade_date) "
             "FROM klines_daily "
             "UNION ALL SELECT 'securities', count(*), count(DISTINCT (region, symbol)), min(first_seen), "
-            "max(last_seen) "
-            "FROM securities"
+            "max(last_seen) FROM securities"
         ).fetchall()
-        example = con.execute(
-            "SELECT region, symbol, trade_date, close, volume FROM klines_daily "
-            "WHERE region = 'US' ORDER BY trade_date DESC, symbol LIMIT 3"
-        ).fetchall()
+        silent = con.execute("SELECT count(*) FROM securities s ANTI JOIN klines_daily k USING (region, symbol)"
+                             ).fetchall()[0][0]
+        region, symbol, last = con.execute(
+            "SELECT region, symbol, max(trade_date) FROM klines_daily GROUP BY ALL ORDER BY count(*) DESC, 1, 2 LIMIT 1"
+        ).fetchall()[0]
+        queries = [
+            f"SELECT trade_date, open, high, low, close, volume FROM klines_daily WHERE region = '{region}' AND "
+            f"symbol = '{symbol}' ORDER BY trade_date DESC LIMIT 3",
+            f"SELECT symbol, close, volume, turnover FROM klines_daily WHERE region = '{region}' AND "
+            f"trade_date = '{last}' ORDER BY turnover DESC LIMIT 3",
+            "SELECT region, partition, rows, sessions, complete, run_id FROM lake_partitions "
+            "WHERE dataset = 'klines_daily' ORDER BY region, partition DESC LIMIT 4",
+        ]
+        shown = [(q, str(con.sql(q))) for q in queries]
     print()
     print(f"source      {endpoint}")
     print(f"api calls   {calls} (kline + symbol-list calls, counted by the client)")
     print(f"took        {elapsed:.1f}s")
-    for name, rows, symbols, first, last in counts:
-        print(f"{name:<12}{rows:>8} rows  {symbols:>5} symbols  {first} .. {last}")
-    print(f"lake        {paths.lake}")
-    print(f"warehouse   {paths.warehouse}")
-    print(f"audit log   {paths.audit}")
+    for name, rows, symbols, first, last_day in counts:
+        print(f"{name:<12}{rows:>8} rows  {symbols:>5} symbols  {first} .. {last_day}")
+    if silent:
+        print(f"            {silent} securities have no bars in these months: the security master keeps delisted "
+              "and suspended codes (no survivorship bias); list them with\n            SELECT * FROM securities "
+              "ANTI JOIN klines_daily USING (region, symbol)")
+    print(f"lake        {_short(paths.lake)}   (Parquet, one file per region and month)")
+    print(f"warehouse   {_short(paths.warehouse)}   (read-only snapshot for analysts, replaced after each run)")
+    print(f"audit log   {_short(paths.audit)}")
     print()
-    print("Try:")
-    python = os.path.relpath(sys.executable) if sys.executable.startswith(os.getcwd()) else sys.executable
-    print(f"  {python} -c \"import duckdb; print(duckdb.connect('{paths.warehouse}', read_only=True).sql("
-          "\\\"SELECT * FROM klines_daily WHERE region='US' ORDER BY trade_date DESC LIMIT 5\\\"))\"")
-    if example:
-        print(f"  e.g. {example[0]}")
+    python = _short(Path(sys.executable))
+    print("Try (reconnect to see the next run's data):")
+    for query, output in shown:
+        print(f"  {python} -c \"import duckdb; print(duckdb.connect('{_short(paths.warehouse)}', read_only=True)"
+              f".sql(\\\"{query}\\\"))\"")
+        print("\n".join("    " + line for line in output.rstrip().splitlines()))
+    print(f"  The lake directly: SELECT * FROM read_parquet('{_short(paths.lake)}/klines_daily/*/*/data.parquet', "
+          f"hive_partitioning = false) WHERE symbol = '{symbol}'")
+
+
+def _short(path: Path) -> str:
+    """A path relative to the working directory when it lies inside it (what a user can paste)."""
+    try:
+        return os.path.relpath(path) if Path(path).resolve().is_relative_to(Path.cwd()) else str(path)
+    except ValueError:
+        return str(path)
 
 
 if __name__ == "__main__":

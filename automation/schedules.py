@@ -1,18 +1,18 @@
-"""Per-region midnight schedules, each on its own exchange's clock and calendar.
+"""Per-region midnight schedules, each on its own exchange's clock and calendar, and the daily warehouse checks.
 
-At 00:00 exchange-local the session that just ended is materialized; on a date that is not a session the
-tick is skipped with the reason (never a business-day cron, whose Friday window ends on Monday).
+At 00:00 exchange-local the month of the session that just ended is refreshed (a month costs the same calls as
+a day); on a date that is not a session the tick is skipped with the reason (never a business-day cron, whose
+Friday window ends on Monday). Run keys name the session, so each night requests exactly one run.
 The security master refreshes an hour earlier so the nightly run sees today's listings.
 """
-
 
 import datetime as dt
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from assets.partitions import key, region_partitions
-from automation.jobs import nightly_refresh, reference_refresh
+from assets.partitions import key_for_session, region_partitions
+from automation.jobs import nightly_refresh, reference_refresh, warehouse_checks
 from ticklake import markets
 
 
@@ -21,15 +21,15 @@ def _nightly(region: str) -> dg.ScheduleDefinition:
 
     @dg.schedule(name=f"nightly_{region.lower()}", job=nightly_refresh, cron_schedule="0 0 * * *",
                  execution_timezone=market.timezone, default_status=dg.DefaultScheduleStatus.STOPPED,
-                 description=f"Klines for the {region} session that just closed ({market.calendar}, "
-                             f"{market.timezone} midnight)")
+                 description=f"Klines of the {region} session that just closed: refreshes its month "
+                             f"({market.calendar} calendar, midnight {market.timezone})")
     def nightly(context: dg.ScheduleEvaluationContext):
         midnight = context.scheduled_execution_time.astimezone(ZoneInfo(market.timezone))
         session = (midnight - dt.timedelta(days=1)).date()
         if not markets.is_session(region, session):
             return dg.SkipReason(f"{session} is not a {market.calendar} session")
-        partition = key(session, region)
-        return dg.RunRequest(run_key=f"nightly:{partition}", partition_key=partition)
+        return dg.RunRequest(run_key=f"nightly:{region}:{session}", partition_key=key_for_session(session, region),
+                             tags={"ticklake/session": session.isoformat()})
 
     return nightly
 
@@ -47,4 +47,12 @@ def _reference(region: str) -> dg.ScheduleDefinition:
     return reference
 
 
+warehouse_checks_daily = dg.ScheduleDefinition(
+    name="warehouse_checks_daily", job=warehouse_checks, cron_schedule="0 6 * * *", execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Warehouse-wide checks once a day, after every region's nightly run (US midnight is 04:00-05:00 "
+                "UTC)",
+)
+
 SCHEDULES = [build(region) for region in region_partitions.get_partition_keys() for build in (_nightly, _reference)]
+SCHEDULES.append(warehouse_checks_daily)

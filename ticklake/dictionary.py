@@ -7,6 +7,7 @@ so a field is added, renamed or re-described in exactly one place.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
 
@@ -54,13 +55,50 @@ class Field:
 
 
 @dataclass(frozen=True)
+class LakeKey:
+    """One hive folder level of a dataset's lake layout, `<name>=<value>`, derived from a column.
+
+    `grain="month"` groups a date column by calendar month ("2024-06"): one file per month and region keeps
+    20 years of daily bars at 240 files per region, and a month costs the same API calls as a day.
+    """
+
+    name: str  # folder key, e.g. "region", "month"
+    column: str  # the dataset column it derives from
+    grain: Literal["value", "month"] = "value"
+
+    def value(self, raw: object) -> str:
+        """The folder value for a column value (a date becomes its month for grain "month")."""
+        if self.grain == "month":
+            if isinstance(raw, dt.date):  # also datetime and pandas Timestamp
+                return f"{raw:%Y-%m}"
+            month_bounds(str(raw))  # a month already: refuse anything else
+            return str(raw)
+        return str(raw)
+
+    def bounds(self, value: str) -> tuple[dt.date, dt.date] | None:
+        """The [first, last] dates a month folder covers; None for plain values."""
+        return month_bounds(value) if self.grain == "month" else None
+
+
+def month_bounds(month: str) -> tuple[dt.date, dt.date]:
+    """ "2024-06" -> (2024-06-01, 2024-06-30); a clear error for anything else."""
+    try:
+        first = dt.date.fromisoformat(f"{month}-01")
+    except ValueError:
+        raise ValueError(f"not a month: {month!r} (expected YYYY-MM)") from None
+    following = dt.date(first.year + first.month // 12, first.month % 12 + 1, 1)
+    return first, following - dt.timedelta(days=1)
+
+
+@dataclass(frozen=True)
 class Dataset:
     name: str  # lake folder and warehouse table name
     description: str
     fields: tuple[Field, ...]
     key: tuple[str, ...]  # unique per row
-    partition_columns: tuple[str, ...] = ()  # hive folders in the lake
+    lake_keys: tuple[LakeKey, ...] = ()  # hive folders in the lake (empty: warehouse-only table)
     sort_by: tuple[str, ...] = ()
+    in_lake: bool = True
 
     @property
     def columns(self) -> list[str]:
@@ -123,7 +161,7 @@ KLINES_DAILY = Dataset(
         _RUN_ID,
     ),
     key=("region", "symbol", "trade_date"),
-    partition_columns=("region", "trade_date"),
+    lake_keys=(LakeKey("region", "region"), LakeKey("month", "trade_date", grain="month")),
     sort_by=("region", "symbol", "trade_date"),
 )
 
@@ -147,8 +185,43 @@ SECURITIES = Dataset(
         _RUN_ID,
     ),
     key=("region", "symbol"),
-    partition_columns=("region",),
+    lake_keys=(LakeKey("region", "region"),),
     sort_by=("region", "symbol"),
 )
 
-DATASETS: dict[str, Dataset] = {d.name: d for d in (KLINES_DAILY, SECURITIES)}
+LAKE_PARTITIONS = Dataset(
+    name="lake_partitions",
+    description=(
+        "One row per lake partition file: what it holds and which run committed it. Written in the same "
+        "transaction as the partition's warehouse rows, so it is both the per-partition status analysts and "
+        "engineers read, and the record that lets the next run detect and repair lake/warehouse drift."
+    ),
+    fields=(
+        Field("dataset", "string", "Dataset (warehouse table) the partition belongs to"),
+        _REGION,
+        Field("partition", "string", "The partition within the region: a month (YYYY-MM) or '-' for per-region "
+                                     "datasets"),
+        Field("path", "string", "Parquet file, relative to the lake root"),
+        Field("rows", "int64", "Rows in the partition file", unit="rows", min_value=0),
+        Field("symbols", "int64", "Distinct symbols in the partition", unit="symbols", min_value=0),
+        Field("first_date", "date", "Earliest trade date in the partition", nullable=True),
+        Field("last_date", "date", "Latest trade date in the partition", nullable=True),
+        Field("sessions", "int64", "Exchange sessions of the partition's period that have closed", unit="sessions",
+              min_value=0),
+        Field("sessions_with_rows", "int64", "Sessions that hold at least one row", unit="sessions", min_value=0),
+        Field("complete", "bool", "Every session of the partition's period has closed (a past month)"),
+        Field("missing_codes", "int64", "Requested codes the source did not answer in the run that wrote it; "
+                                        "their previously stored rows were kept", unit="codes", min_value=0),
+        Field("file_bytes", "int64", "Size of the Parquet file when committed", unit="bytes", min_value=0),
+        Field("file_mtime_ns", "int64", "Modification time of the Parquet file when committed (drift detection)",
+              unit="ns since epoch"),
+        _RUN_ID,
+        Field("committed_at", "timestamp", "When the partition was committed to the warehouse", unit="UTC",
+              lineage=True),
+    ),
+    key=("dataset", "region", "partition"),
+    sort_by=("dataset", "region", "partition"),
+    in_lake=False,
+)
+
+DATASETS: dict[str, Dataset] = {d.name: d for d in (KLINES_DAILY, SECURITIES, LAKE_PARTITIONS)}

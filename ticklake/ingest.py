@@ -1,8 +1,11 @@
 """Ingestion steps shared by the Dagster assets, the demo and the benchmark: fetch -> validate -> store.
 
-Each page of bars is validated as a whole before anything is written, then committed partition by
-partition to the lake and in one transaction to the warehouse, so a crash keeps every finished page and
-never a half-written one.
+Bars arrive in pages (up to 1,000 sessions of every code). Each page is validated as a whole before anything
+is written, then split into the lake's month partitions. A month is committed once every session the run asked
+for in it has arrived (a page boundary may fall inside a month): merged with what is stored, where only what the
+source answered is replaced (absence is not data), written to the lake atomically, and loaded into the
+warehouse with its `lake_partitions` row in one transaction. A crash keeps every committed month; a failed
+warehouse load stops the run before the lake moves further ahead, and the next run repairs the drift first.
 """
 
 from __future__ import annotations
@@ -18,28 +21,92 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ticklake import markets
-from ticklake.dictionary import KLINES_DAILY, SECURITIES
+from ticklake.dictionary import KLINES_DAILY, SECURITIES, month_bounds
 from ticklake.lake import Lake
 from ticklake.schemas import validate
 from ticklake.sources import BarsPage, FetchReport, MarketDataSource
-from ticklake.transforms import carry_forward_lineage, merge_security_master, string_array
+from ticklake.store import Part, Repair, commit, load_warehouse, repair, status_table, write_lake
+from ticklake.transforms import (
+    carry_forward_lineage,
+    merge_answered,
+    merge_security_master,
+    sort_table,
+    string_array,
+)
 from ticklake.warehouse import Warehouse
 
-DIFF_KEYS = ("added", "changed", "removed", "unchanged")
+DIFF_KEYS = ("added", "changed", "removed", "unchanged", "kept")
+
+
+def month_of(day: dt.date) -> str:
+    return f"{day:%Y-%m}"
+
+
+@dataclass
+class PartitionReport:
+    """What one run did to one (region, month) partition: the figures its Dagster page shows."""
+
+    region: str
+    month: str
+    sessions: list[dt.date] = field(default_factory=list)  # sessions of the month this run fetched
+    not_closed: list[dt.date] = field(default_factory=list)  # requested sessions still trading (or to come)
+    committed: bool = False
+    complete: bool = False  # every session of the month had closed at the run's `now`
+    rows: int = 0  # rows stored in the partition after the run
+    symbols: int = 0
+    rows_by_session: dict[dt.date, int] = field(default_factory=dict)  # fetched sessions only
+    diff: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DIFF_KEYS, 0))
+    missing: set[str] = field(default_factory=set)  # codes the source did not answer; their rows were kept
+
+    @property
+    def sessions_without_bars(self) -> list[dt.date]:
+        return [d for d in self.sessions if not self.rows_by_session.get(d)]
 
 
 @dataclass
 class IngestResult:
     region: str
-    sessions: list[dt.date] = field(default_factory=list)  # sessions written (including empty ones)
-    non_sessions: list[dt.date] = field(default_factory=list)  # requested dates the calendar does not trade
-    not_closed: list[dt.date] = field(default_factory=list)  # sessions still trading (or to come) at `now`
-    rows: int = 0
-    symbols: int = 0
-    rows_by_date: dict[dt.date, int] = field(default_factory=dict)
-    diff: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DIFF_KEYS, 0))
+    partitions: dict[str, PartitionReport] = field(default_factory=dict)  # by month
+    requested_codes: int = 0
+    unrequested: set[str] = field(default_factory=set)  # codes the source sent unasked (dropped)
+    repair: Repair = field(default_factory=Repair)
     fetch: FetchReport = field(default_factory=FetchReport)
     preview: pd.DataFrame | None = None
+
+    @property
+    def rows(self) -> int:
+        return sum(p.rows for p in self.partitions.values())
+
+    @property
+    def sessions(self) -> list[dt.date]:
+        return sorted(d for p in self.partitions.values() for d in p.sessions)
+
+    @property
+    def not_closed(self) -> list[dt.date]:
+        return sorted(d for p in self.partitions.values() for d in p.not_closed)
+
+    @property
+    def missing(self) -> set[str]:
+        return {c for p in self.partitions.values() for c in p.missing}
+
+    @property
+    def diff(self) -> dict[str, int]:
+        return {k: sum(p.diff[k] for p in self.partitions.values()) for k in DIFF_KEYS}
+
+
+@dataclass
+class _PendingMonth:
+    """Pages' slices of one month, held until every requested session of the month has arrived."""
+
+    report: PartitionReport
+    needed: set[dt.date]
+    seen: set[dt.date] = field(default_factory=set)
+    tables: list[pa.Table] = field(default_factory=list)
+    answered: list[tuple[frozenset[str], tuple[dt.date, ...]]] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        return self.seen >= self.needed
 
 
 def with_lineage(frame: pd.DataFrame, source: str, run_id: str, now: dt.datetime) -> pd.DataFrame:
@@ -64,65 +131,133 @@ def ingest_daily_bars(
     now: dt.datetime,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> IngestResult:
-    """Fetch, validate and store daily bars of `codes` for the requested `dates` of one region."""
+    """Fetch, validate and store daily bars of `codes` for the requested `dates` of one region.
+
+    Dates that are not sessions are ignored (nothing trades then); sessions that have not closed at `now` are
+    reported and left alone. Every month touched is committed as a whole lake partition.
+    """
     result = IngestResult(region=region)
+    result.repair = repair(lake, warehouse, KLINES_DAILY, region, run_id=run_id, now=now, log=log)
     requested = sorted(set(dates))
     if not requested:
         return result
-    calendar = set(markets.sessions(region, requested[0], requested[-1]))
+    calendar = set(markets.sessions(region, requested[0], requested[-1]))  # a date outside coverage raises
     last_closed = markets.last_completed_session(region, now)
-    sessions = [d for d in requested if d in calendar and last_closed is not None and d <= last_closed]
-    # A session that has not closed yet has no final bar: leave whatever is stored and say so, rather
-    # than writing an empty partition that would read as "no trading".
-    result.not_closed = [d for d in requested if d in calendar and d not in sessions]
+    pending: dict[str, _PendingMonth] = {}
+    for day in (d for d in requested if d in calendar):
+        month = pending.get(month_of(day))
+        if month is None:
+            month = pending[month_of(day)] = _PendingMonth(_report(region, day, last_closed), set())
+        if last_closed is not None and day <= last_closed:
+            month.needed.add(day)
+            month.report.sessions.append(day)
+        else:  # no final bar yet: leave whatever is stored and say so, never write "no trading"
+            month.report.not_closed.append(day)
+    result.partitions = {m: p.report for m, p in sorted(pending.items())}
+    sessions = sorted(d for p in pending.values() for d in p.needed)
     if result.not_closed:
         log(f"{region}: skipped {len(result.not_closed)} session(s) not closed yet: {result.not_closed[0]}..")
-    result.non_sessions = [d for d in requested if d not in calendar]
-    if result.non_sessions:  # nothing trades then; make sure nothing stale claims otherwise
-        for day in result.non_sessions:
-            lake.delete(KLINES_DAILY, region=region, trade_date=day)
-        warehouse.replace_dates(KLINES_DAILY, KLINES_DAILY.arrow_schema.empty_table(), region=region,
-                                dates=result.non_sessions)
     if not sessions:
         return result
     if not codes:
         raise ValueError(f"{region}: the security master is empty; materialize `securities` for {region} first")
-    symbols: set[str] = set()
+    result.requested_codes = len(codes)
+    _fetch_and_store(source, lake, warehouse, result, pending, codes, sessions, run_id=run_id, now=now, log=log)
+    result.fetch = source.spent()
+    return result
+
+
+def _report(region: str, day: dt.date, last_closed: dt.date | None) -> PartitionReport:
+    first, last = month_bounds(month_of(day))
+    whole = markets.sessions(region, first, last)
+    return PartitionReport(region, month_of(day), complete=last_closed is not None and bool(whole)
+                           and whole[-1] <= last_closed)
+
+
+def _fetch_and_store(source: MarketDataSource, lake: Lake, warehouse: Warehouse, result: IngestResult,
+                     pending: dict[str, _PendingMonth], codes: Sequence[str], sessions: list[dt.date], *,
+                     run_id: str, now: dt.datetime, log: Callable[[str], None]) -> None:
+    region = result.region
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="warehouse") as loader:
         loading: Future | None = None
 
-        def previous_page_loaded() -> None:
+        def previous_load_done() -> None:
             if loading is not None:
-                loading.result()
+                loading.result()  # re-raises a failed load here, before anything else is written
 
-        for fetched in _prefetched(source.daily_bars(region, codes, sessions), gate=previous_page_loaded):
-            page, bars = fetched.sessions, fetched.bars
-            frame = with_lineage(bars, source.name, run_id, now)
-            validate(frame, KLINES_DAILY, allowed_dates=page)
-            table = pa.concat_tables(_store_page(lake, frame, region, page, result))
-            if loading is not None:
-                loading.result()  # one load in flight at a time: pages commit in order, memory stays bounded
-            # DuckDB works outside the GIL, so the page loads while the next one is fetched and written.
-            loading = loader.submit(warehouse.replace_dates, KLINES_DAILY, table, region=region, dates=list(page))
-            symbols.update(frame["symbol"].unique().tolist())
-            result.sessions.extend(page)
+        def store(months: list[_PendingMonth]) -> None:
+            nonlocal loading
+            if not months:
+                return
+            parts = [_merge_month(lake, m, region) for m in months]
+            previous_load_done()  # one load in flight: months commit in order and the lake never runs ahead
+            paths = write_lake(lake, KLINES_DAILY, parts)
+            status = status_table(lake, KLINES_DAILY, parts, paths, run_id=run_id, now=now)
+            for month in months:
+                month.report.committed = True
+                pending.pop(month.report.month)
+            # DuckDB works outside the GIL, so the months load while the next page is fetched and parsed.
+            loading = loader.submit(load_warehouse, warehouse, KLINES_DAILY, parts, status)
+
+        for page in _prefetched(source.daily_bars(region, codes, sessions), gate=previous_load_done):
+            frame = with_lineage(page.bars, source.name, run_id, now)
+            validate(frame, KLINES_DAILY, allowed_dates=page.sessions)
+            result.unrequested |= set(page.unrequested)
+            _add_page(pending, frame, page)
             if result.preview is None or len(frame):
                 result.preview = frame.nlargest(10, "trade_date").copy()  # a copy: the page itself must be freed
-            log(f"{region}: stored {len(frame)} bars for {len(page)} session(s) {page[0]}..{page[-1]}")
-            del bars, frame, table  # memory is bounded by one page (plus the one being prefetched)
-        if loading is not None:
-            loading.result()
-    result.sessions.sort()
-    result.symbols = len(symbols)
-    result.fetch = source.spent()
-    return result
+            log(f"{region}: fetched {len(frame)} bars for {len(page.sessions)} session(s) "
+                f"{page.sessions[0]}..{page.sessions[-1]}" + (f"; {len(page.missing)} code(s) unanswered"
+                                                               if page.missing else ""))
+            store([m for m in pending.values() if m.ready and m.tables])
+            del frame, page  # memory is bounded by one page (plus the one being prefetched) and one month
+        store([m for m in pending.values() if m.tables])  # months a short answer left incomplete: what arrived
+        previous_load_done()
+
+
+def _add_page(pending: dict[str, _PendingMonth], frame: pd.DataFrame, page: BarsPage) -> None:
+    """Split a validated page by month into the pending months it touches."""
+    table = pa.Table.from_pandas(frame[KLINES_DAILY.columns], schema=KLINES_DAILY.arrow_schema, preserve_index=False)
+    table = table.take(pc.sort_indices(table, sort_keys=[("trade_date", "ascending"), ("symbol", "ascending")]))
+    days = table.column("trade_date").to_numpy()
+    by_month: dict[str, list[dt.date]] = {}
+    for day in page.sessions:
+        by_month.setdefault(month_of(day), []).append(day)
+    for month, month_sessions in by_month.items():
+        target = pending[month]
+        lo = np.searchsorted(days, np.datetime64(month_sessions[0], "D"), "left")
+        hi = np.searchsorted(days, np.datetime64(month_sessions[-1], "D"), "right")
+        target.tables.append(table.slice(lo, hi - lo))
+        target.seen.update(month_sessions)
+        target.answered.append((page.answered, tuple(month_sessions)))
+        target.report.missing |= set(page.missing)
+
+
+def _merge_month(lake: Lake, month: _PendingMonth, region: str) -> Part:
+    """The month's partition file contents: the new rows merged with what is stored (see merge_answered)."""
+    report = month.report
+    new = pa.concat_tables(month.tables)
+    month.tables.clear()
+    old = lake.read(KLINES_DAILY, region=region, month=report.month)
+    if old is None:
+        table, diff = sort_table(new, KLINES_DAILY), {**dict.fromkeys(DIFF_KEYS, 0), "added": new.num_rows}
+    else:
+        merged, diff = merge_answered(Lake.from_arrow(KLINES_DAILY, new), old, month.answered, KLINES_DAILY)
+        table = lake.to_arrow(KLINES_DAILY, merged)  # sorted by the dataset's sort key
+    report.diff = diff
+    report.rows = table.num_rows
+    report.symbols = len(pc.unique(table.column("symbol")))
+    counts = pc.value_counts(table.column("trade_date")).to_pylist()
+    by_day = {c["values"]: c["counts"] for c in counts}
+    report.rows_by_session = {d: by_day.get(d, 0) for d in report.sessions}
+    return Part({"region": region, "month": report.month}, table, missing_codes=len(report.missing))
 
 
 def _prefetched(pages: Iterator[BarsPage], gate: Callable[[], None]) -> Iterator[BarsPage]:
     """Fetch page k+1 while page k is validated and written (storing is mostly GIL-free Arrow/DuckDB work).
 
-    The fetch of the next page first waits on `gate` (the previous page's warehouse load), so at most two
-    pages are ever held, whatever the length of the history: peak memory is bounded by the page size.
+    The fetch of the next page first waits on `gate` (the previous warehouse load), so at most two pages are
+    ever held, whatever the length of the history: peak memory is bounded by the page size.
     """
 
     def fetch_next():
@@ -136,59 +271,38 @@ def _prefetched(pages: Iterator[BarsPage], gate: Callable[[], None]) -> Iterator
             yield item
 
 
-def _store_page(lake: Lake, frame: pd.DataFrame, region: str, page: Sequence[dt.date],
-                result: IngestResult) -> list[pa.Table]:
-    """Write one lake partition per session of the page; return the Arrow tables written."""
-    table = pa.Table.from_pandas(frame[KLINES_DAILY.columns], schema=KLINES_DAILY.arrow_schema,
-                                 preserve_index=False)
-    table = table.take(pc.sort_indices(table, sort_keys=[("trade_date", "ascending"), ("symbol", "ascending")]))
-    days = table.column("trade_date").to_numpy()
-    parts: list[tuple[dict[str, object], pa.Table]] = []
-    for day in page:
-        key = np.datetime64(day, "D")
-        lo, hi = np.searchsorted(days, key, "left"), np.searchsorted(days, key, "right")
-        part = table.slice(lo, hi - lo)
-        old = lake.read(KLINES_DAILY, region=region, trade_date=day)
-        if old is None:
-            diff = {"added": part.num_rows, "changed": 0, "removed": 0, "unchanged": 0}
-        else:
-            merged, diff = carry_forward_lineage(Lake.from_arrow(KLINES_DAILY, part), old, KLINES_DAILY)
-            part = lake.to_arrow(KLINES_DAILY, merged)
-        parts.append(({"region": region, "trade_date": day}, part))
-        result.rows += part.num_rows
-        result.rows_by_date[day] = part.num_rows
-        for k in DIFF_KEYS:
-            result.diff[k] += diff[k]
-    lake.write_many(KLINES_DAILY, parts)
-    return [part for _, part in parts]
-
-
 @dataclass
 class SecuritiesResult:
     region: str
     as_of: dt.date
     master: pd.DataFrame
     listed: int
+    rejected: list[str]
     diff: dict[str, int]
     fetch: FetchReport
+    repair: Repair
 
 
 def refresh_securities(source: MarketDataSource, lake: Lake, warehouse: Warehouse, *, region: str, run_id: str,
-                       now: dt.datetime) -> SecuritiesResult:
+                       now: dt.datetime, log: Callable[[str], None] = lambda _msg: None) -> SecuritiesResult:
     """Fold the source's current symbol list into the region's security master."""
-    listing = source.list_securities(region).securities
-    if listing.empty:  # a source that suddenly lists nothing is an outage, not a mass delisting
-        raise RuntimeError(f"{region}: the source returned an empty symbol list; the security master was kept")
+    fixed = repair(lake, warehouse, SECURITIES, region, run_id=run_id, now=now, log=log)
+    listing = source.list_securities(region)
+    if listing.rejected:
+        log(f"{region}: refused {len(listing.rejected)} symbol-list entr(ies): {'; '.join(listing.rejected[:5])}")
+    if listing.securities.empty:  # a source that suddenly lists nothing is an outage, not a mass delisting
+        raise RuntimeError(f"{region}: the source returned no usable symbol list entries "
+                           f"({len(listing.rejected)} refused); the security master was kept")
     as_of = pd.Timestamp(now).tz_convert(markets.market(region).timezone).date()
     old = lake.read(SECURITIES, region=region)
     master = merge_security_master(None if old is None else old.drop(columns=SECURITIES.lineage_columns),
-                                   listing, as_of)
+                                   listing.securities, as_of)
     master, diff = carry_forward_lineage(with_lineage(master, source.name, run_id, now), old, SECURITIES)
     validate(master, SECURITIES)
-    table = lake.to_arrow(SECURITIES, master)
-    lake.write(SECURITIES, table, region=region)
-    warehouse.replace_region(SECURITIES, table, region=region)
-    return SecuritiesResult(region, as_of, master, len(listing), diff, source.spent())
+    commit(lake, warehouse, SECURITIES, [Part({"region": region}, lake.to_arrow(SECURITIES, master))],
+           run_id=run_id, now=now)
+    return SecuritiesResult(region, as_of, master, len(listing.securities), listing.rejected, diff, source.spent(),
+                            fixed)
 
 
 def universe(lake: Lake, region: str) -> list[str]:

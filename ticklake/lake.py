@@ -1,12 +1,13 @@
 """The Parquet lake: one file per partition in hive layout, replaced atomically.
 
-    <home>/lake/klines_daily/region=US/date=2024-01-02/data.parquet
+    <home>/lake/klines_daily/region=US/month=2024-01/data.parquet
     <home>/lake/securities/region=US/data.parquet
 
-A partition is written to a temporary name in its own folder, fsynced, then `os.replace`d over
-`data.parquet`, so readers see either the old or the new file, never a torn one, and a run that dies
-leaves the previous version in place. Rows are sorted by the dataset's sort key and written with fixed
-settings, so the same data always gives the same bytes.
+The folder levels come from each dataset's `lake_keys` in the data dictionary. A partition is written to a
+temporary name in its own folder, fsynced, then `os.replace`d over `data.parquet`, so readers see either the
+old or the new file, never a torn one, and a run that dies leaves the previous version in place (its
+temporary files are removed by the next writer: `remove_stale_temp_files`). Rows are sorted by the dataset's
+sort key and written with fixed settings, so the same data always gives the same bytes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import ctypes
 import ctypes.util
 import datetime as dt
 import os
+import socket
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,8 +32,9 @@ import pyarrow.parquet as pq
 from ticklake.dictionary import Dataset
 
 FILE_NAME = "data.parquet"
-HIVE_KEYS = {"trade_date": "date"}  # column -> folder key where they differ
 _TMP_PREFIX = ".tmp-"
+_HOST = socket.gethostname().replace("-", "_")
+STALE_TEMP_AGE_S = 24 * 3600  # a temp file this old is garbage whoever wrote it
 
 
 def _format(value: object) -> str:
@@ -50,17 +54,46 @@ class Lake:
         return self.root / dataset.name
 
     def partition_path(self, dataset: Dataset, **values: object) -> Path:
-        if set(values) != set(dataset.partition_columns):
-            raise ValueError(f"{dataset.name} partitions by {dataset.partition_columns}, got {tuple(values)}")
+        """The file of one partition; `values` name every lake key (region="US", month="2024-06")."""
+        names = [k.name for k in dataset.lake_keys]
+        if not dataset.in_lake or set(values) != set(names):
+            raise ValueError(f"{dataset.name} partitions the lake by {tuple(names)}, got {tuple(values)}")
         path = self.dataset_dir(dataset)
-        for column in dataset.partition_columns:
-            path /= f"{HIVE_KEYS.get(column, column)}={_format(values[column])}"
+        for key in dataset.lake_keys:
+            path /= f"{key.name}={_format(key.value(values[key.name]))}"
         return path / FILE_NAME
 
     def glob(self, dataset: Dataset) -> str:
         """A DuckDB/Arrow glob over every partition file of `dataset`."""
-        depth = "/".join("*" for _ in dataset.partition_columns)
+        depth = "/".join("*" for _ in dataset.lake_keys)
         return str(self.dataset_dir(dataset) / depth / FILE_NAME)
+
+    def partitions(self, dataset: Dataset, **fixed: str) -> dict[tuple[str, ...], Path]:
+        """Existing partition files, keyed by their lake-key values in `lake_keys` order (optionally only
+        those whose leading keys equal `fixed`, e.g. region="US")."""
+        pattern = "/".join(f"{k.name}={fixed.get(k.name, '*')}" for k in dataset.lake_keys)
+        found = {}
+        for path in self.dataset_dir(dataset).glob(f"{pattern}/{FILE_NAME}"):
+            parts = path.relative_to(self.dataset_dir(dataset)).parts[:-1]
+            found[tuple(part.split("=", 1)[1] for part in parts)] = path
+        return dict(sorted(found.items()))
+
+    def relative(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def remove_stale_temp_files(self, dataset: Dataset, *, now: float | None = None) -> list[Path]:
+        """Delete temporary files left by writers that died (a killed run, a full disk).
+
+        A temp file is stale when it was written on this host by a process that no longer exists, or when it is
+        older than a day (another host's dead writer); a live writer's temp files are never touched.
+        """
+        now = time.time() if now is None else now
+        removed = []
+        for path in self.dataset_dir(dataset).rglob(f"{_TMP_PREFIX}*"):
+            if _is_stale(path.name, path, now):
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        return removed
 
     @staticmethod
     def to_arrow(dataset: Dataset, frame: pd.DataFrame) -> pa.Table:
@@ -86,7 +119,7 @@ class Lake:
             targets.append(self.partition_path(dataset, **values))
         for folder in {t.parent for t in targets}:
             folder.mkdir(parents=True, exist_ok=True)
-        staged = [t.with_name(f"{_TMP_PREFIX}{uuid.uuid4().hex}") for t in targets]
+        staged = [t.with_name(_temp_name()) for t in targets]
         try:
             list(_pool().map(_write_parquet, [table for _, table in parts], staged))
             _make_durable(staged)
@@ -121,6 +154,37 @@ class Lake:
 
 
 _LOCAL = pafs.LocalFileSystem()
+
+
+def _temp_name() -> str:
+    """`.tmp-<host>-<pid>-<random>`: who wrote it, so the next writer knows whether its owner is alive."""
+    return f"{_TMP_PREFIX}{_HOST}-{os.getpid()}-{uuid.uuid4().hex}"
+
+
+def _is_stale(name: str, path: Path, now: float) -> bool:
+    try:
+        age = now - path.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    if age > STALE_TEMP_AGE_S:
+        return True
+    host, _, rest = name[len(_TMP_PREFIX):].partition("-")
+    pid_text = rest.partition("-")[0]
+    if host != _HOST or not pid_text.isdigit():
+        return False  # another host's writer (or an old-style name): only the age rule applies
+    return not _alive(int(pid_text))
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _write_parquet(table: pa.Table, path: Path) -> None:

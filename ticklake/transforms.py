@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ticklake.dictionary import Dataset
 
@@ -46,7 +47,8 @@ def trade_dates(bar_ts_ms: np.ndarray, timezone: str, convention: TimeConvention
 def session_end_ms(day: dt.date, timezone: str, convention: TimeConvention) -> int:
     """The `et` that includes every bar of `day` and nothing of the next session."""
     zone = timezone if convention == "exchange_local" else "UTC"
-    end = pd.Timestamp(day, tz=zone) + pd.Timedelta(days=1) - pd.Timedelta(milliseconds=1)
+    # The next local midnight, not +24 h: a DST day lasts 23 or 25 hours.
+    end = pd.Timestamp(day + dt.timedelta(days=1)).tz_localize(zone) - pd.Timedelta(milliseconds=1)
     return int(end.value // 1_000_000)
 
 
@@ -151,6 +153,13 @@ def minimum_kline_calls(n_codes: int, n_sessions: int, *, max_codes: int, max_ba
     return math.ceil(n_codes / max_codes) * math.ceil(n_sessions / max_bars) if n_codes and n_sessions else 0
 
 
+def sort_table(table: pa.Table, dataset: Dataset) -> pa.Table:
+    """Rows in the dataset's sort order, so the same data always gives the same Parquet bytes."""
+    if not dataset.sort_by or table.num_rows < 2:
+        return table
+    return table.take(pc.sort_indices(table, sort_keys=[(c, "ascending") for c in dataset.sort_by]))
+
+
 def carry_forward_lineage(new: pd.DataFrame, old: pd.DataFrame | None, dataset: Dataset) -> tuple[pd.DataFrame, dict]:
     """Keep the stored lineage of rows whose values did not change, so re-runs are byte-for-byte idempotent.
 
@@ -178,6 +187,30 @@ def carry_forward_lineage(new: pd.DataFrame, old: pd.DataFrame | None, dataset: 
         "removed": removed,
         "unchanged": int(same.sum()),
     }
+
+
+def merge_answered(new: pd.DataFrame, old: pd.DataFrame | None, answered: Sequence[tuple[frozenset[str],
+                   Sequence[dt.date]]], dataset: Dataset, date_column: str = "trade_date"
+                   ) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The partition to store after a fetch: absence is not data.
+
+    `new` replaces stored rows only inside what the source answered, each (codes, sessions) pair of
+    `answered` (an answered code with no bars there really had none); every other stored row is kept as it
+    is (a code left out of the answer, a session outside the fetch). Returns the frame and a diff
+    {added, changed, removed, unchanged, kept}.
+    """
+    if old is None or old.empty:
+        return new, {"added": len(new), "changed": 0, "removed": 0, "unchanged": 0, "kept": 0}
+    in_scope = np.zeros(len(old), dtype=bool)
+    dates = old[date_column]
+    for codes, sessions in answered:
+        in_scope |= (old["symbol"].isin(list(codes)) & dates.isin(pd.DatetimeIndex(sessions).as_unit("ms"))
+                     ).to_numpy(dtype=bool)
+    out, diff = carry_forward_lineage(new, old[in_scope], dataset)
+    kept = old[~in_scope]
+    diff["kept"] = len(kept)
+    merged = pd.concat([out, kept[out.columns]], ignore_index=True) if len(kept) else out
+    return merged, diff
 
 
 def merge_security_master(old: pd.DataFrame | None, listing: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:

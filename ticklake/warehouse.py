@@ -10,16 +10,15 @@ re-run replaces and a failed load leaves the previous rows.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 from filelock import FileLock, Timeout
 
-from ticklake.dictionary import DATASETS, Dataset
+from ticklake.dictionary import DATASETS, LAKE_PARTITIONS, Dataset
 
 
 class WarehouseBusyError(RuntimeError):
@@ -119,32 +118,79 @@ class Warehouse:
                     con.execute(f"ALTER TABLE {_quote(dataset.name)} ADD COLUMN {_quote(f.name)} {f.duckdb_type}")
                     con.execute(f"COMMENT ON COLUMN {_quote(dataset.name)}.{_quote(f.name)} IS {_literal(f.doc)}")
 
-    def replace_dates(self, dataset: Dataset, table: pa.Table, *, region: str, dates: Sequence[dt.date],
-                      date_column: str = "trade_date") -> int:
-        """Replace the rows of (`region`, `dates`) with `table` in one transaction; return rows inserted."""
+    def replace_partitions(self, dataset: Dataset, table: pa.Table, partitions: Sequence[Mapping[str, str]],
+                           status: pa.Table | None = None) -> int:
+        """Replace the rows of the given lake partitions with `table` (and, given `status`, their rows in
+        `lake_partitions`) in one transaction, so a failure leaves both as they were; return rows inserted."""
+        if not partitions:
+            return 0
         with self.writer() as con:
-            return self._replace(
-                con, dataset, table,
-                f"region = ? AND {_quote(date_column)} IN (SELECT UNNEST(?::DATE[]))", [region, list(dates)],
-            )
-
-    def replace_region(self, dataset: Dataset, table: pa.Table, *, region: str) -> int:
-        with self.writer() as con:
-            return self._replace(con, dataset, table, "region = ?", [region])
-
-    @staticmethod
-    def _replace(con: duckdb.DuckDBPyConnection, dataset: Dataset, table: pa.Table, where: str,
-                 params: list) -> int:
-        columns = ", ".join(_quote(c) for c in dataset.columns)
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.execute(f"DELETE FROM {_quote(dataset.name)} WHERE {where}", params)
-            con.register("incoming", table)
-            con.execute(f"INSERT INTO {_quote(dataset.name)} ({columns}) SELECT {columns} FROM incoming "
-                        f"ORDER BY {cluster_order(dataset)}")
-            con.unregister("incoming")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+            con.register("incoming_rows", table)
+            con.register("incoming_status", LAKE_PARTITIONS.arrow_schema.empty_table() if status is None else status)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                _delete_insert(con, dataset, "incoming_rows", *partition_filter(dataset, partitions))
+                if status is not None:
+                    _delete_insert(con, LAKE_PARTITIONS, "incoming_status", *status_filter(dataset, partitions))
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                con.unregister("incoming_rows")
+                con.unregister("incoming_status")
         return table.num_rows
+
+    def partition_status(self, dataset: Dataset, region: str) -> dict[str, tuple[int, int]]:
+        """partition -> (file_bytes, file_mtime_ns) as committed, for drift detection."""
+        with self.writer() as con:
+            rows = con.execute("SELECT partition, file_bytes, file_mtime_ns FROM lake_partitions "
+                               "WHERE dataset = ? AND region = ?", [dataset.name, region]).fetchall()
+        return {partition: (size, mtime) for partition, size, mtime in rows}
+
+    def read_partitions(self, dataset: Dataset, partitions: Sequence[Mapping[str, str]]) -> pa.Table:
+        """The stored rows of the given lake partitions, in the dataset's Arrow schema."""
+        where, params = partition_filter(dataset, partitions)
+        columns = ", ".join(_quote(c) for c in dataset.columns)
+        with self.writer() as con:
+            sql = f"SELECT {columns} FROM {_quote(dataset.name)} WHERE {where} ORDER BY {cluster_order(dataset)}"
+            table = con.sql(sql, params=params).to_arrow_table()
+        return table.cast(dataset.arrow_schema)
+
+
+def _delete_insert(con: duckdb.DuckDBPyConnection, dataset: Dataset, view: str, where: str, params: list) -> None:
+    columns = ", ".join(_quote(c) for c in dataset.columns)
+    con.execute(f"DELETE FROM {_quote(dataset.name)} WHERE {where}", params)
+    con.execute(f"INSERT INTO {_quote(dataset.name)} ({columns}) SELECT {columns} FROM {view} "
+                f"ORDER BY {cluster_order(dataset)}")
+
+
+def partition_filter(dataset: Dataset, partitions: Sequence[Mapping[str, str]]) -> tuple[str, list]:
+    """A WHERE clause selecting exactly the rows of the given lake partitions (by region, month, ...)."""
+    clauses, params = [], []
+    for values in partitions:
+        terms = []
+        for key in dataset.lake_keys:
+            bounds = key.bounds(values[key.name])
+            if bounds is None:
+                terms.append(f"{_quote(key.column)} = ?")
+                params.append(values[key.name])
+            else:
+                terms.append(f"{_quote(key.column)} BETWEEN ? AND ?")
+                params += list(bounds)
+        clauses.append("(" + " AND ".join(terms) + ")")
+    return " OR ".join(clauses), params
+
+
+def partition_label(dataset: Dataset, values: Mapping[str, str]) -> str:
+    """A partition's name within its region in `lake_partitions`: its month, or "-" when there is none."""
+    rest = [values[k.name] for k in dataset.lake_keys if k.name != "region"]
+    return "/".join(rest) or "-"
+
+
+def status_filter(dataset: Dataset, partitions: Sequence[Mapping[str, str]]) -> tuple[str, list]:
+    clauses, params = [], []
+    for values in partitions:
+        clauses.append("(dataset = ? AND region = ? AND partition = ?)")
+        params += [dataset.name, values["region"], partition_label(dataset, values)]
+    return " OR ".join(clauses), params

@@ -24,12 +24,18 @@ BAR_COLUMNS = {"open": "o", "high": "h", "low": "l", "close": "c", "volume": "v"
 
 def _run(resources: dict, region: str, sessions: list[dt.date], instance=None, refresh_securities=True,
          raise_on_error=True) -> dg.ExecuteInProcessResult:
+    """Materialize the months holding `sessions` (whole months: the partition grain) as one single run."""
     defs = build_definitions(**resources)
     instance = instance or dg.DagsterInstance.ephemeral()
     if refresh_securities:
         defs.resolve_job_def("reference_refresh").execute_in_process(instance=instance, partition_key=region)
-    return run_partition_range(defs, region, sessions[0], sessions[-1], instance=instance,
+    return run_partition_range(defs, region, f"{sessions[0]:%Y-%m}", f"{sessions[-1]:%Y-%m}", instance=instance,
                                raise_on_error=raise_on_error)
+
+
+def _month_sessions(region: str, first: dt.date, last: dt.date) -> list[dt.date]:
+    """Every session of the months from `first` to `last` (what a run over those months fetches)."""
+    return markets.sessions(region, first.replace(day=1), (pd.Timestamp(last) + pd.offsets.MonthEnd(0)).date())
 
 
 def _warehouse(home, sql: str = "SELECT * FROM klines_daily ORDER BY region, symbol, trade_date") -> pd.DataFrame:
@@ -72,36 +78,36 @@ def test_stored_rows_equal_the_simulators_ground_truth(make_server, resources_fo
     assert set(stored["source"]) == {"itick"}
     assert stored["run_id"].nunique() == 1
 
-    # every session got its own lake partition holding exactly its rows
+    # every month got its own lake partition holding exactly its rows
     lake = Lake(home / "lake")
-    for day in (sessions[0], sessions[-1]):
-        part = lake.read(KLINES_DAILY, region=region, trade_date=day)
-        assert len(part) == int((truth["trade_date"] == pd.Timestamp(day)).sum())
+    for month in ("2024-04", "2024-06"):
+        part = lake.read(KLINES_DAILY, region=region, month=month)
+        assert len(part) == int((truth["trade_date"].dt.strftime("%Y-%m") == month).sum())
     securities = _warehouse(home, "SELECT symbol FROM securities ORDER BY symbol")["symbol"].tolist()
     assert securities == sorted(s.code for s in server.simulator.universe(region))
 
 
 def test_single_run_backfill_receives_exactly_the_requested_partitions(make_server, resources_for):
     server = make_server()
-    sessions = markets.sessions("US", dt.date(2024, 6, 3), dt.date(2024, 6, 28))
+    sessions = markets.sessions("US", dt.date(2024, 4, 1), dt.date(2024, 6, 28))
     result = _run(resources_for(server), "US", sessions)
-    materialized = {e.partition for e in result.get_asset_materialization_events()
-                    if e.asset_key == dg.AssetKey("klines_daily")}
-    calendar_days = pd.date_range("2024-06-03", "2024-06-28").date
-    assert materialized == {f"{d}|US" for d in calendar_days}
-    metadata = result.get_asset_materialization_events()[0].materialization.metadata
-    assert metadata["sessions"].value == len(sessions) == 19  # Juneteenth is not a session
-    assert metadata["non_session_dates"].value == len(calendar_days) - len(sessions)
+    events = {e.partition: e.materialization.metadata for e in result.get_asset_materialization_events()
+              if e.asset_key == dg.AssetKey("klines_daily")}
+    assert set(events) == {"2024-04|US", "2024-05|US", "2024-06|US"}
+    assert events["2024-06|US"]["sessions_fetched"].value == 19  # Juneteenth is not a session
+    assert events["2024-05|US"]["sessions_fetched"].value == 22
+    assert events["2024-04|US"]["run_sessions_fetched"].value == len(sessions) == 22 + 22 + 19
 
 
 def test_backfill_spends_the_minimum_number_of_calls(make_server, resources_for):
     server = make_server(symbols_per_region=120)
     batch_cap = 50
-    sessions = markets.sessions("US", dt.date(2022, 1, 1), dt.date(2024, 6, 28))[-300:]
+    sessions = _month_sessions("US", dt.date(2023, 5, 1), dt.date(2024, 6, 28))
+    assert 250 < len(sessions) < 1000
     result = _run(resources_for(server, max_codes_per_call=batch_cap), "US", sessions)
     assert result.success
     counters = server.simulator.counters
-    assert counters.count("/stock/klines") == math.ceil(120 / batch_cap) * math.ceil(300 / 1000) == 3
+    assert counters.count("/stock/klines") == math.ceil(120 / batch_cap) * math.ceil(len(sessions) / 1000) == 3
     assert counters.count("/symbol/list") == 1  # the only reference call: the security master
     assert counters.total == 4
     assert counters.rate_limited == 0
@@ -127,7 +133,7 @@ def test_stricter_simulator_429s_are_retried_and_the_run_succeeds(make_server, r
     assert result.success
     assert server.simulator.counters.rate_limited > 0
     metadata = next(e for e in result.get_asset_materialization_events()).materialization.metadata
-    assert metadata["api_rate_limited"].value > 0
+    assert metadata["run_api_rate_limited"].value > 0
     assert len(_warehouse(home)) == len(_truth(server.simulator, "US", sessions))
 
 
@@ -143,10 +149,10 @@ def test_rerunning_the_same_partitions_is_byte_for_byte_idempotent(make_server, 
     pd.testing.assert_frame_equal(_warehouse(home), first)
     assert _lake_digest(home) == first_lake
     metadata = second_run.get_asset_materialization_events()[0].materialization.metadata
-    assert metadata["rows_unchanged"].value == len(first)
-    assert metadata["rows_added"].value == metadata["rows_changed"].value == 0
+    assert metadata["run_rows_unchanged"].value == len(first)
+    assert metadata["run_rows_added"].value == metadata["run_rows_changed"].value == 0
     # an overlapping range only touches its own partitions
-    _run(resources, "US", sessions[5:12], instance=instance, refresh_securities=False)
+    _run(resources, "US", sessions[-3:], instance=instance, refresh_securities=False)
     pd.testing.assert_frame_equal(_warehouse(home), first)
 
 
@@ -175,11 +181,11 @@ def test_one_run_over_two_regions_stores_both(make_server, resources_for, home):
         defs.resolve_job_def("reference_refresh").execute_in_process(instance=instance, partition_key=region)
     # the static dimension is ordered US, HK, SH, JP: this range is dates x {US, HK}
     result = defs.resolve_job_def("nightly_refresh").execute_in_process(instance=instance, tags={
-        "dagster/asset_partition_range_start": "2024-06-24|US", "dagster/asset_partition_range_end": "2024-06-28|HK"})
+        "dagster/asset_partition_range_start": "2024-06|US", "dagster/asset_partition_range_end": "2024-06|HK"})
     assert result.success
     stored = _warehouse(home, "SELECT region, count(DISTINCT trade_date) AS days FROM klines_daily GROUP BY 1 "
                               "ORDER BY 1")
-    assert stored.to_dict("list") == {"region": ["HK", "US"], "days": [5, 5]}
+    assert stored.to_dict("list") == {"region": ["HK", "US"], "days": [19, 19]}  # HK: Tuen Ng; US: Juneteenth
     assert server.simulator.counters.count("/stock/klines") == 2  # one page per region
 
 
@@ -188,18 +194,29 @@ def test_quick_start_demo_runs_on_the_embedded_simulator(tmp_path):
     import subprocess
     import sys
 
+    from automation.demo import recent_months
+
     env = {**os.environ, "TICKLAKE_HOME": str(tmp_path), "TICKLAKE_REGIONS": "US,JP", "DAGSTER_HOME": "",
            "ITICK_TOKEN": "", "ITICK_BASE_URL": ""}
     env.pop("DAGSTER_HOME")
-    out = subprocess.run([sys.executable, "-m", "automation.demo", "--sessions", "5"], env=env, capture_output=True,
+    now = dt.datetime.now(dt.UTC)
+    out = subprocess.run([sys.executable, "-m", "automation.demo", "--months", "1"], env=env, capture_output=True,
                          text=True, timeout=300, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "source      embedded://itick-sim" in out.stdout
     assert "api calls   4 " in out.stdout  # one symbol list + one kline page per region
+    expected = []
+    for region in ("JP", "US"):
+        month = recent_months(region, 1, now)[0]
+        closed = markets.last_completed_session(region, now)
+        expected.append((region, len(markets.sessions(region, dt.date.fromisoformat(month + "-01"), closed))))
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
         days = con.execute("SELECT region, count(DISTINCT trade_date) FROM klines_daily GROUP BY 1 ORDER BY 1")
-        assert days.fetchall() == [("JP", 5), ("US", 5)]
-        assert con.execute("SELECT count(*) FROM securities").fetchone()[0] == 40
+        assert days.fetchall() == expected
+        assert con.execute("SELECT count(*) FROM securities").fetchall()[0][0] == 40
+    # every hint the demo prints is a query that ran and shows prices
+    assert "close" in out.stdout
+    assert "Try (reconnect" in out.stdout
 
 
 def test_the_token_never_reaches_logs_metadata_or_files(make_server, home, monkeypatch):
@@ -227,16 +244,23 @@ def test_the_token_never_reaches_logs_metadata_or_files(make_server, home, monke
 
 
 def test_a_session_that_has_not_closed_is_not_written_as_empty(make_server, resources_for, home):
-    # the pipeline's clock is the real one: the next two sessions from today have not closed yet
+    from ticklake.ingest import ingest_daily_bars, refresh_securities, universe
+
+    # At 12:00 UTC on 2024-06-26 the 26th (closes 20:00 UTC), 27th and 28th have not closed yet, although the
+    # simulator (clock 2024-06-28 23:00) already serves them.
     server = make_server()
-    today = dt.datetime.now(dt.UTC).date()
-    upcoming = markets.sessions("US", today + dt.timedelta(days=1), today + dt.timedelta(days=10))[:2]
-    result = _run(resources_for(server), "US", upcoming)
-    assert result.success
-    metadata = result.get_asset_materialization_events()[0].materialization.metadata
-    assert metadata["sessions_not_closed"].value == 2
-    assert metadata["dagster/row_count"].value == 0
-    assert not list(home.rglob("klines_daily/**/*.parquet"))
-    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
-    assert checks["every_session_has_bars"] is False  # the warning names the sessions not closed
-    assert checks["stored_rows_match_lake"] is True
+    resources = resources_for(server)
+    source, storage = resources["itick"].source(), resources["storage"]
+    lake, warehouse = storage.lake(), storage.warehouse()
+    now = dt.datetime(2024, 6, 26, 12, 0, tzinfo=dt.UTC)
+    refresh_securities(source, lake, warehouse, region="US", run_id="ref", now=now)
+    june = [dt.date(2024, 6, d) for d in range(1, 31)]
+    result = ingest_daily_bars(source, lake, warehouse, region="US", dates=june, codes=universe(lake, "US"),
+                               run_id="r", now=now)
+    report = result.partitions["2024-06"]
+    assert report.not_closed == [dt.date(2024, 6, d) for d in (26, 27, 28)]
+    assert report.sessions[-1] == dt.date(2024, 6, 25)
+    assert not report.complete
+    stored = _warehouse(home, "SELECT max(trade_date) AS last, count(DISTINCT trade_date) AS days FROM klines_daily")
+    assert stored["last"].iloc[0] == pd.Timestamp("2024-06-25")
+    assert stored["days"].iloc[0] == 16  # June 3..25 without Juneteenth

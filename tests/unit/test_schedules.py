@@ -24,7 +24,8 @@ def _evaluate(name: str, local_midnight: str, zone: str):
 
 
 def test_every_region_has_a_nightly_and_a_reference_schedule_in_its_own_zone():
-    assert set(BY_NAME) == {f"{kind}_{r}" for kind in ("nightly", "securities") for r in ("us", "hk", "sh", "jp")}
+    assert set(BY_NAME) == {f"{kind}_{r}" for kind in ("nightly", "securities") for r in ("us", "hk", "sh", "jp")
+                            } | {"warehouse_checks_daily"}
     assert BY_NAME["nightly_us"].execution_timezone == "America/New_York"
     assert BY_NAME["nightly_jp"].execution_timezone == "Asia/Tokyo"
     assert all(s.cron_schedule == "0 0 * * *" for name, s in BY_NAME.items() if name.startswith("nightly"))
@@ -32,17 +33,19 @@ def test_every_region_has_a_nightly_and_a_reference_schedule_in_its_own_zone():
 
 
 @pytest.mark.parametrize(
-    ("name", "midnight", "zone", "partition"),
+    ("name", "midnight", "zone", "partition", "session"),
     [
-        ("nightly_us", "2024-06-25 00:00", "America/New_York", "2024-06-24|US"),  # Monday's session
-        ("nightly_hk", "2024-06-29 00:00", "Asia/Hong_Kong", "2024-06-28|HK"),  # Friday's, not Monday's
-        ("nightly_jp", "2024-06-26 00:00", "Asia/Tokyo", "2024-06-25|JP"),
+        ("nightly_us", "2024-06-25 00:00", "America/New_York", "2024-06|US", "2024-06-24"),  # Monday's session
+        ("nightly_hk", "2024-06-29 00:00", "Asia/Hong_Kong", "2024-06|HK", "2024-06-28"),  # Friday's, not Monday's
+        ("nightly_jp", "2024-06-26 00:00", "Asia/Tokyo", "2024-06|JP", "2024-06-25"),
+        ("nightly_us", "2024-07-02 00:00", "America/New_York", "2024-07|US", "2024-07-01"),  # a new month
     ],
 )
-def test_midnight_materializes_the_session_that_just_closed(name, midnight, zone, partition):
-    requests, _ = _evaluate(name, midnight, zone)
-    assert [r.partition_key for r in requests] == [partition]
-    assert requests[0].run_key == f"nightly:{partition}"
+def test_midnight_refreshes_the_month_of_the_session_that_just_closed(name, midnight, zone, partition, session):
+    requests, skip = _evaluate(name, midnight, zone)
+    assert [r.partition_key for r in requests] == [partition], skip
+    # one run per session: the month's partition key alone would deduplicate every later night of the month
+    assert requests[0].run_key == f"nightly:{partition[-2:]}:{session}"
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from ticklake.lake import Lake
 from ticklake.warehouse import Warehouse, WarehouseBusyError
 
 DAY = dt.date(2024, 1, 2)
+MONTH = "2024-01"
 
 
 def _table(n: int = 3, close: float = 10.5) -> pa.Table:
@@ -28,22 +29,23 @@ def _table(n: int = 3, close: float = 10.5) -> pa.Table:
 
 def test_partitions_use_hive_layout_and_round_trip(tmp_path):
     lake = Lake(tmp_path)
-    path = lake.write(KLINES_DAILY, _table(), region="US", trade_date=DAY)
-    assert path == tmp_path / "klines_daily" / "region=US" / "date=2024-01-02" / "data.parquet"
-    back = lake.read(KLINES_DAILY, region="US", trade_date=DAY)
+    path = lake.write(KLINES_DAILY, _table(), region="US", month=MONTH)
+    assert path == tmp_path / "klines_daily" / "region=US" / "month=2024-01" / "data.parquet"
+    assert lake.partition_path(KLINES_DAILY, region="US", month=DAY) == path  # a date names its month
+    back = lake.read(KLINES_DAILY, region="US", month=MONTH)
     assert back["symbol"].tolist() == ["S0", "S1", "S2"]
     assert back["trade_date"].iloc[0].date() == DAY
 
 
 def test_same_data_gives_the_same_bytes(tmp_path):
     a, b = Lake(tmp_path / "a"), Lake(tmp_path / "b")
-    pa_, pb = (lake.write(KLINES_DAILY, _table(), region="US", trade_date=DAY) for lake in (a, b))
+    pa_, pb = (lake.write(KLINES_DAILY, _table(), region="US", month=MONTH) for lake in (a, b))
     assert pa_.read_bytes() == pb.read_bytes()
 
 
 def test_a_failed_write_leaves_the_previous_partition_intact(tmp_path, monkeypatch):
     lake = Lake(tmp_path)
-    path = lake.write(KLINES_DAILY, _table(close=10.5), region="US", trade_date=DAY)
+    path = lake.write(KLINES_DAILY, _table(close=10.5), region="US", month=MONTH)
     before = path.read_bytes()
 
     def explode(table, where, **kwargs):
@@ -52,15 +54,15 @@ def test_a_failed_write_leaves_the_previous_partition_intact(tmp_path, monkeypat
 
     monkeypatch.setattr(pq, "write_table", explode)
     with pytest.raises(OSError, match="disk full"):
-        lake.write(KLINES_DAILY, _table(close=99.0), region="US", trade_date=DAY)
+        lake.write(KLINES_DAILY, _table(close=99.0), region="US", month=MONTH)
     assert path.read_bytes() == before
     assert [p.name for p in path.parent.iterdir()] == ["data.parquet"]  # no temp file left behind
 
 
 def test_a_failure_while_staging_many_partitions_replaces_none_of_them(tmp_path, monkeypatch):
     lake = Lake(tmp_path)
-    days = [DAY, DAY + dt.timedelta(days=1), DAY + dt.timedelta(days=2)]
-    paths = [lake.write(KLINES_DAILY, _table(close=1.0), region="US", trade_date=d) for d in days]
+    months = ["2024-01", "2024-02", "2024-03"]
+    paths = [lake.write(KLINES_DAILY, _table(close=1.0), region="US", month=m) for m in months]
     before = [p.read_bytes() for p in paths]
     real = pq.write_table
     calls = []
@@ -73,17 +75,21 @@ def test_a_failure_while_staging_many_partitions_replaces_none_of_them(tmp_path,
 
     monkeypatch.setattr(pq, "write_table", third_fails)
     with pytest.raises(OSError, match="disk full"):
-        lake.write_many(KLINES_DAILY, [({"region": "US", "trade_date": d}, _table(close=2.0)) for d in days])
+        lake.write_many(KLINES_DAILY, [({"region": "US", "month": m}, _table(close=2.0)) for m in months])
     assert [p.read_bytes() for p in paths] == before
     assert sorted(p.name for p in (tmp_path / "klines_daily").rglob("*")) == sorted(
-        ["region=US", *[f"date={d}" for d in days], *["data.parquet"] * 3])
+        ["region=US", *[f"month={m}" for m in months], *["data.parquet"] * 3])
 
 
 def test_partition_values_cannot_escape_the_lake(tmp_path):
     with pytest.raises(ValueError, match="invalid partition value"):
-        Lake(tmp_path).partition_path(KLINES_DAILY, region="../etc", trade_date=DAY)
+        Lake(tmp_path).partition_path(KLINES_DAILY, region="../etc", month=MONTH)
+    with pytest.raises(ValueError, match="not a month"):
+        Lake(tmp_path).partition_path(KLINES_DAILY, region="US", month="../2024")
+    with pytest.raises(ValueError, match="partitions the lake by"):
+        Lake(tmp_path).partition_path(KLINES_DAILY, region="US", trade_date=DAY)
     with pytest.raises(TypeError, match="schema"):
-        Lake(tmp_path).write(KLINES_DAILY, pa.table({"x": [1]}), region="US", trade_date=DAY)
+        Lake(tmp_path).write(KLINES_DAILY, pa.table({"x": [1]}), region="US", month=MONTH)
 
 
 def _rows(path) -> list[tuple]:
@@ -91,21 +97,25 @@ def _rows(path) -> list[tuple]:
         return con.execute("SELECT symbol, close FROM klines_daily ORDER BY symbol").fetchall()
 
 
-def test_replace_is_delete_then_insert_of_exactly_those_dates(tmp_path):
+US_JAN = [{"region": "US", "month": MONTH}]
+
+
+def test_replace_is_delete_then_insert_of_exactly_those_partitions(tmp_path):
     wh = Warehouse(tmp_path / "w.duckdb")
-    wh.replace_dates(KLINES_DAILY, _table(3, 1.0), region="US", dates=[DAY])
-    wh.replace_dates(KLINES_DAILY, _table(2, 2.0), region="US", dates=[DAY])
+    wh.replace_partitions(KLINES_DAILY, _table(3, 1.0), US_JAN)
+    wh.replace_partitions(KLINES_DAILY, _table(2, 2.0), US_JAN)
     assert _rows(wh.path) == [("S0", 2.0), ("S1", 2.0)]
-    wh.replace_dates(KLINES_DAILY, KLINES_DAILY.arrow_schema.empty_table(), region="HK", dates=[DAY])
-    assert len(_rows(wh.path)) == 2  # another region's replace leaves US alone
+    wh.replace_partitions(KLINES_DAILY, KLINES_DAILY.arrow_schema.empty_table(), [{"region": "HK", "month": MONTH}])
+    wh.replace_partitions(KLINES_DAILY, KLINES_DAILY.arrow_schema.empty_table(), [{"region": "US", "month": "2024-02"}])
+    assert len(_rows(wh.path)) == 2  # another region's or month's replace leaves US January alone
 
 
 def test_a_failing_load_rolls_back(tmp_path):
     wh = Warehouse(tmp_path / "w.duckdb")
-    wh.replace_dates(KLINES_DAILY, _table(3, 1.0), region="US", dates=[DAY])
+    wh.replace_partitions(KLINES_DAILY, _table(3, 1.0), US_JAN)
     broken = _table(3, 5.0).set_column(0, "region", pa.array([None, None, None], pa.string()))
     with pytest.raises(duckdb.ConstraintException):
-        wh.replace_dates(KLINES_DAILY, broken, region="US", dates=[DAY])
+        wh.replace_partitions(KLINES_DAILY, broken, US_JAN)
     assert _rows(wh.path) == [("S0", 1.0), ("S1", 1.0), ("S2", 1.0)]
 
 
@@ -113,7 +123,7 @@ def _writer(path, region, n):
     wh = Warehouse(path)
     for i in range(n):
         table = _table(3, float(i)).set_column(0, "region", pa.array([region] * 3, pa.string()))
-        wh.replace_dates(KLINES_DAILY, table, region=region, dates=[DAY])
+        wh.replace_partitions(KLINES_DAILY, table, [{"region": region, "month": MONTH}])
 
 
 def test_parallel_writer_processes_queue_instead_of_failing(tmp_path):
@@ -140,7 +150,7 @@ def _hold_read_write_lock(path, seconds, ready):
 @contextlib.contextmanager
 def _foreign_lock(path, seconds: float):
     """Another process holding DuckDB's read-write lock on `path` (an analyst's open session)."""
-    Warehouse(path).replace_dates(KLINES_DAILY, _table(), region="US", dates=[DAY])
+    Warehouse(path).replace_partitions(KLINES_DAILY, _table(), US_JAN)
     ctx = multiprocessing.get_context("spawn")
     ready = ctx.Event()
     holder = ctx.Process(target=_hold_read_write_lock, args=(path, seconds, ready))
@@ -157,7 +167,7 @@ def test_writer_waits_for_a_foreign_lock_holder_then_succeeds(tmp_path):
     path = tmp_path / "w.duckdb"
     with _foreign_lock(path, 1.5):
         started = time.monotonic()
-        Warehouse(path).replace_dates(KLINES_DAILY, _table(2), region="US", dates=[DAY])
+        Warehouse(path).replace_partitions(KLINES_DAILY, _table(2), US_JAN)
         assert time.monotonic() - started >= 0.5  # it really waited for the other process
     assert len(_rows(path)) == 2
 
@@ -165,7 +175,7 @@ def test_writer_waits_for_a_foreign_lock_holder_then_succeeds(tmp_path):
 def test_writer_gives_up_with_a_clear_error_when_the_lock_never_frees(tmp_path):
     path = tmp_path / "w.duckdb"
     with _foreign_lock(path, 5), pytest.raises(WarehouseBusyError, match="read_only=True"):
-        Warehouse(path, lock_timeout_s=0.5).replace_dates(KLINES_DAILY, _table(), region="US", dates=[DAY])
+        Warehouse(path, lock_timeout_s=0.5).replace_partitions(KLINES_DAILY, _table(), US_JAN)
     assert len(_rows(path)) == 3  # the refused write changed nothing
 
 

@@ -1,0 +1,188 @@
+"""The write path every dataset shares: commit partitions to the lake and the warehouse, and keep them in step.
+
+A partition is committed in two steps: its Parquet file is replaced atomically, then its warehouse rows and its
+`lake_partitions` status row are replaced in one transaction. The status row records the file's size and
+modification time, so a failure between the two steps (a full disk during the load, a killed process) leaves
+a visible mismatch; the next writer of that dataset and region calls `repair` first, which reloads every file
+the warehouse does not match, rewrites every file that vanished, and removes temp files left by dead writers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ticklake import markets
+from ticklake.dictionary import LAKE_PARTITIONS, Dataset, LakeKey, month_bounds
+from ticklake.lake import Lake
+from ticklake.transforms import sort_table
+from ticklake.warehouse import Warehouse, partition_label
+
+
+@dataclass
+class Part:
+    """One partition to commit: its lake-key values and its complete contents."""
+
+    values: dict[str, str]
+    table: pa.Table
+    missing_codes: int = 0  # requested codes the source did not answer (their stored rows are in `table`)
+
+
+@dataclass
+class Repair:
+    """What `repair` found and fixed before a write."""
+
+    reloaded: list[str] = field(default_factory=list)  # lake files loaded into the warehouse again
+    rewritten: list[str] = field(default_factory=list)  # lake files rebuilt from the warehouse
+    migrated: list[str] = field(default_factory=list)  # old daily files folded into month files
+    temp_files_removed: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.reloaded or self.rewritten or self.migrated or self.temp_files_removed)
+
+
+def date_key(dataset: Dataset) -> LakeKey | None:
+    return next((k for k in dataset.lake_keys if k.grain == "month"), None)
+
+
+def write_lake(lake: Lake, dataset: Dataset, parts: Sequence[Part]) -> list[Path]:
+    return lake.write_many(dataset, [(p.values, p.table) for p in parts])
+
+
+def status_table(lake: Lake, dataset: Dataset, parts: Sequence[Part], paths: Sequence[Path], *, run_id: str,
+                 now: dt.datetime) -> pa.Table:
+    """The `lake_partitions` rows of freshly written partitions (file size and mtime as they are now)."""
+    key = date_key(dataset)
+    rows: dict[str, list] = {f.name: [] for f in LAKE_PARTITIONS.fields}
+    closed: dict[str, dt.date | None] = {}
+    for part, path in zip(parts, paths, strict=True):
+        region = part.values["region"]
+        stat = path.stat()
+        table = part.table
+        first = last = None
+        sessions = with_rows = 0
+        complete = True
+        if key is not None:
+            if region not in closed:
+                closed[region] = markets.last_completed_session(region, now)
+            lo, hi = month_bounds(part.values[key.name])
+            last_closed = closed[region]
+            span_end = min(hi, last_closed) if last_closed else lo - dt.timedelta(days=1)
+            sessions = len(markets.sessions(region, lo, span_end)) if span_end >= lo else 0
+            complete = last_closed is not None and all(d <= last_closed for d in markets.sessions(region, lo, hi))
+            dates = table.column(key.column)
+            if table.num_rows:
+                first, last = pc.min(dates).as_py(), pc.max(dates).as_py()
+                with_rows = len(pc.unique(dates))
+        values = {
+            "dataset": dataset.name, "region": region, "partition": partition_label(dataset, part.values),
+            "path": lake.relative(path), "rows": table.num_rows,
+            "symbols": len(pc.unique(table.column("symbol"))) if "symbol" in table.column_names else 0,
+            "first_date": first, "last_date": last, "sessions": sessions, "sessions_with_rows": with_rows,
+            "complete": complete, "missing_codes": part.missing_codes, "file_bytes": stat.st_size,
+            "file_mtime_ns": stat.st_mtime_ns, "run_id": run_id, "committed_at": now,
+        }
+        for name, value in values.items():
+            rows[name].append(value)
+    return pa.Table.from_pydict(rows, schema=LAKE_PARTITIONS.arrow_schema)
+
+
+def load_warehouse(warehouse: Warehouse, dataset: Dataset, parts: Sequence[Part], status: pa.Table) -> int:
+    """Replace the parts' warehouse rows and status rows in one transaction."""
+    tables = [p.table for p in parts]
+    table = pa.concat_tables(tables) if tables else dataset.arrow_schema.empty_table()
+    return warehouse.replace_partitions(dataset, table, [p.values for p in parts], status)
+
+
+def commit(lake: Lake, warehouse: Warehouse, dataset: Dataset, parts: Sequence[Part], *, run_id: str,
+           now: dt.datetime) -> list[Path]:
+    """Write the parts to the lake, then load them (rows and status) into the warehouse."""
+    paths = write_lake(lake, dataset, parts)
+    load_warehouse(warehouse, dataset, parts, status_table(lake, dataset, parts, paths, run_id=run_id, now=now))
+    return paths
+
+
+def repair(lake: Lake, warehouse: Warehouse, dataset: Dataset, region: str, *, run_id: str, now: dt.datetime,
+           log: Callable[[str], None] = lambda _msg: None) -> Repair:
+    """Bring the lake and the warehouse of (`dataset`, `region`) back in step before writing to them."""
+    result = Repair(temp_files_removed=len(lake.remove_stale_temp_files(dataset)))
+    if result.temp_files_removed:
+        log(f"{dataset.name}: removed {result.temp_files_removed} temp file(s) left by a writer that died")
+    result.migrated = _migrate_daily_files(lake, dataset, region)
+    files = lake.partitions(dataset, region=region)
+    committed = warehouse.partition_status(dataset, region)
+    names = [k.name for k in dataset.lake_keys]
+    for key_values, path in files.items():
+        values = dict(zip(names, key_values, strict=True))
+        label = partition_label(dataset, values)
+        stat = path.stat()
+        if committed.get(label) == (stat.st_size, stat.st_mtime_ns):
+            continue
+        table = pq.read_table(path, schema=dataset.arrow_schema)
+        part = Part(values, table)
+        load_warehouse(warehouse, dataset, [part], status_table(lake, dataset, [part], [path], run_id=run_id,
+                                                                now=now))
+        result.reloaded.append(label)
+    on_disk = {partition_label(dataset, dict(zip(names, k, strict=True))) for k in files}
+    for label in sorted(set(committed) - on_disk):
+        values = _values_from_label(dataset, region, label)
+        part = Part(values, warehouse.read_partitions(dataset, [values]))
+        commit(lake, warehouse, dataset, [part], run_id=run_id, now=now)
+        result.rewritten.append(label)
+    if result.reloaded or result.rewritten:
+        log(f"{dataset.name} {region}: lake and warehouse had drifted apart; reloaded {len(result.reloaded)} "
+            f"partition(s) from the lake {result.reloaded[:5]}, rebuilt {len(result.rewritten)} lake file(s) from "
+            f"the warehouse {result.rewritten[:5]}")
+    return result
+
+
+def _values_from_label(dataset: Dataset, region: str, label: str) -> dict[str, str]:
+    rest = [k.name for k in dataset.lake_keys if k.name != "region"]
+    return {"region": region, **dict(zip(rest, label.split("/"), strict=True))} if rest else {"region": region}
+
+
+def _migrate_daily_files(lake: Lake, dataset: Dataset, region: str) -> list[str]:
+    """Fold files of the former one-file-per-date layout (`region=US/date=2024-01-02/`) into month files.
+
+    A month file that already exists is newer and wins for any key both hold; the old files are deleted only
+    after the month file is durable. The caller's drift check then loads the months into the warehouse.
+    """
+    key = date_key(dataset)
+    folder = lake.dataset_dir(dataset) / f"region={region}"
+    old = sorted(folder.glob("date=*/data.parquet"))
+    if key is None or not old:
+        return []
+    by_month: dict[str, list[Path]] = {}
+    for path in old:
+        by_month.setdefault(path.parent.name.split("=", 1)[1][:7], []).append(path)
+    schema = dataset.arrow_schema
+    for month, paths in by_month.items():
+        tables = [pq.read_table(p, schema=schema) for p in paths]
+        current = lake.partition_path(dataset, region=region, month=month)
+        if current.exists():
+            newer = pq.read_table(current, schema=schema)
+            tables = [_without_keys(t, newer, dataset) for t in tables] + [newer]
+        lake.write(dataset, sort_table(pa.concat_tables(tables), dataset), region=region, month=month)
+        for path in paths:
+            path.unlink()
+            if not any(path.parent.iterdir()):
+                path.parent.rmdir()
+    return sorted(by_month)
+
+
+def _without_keys(table: pa.Table, other: pa.Table, dataset: Dataset) -> pa.Table:
+    """Rows of `table` whose key is not in `other`."""
+    def keys(t: pa.Table) -> np.ndarray:
+        return np.array(["\x1f".join(map(str, row)) for row in zip(*(t.column(c).to_pylist() for c in dataset.key),
+                                                                   strict=True)], dtype=object)
+
+    taken = set(keys(other).tolist())
+    return table.filter(pa.array([k not in taken for k in keys(table)], type=pa.bool_()))
