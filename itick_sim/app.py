@@ -63,6 +63,7 @@ class Simulator:
         self._lock = threading.Lock()
         self._universes: dict[str, tuple[list[SymbolInfo], dict[str, SymbolInfo]]] = {}
         self._series: collections.OrderedDict[tuple[str, str, str], Series] = collections.OrderedDict()
+        self._omitted: dict[str, int] = {}  # batch requests seen per code in `batch_omit_codes`
         self._routes = {
             "/symbol/list": self._symbol_list,
             "/symbol/v2/holidays": self._holidays,
@@ -224,6 +225,17 @@ class Simulator:
         fields = ("t", "o", "h", "low", "c", "v", "tu_cents")
         return BarCols(*(getattr(cols, f)[sl] for f in fields), dp=cols.dp)
 
+    # ------------------------------------------------------------------ fault injection
+    def _omits(self, code: str) -> bool:
+        """Whether this batch request leaves `code` out: on its first `batch_omit_times` requests, or always."""
+        if code not in self.settings.batch_omit_codes:
+            return False
+        with self._lock:
+            seen = self._omitted.get(code, 0)
+            self._omitted[code] = seen + 1
+        times = self.settings.batch_omit_times
+        return times is None or seen < times
+
     # ------------------------------------------------------------------ WSGI
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO") or "/"
@@ -331,6 +343,8 @@ class Simulator:
                 continue
             items.append({"c": sp.code, "n": sp.name, "t": "stock", "e": sp.exchange, "s": None,
                           "l": sp.name.lower()})
+        if not code:
+            items.extend(dict(entry) for entry in self.settings.symbol_list_extra)
         return orjson.dumps(items), b'"ok"'
 
     def _holidays(self, params: dict, now: dt.datetime) -> tuple[bytes, bytes]:
@@ -458,14 +472,20 @@ class Simulator:
             if len(codes) > self.settings.max_codes_per_call:
                 raise _param_error(f"too many codes: {len(codes)} > {self.settings.max_codes_per_call} "
                                    "(max codes per call)")
-            found = [(c, bars(c)) for c in codes]
+            omitted = {c for c in codes if self._omits(c)}
+            found = [(c, None if c in omitted else bars(c)) for c in codes]
             present = [(c, b) for c, b in found if b is not None]
             encoded = dict(zip([c for c, _ in present], encode_many([b for _, b in present]), strict=False))
             parts = []
             for c, b in found:
-                if b is None and self.settings.unknown_code_in_batch == "omit":
+                style = self.settings.batch_omit_style if c in omitted else self.settings.unknown_code_in_batch
+                if b is None and style == "omit":
                     continue
                 parts.append(orjson.dumps(c) + b":" + (encoded[c] if b is not None else b"null"))
+            # unrequested codes get the bars of the first answered code: plausible, on sessions, valid OHLC
+            extra_bars = next(iter(encoded.values()), b"[]")
+            parts.extend(orjson.dumps(c) + b":" + extra_bars for c in self.settings.batch_extra_codes
+                         if c not in codes)
             return b"{" + b",".join(parts) + b"}", b"null"
 
         return handler
