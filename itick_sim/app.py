@@ -16,7 +16,8 @@ import pandas as pd
 
 from itick_sim.counters import Quota, RequestCounters
 from itick_sim.markets import (
-    CAL_START,
+    CAL_FLOOR,
+    COVERED_BY_ALL,
     MARKETS,
     NON_STOCK,
     CalendarData,
@@ -47,12 +48,26 @@ def _param_error(msg: str) -> ApiError:
     return ApiError("param", msg)
 
 
+def _check_history_start(settings: SimSettings) -> None:
+    """History cannot start before a served market's calendar does (or before CAL_FLOOR)."""
+    start = settings.history_start
+    if start < CAL_FLOOR:
+        raise ValueError(f"history_start must be >= {CAL_FLOOR}, not {start}")
+    if start >= COVERED_BY_ALL:
+        return  # every calendar covers it: no need to build them now
+    for region in settings.regions:
+        cal = get_calendar(MARKETS[region].calendar, early=True)
+        first = cal.days[0].item()
+        if start < first:
+            raise ValueError(f"history_start {start} is before the first {cal.name} ({region}) session the "
+                             f"simulator knows, {first}; use a later history_start or drop {region}")
+
+
 class Simulator:
     """iTick-compatible WSGI app. Deterministic from `settings.seed`; the clock is `settings.now`."""
 
     def __init__(self, settings: SimSettings = SimSettings()) -> None:  # noqa: B008 (frozen dataclass)
-        if settings.history_start < CAL_START:
-            raise ValueError(f"history_start must be >= {CAL_START}")
+        _check_history_start(settings)
         self.settings = settings
         self.counters = RequestCounters()
         self._quota = Quota(settings.calls_per_window, settings.window_seconds)
@@ -84,8 +99,12 @@ class Simulator:
     def _today(self, tz: str, now: dt.datetime | None = None) -> dt.date:
         return pd.Timestamp(now or self.now()).tz_convert(tz).date()
 
+    def _calendar(self, name: str) -> CalendarData:
+        """The calendar `name` as far back as this history needs (built once per process)."""
+        return get_calendar(name, early=self.settings.history_start < COVERED_BY_ALL)
+
     def _market_cal(self, region: str) -> CalendarData:
-        return get_calendar(MARKETS[region].calendar)
+        return self._calendar(MARKETS[region].calendar)
 
     def _hist_pos(self, cal: CalendarData) -> int:
         return cal.pos(self.settings.history_start)
@@ -183,8 +202,8 @@ class Simulator:
             raise _param_error(f"region {region!r} is not supported for {asset} (use region=GB)")
         inst: Instrument | None = NON_STOCK[asset].get(code.upper())
         if inst is None:
-            return get_calendar("FX"), None
-        cal = get_calendar(inst.calendar)
+            return self._calendar("FX"), None
+        cal = self._calendar(inst.calendar)
         hp = self._hist_pos(cal)
         return cal, self._get_series((asset, "GB", inst.code),
                                      lambda: instrument_series(seed, inst, len(cal), hp))
