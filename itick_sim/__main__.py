@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import sys
 import time
 
@@ -21,7 +22,21 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def main(argv: list[str] | None = None) -> int:
+def _codes(text: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in text.split(",") if c.strip())
+
+
+def _json_objects(text: str) -> tuple[dict, ...]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise argparse.ArgumentTypeError("expected a JSON array of objects, e.g. '[{\"c\": \"A,B\"}]'")
+    return tuple(value)
+
+
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m itick_sim",
                                 description="iTick-compatible market-data simulator")
     p.add_argument("--port", type=int, default=8765)
@@ -32,17 +47,45 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--regions", default=",".join(SimSettings.regions))
     p.add_argument("--calls-per-minute", type=int, default=None, help="per-token quota (default unlimited)")
     p.add_argument("--token", action="append", default=None, help="accepted token (repeatable; default any)")
-    args = p.parse_args(argv)
-    if not _is_loopback(args.host) and not args.allow_remote:
-        p.error(f"refusing to bind non-loopback host {args.host!r} (pass --allow-remote)")
-    settings = SimSettings(
+    faults = p.add_argument_group("fault injection (default off)")
+    faults.add_argument("--batch-omit-codes", type=_codes, default=(), metavar="A,B",
+                        help="batch kline answers leave these codes out")
+    faults.add_argument("--batch-omit-style", choices=("omit", "null"), default="omit",
+                        help="leave the code out of the answer, or send it as null")
+    faults.add_argument("--batch-omit-times", type=int, default=None, metavar="N",
+                        help="only on the first N batch requests that include each code (default always)")
+    faults.add_argument("--batch-extra-codes", type=_codes, default=(), metavar="ZZZZ",
+                        help="codes added, unrequested, to every batch kline answer")
+    faults.add_argument("--symbol-list-extra", type=_json_objects, default=(), metavar="JSON",
+                        help='raw entries appended to stock symbol lists, e.g. \'[{"c": "A,B"}, {"c": null}]\'')
+    return p
+
+
+def settings_from_args(args: argparse.Namespace) -> SimSettings:
+    return SimSettings(
         seed=args.seed,
         symbols_per_region=args.symbols,
         regions=tuple(r.strip().upper() for r in args.regions.split(",") if r.strip()),
         calls_per_window=args.calls_per_minute,
         window_seconds=60.0,
         tokens=frozenset(args.token) if args.token else None,
+        batch_omit_codes=frozenset(args.batch_omit_codes),
+        batch_omit_style=args.batch_omit_style,
+        batch_omit_times=args.batch_omit_times,
+        batch_extra_codes=args.batch_extra_codes,
+        symbol_list_extra=args.symbol_list_extra,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
+    if not _is_loopback(args.host) and not args.allow_remote:
+        p.error(f"refusing to bind non-loopback host {args.host!r} (pass --allow-remote)")
+    try:
+        settings = settings_from_args(args)
+    except (TypeError, ValueError) as exc:
+        p.error(str(exc))
     server = serve(Simulator(settings), host=args.host, port=args.port)
     print(server.url, flush=True)
     try:

@@ -16,7 +16,8 @@ import pandas as pd
 
 from itick_sim.counters import Quota, RequestCounters
 from itick_sim.markets import (
-    CAL_START,
+    CAL_FLOOR,
+    COVERED_BY_ALL,
     MARKETS,
     NON_STOCK,
     CalendarData,
@@ -47,12 +48,26 @@ def _param_error(msg: str) -> ApiError:
     return ApiError("param", msg)
 
 
+def _check_history_start(settings: SimSettings) -> None:
+    """History cannot start before a served market's calendar does (or before CAL_FLOOR)."""
+    start = settings.history_start
+    if start < CAL_FLOOR:
+        raise ValueError(f"history_start must be >= {CAL_FLOOR}, not {start}")
+    if start >= COVERED_BY_ALL:
+        return  # every calendar covers it: no need to build them now
+    for region in settings.regions:
+        cal = get_calendar(MARKETS[region].calendar, early=True)
+        first = cal.days[0].item()
+        if start < first:
+            raise ValueError(f"history_start {start} is before the first {cal.name} ({region}) session the "
+                             f"simulator knows, {first}; use a later history_start or drop {region}")
+
+
 class Simulator:
     """iTick-compatible WSGI app. Deterministic from `settings.seed`; the clock is `settings.now`."""
 
     def __init__(self, settings: SimSettings = SimSettings()) -> None:  # noqa: B008 (frozen dataclass)
-        if settings.history_start < CAL_START:
-            raise ValueError(f"history_start must be >= {CAL_START}")
+        _check_history_start(settings)
         self.settings = settings
         self.counters = RequestCounters()
         self._quota = Quota(settings.calls_per_window, settings.window_seconds)
@@ -63,6 +78,7 @@ class Simulator:
         self._lock = threading.Lock()
         self._universes: dict[str, tuple[list[SymbolInfo], dict[str, SymbolInfo]]] = {}
         self._series: collections.OrderedDict[tuple[str, str, str], Series] = collections.OrderedDict()
+        self._omitted: dict[str, int] = {}  # batch requests seen per code in `batch_omit_codes`
         self._routes = {
             "/symbol/list": self._symbol_list,
             "/symbol/v2/holidays": self._holidays,
@@ -83,8 +99,12 @@ class Simulator:
     def _today(self, tz: str, now: dt.datetime | None = None) -> dt.date:
         return pd.Timestamp(now or self.now()).tz_convert(tz).date()
 
+    def _calendar(self, name: str) -> CalendarData:
+        """The calendar `name` as far back as this history needs (built once per process)."""
+        return get_calendar(name, early=self.settings.history_start < COVERED_BY_ALL)
+
     def _market_cal(self, region: str) -> CalendarData:
-        return get_calendar(MARKETS[region].calendar)
+        return self._calendar(MARKETS[region].calendar)
 
     def _hist_pos(self, cal: CalendarData) -> int:
         return cal.pos(self.settings.history_start)
@@ -182,8 +202,8 @@ class Simulator:
             raise _param_error(f"region {region!r} is not supported for {asset} (use region=GB)")
         inst: Instrument | None = NON_STOCK[asset].get(code.upper())
         if inst is None:
-            return get_calendar("FX"), None
-        cal = get_calendar(inst.calendar)
+            return self._calendar("FX"), None
+        cal = self._calendar(inst.calendar)
         hp = self._hist_pos(cal)
         return cal, self._get_series((asset, "GB", inst.code),
                                      lambda: instrument_series(seed, inst, len(cal), hp))
@@ -223,6 +243,17 @@ class Simulator:
         sl = slice(max(0, k - limit), k)
         fields = ("t", "o", "h", "low", "c", "v", "tu_cents")
         return BarCols(*(getattr(cols, f)[sl] for f in fields), dp=cols.dp)
+
+    # ------------------------------------------------------------------ fault injection
+    def _omits(self, code: str) -> bool:
+        """Whether this batch request leaves `code` out: on its first `batch_omit_times` requests, or always."""
+        if code not in self.settings.batch_omit_codes:
+            return False
+        with self._lock:
+            seen = self._omitted.get(code, 0)
+            self._omitted[code] = seen + 1
+        times = self.settings.batch_omit_times
+        return times is None or seen < times
 
     # ------------------------------------------------------------------ WSGI
     def __call__(self, environ, start_response):
@@ -331,6 +362,8 @@ class Simulator:
                 continue
             items.append({"c": sp.code, "n": sp.name, "t": "stock", "e": sp.exchange, "s": None,
                           "l": sp.name.lower()})
+        if not code:
+            items.extend(dict(entry) for entry in self.settings.symbol_list_extra)
         return orjson.dumps(items), b'"ok"'
 
     def _holidays(self, params: dict, now: dt.datetime) -> tuple[bytes, bytes]:
@@ -458,14 +491,20 @@ class Simulator:
             if len(codes) > self.settings.max_codes_per_call:
                 raise _param_error(f"too many codes: {len(codes)} > {self.settings.max_codes_per_call} "
                                    "(max codes per call)")
-            found = [(c, bars(c)) for c in codes]
+            omitted = {c for c in codes if self._omits(c)}
+            found = [(c, None if c in omitted else bars(c)) for c in codes]
             present = [(c, b) for c, b in found if b is not None]
             encoded = dict(zip([c for c, _ in present], encode_many([b for _, b in present]), strict=False))
             parts = []
             for c, b in found:
-                if b is None and self.settings.unknown_code_in_batch == "omit":
+                style = self.settings.batch_omit_style if c in omitted else self.settings.unknown_code_in_batch
+                if b is None and style == "omit":
                     continue
                 parts.append(orjson.dumps(c) + b":" + (encoded[c] if b is not None else b"null"))
+            # unrequested codes get the bars of the first answered code: plausible, on sessions, valid OHLC
+            extra_bars = next(iter(encoded.values()), b"[]")
+            parts.extend(orjson.dumps(c) + b":" + extra_bars for c in self.settings.batch_extra_codes
+                         if c not in codes)
             return b"{" + b",".join(parts) + b"}", b"null"
 
         return handler

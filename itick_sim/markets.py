@@ -16,7 +16,13 @@ import pandas as pd
 HORIZON = dt.date(2035, 12, 31)
 # Universe events (IPOs, delistings, splits) are placed relative to this fixed anchor date, not `now`.
 ANCHOR = dt.date(2026, 10, 30)
-CAL_START = dt.date(2000, 1, 3)
+# Calendars start on COVERED_BY_ALL (every calendar covers it). A history starting earlier needs the early
+# calendars instead, reaching back as far as exchange_calendars knows each one (its class's `bound_min`) but
+# never before CAL_FLOOR (calendars without a bound accept any start, and the NYSE's pre-1952 Saturdays, say, are
+# not modelled). Early calendars cost ~10-20% more to build, so only such a history pays for them. A bar's date
+# never depends on where its calendar starts: calendar positions are only used relative to each other.
+COVERED_BY_ALL = dt.date(2000, 1, 3)
+CAL_FLOOR = dt.date(1970, 1, 1)
 
 
 def stable_hash(text: str) -> int:
@@ -110,7 +116,8 @@ BAR_TIMES = ("close", "open", "local_midnight", "utc_midnight")
 
 
 class CalendarData:
-    """Sessions of one calendar from CAL_START to HORIZON with bar timestamps (epoch ms) precomputed."""
+    """Sessions of one calendar from its start (see CAL_FLOOR) to HORIZON with bar timestamps (epoch ms)
+    precomputed."""
 
     def __init__(self, name: str, tz: str, sessions: pd.DatetimeIndex, opens_ms, closes_ms):
         self.name = name
@@ -139,28 +146,32 @@ class CalendarData:
         return int(np.searchsorted(self.close_ms, now_ms, side="right"))
 
 
-_CAL_CACHE: dict[str, CalendarData] = {}
+_CAL_CACHE: dict[tuple[str, bool], CalendarData] = {}
 _CAL_LOCK = threading.Lock()
 
 
-def _build(name: str) -> CalendarData:
+def _build(name: str, early: bool) -> CalendarData:
     tz = CAL_TZ[name]
     if name == "FX":
-        sessions = pd.bdate_range(CAL_START, HORIZON)
+        sessions = pd.bdate_range(CAL_FLOOR if early else COVERED_BY_ALL, HORIZON)
         mid = sessions.values.astype("datetime64[D]").astype("datetime64[ms]").astype(np.int64)
         return CalendarData(name, tz, sessions, mid + FX_OPEN_MIN * 60_000, mid + FX_CLOSE_MIN * 60_000)
     with warnings.catch_warnings():  # exchange_calendars emits pandas deprecation noise
         warnings.simplefilter("ignore")
-        return _build_xcal(name, tz)
+        return _build_xcal(name, tz, early)
 
 
-def _build_xcal(name: str, tz: str) -> CalendarData:
+def _build_xcal(name: str, tz: str, early: bool) -> CalendarData:
     import exchange_calendars as xcals
 
     cls = type(xcals.get_calendar(name))
     bound = cls.bound_max() if hasattr(cls, "bound_max") else None
     end = HORIZON if bound is None else min(HORIZON, pd.Timestamp(bound).date())
-    cal = xcals.get_calendar(name, start=pd.Timestamp(CAL_START), end=pd.Timestamp(end))
+    start = COVERED_BY_ALL
+    if early:
+        first = cls.bound_min() if hasattr(cls, "bound_min") else None
+        start = CAL_FLOOR if first is None else max(CAL_FLOOR, pd.Timestamp(first).date())
+    cal = xcals.get_calendar(name, start=pd.Timestamp(start), end=pd.Timestamp(end))
     sessions = pd.DatetimeIndex(cal.sessions)
     opens = cal.opens.dt.tz_convert("UTC").values.astype("datetime64[ms]").astype(np.int64)
     closes = cal.closes.dt.tz_convert("UTC").values.astype("datetime64[ms]").astype(np.int64)
@@ -177,12 +188,13 @@ def _build_xcal(name: str, tz: str) -> CalendarData:
     return CalendarData(name, tz, sessions, opens, closes)
 
 
-def get_calendar(name: str) -> CalendarData:
-    """Process-wide cache: each calendar is built once."""
-    cal = _CAL_CACHE.get(name)
+def get_calendar(name: str, early: bool = False) -> CalendarData:
+    """Process-wide cache: each calendar is built once (`early`: reaching back before COVERED_BY_ALL)."""
+    key = (name, early)
+    cal = _CAL_CACHE.get(key)
     if cal is None:
         with _CAL_LOCK:
-            cal = _CAL_CACHE.get(name)
+            cal = _CAL_CACHE.get(key)
             if cal is None:
-                cal = _CAL_CACHE[name] = _build(name)
+                cal = _CAL_CACHE[key] = _build(name, early)
     return cal

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 BarTime = Literal["close", "open", "local_midnight", "utc_midnight"]
 
@@ -30,6 +31,16 @@ class SimSettings:
     tokens: frozenset[str] | None = None
     list_delisted: bool = True
     latency_ms: float = 0.0
+    # --- fault injection (deterministic, off by default) ---
+    # Batch kline answers leave these codes out ("omit") or send them as null ("null"), on the first
+    # `batch_omit_times` batch requests that include each code (None: always).
+    batch_omit_codes: frozenset[str] = frozenset()
+    batch_omit_style: Literal["omit", "null"] = "omit"
+    batch_omit_times: int | None = None
+    # Codes added to every batch kline answer without being requested (with plausible bars).
+    batch_extra_codes: tuple[str, ...] = ()
+    # Raw entries appended to every stock /symbol/list answer, e.g. {"c": "A,B"}, {"c": None}, {"n": "no code"}.
+    symbol_list_extra: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         from itick_sim.markets import MARKETS  # local import: markets imports nothing from here
@@ -55,3 +66,19 @@ class SimSettings:
             raise ValueError("window_seconds must be > 0")
         if self.now is not None and not isinstance(self.now, dt.datetime):
             raise TypeError("now must be a datetime (UTC) or None")
+        self._check_faults()
+
+    def _check_faults(self) -> None:
+        for name in ("batch_omit_codes", "batch_extra_codes"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not all(isinstance(c, str) and c for c in value):
+                raise TypeError(f"{name} must be a collection of non-empty code strings, got {value!r:.80}")
+        object.__setattr__(self, "batch_omit_codes", frozenset(self.batch_omit_codes))
+        object.__setattr__(self, "batch_extra_codes", tuple(self.batch_extra_codes))
+        if self.batch_omit_style not in ("omit", "null"):
+            raise ValueError(f"bad batch_omit_style {self.batch_omit_style!r} (omit or null)")
+        if self.batch_omit_times is not None and self.batch_omit_times < 1:
+            raise ValueError("batch_omit_times must be >= 1 or None (always)")
+        if not all(isinstance(e, Mapping) for e in self.symbol_list_extra):
+            raise TypeError("symbol_list_extra must hold JSON objects (mappings)")
+        object.__setattr__(self, "symbol_list_extra", tuple(self.symbol_list_extra))

@@ -36,6 +36,7 @@ class Field:
     min_value: float | None = None  # inclusive lower bound, enforced by Pandera
     strictly_positive: bool = False
     lineage: bool = False  # describes where/when the row came from, not the market
+    pattern: str | None = None  # a regular expression the whole value must match, enforced by Pandera
 
     @property
     def pandas_dtype(self) -> str:
@@ -127,9 +128,19 @@ class Dataset:
         )
 
 
+# Instrument codes travel in URLs, query strings, file paths and log lines, so only one safe shape is accepted
+# anywhere (from a symbol list, in a client call, in a stored row). Every code shape of the iTick protocol fits:
+# 700, 9988, 600519, 000001, AAPL, BRK.B, EURUSD, XAUUSD, BTCUSDT, SPX, NQ, legacy 700.HK. A comma (the batch
+# separator), whitespace, '/', '&', '%' or '?' never does.
+SYMBOL_MAX_LENGTH = 32
+SYMBOL_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{SYMBOL_MAX_LENGTH - 1}}}$"
+SYMBOL_RULE = (f"1 to {SYMBOL_MAX_LENGTH} ASCII letters, digits, '.', '_' or '-', starting with a letter or digit "
+               f"({SYMBOL_PATTERN})")
+
 # Fields shared by every dataset fetched from a source.
 _REGION = Field("region", "string", "iTick market/region code, e.g. US, HK, SH, JP")
-_SYMBOL = Field("symbol", "string", "Instrument code as the source spells it within the region (700, AAPL)")
+_SYMBOL = Field("symbol", "string", "Instrument code as the source spells it within the region (700, AAPL)",
+                pattern=SYMBOL_PATTERN)
 _SOURCE = Field("source", "string", "Source adapter that produced the row (itick, itick-sim)", lineage=True)
 _INGESTED_AT = Field(
     "ingested_at",

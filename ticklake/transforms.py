@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, Literal
 
@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ticklake.dictionary import Dataset
+from ticklake.symbols import shown, symbol_problem
 
 TimeConvention = Literal["exchange_local", "utc"]
 BAR_FIELDS = {"o": "open", "h": "high", "l": "low", "c": "close", "v": "volume", "tu": "turnover"}
@@ -105,6 +106,94 @@ def bars_to_frame(payload: Mapping[str, Sequence[Mapping[str, Any]] | None], *, 
         }
     )
     return frame if keep.all() else frame[keep].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class BatchAnswer:
+    """What batch kline answers say about the codes they were asked for. Absence is not data: a code left out
+    or sent as null is `missing` (its stored bars must be kept); an explicit empty list is `answered` (no
+    trading). Codes sent without being asked are dropped and only named in `unrequested`."""
+
+    bars: pd.DataFrame  # rows of answered codes only
+    answered: frozenset[str] = frozenset()
+    missing: frozenset[str] = frozenset()
+    unrequested: frozenset[str] = frozenset()
+
+
+def batch_answer(payload: Mapping[str, Any], requested: Iterable[str], *, region: str, timezone: str,
+                 convention: TimeConvention) -> BatchAnswer:
+    """Classify a batch kline payload {code: [bars] | null} against the codes asked for, and parse the bars of
+    the answered ones. A value that is neither a list nor null is a PayloadError naming the code."""
+    wanted = set(requested)
+    answered: dict[str, Any] = {}
+    for code in wanted.intersection(payload):
+        bars = payload[code]
+        if bars is None:
+            continue
+        if not isinstance(bars, list):
+            raise PayloadError(f"{region}/{code}: expected a list of bars or null, got {type(bars).__name__}")
+        answered[code] = bars
+    frame = bars_to_frame(answered, region=region, timezone=timezone, convention=convention)
+    return BatchAnswer(frame, frozenset(answered), frozenset(wanted - answered.keys()),
+                       frozenset(set(payload) - wanted))
+
+
+def merge_answers(requested: Iterable[str], answers: Sequence[BatchAnswer]) -> BatchAnswer:
+    """One page's answer from all of its calls (first asks and asks again): a code is answered when any call
+    answered it, missing when none did. `unrequested` keeps only codes the page never asked for, so the three
+    sets are disjoint and answered | missing == requested."""
+    wanted = frozenset(requested)
+    answered = frozenset().union(*(a.answered for a in answers)) & wanted
+    frames = [a.bars for a in answers if len(a.bars)]  # empty frames would only blur the concatenated dtypes
+    if not frames:
+        bars = answers[0].bars if answers else _empty_bars()
+    else:
+        bars = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    return BatchAnswer(bars, answered, wanted - answered,
+                       frozenset().union(*(a.unrequested for a in answers)) - wanted)
+
+
+def _empty_bars() -> pd.DataFrame:
+    return bars_to_frame({}, region="", timezone="UTC", convention="utc")
+
+
+@dataclass
+class ListingRows:
+    """A symbol list parsed into klines-ready rows, and the entries refused (one short reason each)."""
+
+    frame: pd.DataFrame  # region, symbol, name, security_type, exchange
+    rejected: list[str] = field(default_factory=list)
+
+
+def listing_frame(entries: Sequence[Any], region: str) -> ListingRows:
+    """Symbol-list entries {c, n, t, e} to the master's columns. An entry that is not an object, has no code,
+    or whose code breaks the symbol rule is refused and described, never stored; nothing is rewritten (the
+    protocol documents no normalisation of codes). A repeated code keeps its last entry."""
+    rows: list[Mapping[str, Any]] = []
+    rejected: list[str] = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, Mapping):
+            rejected.append(f"entry {i}: not an object ({type(entry).__name__})")
+            continue
+        code = entry.get("c")
+        if "c" not in entry or code is None:
+            problem: str | None = "no code (`c` is absent)" if "c" not in entry else "no code (`c` is null)"
+        else:
+            problem = symbol_problem(code)
+        if problem is not None:
+            rejected.append(f"entry {i} {shown(code)}: {problem}" if code else f"entry {i}: {problem}")
+            continue
+        rows.append(entry)
+    frame = pd.DataFrame(
+        {
+            "region": pd.array([region] * len(rows), dtype="string"),
+            "symbol": pd.array([r["c"] for r in rows], dtype="string"),
+            "name": pd.array([r.get("n") for r in rows], dtype="string"),
+            "security_type": pd.array([r.get("t") or "stock" for r in rows], dtype="string"),
+            "exchange": pd.array([r.get("e") for r in rows], dtype="string"),
+        }
+    )
+    return ListingRows(frame.drop_duplicates("symbol", keep="last").reset_index(drop=True), rejected)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import warnings
 import zoneinfo
 
 import numpy as np
@@ -233,3 +235,34 @@ def test_fast_and_small_encoders_identical():
         assert fast == small
         many = encode_many([cols, cols])
         assert many == [fast, fast]
+
+
+def test_history_before_2000_follows_exchange_calendars_and_stays_deterministic():
+    import exchange_calendars as xcals
+
+    early = dt.date(1998, 1, 2)
+    sim = Simulator(SimSettings(now=NOW, regions=("US",), history_start=early))
+    sessions = sim.calendar("US")
+    in_1999 = sessions[(sessions >= "1999-01-01") & (sessions <= "1999-12-31")]
+    with warnings.catch_warnings():  # exchange_calendars' own pandas deprecation noise
+        warnings.simplefilter("ignore", DeprecationWarning)
+        xnys = xcals.get_calendar("XNYS", start="1999-01-01", end="1999-12-31")
+    assert list(in_1999) == list(xnys.sessions)
+    assert sessions[0] == pd.Timestamp(early)
+    check_invariants(sim, "US")
+    # a symbol's bars depend on neither the clock nor the universe size
+    bigger = Simulator(SimSettings(now=NOW + dt.timedelta(days=90), regions=("US",), history_start=early,
+                                   symbols_per_region=35))
+    for spec in sim.universe("US"):
+        bars = sim.daily_bars("US", spec.code)
+        pd.testing.assert_frame_equal(bars, bigger.daily_bars("US", spec.code).iloc[: len(bars)])
+
+
+@pytest.mark.parametrize(
+    ("start", "regions", "needle"),
+    [(dt.date(1996, 1, 2), ("US", "JP"), "before the first XTKS (JP) session the simulator knows, 1997-01-06"),
+     (dt.date(1969, 12, 31), ("US",), "history_start must be >= 1970-01-01")],
+)
+def test_history_before_a_calendar_is_refused(start, regions, needle):
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        Simulator(SimSettings(now=NOW, regions=regions, history_start=start))

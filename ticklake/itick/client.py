@@ -21,6 +21,7 @@ import httpx
 import orjson
 
 from ticklake.itick.errors import (
+    InvalidSymbolError,
     ITickAuthError,
     ITickError,
     ITickProtocolError,
@@ -31,8 +32,10 @@ from ticklake.itick.errors import (
 )
 from ticklake.quota import SlidingWindowLimiter
 from ticklake.sources import FetchReport
+from ticklake.symbols import SYMBOL_RULE, invalid_symbols, shown
 
 RATE_LIMIT_MESSAGE = "your request is too much"
+_LISTED_BAD_CODES = 3
 _AUTH_MARKERS = ("E002", "auth failed")
 _UNKNOWN_MARKERS = ("E001", "not found this produce")
 
@@ -266,6 +269,7 @@ class ITickClient:
         return self.get("/symbol/v2/holidays", {"code": code}) or []
 
     def stock_info(self, region: str, code: str) -> dict[str, Any]:
+        check_codes([code], "/stock/info")
         return self.get("/stock/info", {"type": "stock", "region": region, "code": code}, count_rows=lambda d: 1)
 
     def splits(self, region: str, page_size: int = 100) -> Iterator[dict[str, Any]]:
@@ -281,12 +285,14 @@ class ITickClient:
 
     def kline(self, asset: str, region: str, code: str, *, ktype: int, limit: int,
               et_ms: int | None = None) -> list[dict[str, Any]]:
+        check_codes([code], f"/{asset}/kline")
         return self.get(f"/{asset}/kline", {"region": region, "code": code, "kType": ktype, "limit": limit,
                                              "et": et_ms}) or []
 
     def klines(self, asset: str, region: str, codes: Sequence[str], *, ktype: int, limit: int,
                et_ms: int | None = None) -> dict[str, list[dict[str, Any]] | None]:
         """Batch klines: code -> bars (None/missing where the source does not know the code)."""
+        check_codes(codes, f"/{asset}/klines")
         data = self.get(
             f"/{asset}/klines",
             {"region": region, "codes": ",".join(codes), "kType": ktype, "limit": limit, "et": et_ms},
@@ -298,6 +304,26 @@ class ITickClient:
             raise ITickProtocolError(f"/{asset}/klines: expected an object keyed by code, got {type(data).__name__}",
                                      endpoint=f"/{asset}/klines")
         return data
+
+
+def check_codes(codes: Sequence[str], endpoint: str) -> None:
+    """Refuse codes that break the symbol rule before they reach a URL (a comma would split a batch, a huge code
+    would make an invalid URL): an InvalidSymbolError naming the codes (cut short) and the rule."""
+    if isinstance(codes, str):
+        raise InvalidSymbolError(f"{endpoint}: codes must be a list of codes, not one string ({shown(codes)})",
+                                 endpoint=endpoint)
+    if not codes:
+        raise InvalidSymbolError(f"{endpoint}: no instrument codes given", endpoint=endpoint)
+    bad = invalid_symbols(codes)
+    if not bad:
+        return
+    listed = "; ".join(f"{shown(code)}: {why}" for code, why in bad[:_LISTED_BAD_CODES])
+    more = f" (+{len(bad) - _LISTED_BAD_CODES} more)" if len(bad) > _LISTED_BAD_CODES else ""
+    raise InvalidSymbolError(
+        f"{endpoint}: {len(bad)} of {len(codes)} instrument code(s) refused before any request: {listed}{more}. "
+        f"An instrument code is {SYMBOL_RULE}.",
+        endpoint=endpoint,
+    )
 
 
 class _Retryable(Exception):  # noqa: N818 - internal control flow, never escapes the client

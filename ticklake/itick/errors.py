@@ -33,3 +33,9 @@ class ITickServerError(ITickError):
 
 class ITickProtocolError(ITickError):
     """The answer was not the documented envelope {code, msg, data}."""
+
+
+class InvalidSymbolError(ITickRequestError, ValueError):
+    """An instrument code breaks the data dictionary's symbol rule; refused before any request is sent.
+
+    Also a ValueError: the caller passed a bad argument, nothing was asked of the source."""

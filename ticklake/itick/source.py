@@ -6,12 +6,14 @@ each worker rebuilds its own client from the picklable `ITickConfig`.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import multiprocessing
 import os
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
@@ -20,13 +22,27 @@ import numpy as np
 import pandas as pd
 
 from ticklake import markets, settings
-from ticklake.itick.client import ITickClient
+from ticklake.itick.client import ITickClient, check_codes
 from ticklake.itick.config import ITickConfig, build_client
 from ticklake.sources import BarsPage, FetchReport, Listing
-from ticklake.transforms import TimeConvention, bars_to_frame, plan_kline_requests, session_end_ms
+from ticklake.symbols import shown
+from ticklake.transforms import (
+    BatchAnswer,
+    KlineRequest,
+    TimeConvention,
+    batch_answer,
+    listing_frame,
+    merge_answers,
+    plan_kline_requests,
+    session_end_ms,
+)
 
 logger = logging.getLogger(__name__)
 DAILY_KTYPE = 8
+_LOGGED_CODES = 5
+
+# Runs a page's calls (in threads or in worker processes) and returns one answer per call, in order.
+CallRunner = Callable[[Sequence[KlineRequest]], list[BatchAnswer]]
 
 
 def open_source(config: ITickConfig, tags: dict[str, str] | None = None,
@@ -62,35 +78,36 @@ class ITickSource:
         return self.client.stats.minus(self._start).plus(self._remote)
 
     def list_securities(self, region: str) -> Listing:
-        rows = self.client.symbol_list(region)
-        frame = pd.DataFrame(
-            {
-                "region": pd.array([region] * len(rows), dtype="string"),
-                "symbol": pd.array([str(r.get("c")) for r in rows], dtype="string"),
-                "name": pd.array([r.get("n") for r in rows], dtype="string"),
-                "security_type": pd.array([r.get("t") or "stock" for r in rows], dtype="string"),
-                "exchange": pd.array([r.get("e") for r in rows], dtype="string"),
-            }
-        )
-        return Listing(frame.drop_duplicates("symbol", keep="last").reset_index(drop=True))
+        """The symbol list, without entries that have no usable code (each refusal is described and logged)."""
+        parsed = listing_frame(self.client.symbol_list(region), region)
+        if parsed.rejected:
+            logger.warning("%s: refused %d symbol-list entr%s without a usable code: %s", region,
+                           len(parsed.rejected), "y" if len(parsed.rejected) == 1 else "ies",
+                           "; ".join(parsed.rejected[:_LOGGED_CODES]))
+        return Listing(parsed.frame, parsed.rejected)
 
     def daily_bars(self, region: str, codes: Sequence[str], sessions: Sequence[dt.date]) -> Iterator[BarsPage]:
-        if not sessions:
+        """Pages newest first. After a page's calls, the codes the source left out (or sent as null) are asked
+        for once more; those still missing are reported in `BarsPage.missing` and contribute no rows."""
+        if not sessions or not codes:
             return
+        check_codes(codes, "daily_bars")  # before any request: one bad code would fail a whole batch mid-run
         market = markets.market(region)
         calendar = markets.sessions(region, min(sessions), max(sessions))
         requests = plan_kline_requests(codes, sessions, calendar, max_codes=self.max_codes_per_call,
                                        max_bars=self.max_bars_per_call)
-        pages: dict[tuple[dt.date, ...], list] = defaultdict(list)
+        pages: dict[tuple[dt.date, ...], list[KlineRequest]] = defaultdict(list)
         for request in requests:
             pages[request.sessions].append(request)
         bars = sum(len(r.codes) * r.limit for r in requests)
         if self.parallel is not None and bars >= self.parallel.min_bars and len(requests) > 1:
             produced = 0
             try:
-                for page_sessions, frame in self.parallel.pages(self, region, pages, calendar):
-                    produced += 1
-                    yield BarsPage(page_sessions, frame, answered=frozenset(codes))
+                with self.parallel.runner(self, region, calendar) as run:
+                    for page_sessions, page_requests in pages.items():
+                        page = self._page(region, page_sessions, page_requests, run)
+                        produced += 1
+                        yield page
                 return
             except BrokenProcessPool as exc:
                 if produced:
@@ -99,14 +116,66 @@ class ITickSource:
                 logger.warning("fetch worker processes unavailable (%s); fetching in threads instead", exc)
         keep = _PageFilter(calendar)
         with ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="itick") as pool:
-            for page_sessions, page_requests in pages.items():
-                frames = pool.map(lambda r: keep(self._fetch(region, market.timezone, r), r.sessions), page_requests)
-                yield BarsPage(page_sessions, pd.concat(list(frames), ignore_index=True), answered=frozenset(codes))
 
-    def _fetch(self, region: str, timezone: str, request) -> pd.DataFrame:
+            def run(calls: Sequence[KlineRequest]) -> list[BatchAnswer]:
+                return list(pool.map(lambda r: self._fetch(region, market.timezone, r, keep), calls))
+
+            for page_sessions, page_requests in pages.items():
+                yield self._page(region, page_sessions, page_requests, run)
+
+    def _page(self, region: str, page_sessions: tuple[dt.date, ...], requests: Sequence[KlineRequest],
+              run: CallRunner) -> BarsPage:
+        """One page from its calls, plus one more ask for whatever the source left out."""
+        answers = run(requests)
+        again = reask_requests(requests, answers, self.max_codes_per_call)
+        if again:
+            answers += run(again)
+        page = merge_answers((c for r in requests for c in r.codes), answers)
+        _report(region, page_sessions, page, reasked=sum(len(r.codes) for r in again))
+        return BarsPage(page_sessions, page.bars, answered=page.answered, missing=page.missing,
+                        unrequested=page.unrequested)
+
+    def _fetch(self, region: str, timezone: str, request: KlineRequest, keep: _PageFilter) -> BatchAnswer:
+        """One batch call, its rows cut to the call's sessions."""
         payload = self.client.klines("stock", region, request.codes, ktype=DAILY_KTYPE, limit=request.limit,
                                      et_ms=session_end_ms(request.end, timezone, self.convention))
-        return bars_to_frame(payload, region=region, timezone=timezone, convention=self.convention)
+        answer = batch_answer(payload, request.codes, region=region, timezone=timezone, convention=self.convention)
+        return dataclasses.replace(answer, bars=keep(answer.bars, request.sessions))
+
+
+def reask_requests(requests: Sequence[KlineRequest], answers: Sequence[BatchAnswer],
+                   max_codes: int) -> list[KlineRequest]:
+    """The calls that ask once more for the codes each call left unanswered: same `et`, `limit` and sessions,
+    at most `max_codes` codes each. None when every code was answered (the fewest-calls plan stays exact)."""
+    missing: dict[KlineRequest, list[str]] = defaultdict(list)
+    for request, answer in zip(requests, answers, strict=True):
+        if answer.missing:
+            template = dataclasses.replace(request, codes=())
+            missing[template].extend(c for c in request.codes if c in answer.missing)
+    out: list[KlineRequest] = []
+    for template, codes in missing.items():
+        unique = sorted(set(codes))
+        out.extend(dataclasses.replace(template, codes=tuple(unique[i : i + max_codes]))
+                   for i in range(0, len(unique), max_codes))
+    return out
+
+
+def _report(region: str, page_sessions: Sequence[dt.date], page: BatchAnswer, reasked: int) -> None:
+    """Warn about what the source left out or added: neither may silently change stored data."""
+    span = f"{page_sessions[0]}..{page_sessions[-1]}"
+    if page.unrequested:
+        logger.warning("%s %s: the source sent %d code(s) that were not requested; their bars were dropped: %s",
+                       region, span, len(page.unrequested), _codes(page.unrequested))
+    if page.missing:
+        logger.warning("%s %s: %d code(s) still missing from the answer after asking again; their stored bars "
+                       "are kept: %s", region, span, len(page.missing), _codes(page.missing))
+    elif reasked:
+        logger.info("%s %s: %d code(s) left out at first were answered when asked again", region, span, reasked)
+
+
+def _codes(codes: Collection[str]) -> str:
+    listed = ", ".join(shown(c) for c in sorted(codes)[:_LOGGED_CODES])
+    return listed + (f" (+{len(codes) - _LOGGED_CODES} more)" if len(codes) > _LOGGED_CODES else "")
 
 
 class _PageFilter:
@@ -152,23 +221,26 @@ class _ParallelFetch:
     def __init__(self, config: dict, processes: int, min_bars: int):
         self.config, self.processes, self.min_bars = config, processes, min_bars
 
-    def pages(self, source: ITickSource, region: str, pages: dict[tuple[dt.date, ...], list],
-              calendar: Sequence[dt.date]) -> Iterator[tuple[tuple[dt.date, ...], pd.DataFrame]]:
+    @contextlib.contextmanager
+    def runner(self, source: ITickSource, region: str, calendar: Sequence[dt.date]) -> Iterator[CallRunner]:
+        """A `CallRunner` over worker processes, alive for the `with` block."""
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["ticklake.itick.source"])
         workers = [ProcessPoolExecutor(1, mp_context=ctx, initializer=_worker_init, initargs=(self.config,))
                    for _ in range(self.processes)]
+
+        def run(calls: Sequence[KlineRequest]) -> list[BatchAnswer]:
+            futures = [workers[i % len(workers)].submit(_worker_fetch, region, request, calendar[0], calendar[-1])
+                       for i, request in enumerate(calls)]
+            answers = []
+            for future in futures:
+                answer, stats = future.result()
+                source._remote = source._remote.plus(stats)
+                answers.append(answer)
+            return answers
+
         try:
-            for page_sessions, page_requests in pages.items():
-                futures = [workers[i % len(workers)].submit(_worker_fetch, region, request, calendar[0],
-                                                            calendar[-1])
-                           for i, request in enumerate(page_requests)]
-                frames = []
-                for future in futures:
-                    frame, stats = future.result()
-                    source._remote = source._remote.plus(stats)
-                    frames.append(frame)
-                yield page_sessions, pd.concat(frames, ignore_index=True)
+            yield run
         finally:
             for worker in workers:
                 worker.shutdown(wait=True, cancel_futures=True)
@@ -179,14 +251,15 @@ _WORKER: dict = {}
 
 def _worker_init(config: dict) -> None:
     os.environ["TICKLAKE_REGIONS"] = ",".join(config["regions"])
-    _WORKER["source"] = open_source(ITickConfig(**config["config"]) , tags=config["tags"])
+    _WORKER["source"] = open_source(ITickConfig(**config["config"]), tags=config["tags"])
 
 
-def _worker_fetch(region: str, request, first: dt.date, last: dt.date) -> tuple[pd.DataFrame, FetchReport]:
+def _worker_fetch(region: str, request: KlineRequest, first: dt.date, last: dt.date
+                  ) -> tuple[BatchAnswer, FetchReport]:
     source: ITickSource = _WORKER["source"]
     before = source.client.stats
     keep = _WORKER.get(("filter", region, first, last))
     if keep is None:
         keep = _WORKER[("filter", region, first, last)] = _PageFilter(markets.sessions(region, first, last))
-    frame = keep(source._fetch(region, markets.market(region).timezone, request), request.sessions)
-    return frame, source.client.stats.minus(before)
+    answer = source._fetch(region, markets.market(region).timezone, request, keep)
+    return answer, source.client.stats.minus(before)
