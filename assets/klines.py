@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.metadata import fetch_metadata, preview, table_schema
+from assets.metadata import fetch_metadata, preview, snapshot_metadata, table_schema
 from assets.partitions import REGION, date_region_partitions, dates_by_region
 from assets.securities import securities
 from resources.itick import ITickResource
@@ -15,6 +15,7 @@ from ticklake import markets
 from ticklake.dictionary import KLINES_DAILY
 from ticklake.ingest import DIFF_KEYS, IngestResult, ingest_daily_bars, universe
 from ticklake.sources import FetchReport
+from ticklake.warehouse import Publication, Warehouse
 
 ROWS_CHECK = "stored_rows_match_lake"
 COVERAGE_CHECK = "every_session_has_bars"
@@ -44,14 +45,15 @@ def klines_daily(context: dg.AssetExecutionContext, itick: ITickResource, storag
             source, lake, warehouse, region=region, dates=dates, codes=universe(lake, region),
             run_id=context.run_id, now=dt.datetime.now(dt.UTC), log=context.log.info,
         ))
+    published = warehouse.publish()  # analysts see the whole step at once, never a region or page of it
     yield _materialization(results, source.spent(), source_name=source.name,
-                           lake_dir=lake.dataset_dir(KLINES_DAILY))
+                           lake_dir=lake.dataset_dir(KLINES_DAILY), published=published)
     yield _rows_check(results, warehouse)
     yield _coverage_check(results)
 
 
 def _materialization(results: list[IngestResult], fetch: FetchReport, source_name: str,
-                     lake_dir: Path) -> dg.MaterializeResult:
+                     lake_dir: Path, published: Publication) -> dg.MaterializeResult:
     rows = sum(r.rows for r in results)
     diff = {k: sum(r.diff[k] for r in results) for k in DIFF_KEYS}
     sessions = sorted({d for r in results for d in r.sessions})
@@ -69,13 +71,14 @@ def _materialization(results: list[IngestResult], fetch: FetchReport, source_nam
         "source": dg.MetadataValue.text(source_name),
         "preview": preview(next((r.preview for r in results if r.preview is not None), None)),
         **fetch_metadata(fetch),
+        **snapshot_metadata(published),
     }
     return dg.MaterializeResult(metadata=metadata)
 
 
-def _rows_check(results: list[IngestResult], warehouse) -> dg.AssetCheckResult:
+def _rows_check(results: list[IngestResult], warehouse: Warehouse) -> dg.AssetCheckResult:
     mismatches = []
-    with warehouse.writer() as con:
+    with warehouse.reader() as con:  # the pipeline's own file: what this run stored
         for r in results:
             if not r.sessions:
                 continue

@@ -5,7 +5,7 @@ import datetime as dt
 
 import dagster as dg
 
-from assets.metadata import fetch_metadata, preview, table_schema
+from assets.metadata import fetch_metadata, preview, snapshot_metadata, table_schema
 from assets.partitions import region_partitions
 from resources.itick import ITickResource
 from resources.storage import StorageResource
@@ -24,8 +24,10 @@ def securities(context: dg.AssetExecutionContext, itick: ITickResource, storage:
                ) -> dg.MaterializeResult:
     region = context.partition_key
     source = itick.source(tags={"run_id": context.run_id, "asset": "securities"})
-    result = refresh_securities(source, storage.lake(), storage.warehouse(), region=region,
+    warehouse = storage.warehouse()
+    result = refresh_securities(source, storage.lake(), warehouse, region=region,
                                 run_id=context.run_id, now=dt.datetime.now(dt.UTC))
+    published = warehouse.publish()
     master = result.master
     return dg.MaterializeResult(
         metadata={
@@ -38,5 +40,6 @@ def securities(context: dg.AssetExecutionContext, itick: ITickResource, storage:
             "source": dg.MetadataValue.text(source.name),
             "lake_path": dg.MetadataValue.path(str(storage.lake().partition_path(SECURITIES, region=region))),
             "preview": preview(master),
+            **snapshot_metadata(published),
         }
     )

@@ -1,4 +1,7 @@
-"""Warehouse-wide checks: they look at everything stored, not just the partitions a run wrote."""
+"""Warehouse-wide checks: they look at everything stored, not just the partitions a run wrote.
+
+They read the pipeline's own file (`Warehouse.reader()`), the pipeline's truth, not the analysts' snapshot.
+"""
 
 
 import dagster as dg
@@ -13,7 +16,7 @@ from ticklake.dictionary import KLINES_DAILY
 
 @dg.asset_check(asset=klines_daily, blocking=False, description="No duplicate (region, symbol, trade_date) rows")
 def klines_daily_unique_key(storage: StorageResource) -> dg.AssetCheckResult:
-    with storage.warehouse().writer() as con:
+    with storage.warehouse().reader() as con:
         dupes = con.execute(
             "SELECT region, symbol, trade_date, count(*) AS n FROM klines_daily GROUP BY ALL HAVING n > 1 LIMIT 20"
         ).fetchdf()
@@ -26,7 +29,7 @@ def klines_daily_unique_key(storage: StorageResource) -> dg.AssetCheckResult:
 
 @dg.asset_check(asset=klines_daily, description="Every stored bar falls on a session of its exchange calendar")
 def klines_daily_on_calendar(storage: StorageResource) -> dg.AssetCheckResult:
-    with storage.warehouse().writer() as con:
+    with storage.warehouse().reader() as con:
         dates = con.execute("SELECT region, trade_date, count(*) FROM klines_daily GROUP BY ALL").fetchall()
     off = [(region, day, n) for region, day, n in dates if not markets.is_session(region, day)]
     return dg.AssetCheckResult(
@@ -40,7 +43,7 @@ def klines_daily_on_calendar(storage: StorageResource) -> dg.AssetCheckResult:
 @dg.asset_check(asset=klines_daily, description="Lake and warehouse hold the same number of bars per region")
 def klines_daily_lake_matches_warehouse(storage: StorageResource) -> dg.AssetCheckResult:
     lake = storage.lake()
-    with storage.warehouse().writer() as con:
+    with storage.warehouse().reader() as con:
         warehouse = dict(con.execute("SELECT region, count(*) FROM klines_daily GROUP BY 1").fetchall())
         in_lake = {}
         if next(lake.dataset_dir(KLINES_DAILY).glob("*/*/data.parquet"), None) is not None:
@@ -59,7 +62,7 @@ def klines_daily_lake_matches_warehouse(storage: StorageResource) -> dg.AssetChe
 
 @dg.asset_check(asset=securities, description="The security master is not empty for any region it covers")
 def securities_not_empty(storage: StorageResource) -> dg.AssetCheckResult:
-    with storage.warehouse().writer() as con:
+    with storage.warehouse().reader() as con:
         counts = dict(con.execute("SELECT region, count(*) FROM securities GROUP BY 1").fetchall())
     return dg.AssetCheckResult(
         passed=bool(counts) and all(counts.values()), severity=dg.AssetCheckSeverity.ERROR,
