@@ -220,6 +220,8 @@ class Warehouse:
         # A snapshot never has a WAL. One left next to it was written by someone who opened the *previous*
         # snapshot read-write: DuckDB finds a WAL by name and would replay it onto this snapshot (or, when the
         # checkpoint iterations differ, refuse every read-only connect). Their changes were never the pipeline's.
+        # (A read-write session still open on the old file that writes again re-creates it by name; DuckDB deletes
+        # it when that session closes, the next publish at the latest. 0444 keeps anyone but root from doing so.)
         _remove(_wal(target))
         return Publication(target, target.stat().st_size, time.perf_counter() - started, method)
 
