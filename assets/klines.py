@@ -9,7 +9,7 @@ import datetime as dt
 
 import dagster as dg
 
-from assets.metadata import fetch_metadata, preview, table_schema
+from assets.metadata import fetch_metadata, preview, snapshot_metadata, table_schema
 from assets.partitions import REGION, calendar_days, key, month_region_partitions, months_by_region
 from assets.securities import securities
 from resources.itick import ITickResource
@@ -20,6 +20,7 @@ from ticklake.ingest import DIFF_KEYS, IngestResult, PartitionReport, ingest_dai
 from ticklake.lake import Lake
 from ticklake.settings import env_parsed
 from ticklake.sources import FetchReport
+from ticklake.warehouse import Warehouse
 
 ROWS_CHECK = "stored_rows_match_lake"
 COVERAGE_CHECK = "every_session_has_bars"
@@ -59,6 +60,7 @@ def klines_daily(context: dg.AssetExecutionContext, itick: ITickResource, storag
             run_id=run_id, now=dt.datetime.now(dt.UTC), log=context.log.info,
         ))
     _refuse_if_nothing_closed(results)
+    published = warehouse.publish()  # analysts see the whole step at once, never a region or a page of it
     for result in results:
         for report in result.partitions.values():
             context.add_asset_metadata(_partition_metadata(report, lake), partition_key=key(report.month,
@@ -66,7 +68,8 @@ def klines_daily(context: dg.AssetExecutionContext, itick: ITickResource, storag
         if result.unrequested:
             context.log.warning(f"{result.region}: dropped bars of {len(result.unrequested)} code(s) the source sent "
                                 f"without being asked: {sorted(result.unrequested)[:MAX_LISTED]}")
-    yield dg.MaterializeResult(metadata=_run_metadata(results, source.spent(), source.name))
+    yield dg.MaterializeResult(metadata={**_run_metadata(results, source.spent(), source.name),
+                                         **snapshot_metadata(published)})
     yield _rows_check(results, warehouse)
     yield _coverage_check(results)
     yield _answered_check(results)
@@ -124,9 +127,9 @@ def _run_metadata(results: list[IngestResult], fetch: FetchReport, source_name: 
     }
 
 
-def _rows_check(results: list[IngestResult], warehouse) -> dg.AssetCheckResult:
+def _rows_check(results: list[IngestResult], warehouse: Warehouse) -> dg.AssetCheckResult:
     mismatches = []
-    with warehouse.writer() as con:
+    with warehouse.reader() as con:  # the pipeline's own file: what this run stored
         for r in results:
             written = {m: p for m, p in r.partitions.items() if p.committed}
             if not written:

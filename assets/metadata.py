@@ -7,6 +7,7 @@ import pandas as pd
 
 from ticklake.dictionary import Dataset
 from ticklake.sources import FetchReport
+from ticklake.warehouse import Publication
 
 _DAGSTER_TYPES = {"string": "string", "date": "date", "float64": "float", "int64": "int", "timestamp": "timestamp",
                   "bool": "bool"}
@@ -38,3 +39,14 @@ def preview(frame: pd.DataFrame | None, rows: int = 10) -> dg.MetadataValue:
     if frame is None or frame.empty:
         return dg.MetadataValue.md("_no rows_")
     return dg.MetadataValue.md(frame.head(rows).astype(str).to_markdown(index=False))
+
+
+def snapshot_metadata(published: Publication) -> dict[str, dg.MetadataValue]:
+    """What publishing the analysts' snapshot cost this step: the whole file is copied (or reflinked) each time,
+    so its size and time are worth watching as history grows."""
+    return {
+        "snapshot_path": dg.MetadataValue.path(str(published.path)),
+        "snapshot_mb": dg.MetadataValue.float(round(published.megabytes, 1)),
+        "snapshot_publish_s": dg.MetadataValue.float(round(published.seconds, 3)),
+        "snapshot_copy_method": dg.MetadataValue.text(published.method),
+    }

@@ -5,7 +5,7 @@ import datetime as dt
 
 import dagster as dg
 
-from assets.metadata import fetch_metadata, preview, table_schema
+from assets.metadata import fetch_metadata, preview, snapshot_metadata, table_schema
 from assets.partitions import region_partitions
 from resources.itick import ITickResource
 from resources.storage import StorageResource
@@ -24,8 +24,10 @@ def securities(context: dg.AssetExecutionContext, itick: ITickResource, storage:
                ) -> dg.MaterializeResult:
     region, run_id = context.partition_key, context.run.run_id
     source = itick.source(tags={"run_id": run_id, "asset": "securities"})
-    result = refresh_securities(source, storage.lake(), storage.warehouse(), region=region, run_id=run_id,
+    warehouse = storage.warehouse()
+    result = refresh_securities(source, storage.lake(), warehouse, region=region, run_id=run_id,
                                 now=dt.datetime.now(dt.UTC), log=context.log.info)
+    published = warehouse.publish()
     if result.rejected:
         context.log.warning(f"{region}: refused {len(result.rejected)} symbol-list entr(ies): "
                             + "; ".join(result.rejected[:20]))
@@ -43,5 +45,6 @@ def securities(context: dg.AssetExecutionContext, itick: ITickResource, storage:
             "source": dg.MetadataValue.text(source.name),
             "lake_path": dg.MetadataValue.path(str(storage.lake().partition_path(SECURITIES, region=region))),
             "preview": preview(master),
+            **snapshot_metadata(published),
         }
     )

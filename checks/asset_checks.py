@@ -1,4 +1,7 @@
-"""Warehouse-wide checks: they look at everything stored, not just the partitions a run wrote."""
+"""Warehouse-wide checks: they look at everything stored, not just the partitions a run wrote.
+
+They read the pipeline's own file (`Warehouse.reader()`), the pipeline's truth, not the analysts' snapshot.
+"""
 
 
 from pathlib import Path
@@ -14,7 +17,7 @@ from ticklake.dictionary import KLINES_DAILY
 
 @dg.asset_check(asset=klines_daily, blocking=False, description="No duplicate (region, symbol, trade_date) rows")
 def klines_daily_unique_key(storage: StorageResource) -> dg.AssetCheckResult:
-    with storage.warehouse().writer() as con:
+    with storage.warehouse().reader() as con:
         dupes = con.execute(
             "SELECT region, symbol, trade_date, count(*) AS n FROM klines_daily GROUP BY ALL HAVING n > 1 LIMIT 20"
         ).fetchdf()
@@ -27,7 +30,7 @@ def klines_daily_unique_key(storage: StorageResource) -> dg.AssetCheckResult:
 
 @dg.asset_check(asset=klines_daily, description="Every stored bar falls on a session of its exchange calendar")
 def klines_daily_on_calendar(storage: StorageResource) -> dg.AssetCheckResult:
-    with storage.warehouse().writer() as con:
+    with storage.warehouse().reader() as con:
         dates = con.execute("SELECT region, trade_date, count(*) FROM klines_daily GROUP BY ALL").fetchall()
     off = [(region, day, n) for region, day, n in dates if not markets.is_session(region, day)]
     return dg.AssetCheckResult(
@@ -43,7 +46,7 @@ def klines_daily_on_calendar(storage: StorageResource) -> dg.AssetCheckResult:
 def klines_daily_lake_matches_warehouse(storage: StorageResource) -> dg.AssetCheckResult:
     lake = storage.lake()
     files = {lake.relative(path): path for path in lake.partitions(KLINES_DAILY).values()}
-    with storage.warehouse().writer() as con:
+    with storage.warehouse().reader() as con:
         in_lake: dict[str, int] = {}
         if files:  # row counts come from Parquet footers, not a scan
             in_lake = {lake.relative(Path(name)): n for name, n in con.execute(
@@ -72,7 +75,7 @@ def klines_daily_lake_matches_warehouse(storage: StorageResource) -> dg.AssetChe
 
 @dg.asset_check(asset=securities, description="The security master is not empty for any region it covers")
 def securities_not_empty(storage: StorageResource) -> dg.AssetCheckResult:
-    with storage.warehouse().writer() as con:
+    with storage.warehouse().reader() as con:
         counts = dict(con.execute("SELECT region, count(*) FROM securities GROUP BY 1").fetchall())
     return dg.AssetCheckResult(
         passed=bool(counts) and all(counts.values()), severity=dg.AssetCheckSeverity.ERROR,

@@ -1,4 +1,4 @@
-"""Where the lake and the warehouse live (TICKLAKE_HOME), as a Dagster resource."""
+"""Where the lake, the pipeline's database and the analysts' snapshot live (TICKLAKE_HOME), as a Dagster resource."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from ticklake.warehouse import Warehouse
 
 
 class StorageResource(dg.ConfigurableResource):
-    """The Parquet lake and DuckDB warehouse under one home directory."""
+    """The Parquet lake and the DuckDB warehouse (pipeline file + analysts' snapshot) under one home directory."""
 
     home: str | None = Field(default=None, description="TICKLAKE_HOME; default ./data")
     warehouse_lock_timeout_s: float = Field(default=900.0, gt=0,
-                                            description="How long a writer waits for the warehouse lock")
+                                            description="How long a writer waits for the pipeline database's lock")
 
     @property
     def paths(self) -> settings.Paths:
@@ -27,4 +27,5 @@ class StorageResource(dg.ConfigurableResource):
         return Lake(self.paths.lake)
 
     def warehouse(self) -> Warehouse:
-        return Warehouse(self.paths.warehouse, lock_timeout_s=self.warehouse_lock_timeout_s)
+        """Writes go to `paths.pipeline_db`; `Warehouse.publish()` replaces `paths.warehouse`, which analysts open."""
+        return Warehouse(self.paths.pipeline_db, self.paths.warehouse, lock_timeout_s=self.warehouse_lock_timeout_s)

@@ -1,5 +1,8 @@
 """Analyst queries on the backfilled warehouse, opened read-only as analysts do: p50/p99 latency.
 
+`params["warehouse"]` is the published snapshot (`warehouse.duckdb`), the file analysts open, not the pipeline's
+own file; `snapshot` in the result says whether it carries the snapshot marker.
+
 Adding a query (say, for a later `klines_adjusted` or `valuation` table) is one `QuerySpec` in QUERIES:
 its SQL uses `?` placeholders and `params` builds their values from the QueryContext.
 """
@@ -83,6 +86,8 @@ def fetch(con, sql: str, params: list[Any], mode: str) -> int:
 def run(params: dict[str, Any]) -> dict[str, Any]:
     import duckdb
 
+    from ticklake.warehouse import SNAPSHOT_TABLE
+
     path, region = params["warehouse"], params["region"]
     warmup, iterations, mode = params["warmup"], params["iterations"], params.get("fetch", "df")
     con = duckdb.connect(path, read_only=True)
@@ -118,5 +123,5 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
             }
     finally:
         con.close()
-    return {"warehouse_rows": total_rows, "fetch": mode, "symbol": ctx.symbol, "date": ctx.date.isoformat(),
-            "queries": out}
+    return {"warehouse_rows": total_rows, "snapshot": SNAPSHOT_TABLE in tables, "fetch": mode, "symbol": ctx.symbol,
+            "date": ctx.date.isoformat(), "queries": out}

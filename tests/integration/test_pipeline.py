@@ -257,6 +257,7 @@ def test_a_session_that_has_not_closed_is_not_written_as_empty(make_server, reso
     june = [dt.date(2024, 6, d) for d in range(1, 31)]
     result = ingest_daily_bars(source, lake, warehouse, region="US", dates=june, codes=universe(lake, "US"),
                                run_id="r", now=now)
+    warehouse.publish()
     report = result.partitions["2024-06"]
     assert report.not_closed == [dt.date(2024, 6, d) for d in (26, 27, 28)]
     assert report.sessions[-1] == dt.date(2024, 6, 25)

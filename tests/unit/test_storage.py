@@ -1,4 +1,7 @@
-"""Lake writes are atomic and deterministic; warehouse writes are transactional and never fail on the lock."""
+"""Lake writes are atomic and deterministic; pipeline database writes are transactional and never fail on the lock.
+
+(What analysts see, the published snapshot, is tested in tests/integration/test_analyst_read_path.py.)
+"""
 
 from __future__ import annotations
 
@@ -92,6 +95,10 @@ def test_partition_values_cannot_escape_the_lake(tmp_path):
         Lake(tmp_path).write(KLINES_DAILY, pa.table({"x": [1]}), region="US", month=MONTH)
 
 
+def _warehouse(home: Path, **kwargs) -> Warehouse:
+    return Warehouse(home / "state" / "pipeline.duckdb", home / "warehouse.duckdb", **kwargs)
+
+
 def _rows(path) -> list[tuple]:
     with duckdb.connect(str(path), read_only=True) as con:
         return con.execute("SELECT symbol, close FROM klines_daily ORDER BY symbol").fetchall()
@@ -101,41 +108,40 @@ US_JAN = [{"region": "US", "month": MONTH}]
 
 
 def test_replace_is_delete_then_insert_of_exactly_those_partitions(tmp_path):
-    wh = Warehouse(tmp_path / "w.duckdb")
+    wh = _warehouse(tmp_path)
     wh.replace_partitions(KLINES_DAILY, _table(3, 1.0), US_JAN)
     wh.replace_partitions(KLINES_DAILY, _table(2, 2.0), US_JAN)
-    assert _rows(wh.path) == [("S0", 2.0), ("S1", 2.0)]
+    assert _rows(wh.pipeline_path) == [("S0", 2.0), ("S1", 2.0)]
     wh.replace_partitions(KLINES_DAILY, KLINES_DAILY.arrow_schema.empty_table(), [{"region": "HK", "month": MONTH}])
     wh.replace_partitions(KLINES_DAILY, KLINES_DAILY.arrow_schema.empty_table(), [{"region": "US", "month": "2024-02"}])
-    assert len(_rows(wh.path)) == 2  # another region's or month's replace leaves US January alone
+    assert len(_rows(wh.pipeline_path)) == 2  # another region's or month's replace leaves US January alone
 
 
 def test_a_failing_load_rolls_back(tmp_path):
-    wh = Warehouse(tmp_path / "w.duckdb")
+    wh = _warehouse(tmp_path)
     wh.replace_partitions(KLINES_DAILY, _table(3, 1.0), US_JAN)
     broken = _table(3, 5.0).set_column(0, "region", pa.array([None, None, None], pa.string()))
     with pytest.raises(duckdb.ConstraintException):
         wh.replace_partitions(KLINES_DAILY, broken, US_JAN)
-    assert _rows(wh.path) == [("S0", 1.0), ("S1", 1.0), ("S2", 1.0)]
+    assert _rows(wh.pipeline_path) == [("S0", 1.0), ("S1", 1.0), ("S2", 1.0)]
 
 
-def _writer(path, region, n):
-    wh = Warehouse(path)
+def _writer(home, region, n):
+    wh = _warehouse(home)
     for i in range(n):
         table = _table(3, float(i)).set_column(0, "region", pa.array([region] * 3, pa.string()))
         wh.replace_partitions(KLINES_DAILY, table, [{"region": region, "month": MONTH}])
 
 
 def test_parallel_writer_processes_queue_instead_of_failing(tmp_path):
-    path = tmp_path / "w.duckdb"
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_writer, args=(path, region, 15)) for region in ("US", "HK", "SH", "JP")]
+    procs = [ctx.Process(target=_writer, args=(tmp_path, region, 15)) for region in ("US", "HK", "SH", "JP")]
     for p in procs:
         p.start()
     for p in procs:
         p.join(timeout=120)
     assert [p.exitcode for p in procs] == [0, 0, 0, 0]
-    with duckdb.connect(str(path), read_only=True) as con:
+    with duckdb.connect(str(_warehouse(tmp_path).pipeline_path), read_only=True) as con:
         assert con.execute("SELECT region, count(*), max(close) FROM klines_daily GROUP BY 1 ORDER BY 1").fetchall() \
             == [("HK", 3, 14.0), ("JP", 3, 14.0), ("SH", 3, 14.0), ("US", 3, 14.0)]
 
@@ -148,9 +154,11 @@ def _hold_read_write_lock(path, seconds, ready):
 
 
 @contextlib.contextmanager
-def _foreign_lock(path, seconds: float):
-    """Another process holding DuckDB's read-write lock on `path` (an analyst's open session)."""
-    Warehouse(path).replace_partitions(KLINES_DAILY, _table(), US_JAN)
+def _foreign_lock(home: Path, seconds: float):
+    """Another process holding DuckDB's read-write lock on the pipeline's own file (someone who opened the wrong
+    file: analysts open the snapshot, which never blocks the writer)."""
+    path = _warehouse(home).pipeline_path
+    _warehouse(home).replace_partitions(KLINES_DAILY, _table(), US_JAN)
     ctx = multiprocessing.get_context("spawn")
     ready = ctx.Event()
     holder = ctx.Process(target=_hold_read_write_lock, args=(path, seconds, ready))
@@ -164,28 +172,25 @@ def _foreign_lock(path, seconds: float):
 
 
 def test_writer_waits_for_a_foreign_lock_holder_then_succeeds(tmp_path):
-    path = tmp_path / "w.duckdb"
-    with _foreign_lock(path, 1.5):
+    with _foreign_lock(tmp_path, 1.5):
         started = time.monotonic()
-        Warehouse(path).replace_partitions(KLINES_DAILY, _table(2), US_JAN)
+        _warehouse(tmp_path).replace_partitions(KLINES_DAILY, _table(2), US_JAN)
         assert time.monotonic() - started >= 0.5  # it really waited for the other process
-    assert len(_rows(path)) == 2
+    assert len(_rows(_warehouse(tmp_path).pipeline_path)) == 2
 
 
 def test_writer_gives_up_with_a_clear_error_when_the_lock_never_frees(tmp_path):
-    path = tmp_path / "w.duckdb"
-    with _foreign_lock(path, 5), pytest.raises(WarehouseBusyError, match="read_only=True"):
-        Warehouse(path, lock_timeout_s=0.5).replace_partitions(KLINES_DAILY, _table(), US_JAN)
-    assert len(_rows(path)) == 3  # the refused write changed nothing
+    with _foreign_lock(tmp_path, 5), pytest.raises(WarehouseBusyError, match="Only ticklake opens it"):
+        _warehouse(tmp_path, lock_timeout_s=0.5).replace_partitions(KLINES_DAILY, _table(), US_JAN)
+    assert len(_rows(_warehouse(tmp_path).pipeline_path)) == 3  # the refused write changed nothing
 
 
 def test_threads_in_one_process_share_the_writer_safely(tmp_path):
-    path = tmp_path / "w.duckdb"
     errors = []
 
     def work(region):
         try:
-            _writer(path, region, 5)
+            _writer(tmp_path, region, 5)
         except BaseException as exc:  # pragma: no cover - asserted below
             errors.append(exc)
 
