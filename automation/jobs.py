@@ -7,25 +7,25 @@ import dagster as dg
 from assets.klines import klines_daily
 from assets.partitions import key
 from assets.securities import securities
-from checks.asset_checks import ASSET_CHECKS
+from checks.asset_checks import CHECK_KEYS
 
 # Warehouse-wide checks scan everything stored: they run in their own job (and schedule), not in every nightly
 # run. The checks a klines step evaluates on what it wrote run inside that step.
 nightly_refresh = dg.define_asset_job(
     "nightly_refresh",
-    selection=dg.AssetSelection.assets(klines_daily) - dg.AssetSelection.checks(*ASSET_CHECKS),
+    selection=dg.AssetSelection.assets(klines_daily) - dg.AssetSelection.checks(*CHECK_KEYS),
     description="Daily klines for (month, region) partitions; ranges run as one single-run backfill.",
 )
 
 reference_refresh = dg.define_asset_job(
     "reference_refresh",
-    selection=dg.AssetSelection.assets(securities) - dg.AssetSelection.checks(*ASSET_CHECKS),
+    selection=dg.AssetSelection.assets(securities) - dg.AssetSelection.checks(*CHECK_KEYS),
     description="Security master per region (the universe the nightly refresh fetches).",
 )
 
 warehouse_checks = dg.define_asset_job(
     "warehouse_checks",
-    selection=dg.AssetSelection.checks(*ASSET_CHECKS),
+    selection=dg.AssetSelection.checks(*CHECK_KEYS),
     description="Warehouse-wide checks over everything stored: unique keys, bars only on sessions, lake and "
                 "warehouse in step, security master not empty.",
 )

@@ -1,61 +1,68 @@
 """Warehouse-wide checks: they look at everything stored, not just the partitions a run wrote.
 
-They read the pipeline's own file (`Warehouse.reader()`), the pipeline's truth, not the analysts' snapshot.
+They read the pipeline's own file (`Warehouse.reader()`), the pipeline's truth, not the analysts' snapshot. The
+four checks share one step (a multi-asset check that can run any subset): one process-local connection and one
+step's bookkeeping instead of four. They run in the `warehouse_checks` job and its daily schedule, not in every
+nightly run; the checks a klines run needs on what it wrote run inside that run's own step.
 """
 
-
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
 from assets.klines import klines_daily
 from assets.securities import securities
 from resources.storage import StorageResource
 from ticklake import markets
 from ticklake.dictionary import KLINES_DAILY
+from ticklake.lake import Lake
+
+MAX_LISTED = 50
 
 
-@dg.asset_check(asset=klines_daily, blocking=False, description="No duplicate (region, symbol, trade_date) rows")
-def klines_daily_unique_key(storage: StorageResource) -> dg.AssetCheckResult:
-    with storage.warehouse().reader() as con:
-        dupes = con.execute(
-            "SELECT region, symbol, trade_date, count(*) AS n FROM klines_daily GROUP BY ALL HAVING n > 1 LIMIT 20"
-        ).fetchdf()
+def _unique_key(con: duckdb.DuckDBPyConnection, lake: Lake) -> dg.AssetCheckResult:
+    dupes = con.execute(
+        "SELECT region, symbol, trade_date, count(*) AS n FROM klines_daily GROUP BY ALL HAVING n > 1 LIMIT 20"
+    ).fetchall()
     return dg.AssetCheckResult(
-        passed=dupes.empty, severity=dg.AssetCheckSeverity.ERROR,
+        asset_key=klines_daily.key, check_name="klines_daily_unique_key", passed=not dupes,
+        severity=dg.AssetCheckSeverity.ERROR,
         metadata={"duplicate_keys": dg.MetadataValue.int(len(dupes)),
-                  "examples": dg.MetadataValue.md(dupes.to_markdown(index=False) if len(dupes) else "none")},
+                  "examples": dg.MetadataValue.text("\n".join(f"{r} {s} {d}: {n} rows" for r, s, d, n in dupes)
+                                                    or "none")},
     )
 
 
-@dg.asset_check(asset=klines_daily, description="Every stored bar falls on a session of its exchange calendar")
-def klines_daily_on_calendar(storage: StorageResource) -> dg.AssetCheckResult:
-    with storage.warehouse().reader() as con:
-        dates = con.execute("SELECT region, trade_date, count(*) FROM klines_daily GROUP BY ALL").fetchall()
-    off = [(region, day, n) for region, day, n in dates if not markets.is_session(region, day)]
+def _on_calendar(con: duckdb.DuckDBPyConnection, lake: Lake) -> dg.AssetCheckResult:
+    dates: dict[str, dict] = {}
+    for region, day, n in con.execute("SELECT region, trade_date, count(*) FROM klines_daily GROUP BY ALL").fetchall():
+        dates.setdefault(region, {})[day] = n
+    off = []
+    for region, counts in sorted(dates.items()):
+        sessions = set(markets.sessions(region, min(counts), max(counts)))
+        off += [(region, day, n) for day, n in sorted(counts.items()) if day not in sessions]
     return dg.AssetCheckResult(
-        passed=not off, severity=dg.AssetCheckSeverity.ERROR,
+        asset_key=klines_daily.key, check_name="klines_daily_on_calendar", passed=not off,
+        severity=dg.AssetCheckSeverity.ERROR,
         metadata={"dates_off_calendar": dg.MetadataValue.int(len(off)),
                   "examples": dg.MetadataValue.text(", ".join(f"{r} {d} ({n} rows)" for r, d, n in off[:20])
                                                     or "none")},
     )
 
 
-@dg.asset_check(asset=klines_daily, description="Every lake partition file holds exactly the rows the warehouse "
-                                              "holds for it, and is the file the warehouse recorded")
-def klines_daily_lake_matches_warehouse(storage: StorageResource) -> dg.AssetCheckResult:
-    lake = storage.lake()
+def _lake_matches_warehouse(con: duckdb.DuckDBPyConnection, lake: Lake) -> dg.AssetCheckResult:
     files = {lake.relative(path): path for path in lake.partitions(KLINES_DAILY).values()}
-    with storage.warehouse().reader() as con:
-        in_lake: dict[str, int] = {}
-        if files:  # row counts come from Parquet footers, not a scan
-            in_lake = {lake.relative(Path(name)): n for name, n in con.execute(
-                "SELECT filename, count(*) FROM read_parquet(?, hive_partitioning = false, filename = true) "
-                "GROUP BY 1", [[str(p) for p in files.values()]]).fetchall()}
-        stored = {f"klines_daily/region={region}/month={month}/data.parquet": n for region, month, n in con.execute(
-            "SELECT region, strftime(trade_date, '%Y-%m'), count(*) FROM klines_daily GROUP BY ALL").fetchall()}
-        recorded = {path: (size, mtime) for path, size, mtime in con.execute(
-            "SELECT path, file_bytes, file_mtime_ns FROM lake_partitions WHERE dataset = 'klines_daily'").fetchall()}
+    in_lake: dict[str, int] = {}
+    if files:  # row counts come from Parquet footers, not a scan
+        in_lake = {lake.relative(Path(name)): n for name, n in con.execute(
+            "SELECT filename, count(*) FROM read_parquet(?, hive_partitioning = false, filename = true) "
+            "GROUP BY 1", [[str(p) for p in files.values()]]).fetchall()}
+    stored = {f"klines_daily/region={region}/month={month}/data.parquet": n for region, month, n in con.execute(
+        "SELECT region, strftime(trade_date, '%Y-%m'), count(*) FROM klines_daily GROUP BY ALL").fetchall()}
+    recorded = {path: (size, mtime) for path, size, mtime in con.execute(
+        "SELECT path, file_bytes, file_mtime_ns FROM lake_partitions WHERE dataset = 'klines_daily'").fetchall()}
     problems = []
     for path in sorted(set(files) | set(stored)):
         lake_rows, warehouse_rows = in_lake.get(path, 0), stored.get(path, 0)
@@ -66,22 +73,46 @@ def klines_daily_lake_matches_warehouse(storage: StorageResource) -> dg.AssetChe
             if recorded.get(path) != (stat.st_size, stat.st_mtime_ns):
                 problems.append(f"{path}: not the file the warehouse recorded (the next run reloads it)")
     return dg.AssetCheckResult(
-        passed=not problems, severity=dg.AssetCheckSeverity.WARN,
+        asset_key=klines_daily.key, check_name="klines_daily_lake_matches_warehouse", passed=not problems,
+        severity=dg.AssetCheckSeverity.WARN,
         metadata={"partitions": dg.MetadataValue.int(len(files)),
                   "mismatches": dg.MetadataValue.int(len(problems)),
-                  "details": dg.MetadataValue.text("\n".join(problems[:50]) or "none")},
+                  "details": dg.MetadataValue.text("\n".join(problems[:MAX_LISTED]) or "none")},
     )
 
 
-@dg.asset_check(asset=securities, description="The security master is not empty for any region it covers")
-def securities_not_empty(storage: StorageResource) -> dg.AssetCheckResult:
-    with storage.warehouse().reader() as con:
-        counts = dict(con.execute("SELECT region, count(*) FROM securities GROUP BY 1").fetchall())
+def _securities_not_empty(con: duckdb.DuckDBPyConnection, lake: Lake) -> dg.AssetCheckResult:
+    counts = dict(con.execute("SELECT region, count(*) FROM securities GROUP BY 1").fetchall())
     return dg.AssetCheckResult(
-        passed=bool(counts) and all(counts.values()), severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"symbols_by_region": dg.MetadataValue.json(counts)},
+        asset_key=securities.key, check_name="securities_not_empty", passed=bool(counts) and all(counts.values()),
+        severity=dg.AssetCheckSeverity.ERROR, metadata={"symbols_by_region": dg.MetadataValue.json(counts)},
     )
 
 
-ASSET_CHECKS = [klines_daily_unique_key, klines_daily_on_calendar, klines_daily_lake_matches_warehouse,
-                securities_not_empty]
+_CHECKS: dict[dg.AssetCheckKey, tuple[dg.AssetCheckSpec, Callable]] = {
+    spec.key: (spec, run) for spec, run in (
+        (dg.AssetCheckSpec("klines_daily_unique_key", asset=klines_daily,
+                           description="No duplicate (region, symbol, trade_date) rows"), _unique_key),
+        (dg.AssetCheckSpec("klines_daily_on_calendar", asset=klines_daily,
+                           description="Every stored bar falls on a session of its exchange calendar"), _on_calendar),
+        (dg.AssetCheckSpec("klines_daily_lake_matches_warehouse", asset=klines_daily,
+                           description="Every lake partition file holds exactly the rows the warehouse holds for it, "
+                                       "and is the file the warehouse recorded"), _lake_matches_warehouse),
+        (dg.AssetCheckSpec("securities_not_empty", asset=securities,
+                           description="The security master is not empty for any region it covers"),
+         _securities_not_empty),
+    )
+}
+
+
+@dg.multi_asset_check(specs=[spec for spec, _ in _CHECKS.values()], can_subset=True, name="warehouse_wide_checks",
+                      description="Checks over everything the warehouse stores")
+def warehouse_wide_checks(context: dg.AssetCheckExecutionContext, storage: StorageResource):
+    lake = storage.lake()
+    with storage.warehouse().reader() as con:
+        for key in sorted(context.selected_asset_check_keys, key=lambda k: k.name):
+            yield _CHECKS[key][1](con, lake)
+
+
+ASSET_CHECKS = [warehouse_wide_checks]
+CHECK_KEYS = list(_CHECKS)

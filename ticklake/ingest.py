@@ -216,17 +216,23 @@ def _fetch_and_store(source: MarketDataSource, lake: Lake, warehouse: Warehouse,
 
 
 def _add_page(pending: dict[str, _PendingMonth], frame: pd.DataFrame, page: BarsPage) -> None:
-    """Split a validated page by month into the pending months it touches."""
+    """Split a validated page by month into the pending months it touches.
+
+    One sort by (month, symbol, trade_date) makes every month a contiguous slice already in the lake's row order,
+    so a month that arrives in one page is written without sorting again.
+    """
     table = pa.Table.from_pandas(frame[KLINES_DAILY.columns], schema=KLINES_DAILY.arrow_schema, preserve_index=False)
-    table = table.take(pc.sort_indices(table, sort_keys=[("trade_date", "ascending"), ("symbol", "ascending")]))
-    days = table.column("trade_date").to_numpy()
+    months = table.column("trade_date").to_numpy().astype("datetime64[M]")
+    order = pc.sort_indices(table.append_column("_month", pa.array(months.astype("int64"))),
+                            sort_keys=[("_month", "ascending"), ("symbol", "ascending"), ("trade_date", "ascending")])
+    table, months = table.take(order), months[order.to_numpy()]
     by_month: dict[str, list[dt.date]] = {}
     for day in page.sessions:
         by_month.setdefault(month_of(day), []).append(day)
     for month, month_sessions in by_month.items():
         target = pending[month]
-        lo = np.searchsorted(days, np.datetime64(month_sessions[0], "D"), "left")
-        hi = np.searchsorted(days, np.datetime64(month_sessions[-1], "D"), "right")
+        key = np.datetime64(month, "M")
+        lo, hi = np.searchsorted(months, key, "left"), np.searchsorted(months, key, "right")
         target.tables.append(table.slice(lo, hi - lo))
         target.seen.update(month_sessions)
         target.answered.append((page.answered, tuple(month_sessions)))
@@ -236,11 +242,11 @@ def _add_page(pending: dict[str, _PendingMonth], frame: pd.DataFrame, page: Bars
 def _merge_month(lake: Lake, month: _PendingMonth, region: str) -> Part:
     """The month's partition file contents: the new rows merged with what is stored (see merge_answered)."""
     report = month.report
-    new = pa.concat_tables(month.tables)
+    new = month.tables[0] if len(month.tables) == 1 else sort_table(pa.concat_tables(month.tables), KLINES_DAILY)
     month.tables.clear()
     old = lake.read(KLINES_DAILY, region=region, month=report.month)
     if old is None:
-        table, diff = sort_table(new, KLINES_DAILY), {**dict.fromkeys(DIFF_KEYS, 0), "added": new.num_rows}
+        table, diff = new, {**dict.fromkeys(DIFF_KEYS, 0), "added": new.num_rows}
     else:
         merged, diff = merge_answered(Lake.from_arrow(KLINES_DAILY, new), old, month.answered, KLINES_DAILY)
         table = lake.to_arrow(KLINES_DAILY, merged)  # sorted by the dataset's sort key

@@ -62,7 +62,7 @@ def status_table(lake: Lake, dataset: Dataset, parts: Sequence[Part], paths: Seq
     """The `lake_partitions` rows of freshly written partitions (file size and mtime as they are now)."""
     key = date_key(dataset)
     rows: dict[str, list] = {f.name: [] for f in LAKE_PARTITIONS.fields}
-    closed: dict[str, dt.date | None] = {}
+    calendars = _Calendars(now)
     for part, path in zip(parts, paths, strict=True):
         region = part.values["region"]
         stat = path.stat()
@@ -71,13 +71,7 @@ def status_table(lake: Lake, dataset: Dataset, parts: Sequence[Part], paths: Seq
         sessions = with_rows = 0
         complete = True
         if key is not None:
-            if region not in closed:
-                closed[region] = markets.last_completed_session(region, now)
-            lo, hi = month_bounds(part.values[key.name])
-            last_closed = closed[region]
-            span_end = min(hi, last_closed) if last_closed else lo - dt.timedelta(days=1)
-            sessions = len(markets.sessions(region, lo, span_end)) if span_end >= lo else 0
-            complete = last_closed is not None and all(d <= last_closed for d in markets.sessions(region, lo, hi))
+            sessions, complete = calendars.closed_sessions(region, *month_bounds(part.values[key.name]))
             dates = table.column(key.column)
             if table.num_rows:
                 first, last = pc.min(dates).as_py(), pc.max(dates).as_py()
@@ -93,6 +87,23 @@ def status_table(lake: Lake, dataset: Dataset, parts: Sequence[Part], paths: Seq
         for name, value in values.items():
             rows[name].append(value)
     return pa.Table.from_pydict(rows, schema=LAKE_PARTITIONS.arrow_schema)
+
+
+class _Calendars:
+    """Closed sessions per period, from one calendar lookup per region (status rows are built in batches)."""
+
+    def __init__(self, now: dt.datetime):
+        self.now = now
+        self._last_closed: dict[str, dt.date | None] = {}
+
+    def closed_sessions(self, region: str, first: dt.date, last: dt.date) -> tuple[int, bool]:
+        """(sessions in [first, last] that have closed, whether all of them have)."""
+        if region not in self._last_closed:
+            self._last_closed[region] = markets.last_completed_session(region, self.now)
+        last_closed = self._last_closed[region]
+        days = markets.sessions(region, first, last)
+        closed = sum(1 for d in days if last_closed is not None and d <= last_closed)
+        return closed, closed == len(days)
 
 
 def load_warehouse(warehouse: Warehouse, dataset: Dataset, parts: Sequence[Part], status: pa.Table) -> int:
