@@ -305,3 +305,15 @@ def test_cli_refuses_remote_host():
 
     with pytest.raises(SystemExit):
         main(["--host", "0.0.0.0", "--port", "0"])
+
+
+def test_cli_history_start_reaches_the_settings_and_refuses_dates_before_the_calendars():
+    from itick_sim.__main__ import parse
+
+    _, settings = parse(["--port", "0", "--history-start", "2005-01-03", "--symbols", "5", "--regions", "us"])
+    assert settings.history_start == dt.date(2005, 1, 3)
+    assert settings.regions == ("US",)
+    assert settings.symbols_per_region == 5
+    assert parse(["--port", "0"])[1].history_start == SimSettings.history_start
+    with pytest.raises(SystemExit):
+        parse(["--port", "0", "--history-start", "1999-12-31"])
