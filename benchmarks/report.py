@@ -247,14 +247,14 @@ def render_userpath(u: dict) -> list[str]:
     out = ["", "5. User path — separate processes against `python -m itick_sim` on loopback, fresh homes; "
                "CLI = `dagster asset materialize --partition-range` (one single-run backfill)",
            _table(["path", "symbols", "sessions", "partitions", "bars", "securities s", "import defs s", "wall s",
-                   "to run s", "queued s", "run s", "step s", "all steps s", "exit s", "events"], cli_rows),
+                   "to run s", "to start s", "run s", "step s", "all steps s", "exit s", "events"], cli_rows),
            f"   CLI / seed article: {c['cli_wall_vs_seed']}x wall, seed {c['seed_bars_per_s_vs_cli']}x the bars/s; "
            f"same window: {_n(c['same_window'])}, same bars: {_n(c['same_bars'])} ({c['cli_bars']:,} vs "
            f"{c['seed_bars']:,})",
            "",
            f"   Under `dagster dev` (ready in {d['dev_ready_s']:.1f}s): UI backfill of the same range "
            "(launchPartitionBackfill as the UI sends it), then the nightly's Materialize (launchRun)",
-           _table(["launch", "partitions", "runs", "end to end s", "pickup s", "queued s", "run s", "step s",
+           _table(["launch", "partitions", "runs", "end to end s", "pickup s", "to start s", "run s", "step s",
                    "all steps s", "done seen s", "daemon overhead s", "events"],
                   [["UI backfill", _n(b["partitions"]), _n(b["runs"]), _n(b["e2e_s"], 1), _n(b["pickup_s"], 1),
                     _n(b["queued_s"], 1), _n(b["run_s"], 1), _n(b["step_s"], 1), _n(b["steps_s"], 1),
@@ -264,8 +264,9 @@ def render_userpath(u: dict) -> list[str]:
                     _n(n["seen_done_s"], 1), _n(round(n["launch_to_success_s"] - n["run_s"], 3), 1),
                     _n(n["events"])]]),
            "",
-           "   Instance settings that set the daemon/launch latency (values of this run's instance)",
-           _table(["setting", "value", "dagster.yaml", "default", "read in"],
-                  [[r["setting"], _n(r["value"]), r["dagster_yaml"], r["default"], r["read_in"]]
+           "   Instance settings that set the daemon/launch latency (this run's instance; read in "
+           "site-packages/dagster/...)",
+           _table(["setting", "value", "default", "dagster.yaml", "read in"],
+                  [[r["setting"], _n(r["value"]), r["default"], r["dagster_yaml"], r["read_in"]]
                    for r in u["instance_settings"]])]
     return out

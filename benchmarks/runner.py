@@ -19,7 +19,7 @@ class RunFailedError(RuntimeError):
     pass
 
 
-def _tail(text: str | None, lines: int = 25) -> str:
+def _tail(text: str | None, lines: int = 60) -> str:
     return "\n".join((text or "").splitlines()[-lines:])
 
 

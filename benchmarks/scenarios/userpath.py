@@ -236,7 +236,7 @@ def warehouse_counts(home: Path, region: str) -> dict[str, Any]:
 
 def latency_settings(instance) -> list[dict[str, Any]]:
     """The instance settings that set a launch's latency: their values here, their dagster.yaml key (or why
-    none), and where the installed Dagster reads them."""
+    none), and where the installed Dagster reads them (paths under site-packages/dagster/)."""
     from dagster._daemon import controller
 
     coordinator = instance.run_coordinator
@@ -247,26 +247,25 @@ def latency_settings(instance) -> list[dict[str, Any]]:
 
     return [
         row("run coordinator", type(coordinator).__name__, "run_coordinator / run_queue", "QueuedRunCoordinator",
-            "dagster/_core/instance/ref.py (InstanceRef.config_defaults)"),
+            "_core/instance/ref.py config_defaults"),
         row("dequeue interval s", getattr(coordinator, "dequeue_interval_seconds", None),
             "run_queue.dequeue_interval_seconds", "5",
-            "dagster/_core/run_coordinator/queued_run_coordinator.py; dagster/_daemon/controller.py"
-            " (QueuedRunCoordinatorDaemon interval)"),
-        row("dequeue threads", getattr(coordinator, "dequeue_use_threads", None),
-            "run_queue.dequeue_use_threads / dequeue_num_workers", "false",
-            "dagster/_core/run_coordinator/queued_run_coordinator.py"),
+            "_core/run_coordinator/queued_run_coordinator.py, used by _daemon/controller.py"),
+        row("dequeue in threads", getattr(coordinator, "dequeue_use_threads", None),
+            "run_queue.dequeue_use_threads, .dequeue_num_workers", "false",
+            "_core/run_coordinator/queued_run_coordinator.py"),
         row("max concurrent runs", getattr(coordinator, "_max_concurrent_runs", None),
-            "run_queue.max_concurrent_runs", "10", "dagster/_core/run_coordinator/queued_run_coordinator.py"),
+            "run_queue.max_concurrent_runs", "10", "_core/run_coordinator/queued_run_coordinator.py"),
         row("backfill daemon loop s", controller.DEFAULT_DAEMON_INTERVAL_SECONDS,
-            "none: a constant (DEFAULT_DAEMON_INTERVAL_SECONDS)", "30",
-            "dagster/_daemon/backfill.py (execute_backfill_iteration_loop sleeps 30 s minus the loop's time)"),
-        row("backfill threads", backfills.get("use_threads", True), "backfills.use_threads / num_workers",
-            "true, 4 workers (when the key is absent)", "dagster/_daemon/daemon.py (BackfillDaemon)"),
+            "none (constant DEFAULT_DAEMON_INTERVAL_SECONDS)", "30",
+            "_daemon/controller.py, slept in _daemon/backfill.py"),
+        row("backfill threads", backfills.get("use_threads", True), "backfills.use_threads, .num_workers",
+            "true, 4 workers", "_daemon/daemon.py BackfillDaemon"),
         row("backfill submit workers", backfills.get("num_submit_workers"), "backfills.num_submit_workers",
-            "none (runs submitted one by one)", "dagster/_daemon/daemon.py (BackfillDaemon)"),
+            "none (one by one)", "_daemon/daemon.py BackfillDaemon"),
         row("run monitoring poll s", instance.run_monitoring_poll_interval_seconds,
-            "run_monitoring.poll_interval_seconds", "120 (failure detection, not success)",
-            "dagster/_core/instance/methods/settings_methods.py"),
+            "run_monitoring.poll_interval_seconds", "120 (failures only)",
+            "_core/instance/methods/settings_methods.py"),
     ]
 
 
