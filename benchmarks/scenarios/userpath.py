@@ -45,6 +45,7 @@ DEFAULT_START_DATE = dt.date(2016, 1, 1)  # TICKLAKE_START_DATE's default (READM
 SIM_HISTORY_START = dt.date(2014, 1, 2)  # the simulator's default first date (itick_sim.settings.SimSettings)
 POLL_S = 0.25  # how often the GraphQL status is polled (the resolution of the end-to-end figures)
 PLANNED, MATERIALIZED = "ASSET_MATERIALIZATION_PLANNED", "ASSET_MATERIALIZATION"
+SPANS = ("planned_events_s", "step_work_s", "materialization_events_s")  # see event_spans
 
 
 # -- pure helpers (unit-tested) ---------------------------------------------------------------------------
@@ -122,6 +123,26 @@ def backfill_breakdown(mutation_at: float, done_at: float, runs: Sequence[dict[s
     }
 
 
+def event_spans(events: Sequence[tuple[float, str, str | None]]) -> dict[str, float | None]:
+    """Bookkeeping against work, from a run's events as (timestamp, event type, step key), in log order.
+
+    planned_events_s: first to last ASSET_MATERIALIZATION_PLANNED (one per partition, written before the run
+    starts); step_work_s: the asset step's STEP_START to its first ASSET_MATERIALIZATION (fetch, validate,
+    write: the asset body yields its result only when the work is done); materialization_events_s: first to
+    last of the step's ASSET_MATERIALIZATION (one per partition, written after the work).
+    """
+    planned = [t for t, kind, _ in events if kind == PLANNED]
+    start = next((t for t, kind, step in events if kind == "STEP_START" and step == STEP_KEY), None)
+    done = [t for t, kind, step in events if kind == MATERIALIZED and step == STEP_KEY]
+
+    def span(times: list[float]) -> float | None:
+        return round(times[-1] - times[0], 3) if times else None
+
+    return {"planned_events_s": span(planned),
+            "step_work_s": round(done[0] - start, 3) if done and start is not None else None,
+            "materialization_events_s": span(done)}
+
+
 # -- processes -----------------------------------------------------------------------------------------
 def dagster_cmd(*args: str) -> list[str]:
     """The `dagster` console script of this interpreter's environment (as a user types it)."""
@@ -186,11 +207,13 @@ def run_timeline(instance, run_id: str) -> dict[str, Any]:
     by_type = collections.Counter(e.dagster_event.event_type_value if e.is_dagster_event else "LOG" for e in logs)
     created = record.create_timestamp.timestamp()
     started, ended = record.start_time or created, record.end_time or created
+    spans = event_spans([(e.timestamp, e.dagster_event.event_type_value if e.is_dagster_event else "LOG",
+                          e.step_key) for e in logs])
     return {
         "run_id": run_id, "status": record.dagster_run.status.value,
         "created_at": created, "started_at": started, "ended_at": ended,
         "queued_s": round(started - created, 3), "run_s": round(ended - started, 3),
-        "step_s": steps.get(STEP_KEY), "steps_s": round(sum(steps.values()), 3), "steps": steps,
+        "step_s": steps.get(STEP_KEY), "steps_s": round(sum(steps.values()), 3), "steps": steps, **spans,
         "events": len(logs), "events_planned": by_type.get(PLANNED, 0),
         "events_materialized": by_type.get(MATERIALIZED, 0), "row_count": _row_count(logs),
     }
@@ -324,7 +347,7 @@ def run_cli(params: dict[str, Any]) -> dict[str, Any]:
         "startup_s": round(run["created_at"] - klines.spawned_at, 3),  # interpreter, imports, definitions, plan
         "teardown_s": round(klines.exited_at - run["ended_at"], 3),
         "bars_per_s": round(record["bars_stored"] / klines.wall_s, 1) if klines.wall_s else None,
-        **{k: run[k] for k in ("run_id", "queued_s", "run_s", "step_s", "steps_s", "steps", "events",
+        **{k: run[k] for k in ("run_id", "queued_s", "run_s", "step_s", "steps_s", "steps", *SPANS, "events",
                                "events_planned", "events_materialized", "row_count")},
     })
     return record
@@ -392,7 +415,8 @@ def ui_backfill(client: gql.Client, instance, keys: list[str], timeout_s: float,
         "backfill_id": backfill_id, "status": state["status"], "partitions": state["numPartitions"],
         "runs": len(runs), **backfill_breakdown(mutation_at, done_at, runs),
         "backfill_record_s": round((state.get("endTimestamp") or done_at) - state["timestamp"], 3),
-        **{k: main.get(k) for k in ("step_s", "steps_s", "events", "events_planned", "events_materialized")},
+        **{k: main.get(k) for k in ("step_s", "steps_s", *SPANS, "events", "events_planned",
+                                    "events_materialized")},
         "events_all_runs": sum(r["events"] for r in runs),
     }
 
@@ -432,6 +456,6 @@ def ui_nightly(client: gql.Client, instance, location: str, repository: str, key
         "partition": key, "run_id": run_id, "launch_to_success_s": round(done_at - launched_at, 3),
         "queued_s": round(timeline["started_at"] - launched_at, 3),  # launch -> run started (dequeue, worker)
         "run_s": timeline["run_s"], "seen_done_s": round(done_at - timeline["ended_at"], 3),
-        **{k: timeline[k] for k in ("step_s", "steps_s", "events", "events_planned", "events_materialized",
-                                    "row_count")},
+        **{k: timeline[k] for k in ("step_s", "steps_s", *SPANS, "events", "events_planned",
+                                    "events_materialized", "row_count")},
     }

@@ -85,6 +85,22 @@ def test_backfill_breakdown_splits_end_to_end_into_daemon_and_run_time():
     assert userpath.backfill_breakdown(0.0, 5.0, [])["daemon_overhead_s"] == 5.0
 
 
+def test_event_spans_separate_bookkeeping_from_the_asset_work():
+    events = [(10.0, "ASSET_MATERIALIZATION_PLANNED", "klines_daily"),
+              (14.0, "ASSET_MATERIALIZATION_PLANNED", "klines_daily"),
+              (15.0, "RUN_START", None),
+              (16.0, "STEP_START", "klines_daily"),
+              (17.0, "LOG", "klines_daily"),
+              (19.5, "ASSET_MATERIALIZATION", "klines_daily"),
+              (25.5, "ASSET_MATERIALIZATION", "klines_daily"),
+              (26.0, "STEP_START", "klines_daily_unique_key"),
+              (26.5, "ASSET_MATERIALIZATION", "other_step")]
+    assert userpath.event_spans(events) == {"planned_events_s": 4.0, "step_work_s": 3.5,
+                                            "materialization_events_s": 6.0}
+    assert userpath.event_spans([]) == {"planned_events_s": None, "step_work_s": None,
+                                        "materialization_events_s": None}
+
+
 def test_union_seconds_counts_overlaps_once():
     assert union_seconds([(0, 10), (5, 15), (20, 25)]) == 20
     assert union_seconds([(3, 4), (0, 10)]) == 10
