@@ -150,6 +150,10 @@ class GraphQLError(RuntimeError):
     """The endpoint answered with errors, or not at all."""
 
 
+class NotLaunchableError(GraphQLError):
+    """The workspace loaded but cannot serve the launch (a load error, no such job): waiting will not help."""
+
+
 class Client:
     """POSTs a document to `url` (http://host:port/graphql) and returns its `data`."""
 
@@ -191,22 +195,23 @@ def ui_run_params(*, location: str, repository: str, job: str, tags: Sequence[Ma
 
 def readiness(data: Mapping[str, Any], job: str) -> tuple[str, str] | str:
     """(location, repository) holding `job` once the workspace is loaded and the daemons a launch needs are
-    healthy; otherwise a sentence saying what is still missing (a load error is raised, not waited on)."""
+    healthy; otherwise a sentence saying what is still missing. A load error or a missing job raise
+    NotLaunchableError: waiting would not help."""
     workspace = data.get("workspaceOrError") or {}
     if workspace.get("__typename") != "Workspace":
-        raise GraphQLError(f"workspace failed to load: {workspace.get('message')}")
+        raise NotLaunchableError(f"workspace failed to load: {workspace.get('message')}")
     found = None
     for entry in workspace.get("locationEntries") or []:
         location = entry.get("locationOrLoadError") or {}
         if location.get("__typename") == "PythonError":
-            raise GraphQLError(f"code location {entry['name']} failed to load: {location.get('message')}")
+            raise NotLaunchableError(f"code location {entry['name']} failed to load: {location.get('message')}")
         if entry.get("loadStatus") != "LOADED" or location.get("__typename") != "RepositoryLocation":
             return f"code location {entry.get('name')} is {entry.get('loadStatus')}"
         for repo in location.get("repositories") or []:
             if any(j["name"] == job for j in repo.get("jobs") or []):
                 found = (location["name"], repo["name"])
     if found is None:
-        return f"no loaded code location defines job {job}"
+        raise NotLaunchableError(f"no code location defines job {job}")
     statuses = {d["daemonType"]: d for d in data["instance"]["daemonHealth"]["allDaemonStatuses"]}
     missing = [d for d in REQUIRED_DAEMONS if not statuses.get(d, {}).get("healthy")]
     return f"daemons not healthy yet: {', '.join(missing)}" if missing else found
@@ -220,9 +225,9 @@ def wait_ready(client: Client, job: str, timeout_s: float, alive=lambda: True) -
             raise GraphQLError(f"the server exited while waiting ({why})")
         try:
             state = readiness(client(READY), job)
-        except GraphQLError as exc:
-            if "failed to load" in str(exc):
-                raise
+        except NotLaunchableError:
+            raise
+        except GraphQLError as exc:  # not answering yet
             state = str(exc)
         if isinstance(state, tuple):
             return state

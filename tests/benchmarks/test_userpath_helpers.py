@@ -166,8 +166,9 @@ def test_readiness_waits_for_the_location_and_the_daemons_and_raises_on_a_load_e
     assert ui_graphql.readiness(_ready_data(), "nightly_refresh") == ("ticklake", "__repository__")
     assert "LOADING" in ui_graphql.readiness(_ready_data(status="LOADING"), "nightly_refresh")
     assert "BACKFILL" in ui_graphql.readiness(_ready_data(healthy=False), "nightly_refresh")
-    assert "no loaded code location" in ui_graphql.readiness(_ready_data(), "other_job")
-    with pytest.raises(ui_graphql.GraphQLError, match="failed to load"):
+    with pytest.raises(ui_graphql.NotLaunchableError, match="no code location defines job other_job"):
+        ui_graphql.readiness(_ready_data(), "other_job")
+    with pytest.raises(ui_graphql.NotLaunchableError, match="failed to load"):
         ui_graphql.readiness(_ready_data(location_type="PythonError"), "nightly_refresh")
 
 
