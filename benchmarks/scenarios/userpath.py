@@ -201,8 +201,8 @@ def run_timeline(instance, run_id: str) -> dict[str, Any]:
     record = instance.get_run_record_by_id(run_id)
     if record is None:
         raise RuntimeError(f"run {run_id} not found in the instance")
-    steps = {s.step_key: round((s.end_time or 0) - (s.start_time or 0), 3)
-             for s in instance.get_run_step_stats(run_id) if s.start_time}
+    step_stats = [s for s in instance.get_run_step_stats(run_id) if s.start_time and s.end_time]
+    steps = {s.step_key: round(s.end_time - s.start_time, 3) for s in step_stats}
     logs = instance.all_logs(run_id)
     by_type = collections.Counter(e.dagster_event.event_type_value if e.is_dagster_event else "LOG" for e in logs)
     created = record.create_timestamp.timestamp()
@@ -214,6 +214,10 @@ def run_timeline(instance, run_id: str) -> dict[str, Any]:
         "created_at": created, "started_at": started, "ended_at": ended,
         "queued_s": round(started - created, 3), "run_s": round(ended - started, 3),
         "step_s": steps.get(STEP_KEY), "steps_s": round(sum(steps.values()), 3), "steps": steps, **spans,
+        # run time when no step is running: step worker processes starting (each imports the code location),
+        # the executor, run start and end bookkeeping
+        "outside_steps_s": round((ended - started) - union_seconds([(s.start_time, s.end_time) for s in step_stats]),
+                                 3),
         "events": len(logs), "events_planned": by_type.get(PLANNED, 0),
         "events_materialized": by_type.get(MATERIALIZED, 0), "row_count": _row_count(logs),
     }
@@ -347,7 +351,8 @@ def run_cli(params: dict[str, Any]) -> dict[str, Any]:
         "startup_s": round(run["created_at"] - klines.spawned_at, 3),  # interpreter, imports, definitions, plan
         "teardown_s": round(klines.exited_at - run["ended_at"], 3),
         "bars_per_s": round(record["bars_stored"] / klines.wall_s, 1) if klines.wall_s else None,
-        **{k: run[k] for k in ("run_id", "queued_s", "run_s", "step_s", "steps_s", "steps", *SPANS, "events",
+        **{k: run[k] for k in ("run_id", "queued_s", "run_s", "step_s", "steps_s", "steps", *SPANS, "outside_steps_s",
+                               "events",
                                "events_planned", "events_materialized", "row_count")},
     })
     return record
@@ -415,7 +420,7 @@ def ui_backfill(client: gql.Client, instance, keys: list[str], timeout_s: float,
         "backfill_id": backfill_id, "status": state["status"], "partitions": state["numPartitions"],
         "runs": len(runs), **backfill_breakdown(mutation_at, done_at, runs),
         "backfill_record_s": round((state.get("endTimestamp") or done_at) - state["timestamp"], 3),
-        **{k: main.get(k) for k in ("step_s", "steps_s", *SPANS, "events", "events_planned",
+        **{k: main.get(k) for k in ("step_s", "steps_s", *SPANS, "outside_steps_s", "events", "events_planned",
                                     "events_materialized")},
         "events_all_runs": sum(r["events"] for r in runs),
     }
@@ -456,6 +461,6 @@ def ui_nightly(client: gql.Client, instance, location: str, repository: str, key
         "partition": key, "run_id": run_id, "launch_to_success_s": round(done_at - launched_at, 3),
         "queued_s": round(timeline["started_at"] - launched_at, 3),  # launch -> run started (dequeue, worker)
         "run_s": timeline["run_s"], "seen_done_s": round(done_at - timeline["ended_at"], 3),
-        **{k: timeline[k] for k in ("step_s", "steps_s", *SPANS, "events", "events_planned",
+        **{k: timeline[k] for k in ("step_s", "steps_s", *SPANS, "outside_steps_s", "events", "events_planned",
                                     "events_materialized", "row_count")},
     }
