@@ -22,7 +22,8 @@ from benchmarks.runner import ROOT, run_in_subprocess
 from benchmarks.scenarios.common import SEPARATE, TRANSPORTS
 from benchmarks.stats import median_record, quota_table, ratio
 
-SCENARIOS = ("backfill", "nightly", "queries", "baseline")
+SCENARIOS = ("backfill", "nightly", "queries", "baseline", "userpath")
+DEFAULT_SCENARIOS = SCENARIOS[:4]  # the user path starts dagster dev per run: minutes, so only on request
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "latest.json"
 
 
@@ -32,9 +33,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="tiny (smoke test), small (default, ~2 min), large (5,000 symbols x 10 years)")
     p.add_argument("--runs", type=int, default=3, help="runs per measurement; medians are reported (default 3)")
     p.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"result file (default {DEFAULT_JSON})")
-    p.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
+    p.add_argument("--only", default=",".join(DEFAULT_SCENARIOS),
+                   help=f"comma-separated subset of {','.join(SCENARIOS)} (default {','.join(DEFAULT_SCENARIOS)})")
     p.add_argument("--symbols", type=int, help="override the scale's backfill symbols")
     p.add_argument("--sessions", type=int, help="override the scale's backfill sessions (trading days)")
+    p.add_argument("--userpath-symbols", type=int, help="override the scale's user-path symbols")
+    p.add_argument("--userpath-sessions", type=int, help="override the scale's user-path sessions")
     p.add_argument("--profile", type=Path, help="write a cProfile .pstats per run into this folder")
     p.add_argument("--keep", action="store_true", help="keep the work folder (warehouse used by the queries)")
     args = p.parse_args(argv)
@@ -52,19 +56,22 @@ def log(msg: str) -> None:
 
 
 class Suite:
-    def __init__(self, scale: Scale, runs: int, workdir: Path, profile: Path | None):
+    def __init__(self, scale: Scale, runs: int, workdir: Path, profile: Path | None, userpath: bool = False):
         self.scale, self.runs, self.workdir, self.profile = scale, runs, workdir, profile
+        self.userpath_selected = userpath
         self.warehouse_home: Path | None = None
         self.backfill_inprocess: list[dict] = []
+        self._seed_userpath: dict | None = None
 
-    def _run(self, kind: str, params: dict[str, Any], label: str, runs: int | None = None) -> list[dict]:
+    def _run(self, kind: str, params: dict[str, Any], label: str, runs: int | None = None,
+             timeout_s: float = 3600.0) -> list[dict]:
         out = []
         for i in range(runs or self.runs):
             profile = None
             if self.profile:
                 self.profile.mkdir(parents=True, exist_ok=True)
                 profile = self.profile / f"{label.replace(' ', '_').replace('/', '-')}-{i + 1}.pstats"
-            record = run_in_subprocess(kind, params, profile=profile)
+            record = run_in_subprocess(kind, params, profile=profile, timeout_s=timeout_s)
             out.append(record)
             log(f"{label} run {i + 1}: " + report.brief(kind, record))
         return out
@@ -171,8 +178,60 @@ class Suite:
             "full_universe_calls_seed_article": full_calls,
             "full_universe_quota_seed_article": quota_table(full_calls, config.PLANS),
         }
-        return {"seed_article": {"median": seed, "runs": seed_runs}, "ticklake": {"median": peer, "runs": peer_runs},
-                "comparison": comparison}
+        out = {"seed_article": {"median": seed, "runs": seed_runs}, "ticklake": {"median": peer, "runs": peer_runs},
+               "comparison": comparison}
+        if self.userpath_selected:  # the same symbols x sessions as the user path, for its ratio
+            out["seed_article_userpath_size"] = self.seed_at_userpath_size()
+        return out
+
+    def seed_at_userpath_size(self) -> dict:
+        """The seed article's script on exactly the user path's symbols x sessions, against the same standalone
+        simulator (own process, same seed and universe): the denominator of the user path's ratio."""
+        if self._seed_userpath is None:
+            s = self.scale
+            runs = self._run("baseline", {"symbols": s.userpath_symbols, "universe": s.userpath_symbols,
+                                          "sessions": s.userpath_sessions, "seed": SEED, "transport": SEPARATE},
+                             f"baseline seed-article {s.userpath_symbols}x{s.userpath_sessions} (user-path size)")
+            self._seed_userpath = {"median": median_record(runs), "runs": runs}
+        return self._seed_userpath
+
+    def userpath(self) -> dict:
+        s = self.scale
+        base = {"symbols": s.userpath_symbols, "sessions": s.userpath_sessions, "seed": SEED,
+                "region": config.BACKFILL_REGION, "timeout_s": 1800}
+        size = f"{s.userpath_symbols}x{s.userpath_sessions}"
+        seed = self.seed_at_userpath_size()
+        cli_runs = self._run("userpath_cli", base, f"userpath cli {size}", timeout_s=2 * 1800 + 600)
+        dev_runs = self._run("userpath_dev", base, f"userpath dagster dev {size}", timeout_s=2 * 1800 + 1200)
+        out: dict[str, Any] = {
+            "seed_article": seed,
+            "cli": {"median": median_record(cli_runs), "runs": cli_runs},
+            "dev": {"median": {"dev_ready_s": median_record(dev_runs)["dev_ready_s"],
+                               "securities_s": median_record(dev_runs)["securities_s"],
+                               "backfill": median_record([r["backfill"] for r in dev_runs]),
+                               "nightly": median_record([r["nightly"] for r in dev_runs])},
+                    "runs": dev_runs},
+            "instance_settings": dev_runs[0]["instance_settings"],
+        }
+        if s.userpath_large:
+            symbols, sessions = s.userpath_large
+            large = self._run("userpath_cli", {**base, "symbols": symbols, "sessions": sessions, "timeout_s": 3 * 3600},
+                              f"userpath cli large {symbols}x{sessions}", runs=1, timeout_s=7 * 3600)
+            out["large"] = {"median": median_record(large), "runs": large}
+        out["comparison"] = userpath_comparison(out["cli"]["median"], seed["median"])
+        return out
+
+
+def userpath_comparison(cli: dict, seed: dict) -> dict:
+    """The CLI user path against the seed article's script on the same symbols x sessions."""
+    return {
+        "cli_wall_vs_seed": round(ratio(cli["wall_s"], seed["wall_s"]) or 0, 2),
+        "seed_bars_per_s_vs_cli": round(ratio(seed["bars_per_s"], cli["bars_per_s"]) or 0, 2),
+        "same_window": (cli["first_session"], cli["last_session"]) == (seed.get("first_session"),
+                                                                      seed.get("last_session")),
+        "same_bars": cli["bars_stored"] == seed["bars"],
+        "cli_bars": cli["bars_stored"], "seed_bars": seed["bars"],
+    }
 
 
 def machine_info() -> dict:
@@ -194,13 +253,15 @@ def machine_info() -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     scale = SCALES[args.scale]
-    overrides = {k: v for k, v in (("backfill_symbols", args.symbols), ("backfill_sessions", args.sessions)) if v}
+    overrides = {k: v for k, v in (("backfill_symbols", args.symbols), ("backfill_sessions", args.sessions),
+                                   ("userpath_symbols", args.userpath_symbols),
+                                   ("userpath_sessions", args.userpath_sessions)) if v}
     if overrides:
         from dataclasses import replace
 
         scale = replace(scale, name=f"{scale.name}*", **overrides)
     workdir = Path(tempfile.mkdtemp(prefix="ticklake-bench-"))
-    suite = Suite(scale, args.runs, workdir, args.profile)
+    suite = Suite(scale, args.runs, workdir, args.profile, userpath="userpath" in args.only)
     started = time.perf_counter()
     results: dict[str, Any] = {
         "meta": {"started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "command": sys.argv,
@@ -220,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
             results["scenarios"]["queries"] = suite.queries()
         if "baseline" in args.only:
             results["scenarios"]["baseline"] = suite.baseline()
+        if "userpath" in args.only:
+            results["scenarios"]["userpath"] = suite.userpath()
     finally:
         if args.keep:
             log(f"kept {workdir}")

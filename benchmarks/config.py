@@ -25,6 +25,10 @@ class Scale:
     baseline_symbols: int  # the seed-article baseline is capped to the first N symbols of the backfill universe
     query_warmup: int
     query_iterations: int
+    # user path (scenario 5): `dagster asset materialize` and `dagster dev` on symbols x last sessions, US
+    userpath_symbols: int = 60
+    userpath_sessions: int = 120
+    userpath_large: tuple[int, int] | None = None  # (symbols, sessions) of the extra CLI-only run, if any
 
     @property
     def backfill_years(self) -> float:
@@ -38,11 +42,13 @@ SCALES: dict[str, Scale] = {
     s.name: s
     for s in (
         # smoke test: every scenario in well under a minute
-        Scale("tiny", 60, 252, 40, (126, 252), 20, 10, 3, 30),
-        # the default: about two minutes on 2 cores with --runs 3
-        Scale("small", 1000, 504, 200, (630, 1260, 1890, 2520), 500, 100, 20, 200),
-        # the scale: 5,000 symbols x 10 years
-        Scale("large", 5000, 2520, 5000, (630, 1260, 1890, 2520), 3500, 500, 20, 200),
+        Scale("tiny", 60, 252, 40, (126, 252), 20, 10, 3, 30, userpath_symbols=60, userpath_sessions=120),
+        # the default: about two minutes on 2 cores with --runs 3; the user path at the user's figure
+        Scale("small", 1000, 504, 200, (630, 1260, 1890, 2520), 500, 100, 20, 200,
+              userpath_symbols=500, userpath_sessions=1000),
+        # the scale: 5,000 symbols x 10 years; the user path adds 5,000 symbols x 20 years (CLI)
+        Scale("large", 5000, 2520, 5000, (630, 1260, 1890, 2520), 3500, 500, 20, 200,
+              userpath_symbols=500, userpath_sessions=1000, userpath_large=(5000, 20 * SESSIONS_PER_YEAR)),
     )
 }
 
@@ -54,3 +60,7 @@ TARGET_BARS_PER_S = 500_000  # in-process, end to end, large backfill
 TARGET_MEMORY_GROWTH = 1.10  # peak RSS at the longest history / the next-longest (bounded: no growth with years)
 TARGET_SPEEDUP = 50.0  # versus the seed-article baseline on the same work
 TARGET_429 = 0
+# The user path (scenario 5): what a user runs, against the seed article's script on the same work.
+TARGET_USERPATH_CLI_RATIO = 1.5  # `dagster asset materialize` wall / the seed article's wall, same symbols x sessions
+TARGET_USERPATH_LARGE_S = 180.0  # 5,000 symbols x 20 years through the CLI, spawn to exit
+TARGET_NIGHTLY_LAUNCH_S = 10.0  # the nightly's Materialize under `dagster dev`: launch -> SUCCESS

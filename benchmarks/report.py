@@ -35,6 +35,17 @@ def brief(kind: str, r: dict) -> str:
         return f"{r['bars']:,} bars in {r['wall_s']:.2f}s, {r['calls']} calls, 429s {r['server_429']}"
     if kind == "baseline":
         return f"{r['bars']:,} bars in {r['wall_s']:.2f}s = {r['bars_per_s']:,.0f} bars/s, {r['calls']} calls"
+    if kind == "userpath_cli":
+        return (f"{r['bars_stored']:,} bars in {r['wall_s']:.2f}s (run {r['run_s']:.2f}s, step {_n(r['step_s'], 2)}s "
+                f"of which work {_n(r.get('step_work_s'), 2)}s, {r['events']:,} events, {r['partitions']:,} partitions "
+                f"{r['partition_range']}); "
+                f"securities {r['securities_s']:.2f}s, import definitions {r['definitions_import_s']:.2f}s")
+    if kind == "userpath_dev":
+        b, n = r["backfill"], r["nightly"]
+        return (f"dagster dev ready in {r['dev_ready_s']:.1f}s; UI backfill {b['e2e_s']:.1f}s end to end "
+                f"({b['runs']} run(s), run {b['run_s']:.1f}s, step {_n(b['step_s'], 2)}s, daemon overhead "
+                f"{b['daemon_overhead_s']:.1f}s); nightly {n['partition']} launch->success "
+                f"{n['launch_to_success_s']:.1f}s")
     if kind == "queries":
         return ", ".join(f"{k} p50 {v['p50_ms']:.2f} / p99 {v['p99_ms']:.2f} ms"
                          for k, v in r["queries"].items() if "p50_ms" in v)
@@ -104,7 +115,32 @@ def targets(results: dict) -> list[dict]:
         add("baseline", f"speedup vs seed article at plan {config.CONFIGURED_PLAN} (quota-bound wall)", at_plan,
             f">= {config.TARGET_SPEEDUP:g}x", at_plan >= config.TARGET_SPEEDUP,
             "wall = max(local wall, calls / plan rate)")
+    if "userpath" in sc:
+        _userpath_targets(sc["userpath"], results["scale"], add)
     return out
+
+
+def _userpath_targets(u: dict, scale: dict, add) -> None:
+    c, cli = u["comparison"], u["cli"]["median"]
+    small = scale["userpath_symbols"] >= 500 and scale["userpath_sessions"] >= 1000
+    add("userpath", f"CLI materialize wall / seed article ({cli['symbols']:,} x {cli['sessions']:,})",
+        c["cli_wall_vs_seed"], f"<= {config.TARGET_USERPATH_CLI_RATIO:g}x",
+        c["cli_wall_vs_seed"] <= config.TARGET_USERPATH_CLI_RATIO,
+        f"{cli['wall_s']:.1f}s vs {u['seed_article']['median']['wall_s']:.1f}s; same bars: {_n(c['same_bars'])}"
+        + ("" if small else "; the target is set for 500 x 1,000 (--scale small)"))
+    if "large" in u:
+        m = u["large"]["median"]
+        add("userpath", f"CLI materialize {m['symbols']:,} x {m['sessions']:,} ({m['sessions'] // 252} y) wall s",
+            m["wall_s"], f"<= {config.TARGET_USERPATH_LARGE_S:g}", m["wall_s"] <= config.TARGET_USERPATH_LARGE_S,
+            f"{m['bars_stored']:,} bars, {m['partitions']:,} partitions, run {m['run_s']:.0f}s, "
+            f"step {_n(m['step_s'], 0)}s")
+    n, b = u["dev"]["median"]["nightly"], u["dev"]["median"]["backfill"]
+    add("userpath", "nightly Materialize under dagster dev, launch -> SUCCESS s", n["launch_to_success_s"],
+        f"<= {config.TARGET_NIGHTLY_LAUNCH_S:g}", n["launch_to_success_s"] <= config.TARGET_NIGHTLY_LAUNCH_S,
+        f"queued {n['queued_s']:.1f}s, run {n['run_s']:.1f}s (no step running {_n(n.get('outside_steps_s'), 1)}s), "
+        f"step {_n(n['step_s'], 2)}s")
+    add("userpath", "UI backfill end to end s (informational)", b["e2e_s"], "-", None,
+        f"run {b['run_s']:.1f}s, daemon overhead {b['daemon_overhead_s']:.1f}s")
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -186,6 +222,8 @@ def render(results: dict) -> str:
                   f"{c['full_universe_calls_seed_article']:,} calls on the full {scale['backfill_symbols']:,}-symbol "
                   f"backfill ({c['full_universe_quota_seed_article'][config.CONFIGURED_PLAN]['quota_minutes']:.0f} "
                   f"min at {config.CONFIGURED_PLAN})"]
+    if "userpath" in sc:
+        parts += render_userpath(sc["userpath"])
     t = results.get("targets") or []
     if t:
         parts += ["", "Targets (issue #3)",
@@ -193,3 +231,49 @@ def render(results: dict) -> str:
                          [[x["scenario"], x["metric"], _n(x["value"], 3) if isinstance(x["value"], float)
                            else _n(x["value"]), x["target"], x["status"], x["note"]] for x in t])]
     return "\n".join(parts)
+
+
+def render_userpath(u: dict) -> list[str]:
+    """Scenario 5's tables: the CLI, the UI backfill, the nightly, and the instance's latency settings."""
+    seed, c = u["seed_article"]["median"], u["comparison"]
+    cli_rows = []
+    for label, m in (("cli", u["cli"]["median"]), *((("cli large", u["large"]["median"]),) if "large" in u else ())):
+        cli_rows.append([label, _n(m["symbols"]), _n(m["sessions"]), _n(m["partitions"]), _n(m["bars_stored"]),
+                         _n(m["wall_s"], 1), _n(m["startup_s"], 1), _n(m["queued_s"], 1),
+                         _n(m.get("planned_events_s"), 1), _n(m["run_s"], 1), _n(m["step_s"], 1),
+                         _n(m.get("step_work_s"), 1), _n(m.get("materialization_events_s"), 1),
+                         _n(m["steps_s"], 1), _n(m["teardown_s"], 1), _n(m["events"])])
+    cli_rows.append(["seed article", _n(seed["symbols"]), _n(seed["sessions"]), "-", _n(seed["bars"]),
+                     _n(seed["wall_s"], 1), *["-"] * 10])
+    cli = u["cli"]["median"]
+    d = u["dev"]["median"]
+    b, n = d["backfill"], d["nightly"]
+    out = ["", "5. User path — separate processes against `python -m itick_sim` on loopback, fresh homes; "
+               "CLI = `dagster asset materialize --partition-range` (one single-run backfill)",
+           _table(["path", "symbols", "sessions", "partitions", "bars", "wall s", "to run s", "to start s",
+                   "planned ev s", "run s", "step s", "work s", "mat. ev s", "all steps s", "exit s", "events"],
+                  cli_rows),
+           f"   before it: securities {cli['securities_s']:.1f}s (`dagster asset materialize --select securities`); "
+           f"a fresh `import definitions` takes {cli['definitions_import_s']:.1f}s",
+           f"   CLI / seed article: {c['cli_wall_vs_seed']}x wall, seed {c['seed_bars_per_s_vs_cli']}x the bars/s; "
+           f"same window: {_n(c['same_window'])}, same bars: {_n(c['same_bars'])} ({c['cli_bars']:,} vs "
+           f"{c['seed_bars']:,})",
+           "",
+           f"   Under `dagster dev` (ready in {d['dev_ready_s']:.1f}s): UI backfill of the same range "
+           "(launchPartitionBackfill as the UI sends it), then the nightly's Materialize (launchRun)",
+           _table(["launch", "partitions", "runs", "end to end s", "pickup s", "to start s", "run s", "step s",
+                   "work s", "done seen s", "daemon overhead s", "events"],
+                  [["UI backfill", _n(b["partitions"]), _n(b["runs"]), _n(b["e2e_s"], 1), _n(b["pickup_s"], 1),
+                    _n(b["queued_s"], 1), _n(b["run_s"], 1), _n(b["step_s"], 1), _n(b.get("step_work_s"), 1),
+                    _n(b["completion_s"], 1), _n(b["daemon_overhead_s"], 1), _n(b["events"])],
+                   [f"nightly {n['partition']}", "1", "1", _n(n["launch_to_success_s"], 1), "-",
+                    _n(n["queued_s"], 1), _n(n["run_s"], 1), _n(n["step_s"], 1), _n(n.get("step_work_s"), 1),
+                    _n(n["seen_done_s"], 1), _n(round(n["launch_to_success_s"] - n["run_s"], 3), 1),
+                    _n(n["events"])]]),
+           "",
+           "   Instance settings that set the daemon/launch latency (this run's instance; read in "
+           "site-packages/dagster/...)",
+           _table(["setting", "value", "default", "dagster.yaml", "read in"],
+                  [[r["setting"], _n(r["value"]), r["default"], r["dagster_yaml"], r["read_in"]]
+                   for r in u["instance_settings"]])]
+    return out

@@ -73,3 +73,16 @@ def median_record(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 def ratio(numerator: float, denominator: float) -> float | None:
     return None if not denominator else numerator / denominator
+
+
+def union_seconds(intervals: Iterable[tuple[float, float]]) -> float:
+    """Total length covered by (start, end) intervals, overlaps counted once (runs of one backfill may overlap)."""
+    total, reach = 0.0, None
+    for start, end in sorted((s, e) for s, e in intervals if e > s):
+        if reach is None or start > reach:
+            total += end - start
+            reach = end
+        elif end > reach:
+            total += end - reach
+            reach = end
+    return total

@@ -9,6 +9,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from benchmarks.procs import install_termination_handlers
+
 
 def peak_rss_mb() -> float:
     """Peak resident set size of this process so far (ru_maxrss is KiB on Linux)."""
@@ -18,6 +20,7 @@ def peak_rss_mb() -> float:
 def main(argv: list[str]) -> int:
     payload = json.loads(argv[0])
     warnings.filterwarnings("ignore")
+    install_termination_handlers()  # SIGTERM from the runner (timeout, Ctrl-C) stops this run's children first
     from benchmarks.scenarios import RUNS  # imported here: the RSS before work includes the pipeline's imports
 
     func = RUNS[payload["kind"]]

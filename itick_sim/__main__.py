@@ -1,8 +1,9 @@
-"""python -m itick_sim --port N [--host 127.0.0.1] [--seed S] [--symbols N] [--regions US,HK] ..."""
+"""python -m itick_sim --port N [--host 127.0.0.1] [--seed S] [--symbols N] [--regions US,HK] [--history-start D] ..."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import ipaddress
 import json
 import sys
@@ -45,6 +46,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=SimSettings.seed)
     p.add_argument("--symbols", type=int, default=SimSettings.symbols_per_region, help="symbols per region")
     p.add_argument("--regions", default=",".join(SimSettings.regions))
+    p.add_argument("--history-start", type=dt.date.fromisoformat, default=SimSettings.history_start,
+                   help=f"first date of every series, YYYY-MM-DD (default {SimSettings.history_start}; "
+                        "not before a served region's calendar); long backfills need an earlier start")
     p.add_argument("--calls-per-minute", type=int, default=None, help="per-token quota (default unlimited)")
     p.add_argument("--token", action="append", default=None, help="accepted token (repeatable; default any)")
     faults = p.add_argument_group("fault injection (default off)")
@@ -66,6 +70,7 @@ def settings_from_args(args: argparse.Namespace) -> SimSettings:
         seed=args.seed,
         symbols_per_region=args.symbols,
         regions=tuple(r.strip().upper() for r in args.regions.split(",") if r.strip()),
+        history_start=args.history_start,
         calls_per_window=args.calls_per_minute,
         window_seconds=60.0,
         tokens=frozenset(args.token) if args.token else None,
@@ -83,10 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     if not _is_loopback(args.host) and not args.allow_remote:
         p.error(f"refusing to bind non-loopback host {args.host!r} (pass --allow-remote)")
     try:
-        settings = settings_from_args(args)
+        simulator = Simulator(settings_from_args(args))
     except (TypeError, ValueError) as exc:
         p.error(str(exc))
-    server = serve(Simulator(settings), host=args.host, port=args.port)
+    server = serve(simulator, host=args.host, port=args.port)
     print(server.url, flush=True)
     try:
         while True:

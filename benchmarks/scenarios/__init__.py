@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.scenarios import backfill, baseline, nightly, queries
+from benchmarks.scenarios import backfill, baseline, nightly, queries, userpath
 
 RUNS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "backfill": backfill.run,
     "nightly": nightly.run,
     "queries": queries.run,
     "baseline": baseline.run,
+    "userpath_cli": userpath.run_cli,
+    "userpath_dev": userpath.run_dev,
 }

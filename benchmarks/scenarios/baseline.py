@@ -6,18 +6,22 @@ code, one INSERT per bar and a commit per symbol. The only additions the article
 history at all: `limit=1000` (the API's maximum) and paging back through history with `et`, and a
 symbol list to iterate (one `/symbol/list` call, counted). Retries are not exercised: there is no quota
 on the simulator here, and the article's decorator only retries `None`, which `get_kline_data` never returns.
+The simulator runs in this process (`loopback`, sharing the GIL, as the suite always did) or in its own
+(`loopback-process`, as a user runs it and as the user-path comparison does).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from benchmarks.config import BACKFILL_REGION
-from benchmarks.scenarios.common import bench_home, session_window
+from benchmarks.scenarios.common import SEPARATE, bench_home, session_window, standalone_simulator
 from benchmarks.worker import peak_rss_mb
 
 try:  # the article's HTTP library; httpx.Client (keep-alive, so kinder to the baseline) if it is missing
@@ -86,23 +90,41 @@ def backfill_symbol(region, code, start_ms, limit=1000):
         et = min(k["t"] for k in page) - 1
 
 
+@contextlib.contextmanager
+def _simulator(transport: str, *, seed: int, region: str, universe: int) -> Iterator[tuple[str, Any]]:
+    """The simulator over loopback: in this process (`loopback`) or in its own (`loopback-process`, as a user
+    runs it and as the user-path scenario does). Yields its URL and a counters snapshot function (or None)."""
+    from itick_sim import SimSettings, Simulator, serve
+
+    if transport == SEPARATE:
+        with standalone_simulator(symbols=universe, seed=seed, regions=(region,)) as (url, _):
+            yield url, None
+        return
+    if transport != "loopback":
+        raise ValueError(f"unknown baseline transport {transport!r}")
+    sim = Simulator(SimSettings(seed=seed, regions=(region,), symbols_per_region=universe))
+    server = serve(sim)
+    try:
+        yield server.url, sim.counters.snapshot
+    finally:
+        server.close()
+
+
 def run(params: dict[str, Any]) -> dict[str, Any]:
     import httpx
     import pandas as pd
 
-    from itick_sim import SimSettings, Simulator, serve
     from ticklake import markets
 
     global BASE_URL, DB_PATH, _http
     region = params.get("region", BACKFILL_REGION)
+    transport = params.get("transport", "loopback")
     now = dt.datetime.now(dt.UTC)
     sessions = session_window(region, params["sessions"], now)
     start_ms = int(pd.Timestamp(sessions[0], tz=markets.market(region).timezone).value // 1_000_000)
-    sim = Simulator(SimSettings(seed=params["seed"], regions=(region,), symbols_per_region=params["universe"]))
-    server = serve(sim)
-    try:
+    with _simulator(transport, seed=params["seed"], region=region, universe=params["universe"]) as (url, counters):
         with bench_home(None) as home:
-            BASE_URL, DB_PATH = server.url, str(Path(home) / "market_data.db")
+            BASE_URL, DB_PATH = url, str(Path(home) / "market_data.db")
             _http = httpx.Client() if requests is None else None
             rss_before = peak_rss_mb()
             started = time.perf_counter()
@@ -120,15 +142,15 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
             db_mb = Path(DB_PATH).stat().st_size / 2**20
             if _http is not None:
                 _http.close()
-    finally:
-        server.close()
-    server_counts = sim.counters.snapshot()
+        server_requests = counters()["total"] if counters else None
     return {
-        "transport": "loopback",
+        "transport": transport,
         "http_client": "requests.get" if requests is not None else "httpx.Client",
         "region": region,
         "symbols": len(codes),
         "sessions": len(sessions),
+        "first_session": sessions[0].isoformat(),
+        "last_session": sessions[-1].isoformat(),
         "bars": bars,
         "bars_stored": stored,
         "tables": tables,
@@ -136,6 +158,6 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
         "wall_s": round(wall, 3),
         "bars_per_s": round(bars / wall, 1) if wall else None,
         "calls": calls,
-        "server_requests": server_counts["total"],
+        "server_requests": server_requests,
         "rss_before_mb": rss_before,
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import select
 import subprocess
 import sys
 import tempfile
@@ -140,18 +141,35 @@ def _separate_process(*, symbols: int, seed: int, regions: tuple[str, ...], home
                       calls_per_window: int | None) -> Iterator[Wiring]:
     from ticklake.itick.config import ITickConfig
 
+    with standalone_simulator(symbols=symbols, seed=seed, regions=regions,
+                              calls_per_window=calls_per_window) as (url, proc):
+        config = ITickConfig(base_url=url, token="bench", plan=plan, home=str(home))
+        yield Wiring(config, _RemoteSimulator(), url, ProcessClock(proc.pid))
+
+
+@contextlib.contextmanager
+def standalone_simulator(*, symbols: int, seed: int, regions: tuple[str, ...], calls_per_window: int | None = None,
+                         history_start: dt.date | None = None, log: Path | None = None
+                         ) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`python -m itick_sim --port 0` in its own interpreter (as a user runs it); yields its URL and process.
+
+    Its stderr goes to `log` (or nowhere) and is quoted when it fails to start; it is always stopped.
+    """
     cmd = [sys.executable, "-m", "itick_sim", "--port", "0", "--seed", str(seed), "--symbols", str(symbols),
            "--regions", ",".join(regions)]
     if calls_per_window is not None:
         cmd += ["--calls-per-minute", str(calls_per_window)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    if history_start is not None:
+        cmd += ["--history-start", history_start.isoformat()]
+    err = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below, after the process
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True,
                             cwd=Path(__file__).resolve().parents[2])
     try:
-        url = (proc.stdout.readline() if proc.stdout else "").strip()
+        url = _first_line(proc, timeout_s=60.0)
         if not url.startswith("http://"):
-            raise RuntimeError(f"the simulator process did not start (exit {proc.poll()})")
-        config = ITickConfig(base_url=url, token="bench", plan=plan, home=str(home))
-        yield Wiring(config, _RemoteSimulator(), url, ProcessClock(proc.pid))
+            why = log.read_text()[-2000:] if log and log.exists() else ""
+            raise RuntimeError(f"the simulator process did not start (exit {proc.poll()}): {' '.join(cmd)}\n{why}")
+        yield url, proc
     finally:
         proc.terminate()
         try:
@@ -159,6 +177,16 @@ def _separate_process(*, symbols: int, seed: int, regions: tuple[str, ...], home
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if log:
+            err.close()
+
+
+def _first_line(proc: subprocess.Popen, timeout_s: float) -> str:
+    """The first line the process prints, or "" if it exits or stays silent for `timeout_s`."""
+    if proc.stdout is None:
+        return ""
+    ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
+    return proc.stdout.readline().strip() if ready else ""
 
 
 @contextlib.contextmanager

@@ -306,3 +306,18 @@ def test_cli_refuses_remote_host():
 
     with pytest.raises(SystemExit):
         main(["--host", "0.0.0.0", "--port", "0"])
+
+
+def test_cli_history_start_reaches_the_settings_and_refuses_dates_before_the_calendars():
+    from itick_sim.__main__ import main, parser, settings_from_args
+
+    def parse(argv: list[str]) -> SimSettings:
+        return settings_from_args(parser().parse_args(argv))
+
+    settings = parse(["--port", "0", "--history-start", "1998-01-02", "--symbols", "5", "--regions", "us"])
+    assert settings.history_start == dt.date(1998, 1, 2)
+    assert settings.regions == ("US",)
+    assert settings.symbols_per_region == 5
+    assert parse(["--port", "0"]).history_start == SimSettings.history_start
+    with pytest.raises(SystemExit):  # XSHG is known from 1990-12-03 only
+        main(["--port", "0", "--regions", "SH", "--history-start", "1989-01-03"])
