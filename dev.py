@@ -100,6 +100,8 @@ def main(argv: list[str]) -> None:
     elif command == "ui":
         home = os.environ.get("DAGSTER_HOME") or str(ROOT / "data" / "dagster")
         Path(home).mkdir(parents=True, exist_ok=True)
+        if not (Path(home) / "dagster.yaml").exists():  # the embedded default's instance settings
+            shutil.copyfile(ROOT / "instance" / "dagster.yaml", Path(home) / "dagster.yaml")
         _run(BIN / "dagster", "dev", "-w", ROOT / "workspace.yaml", *rest, DAGSTER_HOME=home)
 
 

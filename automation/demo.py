@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -22,7 +23,7 @@ import dagster as dg
 from ticklake import markets, settings
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-INSTANCE_YAML = "telemetry:\n  enabled: false\n"
+INSTANCE_YAML = Path(__file__).resolve().parents[1] / "instance" / "dagster.yaml"  # the embedded default's settings
 
 
 def recent_months(region: str, count: int, now: dt.datetime) -> list[str]:
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     dagster_home = Path(os.environ["DAGSTER_HOME"])
     dagster_home.mkdir(parents=True, exist_ok=True)
     if not (dagster_home / "dagster.yaml").exists():
-        (dagster_home / "dagster.yaml").write_text(INSTANCE_YAML)
+        shutil.copyfile(INSTANCE_YAML, dagster_home / "dagster.yaml")
     from automation.jobs import run_partition_range
     from definitions import build_definitions
 

@@ -22,6 +22,7 @@ import collections
 import contextlib
 import datetime as dt
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -157,7 +158,7 @@ def prepare_home(home: Path, env: dict[str, str]) -> dict[str, str]:
 
     dagster_home = Path(env["DAGSTER_HOME"])
     dagster_home.mkdir(parents=True, exist_ok=True)
-    (dagster_home / "dagster.yaml").write_text(INSTANCE_YAML)
+    shutil.copyfile(INSTANCE_YAML, dagster_home / "dagster.yaml")
     merged = {**os.environ, **env}
     merged["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
     return merged
