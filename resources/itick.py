@@ -14,7 +14,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from ticklake.itick.client import ITickClient
-from ticklake.itick.config import ITickConfig, build_client, env_values
+from ticklake.itick.config import ITickConfig, build_client, check_config, env_values
 from ticklake.itick.source import ITickSource, open_source
 
 
@@ -84,6 +84,12 @@ class ITickResource(dg.ConfigurableResource):
 
     def source(self, tags: dict[str, str] | None = None) -> ITickSource:
         return open_source(self.config, tags, client=self.client())
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Refuse a bad token or plan while Dagster initialises the resource for a run, with the token's
+        value resolved: the run fails before any step starts, so nothing is requested, retried or audited, and
+        the message names ITICK_TOKEN and the rule, never the value."""
+        check_config(self.config)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._client is not None:

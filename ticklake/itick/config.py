@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-import re
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
@@ -22,34 +21,13 @@ from typing import Literal
 import httpx
 
 from ticklake import settings
-from ticklake.itick.client import AuditLog, ITickClient
+from ticklake.itick.client import AuditLog, ITickClient, check_token
 from ticklake.quota import SlidingWindowLimiter, calls_per_minute
 from ticklake.settings import ConfigError, env_choice, env_int, env_parsed
 
 ITICK_URL = "https://api.itick.org"
 EMBEDDED = "embedded://itick-sim"
 SIM_TOKEN = "embedded-simulator"
-# An HTTP header value ticklake will send: visible ASCII only. A token with a space, a line break (a trailing
-# newline from `echo` or a secrets file) or a control character is refused before any request is made.
-_TOKEN_RULE = re.compile(r"[\x21-\x7e]{1,512}")
-
-
-def check_token(token: str, variable: str = "ITICK_TOKEN") -> None:
-    """Refuse a token that cannot travel as the `token` header. The message never contains the token."""
-    if _TOKEN_RULE.fullmatch(token):
-        return
-    if any(c in token for c in "\r\n"):
-        why = "it contains a line break (often a trailing newline from a file or `echo`)"
-    elif any(c.isspace() for c in token):
-        why = "it contains whitespace"
-    elif len(token) > 512:
-        why = f"it is {len(token)} characters long (at most 512)"
-    else:
-        why = "it contains characters other than visible ASCII"
-    raise ConfigError(f"{variable} is not a valid iTick token: {why}. Tokens are 1-512 visible ASCII characters "
-                      "without spaces; the value is not shown here.")
-
-
 @dataclass(frozen=True)
 class ITickConfig:
     base_url: str | None = None
@@ -117,6 +95,26 @@ def _plan(text: str) -> str:
     return text
 
 
+def _rate(plan: str) -> int:
+    try:
+        return calls_per_minute(plan)
+    except ValueError as exc:
+        raise ConfigError(f"ITICK_PLAN={plan!r} is invalid: {exc}") from None
+
+
+def check_config(config: ITickConfig) -> None:
+    """Refuse what can be refused without a file or a request: the plan, a server without a token, a token that
+    cannot travel as a header. Run before anything else, so a bad value costs no request, retry or audit line,
+    and the token never reaches an error message."""
+    _rate(config.plan)
+    if config.endpoint == EMBEDDED:
+        return
+    if not config.token:
+        raise ConfigError("ITICK_BASE_URL is set but ITICK_TOKEN is not: the iTick API needs a token "
+                          "(unset ITICK_BASE_URL to use the embedded simulator)")
+    check_token(config.token)
+
+
 @lru_cache(maxsize=4)
 def embedded_simulator(symbols_per_region: int, seed: int, calls_per_minute: int, regions: tuple[str, ...]):
     """One in-process simulator per configuration and process (its calendars and series are cached)."""
@@ -128,20 +126,15 @@ def embedded_simulator(symbols_per_region: int, seed: int, calls_per_minute: int
 
 def build_client(config: ITickConfig, tags: dict[str, str] | None = None) -> ITickClient:
     """A quota-aware client for `config`: the embedded simulator, or HTTP with a checked token."""
-    try:
-        rate = calls_per_minute(config.plan)
-    except ValueError as exc:
-        raise ConfigError(f"ITICK_PLAN={config.plan!r} is invalid: {exc}") from None
+    check_config(config)
+    rate = _rate(config.plan)
     paths = config.paths
     transport: httpx.BaseTransport | None = None
     token = config.token
     if config.endpoint == EMBEDDED:
         sim = embedded_simulator(config.sim_symbols_per_region, config.sim_seed, rate, settings.regions())
         transport, token = httpx.WSGITransport(app=sim), SIM_TOKEN
-    elif not token:
-        raise ConfigError("ITICK_BASE_URL is set but ITICK_TOKEN is not: the iTick API needs a token "
-                          "(unset ITICK_BASE_URL to use the embedded simulator)")
-    check_token(token)
+    assert token is not None  # check_config refused a server without one
     account = hashlib.sha256(f"{config.endpoint}\0{token}".encode()).hexdigest()[:16]  # never the token itself
     paths.state.mkdir(parents=True, exist_ok=True)
     limiter = SlidingWindowLimiter(rate, config.window_seconds, margin_s=config.quota_margin_s,
