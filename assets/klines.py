@@ -18,7 +18,7 @@ from ticklake import markets
 from ticklake.dictionary import KLINES_DAILY, month_bounds
 from ticklake.ingest import DIFF_KEYS, IngestResult, PartitionReport, ingest_daily_bars, universe
 from ticklake.lake import Lake
-from ticklake.settings import env_parsed
+from ticklake.settings import max_missing_share
 from ticklake.sources import FetchReport
 from ticklake.warehouse import Warehouse
 
@@ -50,6 +50,7 @@ MAX_LISTED = 50
     ],
 )
 def klines_daily(context: dg.AssetExecutionContext, itick: ITickResource, storage: StorageResource):
+    missing_share_limit = max_missing_share()  # a bad TICKLAKE_MAX_MISSING_SHARE fails the step before any fetch
     lake, warehouse = storage.lake(), storage.warehouse()
     run_id = context.run.run_id
     source = itick.source(tags={"run_id": run_id, "asset": "klines_daily"})
@@ -72,7 +73,7 @@ def klines_daily(context: dg.AssetExecutionContext, itick: ITickResource, storag
                                          **snapshot_metadata(published)})
     yield _rows_check(results, warehouse)
     yield _coverage_check(results)
-    yield _answered_check(results)
+    yield _answered_check(results, missing_share_limit)
 
 
 def _refuse_if_nothing_closed(results: list[IngestResult]) -> None:
@@ -160,21 +161,9 @@ def _coverage_check(results: list[IngestResult]) -> dg.AssetCheckResult:
     )
 
 
-def max_missing_share() -> float:
-    """TICKLAKE_MAX_MISSING_SHARE: above this share of unanswered codes the answered-codes check is an error."""
-    def parse(text: str) -> float:
-        value = float(text)
-        if not 0 <= value <= 1:
-            raise ValueError
-        return value
-
-    return env_parsed("TICKLAKE_MAX_MISSING_SHARE", 0.05, parse, "must be a fraction from 0 to 1, e.g. 0.05")
-
-
-def _answered_check(results: list[IngestResult]) -> dg.AssetCheckResult:
+def _answered_check(results: list[IngestResult], limit: float) -> dg.AssetCheckResult:
     missing = sorted({(r.region, c) for r in results for c in r.missing})
     share = max((len(r.missing) / max(r.requested_codes, 1) for r in results), default=0.0)
-    limit = max_missing_share()
     severity = dg.AssetCheckSeverity.ERROR if share > limit else dg.AssetCheckSeverity.WARN
     return dg.AssetCheckResult(
         check_name=ANSWERED_CHECK, passed=not missing, severity=severity,
