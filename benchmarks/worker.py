@@ -6,7 +6,6 @@ import cProfile
 import json
 import resource
 import sys
-import warnings
 from pathlib import Path
 
 
@@ -17,7 +16,6 @@ def peak_rss_mb() -> float:
 
 def main(argv: list[str]) -> int:
     payload = json.loads(argv[0])
-    warnings.filterwarnings("ignore")
     from benchmarks.scenarios import RUNS  # imported here: the RSS before work includes the pipeline's imports
 
     func = RUNS[payload["kind"]]

@@ -159,6 +159,8 @@ def _separate_process(*, symbols: int, seed: int, regions: tuple[str, ...], home
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if proc.stdout:
+            proc.stdout.close()  # else the pipe is left to the garbage collector (a ResourceWarning)
 
 
 @contextlib.contextmanager
