@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import warnings
-
 import dagster as dg
 
-# Two beta APIs are used on purpose (single-run backfills; the region dimension mapping to `securities`);
-# their notices would print on every CLI run and every run worker's start.
-warnings.filterwarnings("ignore", message=r".*(backfill_policy|MultiToSingleDimensionPartitionMapping).*",
-                        category=dg.BetaWarning)
-
-from assets.klines import klines_daily  # noqa: E402
-from assets.securities import securities  # noqa: E402
-from automation.jobs import nightly_refresh, reference_refresh, warehouse_checks  # noqa: E402
-from automation.schedules import SCHEDULES  # noqa: E402
-from checks.asset_checks import ASSET_CHECKS  # noqa: E402
-from resources.itick import ITickResource  # noqa: E402
-from resources.storage import StorageResource  # noqa: E402
+from assets.klines import klines_daily
+from assets.securities import securities
+from automation.jobs import nightly_refresh, reference_refresh, warehouse_checks
+from automation.schedules import SCHEDULES
+from checks.asset_checks import ASSET_CHECKS
+from resources.itick import ITickResource
+from resources.storage import StorageResource
 
 
 def build_definitions(itick: ITickResource | None = None, storage: StorageResource | None = None) -> dg.Definitions:

@@ -15,7 +15,6 @@ import os
 import shutil
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -43,8 +42,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--months", type=int, default=2, help="months per region, the current one included "
                                                               "(default 2)")
     args = parser.parse_args(argv)
-    warnings.filterwarnings("ignore", category=dg.BetaWarning)
-    warnings.filterwarnings("ignore", category=UserWarning, module="dagster")
 
     paths = settings.Paths(settings.home())
     os.environ.setdefault("DAGSTER_HOME", str(paths.home / "dagster"))

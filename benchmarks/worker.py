@@ -6,7 +6,6 @@ import cProfile
 import json
 import resource
 import sys
-import warnings
 from pathlib import Path
 
 from benchmarks.procs import install_termination_handlers
@@ -19,7 +18,6 @@ def peak_rss_mb() -> float:
 
 def main(argv: list[str]) -> int:
     payload = json.loads(argv[0])
-    warnings.filterwarnings("ignore")
     install_termination_handlers()  # SIGTERM from the runner (timeout, Ctrl-C) stops this run's children first
     from benchmarks.scenarios import RUNS  # imported here: the RSS before work includes the pipeline's imports
 

@@ -156,25 +156,31 @@ def _build(name: str, early: bool) -> CalendarData:
         sessions = pd.bdate_range(CAL_FLOOR if early else COVERED_BY_ALL, HORIZON)
         mid = sessions.values.astype("datetime64[D]").astype("datetime64[ms]").astype(np.int64)
         return CalendarData(name, tz, sessions, mid + FX_OPEN_MIN * 60_000, mid + FX_CLOSE_MIN * 60_000)
-    with warnings.catch_warnings():  # exchange_calendars emits pandas deprecation noise
-        warnings.simplefilter("ignore")
-        return _build_xcal(name, tz, early)
+    return _build_xcal(name, tz, early)
+
+
+def _xcal(name: str, **bounds: pd.Timestamp):
+    """exchange_calendars' calendar. Building one raises pandas deprecations inside exchange_calendars' own code;
+    only those are silenced, only while it builds."""
+    import exchange_calendars as xcals
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # pandas' Pandas4Warning is one too
+        return xcals.get_calendar(name, **bounds)
 
 
 def _build_xcal(name: str, tz: str, early: bool) -> CalendarData:
-    import exchange_calendars as xcals
-
-    cls = type(xcals.get_calendar(name))
+    cls = type(_xcal(name))
     bound = cls.bound_max() if hasattr(cls, "bound_max") else None
     end = HORIZON if bound is None else min(HORIZON, pd.Timestamp(bound).date())
     start = COVERED_BY_ALL
     if early:
         first = cls.bound_min() if hasattr(cls, "bound_min") else None
         start = CAL_FLOOR if first is None else max(CAL_FLOOR, pd.Timestamp(first).date())
-    cal = xcals.get_calendar(name, start=pd.Timestamp(start), end=pd.Timestamp(end))
+    cal = _xcal(name, start=pd.Timestamp(start), end=pd.Timestamp(end))
     sessions = pd.DatetimeIndex(cal.sessions)
-    opens = cal.opens.dt.tz_convert("UTC").values.astype("datetime64[ms]").astype(np.int64)
-    closes = cal.closes.dt.tz_convert("UTC").values.astype("datetime64[ms]").astype(np.int64)
+    opens = pd.DatetimeIndex(cal.opens).as_unit("ms").asi8  # epoch ms (UTC) of the aware timestamps
+    closes = pd.DatetimeIndex(cal.closes).as_unit("ms").asi8
     if end < HORIZON:
         # Holidays are not recorded that far: extend with plain weekdays at the last known hours.
         last_open = cal.opens.iloc[-1].tz_convert(tz)

@@ -7,15 +7,15 @@ token and base URL as `EnvVar`s, so the UI and the run storage show the variable
 
 from __future__ import annotations
 
-import os
 from typing import Literal
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from ticklake.itick.client import ITickClient
-from ticklake.itick.config import ITickConfig, build_client, env_values
+from ticklake.itick.config import ITickConfig, build_client, check_config, env_values
 from ticklake.itick.source import ITickSource, open_source
+from ticklake.settings import env_secret, env_url
 
 
 class ITickResource(dg.ConfigurableResource):
@@ -59,9 +59,9 @@ class ITickResource(dg.ConfigurableResource):
     def from_env(cls, **overrides) -> ITickResource:
         """Build from ITICK_* variables (bad values name their variable); the token stays an EnvVar."""
         values: dict = env_values()
-        if os.environ.get("ITICK_BASE_URL"):
+        if env_url("ITICK_BASE_URL"):  # a bad URL is refused here, at definitions load, with its value
             values["base_url"] = dg.EnvVar("ITICK_BASE_URL")
-        if os.environ.get("ITICK_TOKEN"):
+        if env_secret("ITICK_TOKEN"):  # checked when a run builds the resource (setup_for_execution)
             values["token"] = dg.EnvVar("ITICK_TOKEN")
         return cls(**{**values, **overrides})
 
@@ -84,6 +84,12 @@ class ITickResource(dg.ConfigurableResource):
 
     def source(self, tags: dict[str, str] | None = None) -> ITickSource:
         return open_source(self.config, tags, client=self.client())
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Refuse a bad token, plan or URL while Dagster initialises the resource for a run, with the environment's
+        values resolved: the run fails before any step starts, so nothing is requested, retried or audited, and
+        the message names ITICK_TOKEN and the rule, never the value."""
+        check_config(self.config)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._client is not None:

@@ -23,6 +23,10 @@ class StorageResource(dg.ConfigurableResource):
     def paths(self) -> settings.Paths:
         return settings.Paths(Path(self.home).resolve() if self.home else settings.home())
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Resolve the home (TICKLAKE_HOME) while the run initialises, so a bad value fails it before any step."""
+        self.paths  # noqa: B018 - a file where the home directory should be is a ConfigError naming the variable
+
     def lake(self) -> Lake:
         return Lake(self.paths.lake)
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import warnings
 from collections.abc import Callable, Iterator
 
-import dagster as dg
 import pytest
 
 from itick_sim import SimServer, SimSettings, Simulator, serve
@@ -16,8 +14,6 @@ from resources.storage import StorageResource
 # A frozen clock keeps every simulated series and every "last completed session" reproducible.
 FROZEN_NOW = dt.datetime(2024, 6, 28, 23, 0, tzinfo=dt.UTC)
 TOKEN = "test-token-not-a-secret"
-
-warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 
 @pytest.fixture

@@ -104,10 +104,18 @@ def _calendar_from(region: str, start: dt.date) -> xcals.ExchangeCalendar:
                  f"exchange_calendars knows {name} only from {first}")
         raise CalendarRangeError(
             f"{start} is before the first known {name} ({region}) session, {cal.first_session.date()} "
-            f"({known}); set TICKLAKE_START_DATE on or after {cal.first_session.date()} and ask for no earlier "
-            "dates"
+            f"({known}); set TICKLAKE_START_DATE on or after {earliest_start(region)} (partitions are whole "
+            "months) and ask for no earlier dates"
         )
     return cal
+
+
+def earliest_start(region: str) -> dt.date:
+    """The earliest TICKLAKE_START_DATE `region` supports: the first day of the first month its calendar knows
+    whole. Partitions are whole months, so a start inside a month that begins before the calendar's coverage
+    (XSHG: known from 1990-12-03) would create a partition no run can fetch."""
+    first = coverage_start(market(region).calendar)
+    return first if first.day == 1 else (first.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
 
 
 def _covering(region: str, start: dt.date, end: dt.date) -> xcals.ExchangeCalendar:

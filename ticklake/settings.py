@@ -12,7 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
+from ticklake import markets
 from ticklake.markets import DEFAULT_REGIONS, MARKETS
 
 T = TypeVar("T")
@@ -86,8 +88,15 @@ def env_choice(name: str, default: str, choices: Sequence[str]) -> str:
     return env_parsed(name, default, parse, f"must be one of {', '.join(choices)}")
 
 
-def env_date(name: str, default: dt.date) -> dt.date:
-    return env_parsed(name, default, dt.date.fromisoformat, "must be a date written YYYY-MM-DD")
+def env_date(name: str, default: dt.date, *, latest: dt.date | None = None) -> dt.date:
+    def parse(text: str) -> dt.date:
+        day = dt.date.fromisoformat(text)
+        if latest is not None and day > latest:
+            raise ValueError
+        return day
+
+    rule = "must be a date written YYYY-MM-DD" + (f", not after {latest}" if latest is not None else "")
+    return env_parsed(name, default, parse, rule)
 
 
 def _bounds(minimum: int | None, maximum: int | None) -> str:
@@ -98,24 +107,92 @@ def _bounds(minimum: int | None, maximum: int | None) -> str:
     return f" <= {maximum}" if maximum is not None else ""
 
 
+def env_fraction(name: str, default: float) -> float:
+    def parse(text: str) -> float:
+        value = float(text)
+        if not 0 <= value <= 1:  # also refuses nan
+            raise ValueError
+        return value
+
+    return env_parsed(name, default, parse, "must be a fraction from 0 to 1, e.g. 0.05")
+
+
+URL_RULE = "must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8765"
+
+
+def is_http_url(text: str) -> bool:
+    """An http(s) URL with a host and, if any, a numeric port: what httpx can send a request to."""
+    try:
+        url = urlsplit(text)
+        url.port  # noqa: B018 - raises ValueError for a port that is not a number from 0 to 65535
+    except ValueError:
+        return False
+    return url.scheme in ("http", "https") and bool(url.hostname)
+
+
+def env_url(name: str) -> str | None:
+    """An http(s) URL (`is_http_url`), or None when unset. Not a secret, so a bad value is shown."""
+
+    def parse(text: str) -> str:
+        if not is_http_url(text):
+            raise ValueError
+        return text
+
+    return env_parsed(name, None, parse, URL_RULE)
+
+
+def env_secret(name: str) -> str | None:
+    """The raw value (never stripped: a stray newline is the holder's mistake to see, not ours to hide), or None
+    when unset or empty. It is checked where it is used and never shown in any message."""
+    return os.environ.get(name) or None
+
+
 def home() -> Path:
-    """TICKLAKE_HOME, default ./data (relative to the working directory)."""
-    return Path(os.environ.get("TICKLAKE_HOME") or "data").resolve()
+    """TICKLAKE_HOME, default ./data (relative to the working directory); created when missing."""
+
+    def parse(text: str) -> Path:
+        path = Path(text).expanduser().resolve()
+        if path.exists() and not path.is_dir():
+            raise ValueError
+        return path
+
+    return env_parsed("TICKLAKE_HOME", Path("data").resolve(), parse,
+                      "must be a directory (created when missing), not a file")
 
 
 def regions() -> tuple[str, ...]:
     """TICKLAKE_REGIONS (comma-separated), default US,HK,SH,JP; each must be a known market."""
-    raw = _raw("TICKLAKE_REGIONS")
-    if raw is None:
-        return DEFAULT_REGIONS
-    chosen = tuple(dict.fromkeys(r.strip().upper() for r in raw.split(",") if r.strip()))
-    unknown = [r for r in chosen if r not in MARKETS]
-    if unknown or not chosen:
-        raise ConfigError(f"TICKLAKE_REGIONS={raw!r} is invalid: must be a comma-separated list of "
-                          f"{', '.join(sorted(MARKETS))}" + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
-    return chosen
+
+    def parse(text: str) -> tuple[str, ...]:
+        chosen = tuple(dict.fromkeys(r.strip().upper() for r in text.split(",") if r.strip()))
+        if not chosen or any(r not in MARKETS for r in chosen):
+            raise ValueError
+        return chosen
+
+    return env_parsed("TICKLAKE_REGIONS", DEFAULT_REGIONS, parse,
+                      f"must be a comma-separated list of {', '.join(sorted(MARKETS))}")
 
 
 def start_date() -> dt.date:
-    """TICKLAKE_START_DATE: the first month partition is the month holding this date (default 2016-01-01)."""
-    return env_date("TICKLAKE_START_DATE", dt.date(2016, 1, 1))
+    """TICKLAKE_START_DATE: the first month partition is the month holding this date (default 2016-01-01).
+
+    Refused when that month starts before a configured region's calendar knows it whole (every partition of
+    every region must be fetchable), or lies in the future (there would be no partition to run)."""
+    start = env_date("TICKLAKE_START_DATE", dt.date(2016, 1, 1), latest=dt.date.today())
+    month = start.replace(day=1)
+    if month >= markets.RECENT_START:  # every calendar knows these: no calendar is built for the common case
+        return start
+    for region in regions():
+        earliest = markets.earliest_start(region)
+        if month < earliest:
+            raise ConfigError(
+                f"TICKLAKE_START_DATE={start.isoformat()!r} is invalid with region {region} in TICKLAKE_REGIONS: "
+                f"its month starts before the {markets.market(region).calendar} calendar is known (partitions are "
+                f"whole months); set TICKLAKE_START_DATE on or after {earliest}, or leave {region} out"
+            )
+    return start
+
+
+def max_missing_share() -> float:
+    """TICKLAKE_MAX_MISSING_SHARE: above this share of unanswered codes the answered-codes check is an error."""
+    return env_fraction("TICKLAKE_MAX_MISSING_SHARE", 0.05)

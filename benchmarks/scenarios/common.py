@@ -179,6 +179,8 @@ def standalone_simulator(*, symbols: int, seed: int, regions: tuple[str, ...], c
             proc.wait()
         if log:
             err.close()
+        if proc.stdout:
+            proc.stdout.close()  # else the pipe is left to the garbage collector (a ResourceWarning)
 
 
 def _first_line(proc: subprocess.Popen, timeout_s: float) -> str:

@@ -219,30 +219,6 @@ def test_quick_start_demo_runs_on_the_embedded_simulator(tmp_path):
     assert "Try (reconnect" in out.stdout
 
 
-def test_the_token_never_reaches_logs_metadata_or_files(make_server, home, monkeypatch):
-    from resources.itick import ITickResource
-    from resources.storage import StorageResource
-
-    secret = "tok-3f9a7c1e5b2d4a6c8e0f1a2b3c4d5e6f"
-    server = make_server(tokens=frozenset({secret}))
-    monkeypatch.setenv("ITICK_TOKEN", secret)
-    monkeypatch.setenv("ITICK_BASE_URL", server.url)
-    resources = {"itick": ITickResource.from_env(plan="100000", home=str(home)),
-                 "storage": StorageResource(home=str(home))}
-    instance = dg.DagsterInstance.ephemeral()
-    result = _run(resources, "US", markets.sessions("US", dt.date(2024, 6, 24), dt.date(2024, 6, 28)),
-                  instance=instance)
-    assert result.success
-    assert server.simulator.counters.by_status.get(200, 0) == server.simulator.counters.total  # it authenticated
-    logs = [str(e) for e in instance.all_logs(result.run_id)]
-    assert logs
-    assert not any(secret in line for line in logs)
-    stored = [p.read_bytes() for p in home.rglob("*") if p.is_file()]
-    assert stored
-    assert not any(secret.encode() in blob for blob in stored)
-    assert secret not in repr(resources["itick"])
-
-
 def test_a_session_that_has_not_closed_is_not_written_as_empty(make_server, resources_for, home):
     from ticklake.ingest import ingest_daily_bars, refresh_securities, universe
 

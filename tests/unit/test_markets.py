@@ -33,20 +33,26 @@ def test_a_span_across_2000_matches_exchange_calendars_from_its_first_session(re
 
 
 @pytest.mark.parametrize(
-    ("region", "day", "first"),
-    [("SH", dt.date(1985, 6, 3), "1990-12-03"), ("US", dt.date(1969, 12, 31), "1970-01-02"),
-     ("JP", dt.date(1996, 12, 30), "1997-01-06"), ("HK", dt.date(1959, 12, 31), "1960-01-01")],
+    ("region", "day", "first", "earliest"),
+    [("SH", dt.date(1985, 6, 3), "1990-12-03", "1991-01-01"),  # 1990-12 holds days before XSHG is known
+     ("US", dt.date(1969, 12, 31), "1970-01-02", "1970-01-01"),
+     ("JP", dt.date(1996, 12, 30), "1997-01-06", "1997-01-01"),
+     ("HK", dt.date(1959, 12, 31), "1960-01-01", "1960-01-01")],
 )
-def test_a_date_before_coverage_is_an_error_naming_the_first_session_and_the_fix(region, day, first):
+def test_a_date_before_coverage_is_an_error_naming_the_first_session_and_the_fix(region, day, first, earliest):
     name = markets.market(region).calendar
-    fix = f"set TICKLAKE_START_DATE on or after {first}"
+    fix = f"set TICKLAKE_START_DATE on or after {earliest} (partitions are whole months)"
     for call in (lambda: markets.sessions(region, day, dt.date(2001, 1, 1)),
                  lambda: markets.is_session(region, day),
                  lambda: markets.last_completed_session(region, dt.datetime.combine(day, dt.time(23), dt.UTC))):
         with pytest.raises(markets.CalendarRangeError) as err:
             call()
-        assert f"{name} ({region})" in str(err.value)
+        assert f"{name} ({region}) session, {first}" in str(err.value)
         assert fix in str(err.value)
+    start = dt.date.fromisoformat(earliest)
+    assert markets.earliest_start(region) == start
+    whole_month = markets.sessions(region, start, start + dt.timedelta(days=30))  # the advised month is fetchable
+    assert whole_month[0] >= dt.date.fromisoformat(first)
 
 
 def test_early_sessions_and_completed_sessions_near_2000():

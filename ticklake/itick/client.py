@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -24,6 +25,7 @@ from ticklake.itick.errors import (
     InvalidSymbolError,
     ITickAuthError,
     ITickError,
+    ITickLocalError,
     ITickProtocolError,
     ITickQuotaError,
     ITickRequestError,
@@ -31,6 +33,7 @@ from ticklake.itick.errors import (
     ITickUnknownSymbolError,
 )
 from ticklake.quota import SlidingWindowLimiter
+from ticklake.settings import ConfigError
 from ticklake.sources import FetchReport
 from ticklake.symbols import SYMBOL_RULE, invalid_symbols, shown
 
@@ -38,6 +41,26 @@ RATE_LIMIT_MESSAGE = "your request is too much"
 _LISTED_BAD_CODES = 3
 _AUTH_MARKERS = ("E002", "auth failed")
 _UNKNOWN_MARKERS = ("E001", "not found this produce")
+# An HTTP header value ticklake will send: visible ASCII only. A token with a space, a line break (a trailing
+# newline from `echo` or a secrets file) or a control character is refused before any request is made: httpx
+# would only fail while sending, with the value in its message ("Illegal header value b'...'").
+_TOKEN_RULE = re.compile(r"[\x21-\x7e]{1,512}")
+
+
+def check_token(token: str, variable: str = "ITICK_TOKEN") -> None:
+    """Refuse a token that cannot travel as the `token` header. The message never contains the token."""
+    if _TOKEN_RULE.fullmatch(token):
+        return
+    if any(c in token for c in "\r\n"):
+        why = "it contains a line break (often a trailing newline from a file or `echo`)"
+    elif any(c.isspace() for c in token):
+        why = "it contains whitespace"
+    elif len(token) > 512:
+        why = f"it is {len(token)} characters long (at most 512)"
+    else:
+        why = "it contains characters other than visible ASCII"
+    raise ConfigError(f"{variable} is not a valid iTick token: {why}. Tokens are 1-512 visible ASCII characters "
+                      "without spaces; the value is not shown here.")
 
 
 @dataclass
@@ -94,6 +117,7 @@ class ITickClient:
     ):
         if not token:
             raise ITickAuthError("no iTick token: set ITICK_TOKEN (or unset ITICK_BASE_URL to use the simulator)")
+        check_token(token)
         self.base_url = base_url.rstrip("/")
         self.limiter = limiter
         self.max_retries, self.backoff_base_s, self.backoff_max_s = max_retries, backoff_base_s, backoff_max_s
@@ -160,6 +184,13 @@ class ITickClient:
                 if attempts > self.max_retries:
                     break
                 self._sleep(self._backoff(attempts, exc.retry_after))
+            except httpx.LocalProtocolError:
+                # Raised before anything is sent (h11 refuses a header value): retrying cannot help, and the
+                # exception's text quotes the value, which may be the token, so it is neither kept nor chained.
+                status, error = None, ITickLocalError(
+                    f"{path}: the request was not sent: HTTP does not allow one of its header values (the value "
+                    "is not shown; check ITICK_TOKEN)", endpoint=path)
+                break
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 status = None
                 error = ITickServerError(

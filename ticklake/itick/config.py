@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
-import re
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
@@ -22,34 +20,13 @@ from typing import Literal
 import httpx
 
 from ticklake import settings
-from ticklake.itick.client import AuditLog, ITickClient
+from ticklake.itick.client import AuditLog, ITickClient, check_token
 from ticklake.quota import SlidingWindowLimiter, calls_per_minute
-from ticklake.settings import ConfigError, env_choice, env_int, env_parsed
+from ticklake.settings import ConfigError, env_choice, env_int, env_parsed, env_secret, env_url
 
 ITICK_URL = "https://api.itick.org"
 EMBEDDED = "embedded://itick-sim"
 SIM_TOKEN = "embedded-simulator"
-# An HTTP header value ticklake will send: visible ASCII only. A token with a space, a line break (a trailing
-# newline from `echo` or a secrets file) or a control character is refused before any request is made.
-_TOKEN_RULE = re.compile(r"[\x21-\x7e]{1,512}")
-
-
-def check_token(token: str, variable: str = "ITICK_TOKEN") -> None:
-    """Refuse a token that cannot travel as the `token` header. The message never contains the token."""
-    if _TOKEN_RULE.fullmatch(token):
-        return
-    if any(c in token for c in "\r\n"):
-        why = "it contains a line break (often a trailing newline from a file or `echo`)"
-    elif any(c.isspace() for c in token):
-        why = "it contains whitespace"
-    elif len(token) > 512:
-        why = f"it is {len(token)} characters long (at most 512)"
-    else:
-        why = "it contains characters other than visible ASCII"
-    raise ConfigError(f"{variable} is not a valid iTick token: {why}. Tokens are 1-512 visible ASCII characters "
-                      "without spaces; the value is not shown here.")
-
-
 @dataclass(frozen=True)
 class ITickConfig:
     base_url: str | None = None
@@ -73,11 +50,7 @@ class ITickConfig:
     @classmethod
     def from_env(cls, **overrides) -> ITickConfig:
         """The ITICK_* and TICKLAKE_* variables; each bad value is a ConfigError naming its variable."""
-        values = {
-            "base_url": os.environ.get("ITICK_BASE_URL") or None,
-            "token": os.environ.get("ITICK_TOKEN") or None,
-            **env_values(),
-        }
+        values = {"base_url": env_url("ITICK_BASE_URL"), "token": env_secret("ITICK_TOKEN"), **env_values()}
         return cls(**{**values, **overrides})
 
     @classmethod
@@ -99,22 +72,62 @@ class ITickConfig:
         return settings.Paths(Path(self.home) if self.home else settings.home())
 
 
+# The ITickConfig / ITickResource field each tuning variable sets. Kept apart from the readers below so that a
+# traceback of a bad value shows the variable users set, never a field name they never wrote.
+ENV_FIELDS = {
+    "ITICK_PLAN": "plan",
+    "ITICK_MAX_CODES": "max_codes_per_call",
+    "ITICK_BAR_TIME": "bar_time_convention",
+    "TICKLAKE_FETCH_PROCESSES": "fetch_processes",
+    "TICKLAKE_SIM_SYMBOLS": "sim_symbols_per_region",
+    "TICKLAKE_SIM_SEED": "sim_seed",
+}
+PLAN_RULE = "must be free, base, pro, premium or a positive whole number of calls per minute"
+
+
 def env_values() -> dict:
-    """The tuning knobs users set through the environment (README, Configuration), validated."""
+    """The tuning knobs users set through the environment (README, Configuration), validated, by field name."""
+    return {ENV_FIELDS[variable]: value for variable, value in _env_knobs().items()}
+
+
+def _env_knobs() -> dict[str, object]:
+    # Ranges match the resource's pydantic bounds (or lie within them): a value accepted here is never refused
+    # later under a field name.
     return {
-        "plan": env_parsed("ITICK_PLAN", "base", _plan, "must be free, base, pro, premium or a positive number "
-                                                        "of calls per minute"),
-        "max_codes_per_call": env_int("ITICK_MAX_CODES", 50, minimum=1, maximum=1000),
-        "bar_time_convention": env_choice("ITICK_BAR_TIME", "exchange_local", ("exchange_local", "utc")),
-        "fetch_processes": env_int("TICKLAKE_FETCH_PROCESSES", 0, minimum=0, maximum=16),
-        "sim_symbols_per_region": env_int("TICKLAKE_SIM_SYMBOLS", 20, minimum=1, maximum=100_000),
-        "sim_seed": env_int("TICKLAKE_SIM_SEED", 20240101, minimum=0),
+        "ITICK_PLAN": env_parsed("ITICK_PLAN", "base", _plan, PLAN_RULE),
+        "ITICK_MAX_CODES": env_int("ITICK_MAX_CODES", 50, minimum=1, maximum=1000),
+        "ITICK_BAR_TIME": env_choice("ITICK_BAR_TIME", "exchange_local", ("exchange_local", "utc")),
+        "TICKLAKE_FETCH_PROCESSES": env_int("TICKLAKE_FETCH_PROCESSES", 0, minimum=0, maximum=16),
+        "TICKLAKE_SIM_SYMBOLS": env_int("TICKLAKE_SIM_SYMBOLS", 20, minimum=1, maximum=100_000),
+        "TICKLAKE_SIM_SEED": env_int("TICKLAKE_SIM_SEED", 20240101, minimum=0),
     }
 
 
 def _plan(text: str) -> str:
     calls_per_minute(text)  # raises ValueError for anything but a plan name or a positive number
     return text
+
+
+def _rate(plan: str) -> int:
+    try:
+        return calls_per_minute(plan)
+    except ValueError:
+        raise ConfigError(f"ITICK_PLAN={plan!r} is invalid: {PLAN_RULE}") from None
+
+
+def check_config(config: ITickConfig) -> None:
+    """Refuse what can be refused without a file or a request: the plan, a server without a token, a token that
+    cannot travel as a header. Run before anything else, so a bad value costs no request, retry or audit line,
+    and the token never reaches an error message."""
+    _rate(config.plan)
+    if config.endpoint == EMBEDDED:
+        return
+    if not settings.is_http_url(config.endpoint):
+        raise ConfigError(f"ITICK_BASE_URL={config.endpoint!r} is invalid: {settings.URL_RULE}")
+    if not config.token:
+        raise ConfigError("ITICK_BASE_URL is set but ITICK_TOKEN is not: the iTick API needs a token "
+                          "(unset ITICK_BASE_URL to use the embedded simulator)")
+    check_token(config.token)
 
 
 @lru_cache(maxsize=4)
@@ -128,20 +141,15 @@ def embedded_simulator(symbols_per_region: int, seed: int, calls_per_minute: int
 
 def build_client(config: ITickConfig, tags: dict[str, str] | None = None) -> ITickClient:
     """A quota-aware client for `config`: the embedded simulator, or HTTP with a checked token."""
-    try:
-        rate = calls_per_minute(config.plan)
-    except ValueError as exc:
-        raise ConfigError(f"ITICK_PLAN={config.plan!r} is invalid: {exc}") from None
+    check_config(config)
+    rate = _rate(config.plan)
     paths = config.paths
     transport: httpx.BaseTransport | None = None
     token = config.token
     if config.endpoint == EMBEDDED:
         sim = embedded_simulator(config.sim_symbols_per_region, config.sim_seed, rate, settings.regions())
         transport, token = httpx.WSGITransport(app=sim), SIM_TOKEN
-    elif not token:
-        raise ConfigError("ITICK_BASE_URL is set but ITICK_TOKEN is not: the iTick API needs a token "
-                          "(unset ITICK_BASE_URL to use the embedded simulator)")
-    check_token(token)
+    assert token is not None  # check_config refused a server without one
     account = hashlib.sha256(f"{config.endpoint}\0{token}".encode()).hexdigest()[:16]  # never the token itself
     paths.state.mkdir(parents=True, exist_ok=True)
     limiter = SlidingWindowLimiter(rate, config.window_seconds, margin_s=config.quota_margin_s,

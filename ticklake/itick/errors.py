@@ -31,6 +31,11 @@ class ITickServerError(ITickError):
     """5xx, timeouts or connection failures that outlived the retries."""
 
 
+class ITickLocalError(ITickError):
+    """The request could not even be sent (e.g. a header value HTTP forbids). Nothing reached the source; not
+    retried."""
+
+
 class ITickProtocolError(ITickError):
     """The answer was not the documented envelope {code, msg, data}."""
 

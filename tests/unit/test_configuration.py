@@ -1,0 +1,184 @@
+"""Every environment variable README documents is read through `ticklake.settings`' helpers: a bad value is a
+ConfigError naming the variable, the value (never a secret's) and the rule, where the variable is read."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from resources.itick import ITickResource
+from resources.storage import StorageResource
+from ticklake import settings
+from ticklake.itick.config import ENV_FIELDS, check_config
+from ticklake.settings import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "tok-51c0e9a7d2b4 f68e"  # a space: not a valid token
+
+
+def _run_start(resource: Callable[[], dg.ConfigurableResource]) -> Callable[[], None]:
+    """Initialise the resource as a run does (EnvVars resolved, `setup_for_execution` called) and raise what
+    Dagster reports as the cause."""
+
+    def initialise() -> None:
+        try:
+            with dg.build_resources({"resource": resource()}):
+                pass
+        except dg.DagsterResourceFunctionError as exc:
+            raise exc.__cause__ from None
+
+    return initialise
+
+
+def _home_file(tmp_path: Path) -> str:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    return str(blocker)
+
+
+# Where each variable is read: definitions load (ITickResource.from_env, assets/partitions.py) or run start
+# (resource initialisation, the klines step's first line).
+READERS: dict[str, Callable[[], object]] = {
+    "ITICK_TOKEN": _run_start(ITickResource.from_env),
+    "ITICK_BASE_URL": ITickResource.from_env,
+    "ITICK_PLAN": ITickResource.from_env,
+    "ITICK_MAX_CODES": ITickResource.from_env,
+    "ITICK_BAR_TIME": ITickResource.from_env,
+    "TICKLAKE_HOME": _run_start(StorageResource),
+    "TICKLAKE_REGIONS": settings.regions,
+    "TICKLAKE_START_DATE": settings.start_date,
+    "TICKLAKE_FETCH_PROCESSES": ITickResource.from_env,
+    "TICKLAKE_SIM_SYMBOLS": ITickResource.from_env,
+    "TICKLAKE_SIM_SEED": ITickResource.from_env,
+    "TICKLAKE_MAX_MISSING_SHARE": settings.max_missing_share,
+}
+
+BAD_VALUES = [
+    ("ITICK_TOKEN", SECRET, "visible ASCII characters without spaces"),
+    ("ITICK_BASE_URL", "127.0.0.1:8765", "http:// or https:// URL"),
+    ("ITICK_BASE_URL", "ftp://example.org", "http:// or https:// URL"),
+    ("ITICK_BASE_URL", "http://host:port", "http:// or https:// URL"),
+    ("ITICK_PLAN", "gold", "free, base, pro, premium or a positive whole number"),
+    ("ITICK_PLAN", "0", "free, base, pro, premium or a positive whole number"),
+    ("ITICK_PLAN", "1.5", "free, base, pro, premium or a positive whole number"),
+    ("ITICK_MAX_CODES", "abc", "whole number from 1 to 1000"),
+    ("ITICK_MAX_CODES", "0", "whole number from 1 to 1000"),
+    ("ITICK_MAX_CODES", "1001", "whole number from 1 to 1000"),
+    ("ITICK_MAX_CODES", "5000", "whole number from 1 to 1000"),
+    ("ITICK_BAR_TIME", "local", "one of exchange_local, utc"),
+    ("TICKLAKE_HOME", _home_file, "must be a directory"),
+    ("TICKLAKE_REGIONS", "US,XX", "comma-separated list of DE, GB, HK, JP, SG, SH, SZ, US"),
+    ("TICKLAKE_REGIONS", ",", "comma-separated list of"),
+    ("TICKLAKE_START_DATE", "2024-13-01", "date written YYYY-MM-DD"),
+    ("TICKLAKE_START_DATE", "yesterday", "date written YYYY-MM-DD"),
+    ("TICKLAKE_START_DATE", f"{dt.date.today().year + 1}-01-01", "not after"),
+    ("TICKLAKE_FETCH_PROCESSES", "-1", "whole number from 0 to 16"),
+    ("TICKLAKE_FETCH_PROCESSES", "17", "whole number from 0 to 16"),
+    ("TICKLAKE_SIM_SYMBOLS", "0", "whole number from 1 to 100000"),
+    ("TICKLAKE_SIM_SEED", "-1", "whole number >= 0"),
+    ("TICKLAKE_SIM_SEED", "0x10", "whole number >= 0"),
+    ("TICKLAKE_MAX_MISSING_SHARE", "2", "fraction from 0 to 1"),
+    ("TICKLAKE_MAX_MISSING_SHARE", "-0.1", "fraction from 0 to 1"),
+    ("TICKLAKE_MAX_MISSING_SHARE", "nan", "fraction from 0 to 1"),
+    ("TICKLAKE_MAX_MISSING_SHARE", "5%", "fraction from 0 to 1"),
+]
+
+
+def _documented() -> set[str]:
+    """The variables in README's "Configuration (environment)" table."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Configuration (environment)", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
+    return {name for cell in rows for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", cell)}
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch):
+    """Each case sets one variable; the rest keep their defaults."""
+    for name in READERS:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_every_documented_variable_has_a_reader_and_a_bad_value_case():
+    assert _documented() == set(READERS)
+    assert {name for name, _, _ in BAD_VALUES} == set(READERS)
+
+
+@pytest.mark.parametrize(("variable", "value", "rule"), BAD_VALUES,
+                         ids=[f"{n}={v if isinstance(v, str) else 'file'}" for n, v, _ in BAD_VALUES])
+def test_a_bad_value_names_the_variable_the_value_and_the_rule(monkeypatch, tmp_path, variable, value, rule):
+    value = value if isinstance(value, str) else value(tmp_path)
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as err:
+        READERS[variable]()
+    message = str(err.value)
+    assert variable in message
+    assert rule in message
+    if variable == "ITICK_TOKEN":
+        assert value not in message  # a secret is never shown, not even to say it is wrong
+        assert value[:12] not in message
+    else:
+        assert repr(value) in message
+    assert not set(ENV_FIELDS.values()) & set(re.findall(r"\w+", message))  # never a field name
+
+
+# The extremes each variable accepts. The resource's pydantic bounds must accept them too, or a value the
+# environment allowed would be refused later under a field name nobody set.
+EDGES = {
+    "ITICK_PLAN": ("1", "premium", "999999"),
+    "ITICK_MAX_CODES": ("1", "1000"),
+    "ITICK_BAR_TIME": ("exchange_local", "utc"),
+    "TICKLAKE_FETCH_PROCESSES": ("0", "16"),
+    "TICKLAKE_SIM_SYMBOLS": ("1", "100000"),
+    "TICKLAKE_SIM_SEED": ("0", str(2**64)),
+}
+
+
+def test_every_accepted_value_is_accepted_by_the_resource_too(monkeypatch):
+    assert set(EDGES) == set(ENV_FIELDS)
+    for variable, values in EDGES.items():
+        for value in values:
+            monkeypatch.setenv(variable, value)
+            resource = ITickResource.from_env()  # pydantic validates the fields here
+            assert str(getattr(resource, ENV_FIELDS[variable])) == value
+            check_config(resource.config)
+
+
+def test_a_start_date_before_a_regions_calendar_names_the_month_to_start_from(monkeypatch):
+    monkeypatch.setenv("TICKLAKE_REGIONS", "US,SH")
+    monkeypatch.setenv("TICKLAKE_START_DATE", "1985-01-01")
+    with pytest.raises(ConfigError, match=r"TICKLAKE_START_DATE='1985-01-01' is invalid with region SH in "
+                                          r"TICKLAKE_REGIONS.*on or after 1991-01-01, or leave SH out"):
+        settings.start_date()
+    monkeypatch.setenv("TICKLAKE_START_DATE", "1990-12-03")  # XSHG's first session, but its month starts earlier
+    with pytest.raises(ConfigError, match="on or after 1991-01-01"):
+        settings.start_date()
+    monkeypatch.setenv("TICKLAKE_START_DATE", "1991-01-15")
+    assert settings.start_date() == dt.date(1991, 1, 15)
+    monkeypatch.setenv("TICKLAKE_REGIONS", "US")
+    monkeypatch.setenv("TICKLAKE_START_DATE", "1985-01-01")
+    assert settings.start_date() == dt.date(1985, 1, 1)
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({"ITICK_MAX_CODES": "abc"}, "ITICK_MAX_CODES='abc' is invalid: must be a whole number from 1 to 1000"),
+    ({"TICKLAKE_REGIONS": "SH", "TICKLAKE_START_DATE": "1985-01-01"}, "on or after 1991-01-01"),
+], ids=["max-codes", "start-date"])
+def test_loading_the_definitions_with_a_bad_value_fails_naming_the_variable(env, expected):
+    clean = {k: v for k, v in os.environ.items() if k not in READERS}
+    out = subprocess.run([sys.executable, "-c", "import definitions"], cwd=ROOT, env={**clean, **env},
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode != 0
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("ticklake.settings.ConfigError: ")
+    assert expected in last
+    assert "ValidationError" not in out.stderr
+    assert not set(ENV_FIELDS.values()) & set(re.findall(r"\w+", out.stderr))  # not even in the traceback
