@@ -145,13 +145,6 @@ class Lake:
                 frame[f.name] = frame[f.name].astype("datetime64[ms]")
         return frame
 
-    def delete(self, dataset: Dataset, **values: object) -> bool:
-        path = self.partition_path(dataset, **values)
-        if path.exists():
-            path.unlink()
-            return True
-        return False
-
 
 _LOCAL = pafs.LocalFileSystem()
 
