@@ -83,6 +83,15 @@ def test_a_full_disk_during_the_load_stops_the_run_and_the_next_run_repairs_the_
     assert all(c.passed for c in checks.get_asset_check_evaluations())
 
 
+def _one_month_stored(make_server, resources_for, month: str) -> tuple[dg.Definitions, dg.DagsterInstance]:
+    server = make_server()
+    defs = build_definitions(**resources_for(server))
+    instance = dg.DagsterInstance.ephemeral()
+    defs.resolve_job_def("reference_refresh").execute_in_process(instance=instance, partition_key="US")
+    assert run_partition_range(defs, "US", month, month, instance=instance).success
+    return defs, instance
+
+
 def _die_while_writing(folder: str) -> None:
     """A writer that dies mid-file (SIGKILL has the same effect): its temp file stays behind."""
     with open(os.path.join(folder, _temp_name()), "wb") as fh:
@@ -91,11 +100,7 @@ def _die_while_writing(folder: str) -> None:
 
 
 def test_the_next_run_removes_temp_files_of_a_writer_that_died(make_server, resources_for, home):
-    server = make_server()
-    defs = build_definitions(**resources_for(server))
-    instance = dg.DagsterInstance.ephemeral()
-    defs.resolve_job_def("reference_refresh").execute_in_process(instance=instance, partition_key="US")
-    assert run_partition_range(defs, "US", "2024-06", "2024-06", instance=instance).success
+    defs, instance = _one_month_stored(make_server, resources_for, "2024-06")
     folder = home / "lake" / "klines_daily" / "region=US" / "month=2024-06"
     proc = multiprocessing.get_context("spawn").Process(target=_die_while_writing, args=(str(folder),))
     proc.start()
@@ -114,11 +119,7 @@ def test_the_next_run_removes_temp_files_of_a_writer_that_died(make_server, reso
 
 
 def test_files_of_the_former_daily_layout_are_folded_into_months(make_server, resources_for, home):
-    server = make_server()
-    defs = build_definitions(**resources_for(server))
-    instance = dg.DagsterInstance.ephemeral()
-    defs.resolve_job_def("reference_refresh").execute_in_process(instance=instance, partition_key="US")
-    assert run_partition_range(defs, "US", "2024-05", "2024-05", instance=instance).success
+    defs, instance = _one_month_stored(make_server, resources_for, "2024-05")
     expected = _lake_rows(home)
     # rewrite May as the old layout: one file per date, and no month file
     month_file = home / "lake" / "klines_daily" / "region=US" / "month=2024-05" / "data.parquet"

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.unit.test_schemas import _bars
 from ticklake.dictionary import DATASETS, SYMBOL_MAX_LENGTH, SYMBOL_PATTERN
 from ticklake.schemas import DataValidationError, validate
 from ticklake.symbols import invalid_symbols, is_symbol, shown, symbol_problem
@@ -82,18 +83,8 @@ def test_the_dictionary_is_the_one_source_of_the_rule():
 
 
 def _page(symbols: list[str]) -> pd.DataFrame:
-    n = len(symbols)
-    return pd.DataFrame({
-        "region": pd.array(["US"] * n, dtype="string"),
-        "symbol": pd.array(symbols, dtype="string"),
-        "trade_date": pd.Series([pd.Timestamp("2024-01-02")] * n).astype("datetime64[ms]"),
-        "open": [10.0] * n, "high": [11.0] * n, "low": [9.0] * n, "close": [10.5] * n,
-        "volume": [100.0] * n, "turnover": [1000.0] * n,
-        "bar_ts": pd.Series([pd.Timestamp("2024-01-02 21:00", tz="UTC")] * n).astype("datetime64[ms, UTC]"),
-        "source": pd.array(["itick"] * n, dtype="string"),
-        "ingested_at": pd.Series([pd.Timestamp("2024-01-03", tz="UTC")] * n).astype("datetime64[ms, UTC]"),
-        "run_id": pd.array(["r"] * n, dtype="string"),
-    })
+    """A valid page of bars whose codes are `symbols`."""
+    return _bars(len(symbols)).assign(symbol=pd.array(symbols, dtype="string"))
 
 
 @pytest.mark.parametrize("bad", ["A,B", "AAPL\n", "X" * 40, " AAPL"])
