@@ -33,3 +33,42 @@ def test_1999_bars_land_exactly_on_the_252_nyse_sessions(make_server, home):
     assert (got["trade_date"].to_numpy() == truth["trade_date"].to_numpy()).all()
     assert (got["close"].to_numpy() == truth["c"].to_numpy()).all()
     assert all(p.answered == set(codes) and not p.missing for p in pages)
+
+
+def test_1999_is_stored_through_the_cli_on_the_real_calendar(make_server, tmp_path):
+    """The user's path: `dagster asset materialize` over 1999 with TICKLAKE_START_DATE=1999-01-01 stores every
+    XNYS session of 1999 (it used to store the year as holidays, zero rows, green)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import duckdb
+
+    root = Path(__file__).resolve().parents[2]
+    server = make_server(regions=("US",), history_start=dt.date(1998, 6, 1))
+    (tmp_path / "dagster").mkdir()
+    shutil.copyfile(root / "instance" / "dagster.yaml", tmp_path / "dagster" / "dagster.yaml")
+    env = {**os.environ, "ITICK_BASE_URL": server.url, "ITICK_TOKEN": TOKEN, "ITICK_PLAN": "100000",
+           "TICKLAKE_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path / "dagster"),
+           "TICKLAKE_REGIONS": "US", "TICKLAKE_START_DATE": "1999-01-01"}
+    dagster = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "definitions"]
+    for args in (["--select", "securities", "--partition", "US"],
+                 ["--select", "klines_daily", "--partition-range", "1999-01|US...1999-12|US"]):
+        out = subprocess.run([*dagster, *args], cwd=root, env=env, capture_output=True, text=True, timeout=240,
+                             check=False)
+        assert out.returncode == 0, out.stderr[-3000:]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        xnys = [ts.date() for ts in xcals.get_calendar("XNYS", start="1999-01-01", end="1999-12-31").sessions]
+    with duckdb.connect(str(tmp_path / "home" / "warehouse.duckdb"), read_only=True) as con:
+        days = [r[0] for r in con.execute("SELECT DISTINCT trade_date FROM klines_daily ORDER BY 1").fetchall()]
+        rows = con.execute("SELECT count(*) FROM klines_daily").fetchall()[0][0]
+        status = con.execute("SELECT sum(sessions), bool_and(complete), count(*) FROM lake_partitions "
+                             "WHERE dataset = 'klines_daily'").fetchall()[0]
+    assert days == xnys
+    truth = sum(int((server.simulator.daily_bars("US", s.code)["trade_date"].dt.year == 1999).sum())
+                for s in server.simulator.universe("US"))
+    assert rows == truth > 0
+    assert status == (252, True, 12)
