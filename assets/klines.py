@@ -81,7 +81,8 @@ def klines_daily(context: dg.AssetExecutionContext, itick: ITickResource, storag
     reports = {key(p.month, p.region): p for r in results for p in r.partitions.values()}
     for partition_key in context.partition_keys:
         report = reports.get(partition_key)
-        own = _partition_metadata(report, lake) if report else {"dagster/row_count": dg.MetadataValue.int(0)}
+        # a month with no session at all would have no report: say what the run did, not a row count it never read
+        own = _partition_metadata(report, lake) if report else {"sessions_fetched": dg.MetadataValue.int(0)}
         context.add_asset_metadata({**own, **run}, partition_key=partition_key)
     yield dg.MaterializeResult()
     yield _rows_check(results, warehouse)

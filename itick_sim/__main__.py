@@ -54,8 +54,8 @@ def parser() -> argparse.ArgumentParser:
     faults = p.add_argument_group("fault injection (default off)")
     faults.add_argument("--batch-omit-codes", type=_codes, default=(), metavar="A,B",
                         help="batch kline answers leave these codes out")
-    faults.add_argument("--batch-omit-style", choices=("omit", "null"), default="omit",
-                        help="leave the code out of the answer, or send it as null")
+    faults.add_argument("--batch-omit-style", choices=("omit", "null", "empty"), default="omit",
+                        help="leave the code out of the answer, send it as null, or as an empty list of bars")
     faults.add_argument("--batch-omit-times", type=int, default=None, metavar="N",
                         help="only on the first N batch requests that include each code (default always)")
     faults.add_argument("--batch-extra-codes", type=_codes, default=(), metavar="ZZZZ",

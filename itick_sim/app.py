@@ -500,7 +500,8 @@ class Simulator:
                 style = self.settings.batch_omit_style if c in omitted else self.settings.unknown_code_in_batch
                 if b is None and style == "omit":
                     continue
-                parts.append(orjson.dumps(c) + b":" + (encoded[c] if b is not None else b"null"))
+                body = encoded[c] if b is not None else (b"[]" if style == "empty" else b"null")
+                parts.append(orjson.dumps(c) + b":" + body)
             # unrequested codes get the bars of the first answered code: plausible, on sessions, valid OHLC
             extra_bars = next(iter(encoded.values()), b"[]")
             parts.extend(orjson.dumps(c) + b":" + extra_bars for c in self.settings.batch_extra_codes

@@ -32,10 +32,11 @@ class SimSettings:
     list_delisted: bool = True
     latency_ms: float = 0.0
     # --- fault injection (deterministic, off by default) ---
-    # Batch kline answers leave these codes out ("omit") or send them as null ("null"), on the first
+    # Batch kline answers leave these codes out ("omit"), send them as null ("null") or as an empty list of bars
+    # ("empty", what a truncated or failing backend may send), on the first
     # `batch_omit_times` batch requests that include each code (None: always).
     batch_omit_codes: frozenset[str] = frozenset()
-    batch_omit_style: Literal["omit", "null"] = "omit"
+    batch_omit_style: Literal["omit", "null", "empty"] = "omit"
     batch_omit_times: int | None = None
     # Codes added to every batch kline answer without being requested (with plausible bars).
     batch_extra_codes: tuple[str, ...] = ()
@@ -75,8 +76,8 @@ class SimSettings:
                 raise TypeError(f"{name} must be a collection of non-empty code strings, got {value!r:.80}")
         object.__setattr__(self, "batch_omit_codes", frozenset(self.batch_omit_codes))
         object.__setattr__(self, "batch_extra_codes", tuple(self.batch_extra_codes))
-        if self.batch_omit_style not in ("omit", "null"):
-            raise ValueError(f"bad batch_omit_style {self.batch_omit_style!r} (omit or null)")
+        if self.batch_omit_style not in ("omit", "null", "empty"):
+            raise ValueError(f"bad batch_omit_style {self.batch_omit_style!r} (omit, null or empty)")
         if self.batch_omit_times is not None and self.batch_omit_times < 1:
             raise ValueError("batch_omit_times must be >= 1 or None (always)")
         if not all(isinstance(e, Mapping) for e in self.symbol_list_extra):

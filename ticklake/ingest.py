@@ -103,6 +103,7 @@ class _PendingMonth:
     seen: set[dt.date] = field(default_factory=set)
     tables: list[pa.Table] = field(default_factory=list)
     answered: list[tuple[frozenset[str], tuple[dt.date, ...]]] = field(default_factory=list)
+    empty: set[str] = field(default_factory=set)  # answered with no bar at all in a page touching this month
 
     @property
     def ready(self) -> bool:
@@ -226,6 +227,10 @@ def _add_page(pending: dict[str, _PendingMonth], frame: pd.DataFrame, page: Bars
     order = pc.sort_indices(table.append_column("_month", pa.array(months.astype("int64"))),
                             sort_keys=[("_month", "ascending"), ("symbol", "ascending"), ("trade_date", "ascending")])
     table, months = table.take(order), months[order.to_numpy()]
+    # A code "answered" with no bar at all over the whole page is not trusted to erase what is stored: a backend
+    # that truncates history or fails soft sends exactly that. It only replaces where it sent bars.
+    present = set(pc.unique(table.column("symbol")).to_pylist())
+    replaced = frozenset(page.answered & present)
     by_month: dict[str, list[dt.date]] = {}
     for day in page.sessions:
         by_month.setdefault(month_of(day), []).append(day)
@@ -235,7 +240,8 @@ def _add_page(pending: dict[str, _PendingMonth], frame: pd.DataFrame, page: Bars
         lo, hi = np.searchsorted(months, key, "left"), np.searchsorted(months, key, "right")
         target.tables.append(table.slice(lo, hi - lo))
         target.seen.update(month_sessions)
-        target.answered.append((page.answered, tuple(month_sessions)))
+        target.answered.append((replaced, tuple(month_sessions)))
+        target.empty |= page.answered - present
         target.report.missing |= set(page.missing)
 
 
@@ -250,6 +256,10 @@ def _merge_month(lake: Lake, month: _PendingMonth, region: str) -> Part:
     else:
         merged, diff = merge_answered(Lake.from_arrow(KLINES_DAILY, new), old, month.answered, KLINES_DAILY)
         table = lake.to_arrow(KLINES_DAILY, merged)  # sorted by the dataset's sort key
+        if month.empty:  # empty answers for codes we hold bars of in these sessions: kept, and reported as missing
+            held = old["symbol"].isin(list(month.empty)) & old["trade_date"].isin(
+                pd.DatetimeIndex(sorted(month.seen)).as_unit("ms"))
+            report.missing |= set(old.loc[held, "symbol"].astype(str))
     report.diff = diff
     report.rows = table.num_rows
     report.symbols = len(pc.unique(table.column("symbol")))

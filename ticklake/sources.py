@@ -34,8 +34,9 @@ class FetchReport:
 class BarsPage:
     """One page of daily bars: the requested codes over a run of consecutive sessions.
 
-    Absence is not data. Only `answered` codes may have their stored bars for `sessions` replaced (an answered
-    code with no bars is a real "no trading"); a `missing` code (left out of the answer, or sent as null, even
+    Absence is not data. Only `answered` codes may have their stored bars for `sessions` replaced (the ingest
+    layer also keeps stored bars of an answered code that got no bar at all in the page, and reports it); a
+    `missing` code (left out of the answer, or sent as null, even
     after asking again) keeps whatever is stored for it. Codes the source sent without being asked are dropped
     before the page is built and only counted in `unrequested`.
     """

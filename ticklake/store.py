@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -43,10 +42,6 @@ class Repair:
     rewritten: list[str] = field(default_factory=list)  # lake files rebuilt from the warehouse
     migrated: list[str] = field(default_factory=list)  # old daily files folded into month files
     temp_files_removed: int = 0
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.reloaded or self.rewritten or self.migrated or self.temp_files_removed)
 
 
 def date_key(dataset: Dataset) -> LakeKey | None:
@@ -128,6 +123,8 @@ def repair(lake: Lake, warehouse: Warehouse, dataset: Dataset, region: str, *, r
     if result.temp_files_removed:
         log(f"{dataset.name}: removed {result.temp_files_removed} temp file(s) left by a writer that died")
     result.migrated = _migrate_daily_files(lake, dataset, region)
+    if result.migrated:
+        log(f"{dataset.name} {region}: folded one-file-per-date partitions into months {result.migrated[:5]}..")
     files = lake.partitions(dataset, region=region)
     committed = warehouse.partition_status(dataset, region)
     names = [k.name for k in dataset.lake_keys]
@@ -191,9 +188,5 @@ def _migrate_daily_files(lake: Lake, dataset: Dataset, region: str) -> list[str]
 
 def _without_keys(table: pa.Table, other: pa.Table, dataset: Dataset) -> pa.Table:
     """Rows of `table` whose key is not in `other`."""
-    def keys(t: pa.Table) -> np.ndarray:
-        return np.array(["\x1f".join(map(str, row)) for row in zip(*(t.column(c).to_pylist() for c in dataset.key),
-                                                                   strict=True)], dtype=object)
-
-    taken = set(keys(other).tolist())
-    return table.filter(pa.array([k not in taken for k in keys(table)], type=pa.bool_()))
+    key = list(dataset.key)
+    return table.join(other.select(key), keys=key, join_type="left anti").select(dataset.columns)

@@ -26,7 +26,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -390,6 +390,19 @@ def run_dev(params: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+def poll_until(fetch: Callable[[], dict[str, Any]], done: Callable[[dict[str, Any]], bool], timeout_s: float,
+               describe: Callable[[dict[str, Any]], str]) -> tuple[dict[str, Any], float]:
+    """Fetch every POLL_S until `done`; return the last state and when it was seen (the end-to-end clock)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = fetch()
+        if done(state):
+            return state, time.time()
+        if time.monotonic() > deadline:
+            raise ProcessFailedError(f"after {timeout_s:.0f}s: {describe(state)}")
+        time.sleep(POLL_S)
+
+
 def ui_backfill(client: gql.Client, instance, keys: list[str], timeout_s: float, dev) -> dict[str, Any]:
     """Launch the backfill as the UI does, poll until it is done, and split its time with the run records."""
     mutation_at = time.time()
@@ -398,18 +411,16 @@ def ui_backfill(client: gql.Client, instance, keys: list[str], timeout_s: float,
     if result["__typename"] != "LaunchBackfillSuccess":
         raise ProcessFailedError(f"launchPartitionBackfill refused: {gql.launch_error(result)}")
     backfill_id = result["backfillId"]
-    deadline = time.monotonic() + timeout_s
-    while True:
+    def backfill_state() -> dict[str, Any]:
         state = client(gql.BACKFILL_STATUS, {"backfillId": backfill_id})["partitionBackfillOrError"]
         if state["__typename"] != "PartitionBackfill":
             raise ProcessFailedError(f"backfill {backfill_id}: {gql.launch_error(state)}")
-        if state["status"] in gql.BACKFILL_DONE:
-            done_at = time.time()
-            break
-        if time.monotonic() > deadline:
-            raise ProcessFailedError(f"backfill {backfill_id} still {state['status']} after {timeout_s:.0f}s; "
-                                     f"runs {[r['status'] for r in state['runs']]}\n{dev.why()}")
-        time.sleep(POLL_S)
+        return state
+
+    state, done_at = poll_until(
+        backfill_state, lambda st: st["status"] in gql.BACKFILL_DONE, timeout_s,
+        lambda st: f"backfill {backfill_id} still {st['status']}; runs {[r['status'] for r in st['runs']]}\n"
+                   f"{dev.why()}")
     run_ids = [r["id"] for r in state["runs"]]
     if state["status"] not in ("COMPLETED_SUCCESS", "COMPLETED"):
         why = "\n".join(failure_summary(instance, r) for r in run_ids)
@@ -445,16 +456,10 @@ def ui_nightly(client: gql.Client, instance, location: str, repository: str, key
     if result["__typename"] != "LaunchRunSuccess":
         raise ProcessFailedError(f"launchRun refused: {gql.launch_error(result)}")
     run_id = result["run"]["runId"]
-    deadline = time.monotonic() + timeout_s
-    while True:
-        run = client(gql.RUN_STATUS, {"runId": run_id})["runOrError"]
-        if run["__typename"] == "Run" and run["status"] in gql.RUN_DONE:
-            done_at = time.time()
-            break
-        if time.monotonic() > deadline:
-            raise ProcessFailedError(f"nightly run {run_id} still {run.get('status')} after {timeout_s:.0f}s\n"
-                                     f"{dev.why()}")
-        time.sleep(POLL_S)
+    run, done_at = poll_until(
+        lambda: client(gql.RUN_STATUS, {"runId": run_id})["runOrError"],
+        lambda r: r["__typename"] == "Run" and r["status"] in gql.RUN_DONE, timeout_s,
+        lambda r: f"nightly run {run_id} still {r.get('status')}\n{dev.why()}")
     if run["status"] != "SUCCESS":
         raise ProcessFailedError(f"nightly run {run_id} ended {run['status']}:\n{failure_summary(instance, run_id)}")
     timeline = run_timeline(instance, run_id)

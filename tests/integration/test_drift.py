@@ -139,3 +139,19 @@ def test_files_of_the_former_daily_layout_are_folded_into_months(make_server, re
     assert _same(may, expected)
     assert _same(after, _warehouse_rows(home))
     assert dt.date(2024, 5, 31) in set(pd.to_datetime(after["trade_date"]).dt.date)
+
+
+def test_a_lake_file_that_vanished_is_rebuilt_from_the_warehouse(make_server, resources_for, home):
+    defs, instance = _one_month_stored(make_server, resources_for, "2024-05")
+    expected = _lake_rows(home)
+    month_file = home / "lake" / "klines_daily" / "region=US" / "month=2024-05" / "data.parquet"
+    month_file.unlink()  # someone cleaned the lake by hand; the warehouse still holds May
+
+    result = run_partition_range(defs, "US", "2024-06", "2024-06", instance=instance)
+    assert result.success
+    assert month_file.exists()
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["run_drift_repaired"].value == 1
+    after = _lake_rows(home)
+    assert _same(after[pd.to_datetime(after["trade_date"]).dt.month == 5].reset_index(drop=True), expected)
+    assert _same(after, _warehouse_rows(home))

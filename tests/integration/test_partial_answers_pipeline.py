@@ -58,6 +58,32 @@ def test_codes_left_out_of_the_answer_keep_their_stored_bars_and_are_reported(ma
     assert flaky.simulator.counters.count("/stock/klines") == 2
 
 
+def test_an_empty_answer_for_a_code_with_stored_bars_keeps_them(make_server, resources_for, home):
+    instance = dg.DagsterInstance.ephemeral()
+    live, _ = _first_run(make_server, resources_for, instance)
+    before = _stored(home)
+    hollow = make_server(batch_omit_codes=frozenset(live[:1]), batch_omit_style="empty")  # `"X": []`, always
+    result = run_partition_range(build_definitions(**resources_for(hollow)), "US", MONTH, MONTH, instance=instance)
+    assert result.success
+    pd.testing.assert_frame_equal(_stored(home), before)
+    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    assert meta["missing_code_list"].value == live[0]
+    assert meta["rows_removed"].value == 0
+    assert _checks(result)["requested_codes_answered"].passed is False
+
+
+def test_an_empty_answer_for_a_code_with_nothing_stored_is_just_no_trading(make_server, resources_for, home):
+    instance = dg.DagsterInstance.ephemeral()
+    server = make_server()
+    live = sorted(s.code for s in server.simulator.universe("US") if s.delisted is None)
+    hollow = make_server(batch_omit_codes=frozenset(live[:1]), batch_omit_style="empty")
+    defs = build_definitions(**resources_for(hollow))
+    defs.resolve_job_def("reference_refresh").execute_in_process(instance=instance, partition_key="US")
+    result = run_partition_range(defs, "US", MONTH, MONTH, instance=instance)
+    assert live[0] not in set(_stored(home)["symbol"])
+    assert _checks(result)["requested_codes_answered"].passed  # nothing was held back, nothing to report
+
+
 def test_a_few_unanswered_codes_warn_under_the_share_that_makes_it_an_error(make_server, resources_for, home,
                                                                            monkeypatch):
     monkeypatch.setenv("TICKLAKE_MAX_MISSING_SHARE", "0.5")
