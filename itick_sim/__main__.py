@@ -62,6 +62,10 @@ def parser() -> argparse.ArgumentParser:
                         help="codes added, unrequested, to every batch kline answer")
     faults.add_argument("--symbol-list-extra", type=_json_objects, default=(), metavar="JSON",
                         help='raw entries appended to stock symbol lists, e.g. \'[{"c": "A,B"}, {"c": null}]\'')
+    faults.add_argument("--split-publish-delay-days", type=int, default=0, metavar="N",
+                        help="/stock/split lists a split only N calendar days after its ex-date")
+    faults.add_argument("--late-split-codes", type=_codes, default=(), metavar="A,B",
+                        help="limit that delay to these codes (default every code)")
     return p
 
 
@@ -79,6 +83,8 @@ def settings_from_args(args: argparse.Namespace) -> SimSettings:
         batch_omit_times=args.batch_omit_times,
         batch_extra_codes=args.batch_extra_codes,
         symbol_list_extra=args.symbol_list_extra,
+        split_publish_delay_days=args.split_publish_delay_days,
+        late_split_codes=frozenset(args.late_split_codes),
     )
 
 

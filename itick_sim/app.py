@@ -141,12 +141,25 @@ class Simulator:
         s = cal.sessions
         return s[(s >= pd.Timestamp(self.settings.history_start)) & (s <= pd.Timestamp(today))]
 
-    def splits(self, region: str) -> list[SplitSpec]:
+    def splits(self, region: str, published: bool = False) -> list[SplitSpec]:
+        """Splits with an ex-date up to today (what the bars show); `published`: only those /stock/split
+        answers today (see `split_publish_delay_days`)."""
         self._check_region(region)
         today = self._today(MARKETS[region].tz)
+        seen = self._published if published else self._happened
         out = [sp for i in self._universe(region)[0] if self._visible(i, today) for sp in i.splits
-               if sp.ex_date <= today]
+               if seen(sp, today)]
         return sorted(out, key=lambda s: (s.ex_date, s.code))
+
+    @staticmethod
+    def _happened(sp: SplitSpec, today: dt.date) -> bool:
+        return sp.ex_date <= today
+
+    def _published(self, sp: SplitSpec, today: dt.date) -> bool:
+        """A late feed publishes a split `split_publish_delay_days` after its ex-date (for `late_split_codes`)."""
+        late = self.settings.late_split_codes
+        delay = self.settings.split_publish_delay_days if not late or sp.code in late else 0
+        return sp.ex_date + dt.timedelta(days=delay) <= today
 
     def daily_bars(self, region: str, code: str, asset: str = "stock") -> pd.DataFrame:
         """The raw daily bars served for (region, code); `asset` may be "indices"/"forex" (region "GB")."""
@@ -421,28 +434,40 @@ class Simulator:
             info = by_code.get(code.upper())
         return info
 
-    def _stock_split(self, params: dict, now: dt.datetime) -> tuple[bytes, bytes]:
-        region = self._stock_region(params)
-        code = (params.get("code") or "").strip()
+    def _paging(self, params: dict, default_size: int) -> tuple[int, int]:
+        """Optional 0-based `page` and `size` (undocumented request side of the Spring-style page objects)."""
         page = self._int(params, "page", default=0, required=False)
-        size = self._int(params, "size", default=100, required=False)
+        size = self._int(params, "size", default=default_size, required=False)
         assert page is not None
         assert size is not None
         if page < 0 or size < 1:
             raise _param_error("parameters 'page' must be >= 0 and 'size' >= 1")
+        return page, size
+
+    @staticmethod
+    def _page(items: list, page: int, size: int, render) -> dict:
+        """A Spring-style page object over `items`, rendering only the page's own items."""
+        total = len(items)
+        pages = (total + size - 1) // size
+        content = [render(x) for x in items[page * size : (page + 1) * size]]
+        return {"content": content, "page": page, "size": size, "totalElements": total,
+                "totalPages": pages, "last": page >= pages - 1}
+
+    def _stock_split(self, params: dict, now: dt.datetime) -> tuple[bytes, bytes]:
+        region = self._stock_region(params)
+        code = (params.get("code") or "").strip()
+        page, size = self._paging(params, default_size=100)
         m = MARKETS[region]
         today = self._today(m.tz, now)
         items = [s for i in self._universe(region)[0] if self._visible(i, today) for s in i.splits
-                 if s.ex_date <= today and (not code or s.code == code)]
+                 if self._published(s, today) and (not code or s.code == code)]
         items.sort(key=lambda s: (s.ex_date, s.code))
-        total = len(items)
-        chunk = items[page * size : (page + 1) * size]
-        content = [{"d": int(pd.Timestamp(s.ex_date).tz_localize(m.tz).value // 1_000_000), "r": region,
-                    "n": s.name, "c": s.code, "v": f"{s.ratio_from}:{s.ratio_to}"} for s in chunk]
-        pages = (total + size - 1) // size
-        data = {"content": content, "page": page, "size": size, "totalElements": total,
-                "totalPages": pages, "last": page >= pages - 1}
-        return orjson.dumps(data), b'"ok"'
+
+        def render(s: SplitSpec) -> dict:
+            return {"d": int(pd.Timestamp(s.ex_date).tz_localize(m.tz).value // 1_000_000), "r": region,
+                    "n": s.name, "c": s.code, "v": f"{s.ratio_from}:{s.ratio_to}"}
+
+        return orjson.dumps(self._page(items, page, size, render)), b'"ok"'
 
     def _kline_handler(self, asset: str, batch: bool):
         def handler(params: dict, now: dt.datetime) -> tuple[bytes, bytes]:

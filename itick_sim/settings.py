@@ -42,6 +42,11 @@ class SimSettings:
     batch_extra_codes: tuple[str, ...] = ()
     # Raw entries appended to every stock /symbol/list answer, e.g. {"c": "A,B"}, {"c": None}, {"n": "no code"}.
     symbol_list_extra: tuple[Mapping[str, Any], ...] = ()
+    # /stock/split publishes a split only `split_publish_delay_days` calendar days after its ex-date (exchange-local
+    # today), as a late corporate-actions feed does; the bars split on the ex-date regardless. Limited to
+    # `late_split_codes` when given (empty: every code).
+    split_publish_delay_days: int = 0
+    late_split_codes: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         from itick_sim.markets import MARKETS  # local import: markets imports nothing from here
@@ -70,12 +75,18 @@ class SimSettings:
         self._check_faults()
 
     def _check_faults(self) -> None:
-        for name in ("batch_omit_codes", "batch_extra_codes"):
+        for name in ("batch_omit_codes", "batch_extra_codes", "late_split_codes"):
             value = getattr(self, name)
             if isinstance(value, str) or not all(isinstance(c, str) and c for c in value):
                 raise TypeError(f"{name} must be a collection of non-empty code strings, got {value!r:.80}")
         object.__setattr__(self, "batch_omit_codes", frozenset(self.batch_omit_codes))
         object.__setattr__(self, "batch_extra_codes", tuple(self.batch_extra_codes))
+        object.__setattr__(self, "late_split_codes", frozenset(self.late_split_codes))
+        delay = self.split_publish_delay_days
+        if isinstance(delay, bool) or not isinstance(delay, int):
+            raise TypeError(f"split_publish_delay_days must be an int, got {delay!r}")
+        if delay < 0:
+            raise ValueError(f"split_publish_delay_days must be >= 0, not {delay}")
         if self.batch_omit_style not in ("omit", "null", "empty"):
             raise ValueError(f"bad batch_omit_style {self.batch_omit_style!r} (omit, null or empty)")
         if self.batch_omit_times is not None and self.batch_omit_times < 1:

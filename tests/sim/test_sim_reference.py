@@ -1,22 +1,97 @@
-"""Reference data agrees with the bars: holidays, FX."""
+"""Reference data agrees with the bars: splits (also when published late), holidays, FX."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import zoneinfo
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from itick_sim import SimSettings, Simulator
+from itick_sim.__main__ import parser, settings_from_args
 from itick_sim.markets import FOREX, INDICES, MARKETS
 
 NOW = dt.datetime(2025, 6, 30, 23, 0, tzinfo=dt.UTC)
 REGIONS = tuple(MARKETS)
+SPLIT_MOVE = np.log(1.35)  # an ex-date close is the previous close x from/to within a day's normal move
 
 
 def _sim(now: dt.datetime = NOW, **kw) -> Simulator:
     return Simulator(SimSettings(now=now, regions=REGIONS, **kw))
+
+
+def _local_date(ms: int, region: str) -> dt.date:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).astimezone(zoneinfo.ZoneInfo(MARKETS[region].tz)).date()
+
+
+def _evening(day: dt.date, region: str) -> dt.datetime:
+    """23:00 exchange-local on `day`: after its session, still the same local day."""
+    return dt.datetime.combine(day, dt.time(23), zoneinfo.ZoneInfo(MARKETS[region].tz)).astimezone(dt.UTC)
+
+
+# ---------------------------------------------------------------------------------------------------- /stock/split
+def _split_wire(client, region: str) -> list[dict]:
+    return client.get("/stock/split", params={"region": region, "size": 1000}).json()["data"]["content"]
+
+
+def test_every_published_split_shows_in_the_raw_closes(client_for):
+    sim = _sim()
+    client = client_for(sim)
+    checked = 0
+    for region in REGIONS:
+        for item in _split_wire(client, region):
+            fr, to = (int(x) for x in item["v"].split(":"))
+            bars = sim.daily_bars(region, item["c"]).set_index("trade_date")
+            ex = pd.Timestamp(_local_date(item["d"], region))
+            prev = bars["c"][bars.index < ex].iloc[-1]
+            assert abs(np.log(bars.loc[ex, "c"] / (prev * fr / to))) < SPLIT_MOVE, item
+            checked += 1
+    assert checked >= 10
+
+
+def _a_recent_split(sim: Simulator, region: str = "US"):
+    return sim.splits(region)[-1]
+
+
+@pytest.mark.parametrize("late_codes", ["all", "this", "other"])
+def test_a_late_split_is_published_after_the_delay(client_for, late_codes):
+    sp = _a_recent_split(_sim())
+    codes = {"all": frozenset(), "this": frozenset({sp.code}), "other": frozenset({"ZZZZ"})}[late_codes]
+    delayed = late_codes != "other"
+
+    def published(days_after: int) -> bool:
+        sim = _sim(_evening(sp.ex_date + dt.timedelta(days=days_after), "US"), split_publish_delay_days=10,
+                   late_split_codes=codes)
+        on_wire = {(x["c"], _local_date(x["d"], "US")) for x in _split_wire(client_for(sim), "US")}
+        assert sp in sim.splits("US")  # the bars split on the ex-date regardless
+        assert ((sp.code, sp.ex_date) in on_wire) == (sp in sim.splits("US", published=True))
+        return (sp.code, sp.ex_date) in on_wire
+
+    assert published(3) is not delayed
+    assert published(9) is not delayed
+    assert published(10)
+
+
+@pytest.mark.parametrize(
+    ("kw", "error"),
+    [({"split_publish_delay_days": -1}, ValueError), ({"split_publish_delay_days": True}, TypeError),
+     ({"split_publish_delay_days": 1.5}, TypeError), ({"late_split_codes": "AAPL"}, TypeError),
+     ({"late_split_codes": ("",)}, TypeError)],
+)
+def test_bad_split_delay_settings_are_refused(kw, error):
+    with pytest.raises(error):
+        SimSettings(**kw)
+
+
+def test_cli_exposes_the_split_delay():
+    settings = settings_from_args(parser().parse_args(["--split-publish-delay-days", "5",
+                                                       "--late-split-codes", "AAA,BBB"]))
+    assert settings.split_publish_delay_days == 5
+    assert settings.late_split_codes == frozenset({"AAA", "BBB"})
+    assert settings_from_args(parser().parse_args([])).split_publish_delay_days == 0
 
 
 # ---------------------------------------------------------------------------------------------------- holidays
