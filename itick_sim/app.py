@@ -24,6 +24,8 @@ from itick_sim.markets import (
     Instrument,
     get_calendar,
 )
+from itick_sim.reference import fundamentals as valuation
+from itick_sim.reference import local_midnight_ms
 from itick_sim.series import Series, instrument_series, stock_series
 from itick_sim.settings import SimSettings
 from itick_sim.universe import SplitSpec, SymbolInfo, SymbolSpec, build_universe
@@ -161,6 +163,19 @@ class Simulator:
         delay = self.settings.split_publish_delay_days if not late or sp.code in late else 0
         return sp.ex_date + dt.timedelta(days=delay) <= today
 
+    def fundamentals(self, region: str, code: str, on: dt.date) -> dict:
+        """Ground truth of /stock/info on the evening of `on` (whatever `now` is): `close` is the raw close of
+        the last bar on or before `on` (`as_of` its date); `shares_outstanding`, `eps` (per current share) and
+        `pe` are as of that date, `market_cap` = close x shares. A delisted symbol keeps its last values."""
+        self._check_region(region)
+        info = self._resolve(region, code)
+        if info is None or info.spec.listed > on:
+            raise KeyError(f"{region}/{code} is not listed on {on}")
+        cal = self._market_cal(region)
+        series = self._stock_series(region, info)
+        bound = int(np.searchsorted(cal.days, np.datetime64(on, "D"), side="right"))
+        return self._valuation(region, info, series, int(np.searchsorted(series.pos, bound)), on)
+
     def daily_bars(self, region: str, code: str, asset: str = "stock") -> pd.DataFrame:
         """The raw daily bars served for (region, code); `asset` may be "indices"/"forex" (region "GB")."""
         cal, series = self._lookup(asset, region, code, self.now())
@@ -207,10 +222,7 @@ class Simulator:
             info = self._resolve(region, code)
             if info is None or not self._visible(info, self._today(cal.tz, now)):
                 return cal, None
-            hp = self._hist_pos(cal)
-            s = self._get_series(("stock", region, info.spec.code),
-                                 lambda: stock_series(seed, info, len(cal), hp, MARKETS[region].dp))
-            return cal, s
+            return cal, self._stock_series(region, info)
         if region != "GB":
             raise _param_error(f"region {region!r} is not supported for {asset} (use region=GB)")
         inst: Instrument | None = NON_STOCK[asset].get(code.upper())
@@ -220,6 +232,23 @@ class Simulator:
         hp = self._hist_pos(cal)
         return cal, self._get_series((asset, "GB", inst.code),
                                      lambda: instrument_series(seed, inst, len(cal), hp))
+
+    def _stock_series(self, region: str, info: SymbolInfo) -> Series:
+        """The symbol's bars over the whole calendar (visible or not: reference data looks ahead of listing)."""
+        cal = self._market_cal(region)
+        hp = self._hist_pos(cal)
+        return self._get_series(("stock", region, info.spec.code),
+                                lambda: stock_series(self.settings.seed, info, len(cal), hp, MARKETS[region].dp))
+
+    def _valuation(self, region: str, info: SymbolInfo, series: Series, k: int, today: dt.date) -> dict:
+        """Fundamentals as of the k-th bar (k = bars served). Before any bar: the generator's start price."""
+        if k:
+            close = float(series.c[k - 1]) / 10**series.dp
+            day = self._market_cal(region).days[series.pos[k - 1]].item()
+        else:
+            close = info.start_price
+            day = today
+        return valuation(info, close, day, self.settings.history_start)
 
     def _daily_cols(self, cal: CalendarData, s: Series, now_ms: int, et: int | None, limit: int | None
                     ) -> BarCols:
@@ -416,12 +445,11 @@ class Simulator:
         info = self._resolve(region, code)
         assert info is not None
         sp = info.spec
-        cols = self._daily_cols(cal, series, self._now_ms(now), None, 1)
-        last = float(cols.c[-1]) / 10**cols.dp if len(cols) else info.start_price
+        k = int(np.searchsorted(series.pos, cal.completed(self._now_ms(now))))
+        f = self._valuation(region, info, series, k, self._today(cal.tz, now))
         data = {"c": sp.code, "n": sp.name, "t": "stock", "e": sp.exchange, "s": sp.sector, "i": sp.industry,
                 "l": sp.name.lower(), "r": region, "bd": info.description, "wu": info.website,
-                "mcb": round(last * sp.shares_outstanding, 2), "tso": sp.shares_outstanding,
-                "pet": info.pe, "fcc": sp.currency}
+                "mcb": f["market_cap"], "tso": f["shares_outstanding"], "pet": f["pe"], "fcc": sp.currency}
         return orjson.dumps(data), b'"ok"'
 
     def _resolve(self, region: str, code: str) -> SymbolInfo | None:
@@ -464,8 +492,8 @@ class Simulator:
         items.sort(key=lambda s: (s.ex_date, s.code))
 
         def render(s: SplitSpec) -> dict:
-            return {"d": int(pd.Timestamp(s.ex_date).tz_localize(m.tz).value // 1_000_000), "r": region,
-                    "n": s.name, "c": s.code, "v": f"{s.ratio_from}:{s.ratio_to}"}
+            return {"d": local_midnight_ms(s.ex_date, m.tz), "r": region, "n": s.name, "c": s.code,
+                    "v": f"{s.ratio_from}:{s.ratio_to}"}
 
         return orjson.dumps(self._page(items, page, size, render)), b'"ok"'
 

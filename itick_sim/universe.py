@@ -22,7 +22,7 @@ class SymbolSpec:
     sector: str
     industry: str
     currency: str
-    shares_outstanding: float
+    shares_outstanding: float  # at listing, before any split (see itick_sim.reference for the count on a date)
 
 
 @dataclass(frozen=True)
@@ -41,16 +41,17 @@ class SymbolInfo:
 
     spec: SymbolSpec
     splits: list[SplitSpec]
-    list_pos: int  # first calendar position with a bar (may be < history start position)
+    list_pos: int  # calendar position of the listing date (its first bar when >= the history start position)
     delist_pos: int | None  # first calendar position without a bar
     split_pos: list[int]
     start_price: float
     sigma: float
     lot: int
     daily_lots: float
-    pe: float
+    pe: float  # P/E at the history start (EPS = start_price / pe), see itick_sim.reference
     description: str
     website: str
+    eps_growth: float = 0.0  # log EPS growth per year, applied in quarterly steps
     extra: dict = field(default_factory=dict)
 
 
@@ -162,10 +163,10 @@ def build_universe(seed: int, region: str, n: int, cal: CalendarData, hist_pos: 
             list_pos = int(a + u[0] * (b - a))
             listed = cal.days[list_pos].item()
         else:
-            list_pos = 0
             span = (dt.date(2013, 12, 31) - dt.date(1980, 1, 1)).days
             listed = dt.date(1980, 1, 1) + dt.timedelta(days=int(u[0] * span))
             listed = min(listed, cal.days[hist_pos].item() - dt.timedelta(days=1))
+            list_pos = cal.pos(listed)  # <= hist_pos: bars start at the history start
         delist_pos: int | None = None
         first = max(list_pos, hist_pos)
         if cat == 3 or (cat == 4 and anchor_pos - 260 <= first + 250):  # delisted in the anchor's last year
@@ -188,6 +189,8 @@ def build_universe(seed: int, region: str, n: int, cal: CalendarData, hist_pos: 
             splits.append(SplitSpec(region, code, name, cal.days[p].item(), fr, to))
         tso = float(round(daily_lots * lot / rng.uniform(0.002, 0.01), -3))
         slug = name.split()[0].lower()
+        frng = rng_for(seed, "fundamentals", region, code)  # own stream: the draws above stay as they were
+        eps_growth = float(frng.uniform(-0.03, 0.08))
         spec = SymbolSpec(region, code, name, exchange, "stock", listed, delisted, sector, industry,
                           market.currency, tso)
         out.append(SymbolInfo(
@@ -195,6 +198,6 @@ def build_universe(seed: int, region: str, n: int, cal: CalendarData, hist_pos: 
             start_price=start_price, sigma=sigma, lot=lot, daily_lots=daily_lots, pe=pe,
             description=f"{name} is a {region}-listed company in the {industry.lower()} industry "
                         f"({sector.lower()} sector).",
-            website=f"https://www.{slug}.example.com",
+            website=f"https://www.{slug}.example.com", eps_growth=eps_growth,
         ))
     return out

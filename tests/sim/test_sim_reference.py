@@ -1,4 +1,4 @@
-"""Reference data agrees with the bars: splits (also when published late), holidays, FX."""
+"""Reference data agrees with the bars: fundamentals through splits, late splits, holidays, FX."""
 
 from __future__ import annotations
 
@@ -30,6 +30,78 @@ def _local_date(ms: int, region: str) -> dt.date:
 def _evening(day: dt.date, region: str) -> dt.datetime:
     """23:00 exchange-local on `day`: after its session, still the same local day."""
     return dt.datetime.combine(day, dt.time(23), zoneinfo.ZoneInfo(MARKETS[region].tz)).astimezone(dt.UTC)
+
+
+# ---------------------------------------------------------------------------------------------------- /stock/info
+def _info(client, region: str, code: str) -> dict:
+    body = client.get("/stock/info", params={"type": "stock", "region": region, "code": code}).json()
+    assert body["code"] == 0, body
+    return body["data"]
+
+
+def _split_cases(sim: Simulator) -> list[tuple[str, str, dt.date]]:
+    """(region, code, day): the sessions around some ex-dates, a delisted symbol after its delisting."""
+    cases = []
+    for region in ("US", "JP", "HK"):
+        for sp in sim.splits(region)[:2]:
+            cases += [(region, sp.code, sp.ex_date - dt.timedelta(days=1)), (region, sp.code, sp.ex_date)]
+        gone = next(s for s in sim.universe(region) if s.delisted is not None)
+        cases.append((region, gone.code, gone.delisted + dt.timedelta(days=30)))
+    return cases
+
+
+def test_info_equals_the_fundamentals_ground_truth(client_for):
+    sim = _sim()
+    for region, code, day in _split_cases(sim):
+        truth = sim.fundamentals(region, code, day)
+        data = _info(client_for(_sim(_evening(day, region))), region, code)
+        assert (data["mcb"], data["tso"], data["pet"], data["fcc"]) == (
+            truth["market_cap"], truth["shares_outstanding"], truth["pe"], truth["currency"])
+        bars = sim.daily_bars(region, code)
+        last = bars[bars["trade_date"] <= pd.Timestamp(day)].iloc[-1]
+        assert truth["close"] == last["c"]
+        assert truth["as_of"] == last["trade_date"].date()
+        assert data["mcb"] == pytest.approx(last["c"] * data["tso"])
+
+
+def test_info_keeps_a_delisted_symbols_last_values(client_for):
+    sim = _sim()
+    spec = next(s for s in sim.universe("US") if s.delisted is not None)
+    last = sim.daily_bars("US", spec.code).iloc[-1]
+    data = _info(client_for(sim), "US", spec.code)
+    assert data["mcb"] == pytest.approx(last["c"] * data["tso"])
+    assert data == _info(client_for(_sim(NOW + dt.timedelta(days=400))), "US", spec.code)
+
+
+def test_shares_follow_splits_so_market_cap_and_pe_do_not_jump():
+    sim = _sim()
+    checked = 0
+    for region in REGIONS:
+        for sp in sim.splits(region):
+            bars = sim.daily_bars(region, sp.code).set_index("trade_date")
+            prev_day = bars.index[bars.index < pd.Timestamp(sp.ex_date)][-1].date()
+            a, b = sim.fundamentals(region, sp.code, prev_day), sim.fundamentals(region, sp.code, sp.ex_date)
+            ratio = sp.ratio_to / sp.ratio_from
+            assert b["as_of"] == sp.ex_date  # an ex-date always trades
+            assert b["shares_outstanding"] == pytest.approx(a["shares_outstanding"] * ratio, abs=1)
+            assert abs(np.log(b["market_cap"] / a["market_cap"])) < SPLIT_MOVE
+            assert abs(np.log(b["pe"] / a["pe"])) < SPLIT_MOVE + 0.02  # + an EPS quarter step
+            checked += 1
+    assert checked >= 5
+
+
+def test_pe_moves_with_the_price_and_eps_moves_slowly():
+    sim = _sim()
+    for region in ("US", "JP"):
+        for spec in sim.universe(region)[:5]:
+            days = [d.date() for d in sim.daily_bars(region, spec.code)["trade_date"].iloc[::60]]
+            rows = [sim.fundamentals(region, spec.code, d) for d in days]
+            for r in rows:
+                assert r["pe"] == round(r["close"] / r["eps"], 2)
+            adjusted_eps = [r["eps"] * r["shares_outstanding"] for r in rows]  # the split factors cancel out
+            steps = np.abs(np.diff(np.log(adjusted_eps)))
+            assert steps.max() < 0.1  # no more than a couple of quarterly steps between samples
+            assert len({r["pe"] for r in rows}) > len(rows) // 2
 
 
 # ---------------------------------------------------------------------------------------------------- /stock/split
