@@ -24,8 +24,17 @@ from itick_sim.markets import (
     Instrument,
     get_calendar,
 )
+from itick_sim.reference import (
+    ALLOTMENT_RESULT,
+    SUBSCRIPTION_CLOSES,
+    SUBSCRIPTION_OPENS,
+    IpoSpec,
+    ipo_item,
+    local_midnight_ms,
+    offer_price,
+    price_range,
+)
 from itick_sim.reference import fundamentals as valuation
-from itick_sim.reference import local_midnight_ms
 from itick_sim.series import Series, instrument_series, stock_series
 from itick_sim.settings import SimSettings
 from itick_sim.universe import SplitSpec, SymbolInfo, SymbolSpec, build_universe
@@ -37,6 +46,7 @@ KTYPES_SUPPORTED = {8: "day", 9: "week", 10: "month"}
 KTYPES_KNOWN = set(range(1, 11))
 SERIES_CACHE_SIZE = 1024  # at least; grows to the served universe (~240 KB a symbol) up to the cap
 SERIES_CACHE_CAP = 6000
+IPO_TYPES = ("recent", "upcoming")
 
 
 class ApiError(Exception):
@@ -86,6 +96,7 @@ class Simulator:
             "/symbol/v2/holidays": self._holidays,
             "/stock/info": self._stock_info,
             "/stock/split": self._stock_split,
+            "/stock/ipo": self._stock_ipo,
         }
         for asset in ("stock", "indices", "forex"):
             self._routes[f"/{asset}/kline"] = self._kline_handler(asset, batch=False)
@@ -176,6 +187,14 @@ class Simulator:
         bound = int(np.searchsorted(cal.days, np.datetime64(on, "D"), side="right"))
         return self._valuation(region, info, series, int(np.searchsorted(series.pos, bound)), on)
 
+    def ipos(self, region: str, kind: str = "recent") -> list[IpoSpec]:
+        """What /stock/ipo?type=`kind` lists today: IPOs inside history listed by today ("recent"), or listing
+        after today ("upcoming", hidden from /symbol/list until then); by listing date, then code."""
+        self._check_region(region)
+        if kind not in IPO_TYPES:
+            raise ValueError(f"kind must be one of {IPO_TYPES}, not {kind!r}")
+        return [self._ipo_spec(region, i) for i in self._ipo_infos(region, kind, self._today(MARKETS[region].tz))]
+
     def daily_bars(self, region: str, code: str, asset: str = "stock") -> pd.DataFrame:
         """The raw daily bars served for (region, code); `asset` may be "indices"/"forex" (region "GB")."""
         cal, series = self._lookup(asset, region, code, self.now())
@@ -241,14 +260,41 @@ class Simulator:
                                 lambda: stock_series(self.settings.seed, info, len(cal), hp, MARKETS[region].dp))
 
     def _valuation(self, region: str, info: SymbolInfo, series: Series, k: int, today: dt.date) -> dict:
-        """Fundamentals as of the k-th bar (k = bars served). Before any bar: the generator's start price."""
+        """Fundamentals as of the k-th bar (k = bars served). Before any bar: the IPO offer price (listing day
+        before its close), else the generator's start price."""
         if k:
             close = float(series.c[k - 1]) / 10**series.dp
             day = self._market_cal(region).days[series.pos[k - 1]].item()
         else:
-            close = info.start_price
+            close = self._ipo_spec(region, info).offer_price if self._is_ipo(info) else info.start_price
             day = today
         return valuation(info, close, day, self.settings.history_start)
+
+    def _is_ipo(self, info: SymbolInfo) -> bool:
+        """Listed inside history: its first bar is on its listing date."""
+        return info.spec.listed >= self.settings.history_start
+
+    def _ipo_infos(self, region: str, kind: str, today: dt.date) -> list[SymbolInfo]:
+        """In-history IPOs listed by `today` (recent) or after it (upcoming), by listing date then code."""
+        ipos = (i for i in self._universe(region)[0] if self._is_ipo(i))
+        hits = [i for i in ipos if (i.spec.listed <= today) == (kind == "recent")]
+        return sorted(hits, key=lambda i: (i.spec.listed, i.spec.code))
+
+    def _ipo_spec(self, region: str, info: SymbolInfo) -> IpoSpec:
+        """Terms of an in-history IPO, taken from its first bar and the sessions before its listing date."""
+        cal = self._market_cal(region)
+        series = self._stock_series(region, info)
+        assert int(series.pos[0]) == info.list_pos, "an IPO's first bar is on its listing date"
+        dp = series.dp
+        offer = offer_price(info, float(series.o[0]) / 10**dp, dp)
+        lo, hi = price_range(offer, dp)
+        sp = info.spec
+
+        def before(n: int) -> dt.date:
+            return cal.days[info.list_pos - n].item()
+
+        return IpoSpec(sp.region, sp.code, sp.name, sp.exchange, sp.listed, offer, lo, hi, sp.shares_outstanding,
+                       before(SUBSCRIPTION_OPENS), before(SUBSCRIPTION_CLOSES), before(ALLOTMENT_RESULT))
 
     def _daily_cols(self, cal: CalendarData, s: Series, now_ms: int, et: int | None, limit: int | None
                     ) -> BarCols:
@@ -494,6 +540,20 @@ class Simulator:
         def render(s: SplitSpec) -> dict:
             return {"d": local_midnight_ms(s.ex_date, m.tz), "r": region, "n": s.name, "c": s.code,
                     "v": f"{s.ratio_from}:{s.ratio_to}"}
+
+        return orjson.dumps(self._page(items, page, size, render)), b'"ok"'
+
+    def _stock_ipo(self, params: dict, now: dt.datetime) -> tuple[bytes, bytes]:
+        typ = self._req(params, "type").lower()
+        if typ not in IPO_TYPES:
+            raise _param_error(f"invalid type {typ!r} for /stock/ipo (recent or upcoming)")
+        region = self._stock_region(params)
+        page, size = self._paging(params, default_size=20)
+        m = MARKETS[region]
+        items = self._ipo_infos(region, typ, self._today(m.tz, now))
+
+        def render(info: SymbolInfo) -> dict:
+            return ipo_item(self._ipo_spec(region, info), m.tz, m.country_code, upcoming=typ == "upcoming")
 
         return orjson.dumps(self._page(items, page, size, render)), b'"ok"'
 

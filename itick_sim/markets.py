@@ -49,18 +49,19 @@ class Market:
     daily_lots: float  # typical traded lots per day
     country: str
     tz_offset: int
+    country_code: str  # ISO 3166 alpha-2, what /stock/ipo's `ct` carries
 
 
 MARKETS: dict[str, Market] = {
     "US": Market("US", "XNYS", "America/New_York", ("NASDAQ", "NYSE"), "USD", 2, (1,), (5, 500), 2e6,
-                 "United States", -5),
+                 "United States", -5, "US"),
     "HK": Market("HK", "XHKG", "Asia/Hong_Kong", ("HKEX",), "HKD", 2, (100, 500, 1000), (1, 400), 2e4,
-                 "Hong Kong", 8),
-    "SH": Market("SH", "XSHG", "Asia/Shanghai", ("SSE",), "CNY", 2, (100,), (3, 200), 1e5, "China", 8),
-    "SZ": Market("SZ", "XSHG", "Asia/Shanghai", ("SZSE",), "CNY", 2, (100,), (3, 200), 1e5, "China", 8),
-    "JP": Market("JP", "XTKS", "Asia/Tokyo", ("TSE",), "JPY", 0, (100,), (300, 20000), 2e4, "Japan", 9),
+                 "Hong Kong", 8, "HK"),
+    "SH": Market("SH", "XSHG", "Asia/Shanghai", ("SSE",), "CNY", 2, (100,), (3, 200), 1e5, "China", 8, "CN"),
+    "SZ": Market("SZ", "XSHG", "Asia/Shanghai", ("SZSE",), "CNY", 2, (100,), (3, 200), 1e5, "China", 8, "CN"),
+    "JP": Market("JP", "XTKS", "Asia/Tokyo", ("TSE",), "JPY", 0, (100,), (300, 20000), 2e4, "Japan", 9, "JP"),
     "GB": Market("GB", "XLON", "Europe/London", ("LSE",), "GBP", 2, (1,), (0.5, 60), 1e6,
-                 "United Kingdom", 0),
+                 "United Kingdom", 0, "GB"),
 }
 
 

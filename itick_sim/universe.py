@@ -52,6 +52,7 @@ class SymbolInfo:
     description: str
     website: str
     eps_growth: float = 0.0  # log EPS growth per year, applied in quarterly steps
+    ipo_pop: float = 0.0  # first open / IPO offer price - 1
     extra: dict = field(default_factory=dict)
 
 
@@ -190,7 +191,7 @@ def build_universe(seed: int, region: str, n: int, cal: CalendarData, hist_pos: 
         tso = float(round(daily_lots * lot / rng.uniform(0.002, 0.01), -3))
         slug = name.split()[0].lower()
         frng = rng_for(seed, "fundamentals", region, code)  # own stream: the draws above stay as they were
-        eps_growth = float(frng.uniform(-0.03, 0.08))
+        eps_growth, ipo_pop = float(frng.uniform(-0.03, 0.08)), float(frng.uniform(0.0, 0.25))
         spec = SymbolSpec(region, code, name, exchange, "stock", listed, delisted, sector, industry,
                           market.currency, tso)
         out.append(SymbolInfo(
@@ -198,6 +199,6 @@ def build_universe(seed: int, region: str, n: int, cal: CalendarData, hist_pos: 
             start_price=start_price, sigma=sigma, lot=lot, daily_lots=daily_lots, pe=pe,
             description=f"{name} is a {region}-listed company in the {industry.lower()} industry "
                         f"({sector.lower()} sector).",
-            website=f"https://www.{slug}.example.com", eps_growth=eps_growth,
+            website=f"https://www.{slug}.example.com", eps_growth=eps_growth, ipo_pop=ipo_pop,
         ))
     return out

@@ -1,21 +1,26 @@
-"""Reference data agrees with the bars: fundamentals through splits, late splits, holidays, FX."""
+"""Reference data agrees with the bars: IPO calendar, fundamentals through splits, late splits, holidays, FX."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import zoneinfo
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from itick_sim import SimSettings, Simulator
 from itick_sim.__main__ import parser, settings_from_args
 from itick_sim.markets import FOREX, INDICES, MARKETS
 
 NOW = dt.datetime(2025, 6, 30, 23, 0, tzinfo=dt.UTC)
+EARLY = dt.datetime(2019, 6, 28, 23, 0, tzinfo=dt.UTC)  # leaves plenty of IPOs upcoming
 REGIONS = tuple(MARKETS)
+IPO_KEYS = ["dt", "cn", "sc", "ex", "mc", "pr", "ct", "bs", "es", "ro"]
 SPLIT_MOVE = np.log(1.35)  # an ex-date close is the previous close x from/to within a day's normal move
 
 
@@ -30,6 +35,113 @@ def _local_date(ms: int, region: str) -> dt.date:
 def _evening(day: dt.date, region: str) -> dt.datetime:
     """23:00 exchange-local on `day`: after its session, still the same local day."""
     return dt.datetime.combine(day, dt.time(23), zoneinfo.ZoneInfo(MARKETS[region].tz)).astimezone(dt.UTC)
+
+
+def _ipo_page(client, kind: str, region: str, **params) -> dict:
+    body = client.get("/stock/ipo", params={"type": kind, "region": region, **params}).json()
+    assert (body["code"], body["msg"]) == (0, "ok")
+    return body["data"]
+
+
+def _today(sim: Simulator, region: str) -> dt.date:
+    return pd.Timestamp(sim.now()).tz_convert(MARKETS[region].tz).date()
+
+
+# ---------------------------------------------------------------------------------------------------- /stock/ipo
+@pytest.mark.parametrize("region", REGIONS)
+def test_ipo_items_are_wire_shaped_and_match_the_symbol_list(client_for, region):
+    sim = _sim(EARLY)
+    client = client_for(sim)
+    today = _today(sim, region)
+    listed = {x["c"] for x in client.get("/symbol/list", params={"type": "stock", "region": region}).json()["data"]}
+    seen = 0
+    for kind in ("recent", "upcoming"):
+        page = _ipo_page(client, kind, region, size=100)
+        assert list(page) == ["content", "page", "size", "totalElements", "totalPages", "last"]
+        items = page["content"]
+        assert page["totalElements"] == len(items) == len(sim.ipos(region, kind))
+        assert [(x["dt"], x["sc"]) for x in items] == sorted((x["dt"], x["sc"]) for x in items)
+        for x, truth in zip(items, sim.ipos(region, kind), strict=True):
+            assert list(x) == IPO_KEYS
+            assert all(isinstance(x[k], int) for k in ("dt", "bs", "es", "ro"))
+            assert all(isinstance(x[k], str) for k in ("cn", "sc", "ex", "mc", "pr", "ct"))
+            day = _local_date(x["dt"], region)
+            assert day == truth.listed
+            assert x["dt"] == int(pd.Timestamp(day).tz_localize(MARKETS[region].tz).value // 10**6)  # midnight
+            assert x["bs"] < x["es"] < x["ro"] < x["dt"] // 1000  # seconds, in order, before listing
+            assert (x["sc"], x["cn"], x["ct"]) == (truth.code, truth.name, MARKETS[region].country_code)
+            assert x["ex"] in MARKETS[region].exchanges
+            assert re.fullmatch(r"\d{1,3}\.\d[KMBT]", x["mc"]), x["mc"]
+            if kind == "recent":
+                assert sim.settings.history_start <= day <= today
+                assert x["sc"] in listed
+                assert x["pr"] == f"{truth.offer_price:.2f}"
+            else:
+                assert day > today
+                assert x["sc"] not in listed  # hidden until its listing date
+                lo, hi = (float(p) for p in x["pr"].split("-"))
+                assert lo <= truth.offer_price <= hi
+            seen += 1
+    assert seen >= 1
+
+
+def test_recent_ipos_first_bar_is_on_the_listing_date_and_opens_above_the_offer():
+    sim = _sim()
+    found = 0
+    for region in REGIONS:
+        for ipo in sim.ipos(region, "recent"):
+            bars = sim.daily_bars(region, ipo.code)
+            assert bars["trade_date"].iloc[0].date() == ipo.listed
+            assert ipo.offer_price <= bars["o"].iloc[0] <= ipo.offer_price * 1.26
+            assert ipo.market_cap == ipo.offer_price * ipo.shares > 0
+            found += 1
+    assert found >= 10
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**40), region=st.sampled_from(REGIONS), days=st.integers(0, 4000))
+def test_listing_date_is_the_first_bar_for_any_seed_and_clock(seed, region, days):
+    now = dt.datetime(2015, 3, 1, 12, tzinfo=dt.UTC) + dt.timedelta(days=days)
+    sim = Simulator(SimSettings(seed=seed, now=now, regions=(region,), symbols_per_region=20))
+    recent = {i.code: i for i in sim.ipos(region, "recent")}
+    for spec in sim.universe(region):
+        bars = sim.daily_bars(region, spec.code)
+        ipo = recent.pop(spec.code, None)
+        if ipo is not None and not bars.empty:  # none yet: listed today, its session not over
+            assert bars["trade_date"].iloc[0].date() == spec.listed == ipo.listed
+        elif ipo is None and not bars.empty:
+            assert spec.listed < sim.settings.history_start <= bars["trade_date"].iloc[0].date()
+    assert not recent  # every recent IPO is a listed symbol
+
+
+def test_an_upcoming_ipo_lists_on_its_day_at_a_price_inside_its_range(client_for):
+    before = _sim(EARLY)
+    region = next(r for r in REGIONS if before.ipos(r, "upcoming"))
+    ipo = before.ipos(region, "upcoming")[0]
+    after = _sim(_evening(ipo.listed, region))
+    recent = {x["sc"]: x for x in _ipo_page(client_for(after), "recent", region, size=100)["content"]}
+    assert ipo.price_low <= float(recent[ipo.code]["pr"]) <= ipo.price_high
+    assert after.daily_bars(region, ipo.code)["trade_date"].iloc[-1].date() == ipo.listed  # its first bar, today
+    day_before = _sim(_evening(ipo.listed - dt.timedelta(days=1), region))
+    assert ipo.code not in {x.code for x in day_before.ipos(region, "recent")}
+    assert ipo.code in {x.code for x in day_before.ipos(region, "upcoming")}
+
+
+def test_ipo_paging_and_param_errors(client_for):
+    sim = _sim()
+    client = client_for(sim)
+    whole = _ipo_page(client, "recent", "US", size=100)
+    assert whole["totalElements"] >= 2
+    assert _ipo_page(client, "recent", "US")["size"] == 20  # the default page size
+    p1 = _ipo_page(client, "recent", "US", page=1, size=1)
+    assert (p1["page"], p1["size"], p1["totalPages"]) == (1, 1, whole["totalElements"])
+    assert p1["content"] == whole["content"][1:2]
+    assert p1["last"] is (whole["totalElements"] == 2)
+    for params in ({"type": "soon", "region": "US"}, {"region": "US"}, {"type": "recent", "region": "XX"},
+                   {"type": "recent", "region": "US", "page": -1}, {"type": "recent", "region": "US", "size": 0}):
+        body = client.get("/stock/ipo", params=params).json()
+        assert body["code"] == 400
+        assert body["data"] is None
 
 
 # ---------------------------------------------------------------------------------------------------- /stock/info
@@ -102,6 +214,14 @@ def test_pe_moves_with_the_price_and_eps_moves_slowly():
             steps = np.abs(np.diff(np.log(adjusted_eps)))
             assert steps.max() < 0.1  # no more than a couple of quarterly steps between samples
             assert len({r["pe"] for r in rows}) > len(rows) // 2
+
+
+def test_fundamentals_refuses_a_symbol_not_yet_listed():
+    sim = _sim(EARLY)
+    ipo = next(i for r in REGIONS for i in sim.ipos(r, "upcoming"))
+    with pytest.raises(KeyError):
+        sim.fundamentals(ipo.region, ipo.code, ipo.listed - dt.timedelta(days=1))
+    assert sim.fundamentals(ipo.region, ipo.code, ipo.listed)["as_of"] == ipo.listed
 
 
 # ---------------------------------------------------------------------------------------------------- /stock/split
