@@ -82,7 +82,8 @@ def klines_daily(context: dg.AssetExecutionContext, itick: ITickResource, storag
     for partition_key in context.partition_keys:
         report = reports.get(partition_key)
         # a month with no session at all would have no report: say what the run did, not a row count it never read
-        own = _partition_metadata(report, lake) if report else {"sessions_fetched": dg.MetadataValue.int(0)}
+        own = (_partition_metadata(report, lake, source.name) if report
+               else {"sessions_fetched": dg.MetadataValue.int(0)})
         context.add_asset_metadata({**own, **run}, partition_key=partition_key)
     yield dg.MaterializeResult()
     yield _rows_check(results, warehouse)
@@ -102,7 +103,7 @@ def _refuse_if_nothing_closed(results: list[IngestResult]) -> None:
     )
 
 
-def _partition_metadata(report: PartitionReport, lake: Lake) -> dict[str, dg.MetadataValue]:
+def _partition_metadata(report: PartitionReport, lake: Lake, source: str) -> dict[str, dg.MetadataValue]:
     """This partition's own figures: what its page in the UI shows."""
     sessions = report.sessions
     empty = report.sessions_without_bars
@@ -120,7 +121,7 @@ def _partition_metadata(report: PartitionReport, lake: Lake) -> dict[str, dg.Met
            if report.missing else {}),
         **{f"rows_{k}": dg.MetadataValue.int(report.diff[k]) for k in DIFF_KEYS},
         "lake_path": dg.MetadataValue.path(str(lake.partition_path(KLINES_DAILY, region=report.region,
-                                                                   month=report.month))),
+                                                                   month=report.month, source=source))),
     }
 
 

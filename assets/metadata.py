@@ -9,14 +9,11 @@ from ticklake.dictionary import Dataset
 from ticklake.sources import FetchReport
 from ticklake.warehouse import Publication
 
-_DAGSTER_TYPES = {"string": "string", "date": "date", "float64": "float", "int64": "int", "timestamp": "timestamp",
-                  "bool": "bool"}
-
 
 def table_schema(dataset: Dataset) -> dg.TableSchema:
     return dg.TableSchema(
         columns=[
-            dg.TableColumn(f.name, _DAGSTER_TYPES[f.type], description=f.doc,
+            dg.TableColumn(f.name, f.dagster_type, description=f.doc,
                            constraints=dg.TableColumnConstraints(nullable=f.nullable, unique=False))
             for f in dataset.fields
         ],

@@ -43,7 +43,8 @@ def securities(context: dg.AssetExecutionContext, itick: ITickResource, storage:
             **{f"rows_{k}": dg.MetadataValue.int(v) for k, v in result.diff.items()},
             **fetch_metadata(result.fetch),
             "source": dg.MetadataValue.text(source.name),
-            "lake_path": dg.MetadataValue.path(str(storage.lake().partition_path(SECURITIES, region=region))),
+            "lake_path": dg.MetadataValue.path(str(storage.lake().partition_path(SECURITIES, region=region,
+                                                                                source=source.name))),
             "preview": preview(master),
             **snapshot_metadata(published),
         }

@@ -127,7 +127,7 @@ def _summary(paths: settings.Paths, endpoint: str, calls: int, elapsed: float) -
         print(f"  {python} -c \"import duckdb; print(duckdb.connect('{_short(paths.warehouse)}', read_only=True)"
               f".sql(\\\"{query}\\\"))\"")
         print("\n".join("    " + line for line in output.rstrip().splitlines()))
-    print(f"  The lake directly: SELECT * FROM read_parquet('{_short(paths.lake)}/klines_daily/*/*/data.parquet', "
+    print(f"  The lake directly: SELECT * FROM read_parquet('{_short(paths.lake)}/klines_daily/*/*/*.parquet', "
           f"hive_partitioning = false) WHERE symbol = '{symbol}'")
 
 

@@ -59,8 +59,10 @@ def _lake_matches_warehouse(con: duckdb.DuckDBPyConnection, lake: Lake) -> dg.As
         in_lake = {lake.relative(Path(name)): n for name, n in con.execute(
             "SELECT filename, count(*) FROM read_parquet(?, hive_partitioning = false, filename = true) "
             "GROUP BY 1", [[str(p) for p in files.values()]]).fetchall()}
-    stored = {f"klines_daily/region={region}/month={month}/data.parquet": n for region, month, n in con.execute(
-        "SELECT region, strftime(trade_date, '%Y-%m'), count(*) FROM klines_daily GROUP BY ALL").fetchall()}
+    stored = {lake.relative(lake.partition_path(KLINES_DAILY, region=region, month=month, source=source)): n
+              for region, month, source, n in con.execute(
+                  "SELECT region, strftime(trade_date, '%Y-%m'), source, count(*) FROM klines_daily GROUP BY ALL"
+              ).fetchall()}
     recorded = {path: (size, mtime) for path, size, mtime in con.execute(
         "SELECT path, file_bytes, file_mtime_ns FROM lake_partitions WHERE dataset = 'klines_daily'").fetchall()}
     problems = []

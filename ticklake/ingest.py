@@ -19,15 +19,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ticklake import markets
 from ticklake.dictionary import KLINES_DAILY, SECURITIES, month_bounds
 from ticklake.lake import Lake
 from ticklake.schemas import validate
 from ticklake.sources import BarsPage, FetchReport, MarketDataSource
-from ticklake.store import Part, Repair, commit, load_warehouse, repair, status_table, write_lake
+from ticklake.store import Part, Repair, load_warehouse, repair, status_table, write, write_lake
 from ticklake.transforms import (
-    carry_forward_lineage,
     merge_answered,
     merge_security_master,
     sort_table,
@@ -138,7 +138,7 @@ def ingest_daily_bars(
     reported and left alone. Every month touched is committed as a whole lake partition.
     """
     result = IngestResult(region=region)
-    result.repair = repair(lake, warehouse, KLINES_DAILY, region, run_id=run_id, now=now, log=log)
+    result.repair = repair(lake, warehouse, KLINES_DAILY, region, source=source.name, run_id=run_id, now=now, log=log)
     requested = sorted(set(dates))
     if not requested:
         return result
@@ -190,7 +190,7 @@ def _fetch_and_store(source: MarketDataSource, lake: Lake, warehouse: Warehouse,
             nonlocal loading
             if not months:
                 return
-            parts = [_merge_month(lake, m, region) for m in months]
+            parts = [_merge_month(lake, m, region, source.name) for m in months]
             previous_load_done()  # one load in flight: months commit in order and the lake never runs ahead
             paths = write_lake(lake, KLINES_DAILY, parts)
             status = status_table(lake, KLINES_DAILY, parts, paths, run_id=run_id, now=now)
@@ -245,12 +245,13 @@ def _add_page(pending: dict[str, _PendingMonth], frame: pd.DataFrame, page: Bars
         target.report.missing |= set(page.missing)
 
 
-def _merge_month(lake: Lake, month: _PendingMonth, region: str) -> Part:
+def _merge_month(lake: Lake, month: _PendingMonth, region: str, source: str) -> Part:
     """The month's partition file contents: the new rows merged with what is stored (see merge_answered)."""
     report = month.report
     new = month.tables[0] if len(month.tables) == 1 else sort_table(pa.concat_tables(month.tables), KLINES_DAILY)
     month.tables.clear()
-    old = lake.read(KLINES_DAILY, region=region, month=report.month)
+    values = {"region": region, "month": report.month, "source": source}
+    old = lake.read(KLINES_DAILY, **values)
     if old is None:
         table, diff = new, {**dict.fromkeys(DIFF_KEYS, 0), "added": new.num_rows}
     else:
@@ -266,7 +267,7 @@ def _merge_month(lake: Lake, month: _PendingMonth, region: str) -> Part:
     counts = pc.value_counts(table.column("trade_date")).to_pylist()
     by_day = {c["values"]: c["counts"] for c in counts}
     report.rows_by_session = {d: by_day.get(d, 0) for d in report.sessions}
-    return Part({"region": region, "month": report.month}, table, missing_codes=len(report.missing))
+    return Part(values, table, missing_codes=len(report.missing))
 
 
 def _prefetched(pages: Iterator[BarsPage], gate: Callable[[], None]) -> Iterator[BarsPage]:
@@ -302,7 +303,7 @@ class SecuritiesResult:
 def refresh_securities(source: MarketDataSource, lake: Lake, warehouse: Warehouse, *, region: str, run_id: str,
                        now: dt.datetime, log: Callable[[str], None] = lambda _msg: None) -> SecuritiesResult:
     """Fold the source's current symbol list into the region's security master."""
-    fixed = repair(lake, warehouse, SECURITIES, region, run_id=run_id, now=now, log=log)
+    fixed = repair(lake, warehouse, SECURITIES, region, source=source.name, run_id=run_id, now=now, log=log)
     listing = source.list_securities(region)
     if listing.rejected:
         log(f"{region}: refused {len(listing.rejected)} symbol-list entr(ies): {'; '.join(listing.rejected[:5])}")
@@ -310,19 +311,20 @@ def refresh_securities(source: MarketDataSource, lake: Lake, warehouse: Warehous
         raise RuntimeError(f"{region}: the source returned no usable symbol list entries "
                            f"({len(listing.rejected)} refused); the security master was kept")
     as_of = pd.Timestamp(now).tz_convert(markets.market(region).timezone).date()
-    old = lake.read(SECURITIES, region=region)
+    values = {"region": region, "source": source.name}
+    old = lake.read(SECURITIES, **values)
     master = merge_security_master(None if old is None else old.drop(columns=SECURITIES.lineage_columns),
                                    listing.securities, as_of)
-    master, diff = carry_forward_lineage(with_lineage(master, source.name, run_id, now), old, SECURITIES)
-    validate(master, SECURITIES)
-    commit(lake, warehouse, SECURITIES, [Part({"region": region}, lake.to_arrow(SECURITIES, master))],
-           run_id=run_id, now=now)
-    return SecuritiesResult(region, as_of, master, len(listing.securities), listing.rejected, diff, source.spent(),
-                            fixed)
+    written = write(lake, warehouse, SECURITIES, values, with_lineage(master, source.name, run_id, now),
+                    run_id=run_id, now=now)
+    return SecuritiesResult(region, as_of, written.frame, len(listing.securities), listing.rejected, written.diff,
+                            source.spent(), fixed)
 
 
 def universe(lake: Lake, region: str) -> list[str]:
     """Codes to fetch for `region`: every code in its security master (delisted ones included, so backfills
     carry no survivorship bias; a code with no bars in a window simply yields no rows)."""
-    master = lake.read(SECURITIES, region=region)
-    return [] if master is None else sorted(master["symbol"].astype(str))
+    codes: set[str] = set()
+    for path in lake.partitions(SECURITIES, region=region).values():  # every source's master
+        codes |= set(pq.read_table(path, columns=["symbol"]).column("symbol").to_pylist())
+    return sorted(codes)

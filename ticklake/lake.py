@@ -1,10 +1,12 @@
-"""The Parquet lake: one file per partition in hive layout, replaced atomically.
+"""The Parquet lake: one file per partition and source in hive layout, replaced atomically.
 
-    <home>/lake/klines_daily/region=US/month=2024-01/data.parquet
-    <home>/lake/securities/region=US/data.parquet
+    <home>/lake/klines_daily/region=US/month=2024-01/itick.parquet
+    <home>/lake/securities/region=US/itick.parquet
 
-The folder levels come from each dataset's `lake_keys` in the data dictionary. A partition is written to a
-temporary name in its own folder, fsynced, then `os.replace`d over `data.parquet`, so readers see either the
+The folder levels come from each dataset's `lake_keys` in the data dictionary; the file is named after the source
+that wrote it, so a second source of the same market has its own file and one source's run never replaces
+another's rows (`read_parquet('.../*/*/*.parquet')` reads every source). A partition is written to a
+temporary name in its own folder, fsynced, then `os.replace`d over its file, so readers see either the
 old or the new file, never a torn one, and a run that dies leaves the previous version in place (its
 temporary files are removed by the next writer: `remove_stale_temp_files`). Rows are sorted by the dataset's
 sort key and written with fixed settings, so the same data always gives the same bytes.
@@ -16,6 +18,7 @@ import ctypes
 import ctypes.util
 import datetime as dt
 import os
+import re
 import socket
 import time
 import uuid
@@ -26,12 +29,14 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from ticklake.dictionary import Dataset
+from ticklake.dictionary import SOURCE_PATTERN, Dataset
 
-FILE_NAME = "data.parquet"
+SUFFIX = ".parquet"
+LEGACY_FILE_NAME = "data.parquet"  # the single-source layout before per-source files (migrated by store.repair)
 _TMP_PREFIX = ".tmp-"
 _HOST = socket.gethostname().replace("-", "_")
 STALE_TEMP_AGE_S = 24 * 3600  # a temp file this old is garbage whoever wrote it
@@ -54,28 +59,34 @@ class Lake:
         return self.root / dataset.name
 
     def partition_path(self, dataset: Dataset, **values: object) -> Path:
-        """The file of one partition; `values` name every lake key (region="US", month="2024-06")."""
+        """The file of one partition of one source; `values` name every lake key and the source
+        (region="US", month="2024-06", source="itick")."""
         names = [k.name for k in dataset.lake_keys]
-        if not dataset.in_lake or set(values) != set(names):
-            raise ValueError(f"{dataset.name} partitions the lake by {tuple(names)}, got {tuple(values)}")
+        if not dataset.in_lake or set(values) != {*names, "source"}:
+            raise ValueError(f"{dataset.name} partitions the lake by {(*names, 'source')}, got {tuple(values)}")
+        return self.partition_dir(dataset, **{n: values[n] for n in names}) / file_name(str(values["source"]))
+
+    def partition_dir(self, dataset: Dataset, **values: object) -> Path:
         path = self.dataset_dir(dataset)
         for key in dataset.lake_keys:
             path /= f"{key.name}={_format(key.value(values[key.name]))}"
-        return path / FILE_NAME
+        return path
 
     def glob(self, dataset: Dataset) -> str:
-        """A DuckDB/Arrow glob over every partition file of `dataset`."""
+        """A DuckDB/Arrow glob over every partition file of `dataset`, every source."""
         depth = "/".join("*" for _ in dataset.lake_keys)
-        return str(self.dataset_dir(dataset) / depth / FILE_NAME)
+        return str(self.dataset_dir(dataset) / depth / f"*{SUFFIX}")
 
     def partitions(self, dataset: Dataset, **fixed: str) -> dict[tuple[str, ...], Path]:
-        """Existing partition files, keyed by their lake-key values in `lake_keys` order (optionally only
-        those whose leading keys equal `fixed`, e.g. region="US")."""
+        """Existing partition files, keyed by their lake-key values in `lake_keys` order then the source
+        (optionally only those whose keys equal `fixed`, e.g. region="US" or source="itick")."""
         pattern = "/".join(f"{k.name}={fixed.get(k.name, '*')}" for k in dataset.lake_keys)
         found = {}
-        for path in self.dataset_dir(dataset).glob(f"{pattern}/{FILE_NAME}"):
+        for path in self.dataset_dir(dataset).glob(f"{pattern}/{fixed.get('source', '*')}{SUFFIX}"):
+            if path.name == LEGACY_FILE_NAME or path.name.startswith(_TMP_PREFIX):
+                continue
             parts = path.relative_to(self.dataset_dir(dataset)).parts[:-1]
-            found[tuple(part.split("=", 1)[1] for part in parts)] = path
+            found[(*(part.split("=", 1)[1] for part in parts), path.name[: -len(SUFFIX)])] = path
         return dict(sorted(found.items()))
 
     def relative(self, path: Path) -> str:
@@ -116,6 +127,10 @@ class Lake:
         for values, table in parts:
             if table.schema.remove_metadata() != expected:
                 raise TypeError(f"{dataset.name}: table schema does not match the data dictionary")
+            foreign = set(pc.unique(table.column("source")).to_pylist()) - {values.get("source")}
+            if foreign:
+                raise ValueError(f"{dataset.name}: rows of source(s) {sorted(map(str, foreign))} cannot be written to "
+                                 f"the file of source {values.get('source')!r}")
             targets.append(self.partition_path(dataset, **values))
         for folder in {t.parent for t in targets}:
             folder.mkdir(parents=True, exist_ok=True)
@@ -147,6 +162,13 @@ class Lake:
 
 
 _LOCAL = pafs.LocalFileSystem()
+
+
+def file_name(source: str) -> str:
+    """`<source>.parquet`: a source name is a file name, so only a safe shape is accepted."""
+    if not re.fullmatch(SOURCE_PATTERN, source) or source == LEGACY_FILE_NAME[: -len(SUFFIX)]:
+        raise ValueError(f"invalid source name {source!r} (expected {SOURCE_PATTERN}, not 'data')")
+    return source + SUFFIX
 
 
 def _temp_name() -> str:

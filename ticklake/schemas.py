@@ -15,7 +15,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from ticklake.dictionary import KLINES_DAILY, Dataset, Field
+from ticklake.dictionary import Dataset, Field, RowRule
 
 
 class DataValidationError(ValueError):
@@ -33,6 +33,8 @@ def _column(field: Field) -> pa.Column:
         checks.append(pa.Check.gt(0, error=f"{field.name} > 0"))
     if field.min_value is not None:
         checks.append(pa.Check.ge(field.min_value, error=f"{field.name} >= {field.min_value:g}"))
+    if field.max_value is not None:
+        checks.append(pa.Check.le(field.max_value, error=f"{field.name} <= {field.max_value:g}"))
     if field.type == "float64":
         checks.append(pa.Check(lambda s: ~np.isinf(s), error=f"{field.name} is finite"))
     if field.pattern is not None:
@@ -55,13 +57,9 @@ def matches_pattern(name: str, pattern: str) -> pa.Check:
     return pa.Check(check, error=f"{name} matches {pattern}")
 
 
-def _ohlc_checks() -> list[pa.Check]:
-    # Cross-field rules of a bar; each names itself so the error says which rule broke.
-    return [
-        pa.Check(lambda df: df["low"] <= df[["open", "close"]].min(axis=1), error="low <= min(open, close)"),
-        pa.Check(lambda df: df["high"] >= df[["open", "close"]].max(axis=1), error="high >= max(open, close)"),
-        pa.Check(lambda df: df["low"] <= df["high"], error="low <= high"),
-    ]
+def row_rule(rule: RowRule) -> pa.Check:
+    """A dictionary row rule as a frame-wide check named after the rule, so the error says which one broke."""
+    return pa.Check(rule.holds, error=rule.name)
 
 
 def unique_key(dataset: Dataset) -> pa.Check:
@@ -91,9 +89,7 @@ def unique_key(dataset: Dataset) -> pa.Check:
 
 def dataframe_schema(dataset: Dataset, extra_checks: Iterable[pa.Check] = ()) -> pa.DataFrameSchema:
     """The Pandera schema for `dataset`: types, nullability, ranges and the unique key."""
-    checks = [unique_key(dataset), *extra_checks]
-    if dataset is KLINES_DAILY:
-        checks = _ohlc_checks() + checks
+    checks = [*(row_rule(r) for r in dataset.rules), unique_key(dataset), *extra_checks]
     return pa.DataFrameSchema(
         {f.name: _column(f) for f in dataset.fields},
         checks=checks,
@@ -116,9 +112,15 @@ def dates_within(column: str, allowed: Iterable[dt.date]) -> pa.Check:
 
 
 def validate(frame: pd.DataFrame, dataset: Dataset, *, allowed_dates: Iterable[dt.date] | None = None,
-             date_column: str = "trade_date", max_listed: int = 10) -> pd.DataFrame:
-    """Validate `frame` against `dataset`'s schema; raise DataValidationError naming rows and rules."""
-    extra = [dates_within(date_column, allowed_dates)] if allowed_dates is not None else []
+             max_listed: int = 10) -> pd.DataFrame:
+    """Validate `frame` against `dataset`'s schema; raise DataValidationError naming rows and rules.
+
+    `allowed_dates` limits the dataset's date column to the dates a run may write (its partition window)."""
+    extra = []
+    if allowed_dates is not None:
+        if dataset.date_column is None:
+            raise ValueError(f"{dataset.name} declares no date column to check allowed dates against")
+        extra.append(dates_within(dataset.date_column, allowed_dates))
     schema = dataframe_schema(dataset, extra)
     try:
         return schema.validate(frame, lazy=True, inplace=True)  # no coercion, so no need to copy the page

@@ -14,24 +14,36 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ticklake import markets
 from ticklake.dictionary import LAKE_PARTITIONS, Dataset, LakeKey, month_bounds
-from ticklake.lake import Lake
+from ticklake.lake import LEGACY_FILE_NAME, Lake
+from ticklake.schemas import validate
 from ticklake.transforms import sort_table
 from ticklake.warehouse import Warehouse, partition_label
+from ticklake.write_modes import contents
 
 
 @dataclass
 class Part:
-    """One partition to commit: its lake-key values and its complete contents."""
+    """One partition file to commit: its lake-key values and source, and its complete contents."""
 
-    values: dict[str, str]
+    values: dict[str, str]  # every lake key and "source"
     table: pa.Table
     missing_codes: int = 0  # requested codes the source did not answer (their stored rows are in `table`)
+
+
+@dataclass
+class Written:
+    """What `write` stored in one partition file."""
+
+    path: Path
+    frame: pd.DataFrame  # the partition's contents after the write
+    diff: dict[str, int]
 
 
 @dataclass
@@ -41,6 +53,7 @@ class Repair:
     reloaded: list[str] = field(default_factory=list)  # lake files loaded into the warehouse again
     rewritten: list[str] = field(default_factory=list)  # lake files rebuilt from the warehouse
     migrated: list[str] = field(default_factory=list)  # old daily files folded into month files
+    renamed: list[str] = field(default_factory=list)  # single-source `data.parquet` files given their source's name
     temp_files_removed: int = 0
 
 
@@ -67,13 +80,13 @@ def status_table(lake: Lake, dataset: Dataset, parts: Sequence[Part], paths: Seq
         complete = True
         if key is not None:
             sessions, complete = calendars.closed_sessions(region, *month_bounds(part.values[key.name]))
-            dates = table.column(key.column)
-            if table.num_rows:
-                first, last = pc.min(dates).as_py(), pc.max(dates).as_py()
-                with_rows = len(pc.unique(dates))
+        if dataset.date_column is not None and table.num_rows:
+            dates = table.column(dataset.date_column)
+            first, last = pc.min(dates).as_py(), pc.max(dates).as_py()
+            with_rows = len(pc.unique(dates))
         values = {
             "dataset": dataset.name, "region": region, "partition": partition_label(dataset, part.values),
-            "path": lake.relative(path), "rows": table.num_rows,
+            "source": part.values["source"], "path": lake.relative(path), "rows": table.num_rows,
             "symbols": len(pc.unique(table.column("symbol"))) if "symbol" in table.column_names else 0,
             "first_date": first, "last_date": last, "sessions": sessions, "sessions_with_rows": with_rows,
             "complete": complete, "missing_codes": part.missing_codes, "file_bytes": stat.st_size,
@@ -116,21 +129,36 @@ def commit(lake: Lake, warehouse: Warehouse, dataset: Dataset, parts: Sequence[P
     return paths
 
 
-def repair(lake: Lake, warehouse: Warehouse, dataset: Dataset, region: str, *, run_id: str, now: dt.datetime,
-           log: Callable[[str], None] = lambda _msg: None) -> Repair:
+def write(lake: Lake, warehouse: Warehouse, dataset: Dataset, values: dict[str, str], incoming: pd.DataFrame, *,
+          run_id: str, now: dt.datetime, as_of: dt.date | None = None, complete: bool = True) -> Written:
+    """Write one partition file of one source under the dataset's write mode: merge `incoming` (rows carrying
+    their lineage) with what that source stored there, validate the result, then commit it (lake, warehouse rows
+    and status together). The path every dataset but the streamed klines takes."""
+    stored = lake.read(dataset, **values)
+    frame, diff = contents(dataset, stored, incoming, as_of=as_of, complete=complete)
+    validate(frame, dataset)
+    [path] = commit(lake, warehouse, dataset, [Part(values, lake.to_arrow(dataset, frame))], run_id=run_id, now=now)
+    return Written(path, frame, diff)
+
+
+def repair(lake: Lake, warehouse: Warehouse, dataset: Dataset, region: str, *, source: str, run_id: str,
+           now: dt.datetime, log: Callable[[str], None] = lambda _msg: None) -> Repair:
     """Bring the lake and the warehouse of (`dataset`, `region`) back in step before writing to them."""
     result = Repair(temp_files_removed=len(lake.remove_stale_temp_files(dataset)))
     if result.temp_files_removed:
         log(f"{dataset.name}: removed {result.temp_files_removed} temp file(s) left by a writer that died")
-    result.migrated = _migrate_daily_files(lake, dataset, region)
+    result.renamed = _name_legacy_files(lake, dataset, region, source)
+    if result.renamed:
+        log(f"{dataset.name} {region}: named {len(result.renamed)} single-source file(s) after their source")
+    result.migrated = _migrate_daily_files(lake, dataset, region, source)
     if result.migrated:
         log(f"{dataset.name} {region}: folded one-file-per-date partitions into months {result.migrated[:5]}..")
     files = lake.partitions(dataset, region=region)
     committed = warehouse.partition_status(dataset, region)
-    names = [k.name for k in dataset.lake_keys]
+    names = [k.name for k in dataset.lake_keys] + ["source"]
     for key_values, path in files.items():
         values = dict(zip(names, key_values, strict=True))
-        label = partition_label(dataset, values)
+        label = (partition_label(dataset, values), values["source"])
         stat = path.stat()
         if committed.get(label) == (stat.st_size, stat.st_mtime_ns):
             continue
@@ -138,13 +166,13 @@ def repair(lake: Lake, warehouse: Warehouse, dataset: Dataset, region: str, *, r
         part = Part(values, table)
         load_warehouse(warehouse, dataset, [part], status_table(lake, dataset, [part], [path], run_id=run_id,
                                                                 now=now))
-        result.reloaded.append(label)
-    on_disk = {partition_label(dataset, dict(zip(names, k, strict=True))) for k in files}
-    for label in sorted(set(committed) - on_disk):
-        values = _values_from_label(dataset, region, label)
+        result.reloaded.append("/".join(label))
+    on_disk = {(partition_label(dataset, dict(zip(names, k, strict=True))), k[-1]) for k in files}
+    for label, source_name in sorted(set(committed) - on_disk):
+        values = {**_values_from_label(dataset, region, label), "source": source_name}
         part = Part(values, warehouse.read_partitions(dataset, [values]))
         commit(lake, warehouse, dataset, [part], run_id=run_id, now=now)
-        result.rewritten.append(label)
+        result.rewritten.append(f"{label}/{source_name}")
     if result.reloaded or result.rewritten:
         log(f"{dataset.name} {region}: lake and warehouse had drifted apart; reloaded {len(result.reloaded)} "
             f"partition(s) from the lake {result.reloaded[:5]}, rebuilt {len(result.rewritten)} lake file(s) from "
@@ -157,7 +185,25 @@ def _values_from_label(dataset: Dataset, region: str, label: str) -> dict[str, s
     return {"region": region, **dict(zip(rest, label.split("/"), strict=True))} if rest else {"region": region}
 
 
-def _migrate_daily_files(lake: Lake, dataset: Dataset, region: str) -> list[str]:
+def _name_legacy_files(lake: Lake, dataset: Dataset, region: str, source: str) -> list[str]:
+    """Rename `data.parquet` files of the single-source layout to `<source>.parquet`, by the source their rows
+    name (the writer's own source for an empty file). A file mixing sources cannot be attributed: refuse."""
+    renamed = []
+    for path in sorted((lake.dataset_dir(dataset) / f"region={region}").rglob(LEGACY_FILE_NAME)):
+        if path.parent.name.startswith("date="):
+            continue  # the daily layout: folded into months below
+        names = set(pq.read_table(path, columns=["source"]).column("source").unique().to_pylist()) or {source}
+        if len(names) != 1:
+            raise RuntimeError(f"{path} holds rows of several sources {sorted(names)}; split it by source by hand")
+        target = path.with_name(f"{names.pop()}.parquet")
+        if target.exists():
+            raise RuntimeError(f"{path} and {target} both exist; keep the right one and delete the other")
+        path.rename(target)
+        renamed.append(lake.relative(target))
+    return renamed
+
+
+def _migrate_daily_files(lake: Lake, dataset: Dataset, region: str, source: str) -> list[str]:
     """Fold files of the former one-file-per-date layout (`region=US/date=2024-01-02/`) into month files.
 
     A month file that already exists is newer and wins for any key both hold; the old files are deleted only
@@ -165,7 +211,7 @@ def _migrate_daily_files(lake: Lake, dataset: Dataset, region: str) -> list[str]
     """
     key = date_key(dataset)
     folder = lake.dataset_dir(dataset) / f"region={region}"
-    old = sorted(folder.glob("date=*/data.parquet"))
+    old = sorted(folder.glob(f"date=*/{LEGACY_FILE_NAME}"))
     if key is None or not old:
         return []
     by_month: dict[str, list[Path]] = {}
@@ -174,11 +220,11 @@ def _migrate_daily_files(lake: Lake, dataset: Dataset, region: str) -> list[str]
     schema = dataset.arrow_schema
     for month, paths in by_month.items():
         tables = [pq.read_table(p, schema=schema) for p in paths]
-        current = lake.partition_path(dataset, region=region, month=month)
+        current = lake.partition_path(dataset, region=region, month=month, source=source)
         if current.exists():
             newer = pq.read_table(current, schema=schema)
             tables = [_without_keys(t, newer, dataset) for t in tables] + [newer]
-        lake.write(dataset, sort_table(pa.concat_tables(tables), dataset), region=region, month=month)
+        lake.write(dataset, sort_table(pa.concat_tables(tables), dataset), region=region, month=month, source=source)
         for path in paths:
             path.unlink()
             if not any(path.parent.iterdir()):

@@ -35,7 +35,7 @@ import duckdb
 import pyarrow as pa
 from filelock import FileLock, Timeout
 
-from ticklake.dictionary import DATASETS, LAKE_PARTITIONS, Dataset
+from ticklake.dictionary import DATASETS, LAKE_PARTITIONS, MACROS, Dataset
 
 try:
     import fcntl
@@ -325,6 +325,11 @@ class Warehouse:
                 if f.name not in existing:
                     con.execute(f"ALTER TABLE {_quote(dataset.name)} ADD COLUMN {_quote(f.name)} {f.duckdb_type}")
                     con.execute(f"COMMENT ON COLUMN {_quote(dataset.name)}.{_quote(f.name)} IS {_literal(f.doc)}")
+        # A status row without a source predates per-source lake files: dropping it makes the next writer of that
+        # dataset re-verify the partition from the lake (store.repair), which is the truth either way.
+        con.execute("DELETE FROM lake_partitions WHERE source IS NULL")
+        for macro in MACROS.values():  # after every table exists: macros may read any of them
+            con.execute(macro.create_sql)
 
     def replace_partitions(self, dataset: Dataset, table: pa.Table, partitions: Sequence[Mapping[str, str]],
                            status: pa.Table | None = None) -> int:
@@ -349,12 +354,12 @@ class Warehouse:
                 con.unregister("incoming_status")
         return table.num_rows
 
-    def partition_status(self, dataset: Dataset, region: str) -> dict[str, tuple[int, int]]:
-        """partition -> (file_bytes, file_mtime_ns) as committed, for drift detection."""
+    def partition_status(self, dataset: Dataset, region: str) -> dict[tuple[str, str], tuple[int, int]]:
+        """(partition, source) -> (file_bytes, file_mtime_ns) as committed, for drift detection."""
         with self.writer() as con:
-            rows = con.execute("SELECT partition, file_bytes, file_mtime_ns FROM lake_partitions "
+            rows = con.execute("SELECT partition, source, file_bytes, file_mtime_ns FROM lake_partitions "
                                "WHERE dataset = ? AND region = ?", [dataset.name, region]).fetchall()
-        return {partition: (size, mtime) for partition, size, mtime in rows}
+        return {(partition, source): (size, mtime) for partition, source, size, mtime in rows}
 
     def read_partitions(self, dataset: Dataset, partitions: Sequence[Mapping[str, str]]) -> pa.Table:
         """The stored rows of the given lake partitions, in the dataset's Arrow schema."""
@@ -374,10 +379,14 @@ def _delete_insert(con: duckdb.DuckDBPyConnection, dataset: Dataset, view: str, 
 
 
 def partition_filter(dataset: Dataset, partitions: Sequence[Mapping[str, str]]) -> tuple[str, list]:
-    """A WHERE clause selecting exactly the rows of the given lake partitions (by region, month, ...)."""
+    """A WHERE clause selecting exactly the rows of the given lake partitions (by region, month, ...), and only
+    the given source's rows where the values name one: a source's write never deletes another source's rows."""
     clauses, params = [], []
     for values in partitions:
         terms = []
+        if "source" in values:
+            terms.append('"source" = ?')
+            params.append(values["source"])
         for key in dataset.lake_keys:
             bounds = key.bounds(values[key.name])
             if bounds is None:
@@ -399,8 +408,8 @@ def partition_label(dataset: Dataset, values: Mapping[str, str]) -> str:
 def status_filter(dataset: Dataset, partitions: Sequence[Mapping[str, str]]) -> tuple[str, list]:
     clauses, params = [], []
     for values in partitions:
-        clauses.append("(dataset = ? AND region = ? AND partition = ?)")
-        params += [dataset.name, values["region"], partition_label(dataset, values)]
+        clauses.append("(dataset = ? AND region = ? AND partition = ? AND source = ?)")
+        params += [dataset.name, values["region"], partition_label(dataset, values), values["source"]]
     return " OR ".join(clauses), params
 
 

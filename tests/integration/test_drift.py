@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 def _lake_rows(home) -> pd.DataFrame:
     frame = pd.concat([pq.read_table(p).to_pandas() for p in sorted((home / "lake" / "klines_daily").rglob(
-        "data.parquet"))], ignore_index=True)
+        "*.parquet"))], ignore_index=True)
     return frame.sort_values(["region", "symbol", "trade_date"]).reset_index(drop=True)[KLINES_DAILY.columns]
 
 
@@ -66,7 +66,7 @@ def test_a_full_disk_during_the_load_stops_the_run_and_the_next_run_repairs_the_
     failed = run_partition_range(defs, "US", "2024-03", "2024-06", instance=instance, raise_on_error=False)
     assert not failed.success
     assert "No space left on device" in str(failed.get_step_failure_events()[0].step_failure_data.error)
-    months_in_lake = {p.parent.name for p in (home / "lake" / "klines_daily").rglob("data.parquet")}
+    months_in_lake = {p.parent.name for p in (home / "lake" / "klines_daily").rglob("*.parquet")}
     # the lake ran ahead by at most the failed load's months: nothing after it was written
     assert len(loads) == 2
     assert months_in_lake == {f"month={p['month']}" for load in loads for p in load}
@@ -122,7 +122,7 @@ def test_files_of_the_former_daily_layout_are_folded_into_months(make_server, re
     defs, instance = _one_month_stored(make_server, resources_for, "2024-05")
     expected = _lake_rows(home)
     # rewrite May as the old layout: one file per date, and no month file
-    month_file = home / "lake" / "klines_daily" / "region=US" / "month=2024-05" / "data.parquet"
+    month_file = home / "lake" / "klines_daily" / "region=US" / "month=2024-05" / "itick.parquet"
     table = pq.read_table(month_file)
     for day in sorted(set(table.column("trade_date").to_pylist())):
         folder = home / "lake" / "klines_daily" / "region=US" / f"date={day}"
@@ -141,10 +141,24 @@ def test_files_of_the_former_daily_layout_are_folded_into_months(make_server, re
     assert dt.date(2024, 5, 31) in set(pd.to_datetime(after["trade_date"]).dt.date)
 
 
+def test_a_file_of_the_single_source_layout_is_named_after_its_source(make_server, resources_for, home):
+    defs, instance = _one_month_stored(make_server, resources_for, "2024-05")
+    expected = _lake_rows(home)
+    month_file = home / "lake" / "klines_daily" / "region=US" / "month=2024-05" / "itick.parquet"
+    month_file.rename(month_file.with_name("data.parquet"))  # the layout before one file per source
+
+    assert run_partition_range(defs, "US", "2024-06", "2024-06", instance=instance).success
+    assert month_file.exists()
+    assert not month_file.with_name("data.parquet").exists()
+    after = _lake_rows(home)
+    assert _same(after[pd.to_datetime(after["trade_date"]).dt.month == 5].reset_index(drop=True), expected)
+    assert _same(after, _warehouse_rows(home))
+
+
 def test_a_lake_file_that_vanished_is_rebuilt_from_the_warehouse(make_server, resources_for, home):
     defs, instance = _one_month_stored(make_server, resources_for, "2024-05")
     expected = _lake_rows(home)
-    month_file = home / "lake" / "klines_daily" / "region=US" / "month=2024-05" / "data.parquet"
+    month_file = home / "lake" / "klines_daily" / "region=US" / "month=2024-05" / "itick.parquet"
     month_file.unlink()  # someone cleaned the lake by hand; the warehouse still holds May
 
     result = run_partition_range(defs, "US", "2024-06", "2024-06", instance=instance)

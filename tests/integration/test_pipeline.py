@@ -81,7 +81,7 @@ def test_stored_rows_equal_the_simulators_ground_truth(make_server, resources_fo
     # every month got its own lake partition holding exactly its rows
     lake = Lake(home / "lake")
     for month in ("2024-04", "2024-06"):
-        part = lake.read(KLINES_DAILY, region=region, month=month)
+        part = lake.read(KLINES_DAILY, region=region, month=month, source="itick")
         assert len(part) == int((truth["trade_date"].dt.strftime("%Y-%m") == month).sum())
     securities = _warehouse(home, "SELECT symbol FROM securities ORDER BY symbol")["symbol"].tolist()
     assert securities == sorted(s.code for s in server.simulator.universe(region))

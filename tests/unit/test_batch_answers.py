@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ticklake.itick.source import reask_requests
-from ticklake.transforms import (
+from ticklake.itick.wire import (
     BatchAnswer,
     KlineRequest,
     PayloadError,

@@ -32,23 +32,23 @@ def _table(n: int = 3, close: float = 10.5) -> pa.Table:
 
 def test_partitions_use_hive_layout_and_round_trip(tmp_path):
     lake = Lake(tmp_path)
-    path = lake.write(KLINES_DAILY, _table(), region="US", month=MONTH)
-    assert path == tmp_path / "klines_daily" / "region=US" / "month=2024-01" / "data.parquet"
-    assert lake.partition_path(KLINES_DAILY, region="US", month=DAY) == path  # a date names its month
-    back = lake.read(KLINES_DAILY, region="US", month=MONTH)
+    path = lake.write(KLINES_DAILY, _table(), region="US", month=MONTH, source="itick")
+    assert path == tmp_path / "klines_daily" / "region=US" / "month=2024-01" / "itick.parquet"
+    assert lake.partition_path(KLINES_DAILY, region="US", month=DAY, source="itick") == path  # a date names its month
+    back = lake.read(KLINES_DAILY, region="US", month=MONTH, source="itick")
     assert back["symbol"].tolist() == ["S0", "S1", "S2"]
     assert back["trade_date"].iloc[0].date() == DAY
 
 
 def test_same_data_gives_the_same_bytes(tmp_path):
     a, b = Lake(tmp_path / "a"), Lake(tmp_path / "b")
-    pa_, pb = (lake.write(KLINES_DAILY, _table(), region="US", month=MONTH) for lake in (a, b))
+    pa_, pb = (lake.write(KLINES_DAILY, _table(), region="US", month=MONTH, source="itick") for lake in (a, b))
     assert pa_.read_bytes() == pb.read_bytes()
 
 
 def test_a_failed_write_leaves_the_previous_partition_intact(tmp_path, monkeypatch):
     lake = Lake(tmp_path)
-    path = lake.write(KLINES_DAILY, _table(close=10.5), region="US", month=MONTH)
+    path = lake.write(KLINES_DAILY, _table(close=10.5), region="US", month=MONTH, source="itick")
     before = path.read_bytes()
 
     def explode(table, where, **kwargs):
@@ -57,15 +57,15 @@ def test_a_failed_write_leaves_the_previous_partition_intact(tmp_path, monkeypat
 
     monkeypatch.setattr(pq, "write_table", explode)
     with pytest.raises(OSError, match="disk full"):
-        lake.write(KLINES_DAILY, _table(close=99.0), region="US", month=MONTH)
+        lake.write(KLINES_DAILY, _table(close=99.0), region="US", month=MONTH, source="itick")
     assert path.read_bytes() == before
-    assert [p.name for p in path.parent.iterdir()] == ["data.parquet"]  # no temp file left behind
+    assert [p.name for p in path.parent.iterdir()] == ["itick.parquet"]  # no temp file left behind
 
 
 def test_a_failure_while_staging_many_partitions_replaces_none_of_them(tmp_path, monkeypatch):
     lake = Lake(tmp_path)
     months = ["2024-01", "2024-02", "2024-03"]
-    paths = [lake.write(KLINES_DAILY, _table(close=1.0), region="US", month=m) for m in months]
+    paths = [lake.write(KLINES_DAILY, _table(close=1.0), region="US", month=m, source="itick") for m in months]
     before = [p.read_bytes() for p in paths]
     real = pq.write_table
     calls = []
@@ -78,21 +78,26 @@ def test_a_failure_while_staging_many_partitions_replaces_none_of_them(tmp_path,
 
     monkeypatch.setattr(pq, "write_table", third_fails)
     with pytest.raises(OSError, match="disk full"):
-        lake.write_many(KLINES_DAILY, [({"region": "US", "month": m}, _table(close=2.0)) for m in months])
+        lake.write_many(KLINES_DAILY, [({"region": "US", "month": m, "source": "itick"}, _table(close=2.0))
+                                       for m in months])
     assert [p.read_bytes() for p in paths] == before
     assert sorted(p.name for p in (tmp_path / "klines_daily").rglob("*")) == sorted(
-        ["region=US", *[f"month={m}" for m in months], *["data.parquet"] * 3])
+        ["region=US", *[f"month={m}" for m in months], *["itick.parquet"] * 3])
 
 
 def test_partition_values_cannot_escape_the_lake(tmp_path):
     with pytest.raises(ValueError, match="invalid partition value"):
-        Lake(tmp_path).partition_path(KLINES_DAILY, region="../etc", month=MONTH)
+        Lake(tmp_path).partition_path(KLINES_DAILY, region="../etc", month=MONTH, source="itick")
     with pytest.raises(ValueError, match="not a month"):
-        Lake(tmp_path).partition_path(KLINES_DAILY, region="US", month="../2024")
+        Lake(tmp_path).partition_path(KLINES_DAILY, region="US", month="../2024", source="itick")
     with pytest.raises(ValueError, match="partitions the lake by"):
         Lake(tmp_path).partition_path(KLINES_DAILY, region="US", trade_date=DAY)
+    with pytest.raises(ValueError, match="invalid source name"):
+        Lake(tmp_path).partition_path(KLINES_DAILY, region="US", month=MONTH, source="../x")
+    with pytest.raises(ValueError, match="invalid source name"):
+        Lake(tmp_path).partition_path(KLINES_DAILY, region="US", month=MONTH, source="data")
     with pytest.raises(TypeError, match="schema"):
-        Lake(tmp_path).write(KLINES_DAILY, pa.table({"x": [1]}), region="US", month=MONTH)
+        Lake(tmp_path).write(KLINES_DAILY, pa.table({"x": [1]}), region="US", month=MONTH, source="itick")
 
 
 def _warehouse(home: Path, **kwargs) -> Warehouse:
@@ -104,7 +109,7 @@ def _rows(path) -> list[tuple]:
         return con.execute("SELECT symbol, close FROM klines_daily ORDER BY symbol").fetchall()
 
 
-US_JAN = [{"region": "US", "month": MONTH}]
+US_JAN = [{"region": "US", "month": MONTH, "source": "itick"}]
 
 
 def test_replace_is_delete_then_insert_of_exactly_those_partitions(tmp_path):
@@ -112,9 +117,26 @@ def test_replace_is_delete_then_insert_of_exactly_those_partitions(tmp_path):
     wh.replace_partitions(KLINES_DAILY, _table(3, 1.0), US_JAN)
     wh.replace_partitions(KLINES_DAILY, _table(2, 2.0), US_JAN)
     assert _rows(wh.pipeline_path) == [("S0", 2.0), ("S1", 2.0)]
-    wh.replace_partitions(KLINES_DAILY, KLINES_DAILY.arrow_schema.empty_table(), [{"region": "HK", "month": MONTH}])
-    wh.replace_partitions(KLINES_DAILY, KLINES_DAILY.arrow_schema.empty_table(), [{"region": "US", "month": "2024-02"}])
+    empty = KLINES_DAILY.arrow_schema.empty_table()
+    wh.replace_partitions(KLINES_DAILY, empty, [{"region": "HK", "month": MONTH, "source": "itick"}])
+    wh.replace_partitions(KLINES_DAILY, empty, [{"region": "US", "month": "2024-02", "source": "itick"}])
     assert len(_rows(wh.pipeline_path)) == 2  # another region's or month's replace leaves US January alone
+
+
+def test_one_source_never_replaces_another_sources_rows(tmp_path):
+    """A second source of the same market has its own lake file and its own warehouse rows in each partition."""
+    lake, wh = Lake(tmp_path / "lake"), _warehouse(tmp_path)
+    other = Lake.to_arrow(KLINES_DAILY, _bars(2).assign(close=3.0, source="vendor"))
+    mine_path = lake.write(KLINES_DAILY, _table(3, 1.0), region="US", month=MONTH, source="itick")
+    other_path = lake.write(KLINES_DAILY, other, region="US", month=MONTH, source="vendor")
+    wh.replace_partitions(KLINES_DAILY, other, [{"region": "US", "month": MONTH, "source": "vendor"}])
+    wh.replace_partitions(KLINES_DAILY, _table(3, 1.0), US_JAN)
+    wh.replace_partitions(KLINES_DAILY, _table(1, 2.0), US_JAN)  # itick re-run: only its own rows change
+    assert sorted(_rows(wh.pipeline_path)) == [("S0", 2.0), ("S0", 3.0), ("S1", 3.0)]
+    assert mine_path != other_path
+    assert other_path.exists()
+    with pytest.raises(ValueError, match="cannot be written to the file of source 'itick'"):
+        lake.write(KLINES_DAILY, other, region="US", month=MONTH, source="itick")
 
 
 def test_a_failing_load_rolls_back(tmp_path):
@@ -130,7 +152,7 @@ def _writer(home, region, n):
     wh = _warehouse(home)
     for i in range(n):
         table = _table(3, float(i)).set_column(0, "region", pa.array([region] * 3, pa.string()))
-        wh.replace_partitions(KLINES_DAILY, table, [{"region": region, "month": MONTH}])
+        wh.replace_partitions(KLINES_DAILY, table, [{"region": region, "month": MONTH, "source": "itick"}])
 
 
 def test_parallel_writer_processes_queue_instead_of_failing(tmp_path):

@@ -13,16 +13,15 @@ from hypothesis import strategies as st
 
 from ticklake import markets
 from ticklake.dictionary import KLINES_DAILY
-from ticklake.transforms import (
+from ticklake.itick.wire import (
     PayloadError,
     bars_to_frame,
-    carry_forward_lineage,
-    merge_security_master,
     minimum_kline_calls,
     plan_kline_requests,
     session_end_ms,
     trade_dates,
 )
+from ticklake.transforms import carry_forward_lineage, merge_security_master
 
 NY = "America/New_York"
 

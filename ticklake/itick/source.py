@@ -17,16 +17,16 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ticklake import markets, settings
+from ticklake.fetchers import Fetcher, UnsupportedDatasetError
 from ticklake.itick.client import ITickClient, check_codes
 from ticklake.itick.config import ITickConfig, build_client
-from ticklake.sources import BarsPage, FetchReport, Listing
-from ticklake.symbols import shown
-from ticklake.transforms import (
+from ticklake.itick.wire import (
     BatchAnswer,
     KlineRequest,
     TimeConvention,
@@ -36,6 +36,8 @@ from ticklake.transforms import (
     plan_kline_requests,
     session_end_ms,
 )
+from ticklake.sources import BarsPage, FetchReport, Listing
+from ticklake.symbols import shown
 
 logger = logging.getLogger(__name__)
 DAILY_KTYPE = 8
@@ -76,6 +78,15 @@ class ITickSource:
 
     def spent(self) -> FetchReport:
         return self.client.stats.minus(self._start).plus(self._remote)
+
+    def fetcher(self, dataset: str) -> Fetcher[Any, Any]:
+        """The iTick fetcher of `dataset` (ticklake/itick/fetchers/)."""
+        from ticklake.itick.fetchers import FETCHERS  # the fetchers import this module's types
+
+        factory = FETCHERS.get(dataset)
+        if factory is None:
+            raise UnsupportedDatasetError(f"{self.name} provides no {dataset!r}; it provides: {sorted(FETCHERS)}")
+        return factory(self)
 
     def list_securities(self, region: str) -> Listing:
         """The symbol list, without entries that have no usable code (each refusal is described and logged)."""

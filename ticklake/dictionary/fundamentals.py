@@ -1,0 +1,3 @@
+"""Fundamentals: valuation snapshots and FX."""
+
+from __future__ import annotations
