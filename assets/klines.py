@@ -39,7 +39,7 @@ with warnings.catch_warnings():
         partitions_def=month_region_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=[dg.AssetDep(securities, partition_mapping=dg.MultiToSingleDimensionPartitionMapping(REGION))],
-        group_name="market_data",
+        group_name=KLINES_DAILY.domain,
         kinds={"parquet", "duckdb"},
         description=KLINES_DAILY.description,
         metadata={"dagster/column_schema": table_schema(KLINES_DAILY), "dagster/table_name": "warehouse.klines_daily"},

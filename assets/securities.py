@@ -15,7 +15,7 @@ from ticklake.ingest import refresh_securities
 
 @dg.asset(
     partitions_def=region_partitions,
-    group_name="reference_data",
+    group_name=SECURITIES.domain,
     kinds={"parquet", "duckdb"},
     description=SECURITIES.description,
     metadata={"dagster/column_schema": table_schema(SECURITIES), "dagster/table_name": "warehouse.securities"},
