@@ -16,7 +16,6 @@ from typing import Any, Generic, Protocol, TypeVar
 import pandas as pd
 
 from ticklake.dictionary import Dataset
-from ticklake.sources import FetchReport
 
 QueryT = TypeVar("QueryT", contravariant=True)
 RawT = TypeVar("RawT")
@@ -35,18 +34,6 @@ class Fetcher(Protocol, Generic[QueryT, RawT]):
 
     def transform(self, query: QueryT, raw: RawT) -> pd.DataFrame:
         """Pure: the raw answer as a frame of the dataset's columns, lineage columns excepted."""
-        ...
-
-
-class Source(Protocol):
-    name: str  # recorded in every row's `source` column and naming its lake files
-
-    def fetcher(self, dataset: str) -> Fetcher[Any, Any]:
-        """The fetcher of `dataset` (UnsupportedDatasetError when this source does not provide it)."""
-        ...
-
-    def spent(self) -> FetchReport:
-        """Cumulative cost of this source instance so far."""
         ...
 
 

@@ -1,14 +1,19 @@
-"""The source-adapter contract. Assets talk to a `MarketDataSource`, never to iTick directly, so another
-source (a vendor file drop, say) plugs in without touching them."""
+"""The source-adapter contract. Assets talk to a `Source`, never to iTick directly, so another source (a vendor
+file drop, say) plugs in without touching them: a source names itself, counts what it spent, and hands out one
+fetcher per dataset it provides (ticklake/fetchers.py). Daily bars and the symbol list, which stream page by page
+and drive the klines universe, keep their own two methods (`MarketDataSource`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from ticklake.fetchers import Fetcher
 
 
 @dataclass
@@ -56,8 +61,19 @@ class Listing:
     rejected: list[str] = field(default_factory=list)  # one short, printable reason per refused entry
 
 
-class MarketDataSource(Protocol):
-    name: str  # recorded in the `source` lineage column
+class Source(Protocol):
+    name: str  # recorded in every row's `source` column and naming its lake files (`<name>.parquet`)
+
+    def fetcher(self, dataset: str) -> Fetcher[Any, Any]:
+        """The fetcher of `dataset` (UnsupportedDatasetError when this source does not provide it)."""
+        ...
+
+    def spent(self) -> FetchReport:
+        """Cumulative cost of this source instance so far."""
+        ...
+
+
+class MarketDataSource(Source, Protocol):
     max_codes_per_call: int
     max_bars_per_call: int
 
@@ -68,8 +84,4 @@ class MarketDataSource(Protocol):
     def daily_bars(self, region: str, codes: Sequence[str], sessions: Sequence[dt.date]) -> Iterator[BarsPage]:
         """Yield the bars page by page; pages arrive newest first, each covering a run of sessions for every
         code, so the caller can write and commit page by page."""
-        ...
-
-    def spent(self) -> FetchReport:
-        """Cumulative cost of this source instance so far."""
         ...
