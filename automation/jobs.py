@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.adjusted import klines_daily_adjusted
+from assets.corporate_actions import corporate_actions
 from assets.klines import klines_daily
 from assets.partitions import key
 from assets.securities import securities
@@ -19,8 +21,15 @@ nightly_refresh = dg.define_asset_job(
 
 reference_refresh = dg.define_asset_job(
     "reference_refresh",
-    selection=dg.AssetSelection.assets(securities) - dg.AssetSelection.checks(*CHECK_KEYS),
-    description="Security master per region (the universe the nightly refresh fetches).",
+    selection=dg.AssetSelection.assets(securities, corporate_actions) - dg.AssetSelection.checks(*CHECK_KEYS),
+    description="Security master per region (the universe the nightly refresh fetches) and its splits.",
+)
+
+# Derived tables run after the raw data they read (their own job: klines never wait on them).
+analytics_refresh = dg.define_asset_job(
+    "analytics_refresh",
+    selection=dg.AssetSelection.assets(klines_daily_adjusted) - dg.AssetSelection.checks(*CHECK_KEYS),
+    description="Split-adjusted daily bars per region, re-derived only where raw bars or splits changed.",
 )
 
 warehouse_checks = dg.define_asset_job(

@@ -9,8 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ticklake.itick.fetchers.corporate_actions import CorporateActionsFetcher
+
 if TYPE_CHECKING:
     from ticklake.fetchers import Fetcher
     from ticklake.itick.source import ITickSource
 
-FETCHERS: dict[str, Callable[[ITickSource], Fetcher[Any, Any]]] = {}
+FETCHERS: dict[str, Callable[[ITickSource], Fetcher[Any, Any]]] = {
+    "corporate_actions": CorporateActionsFetcher,
+}

@@ -1,0 +1,48 @@
+"""`corporate_actions`: splits per region from the source's split list (upserted by key)."""
+
+import datetime as dt
+
+import dagster as dg
+
+from assets.metadata import fetch_metadata, preview, snapshot_metadata, table_schema
+from assets.partitions import region_partitions
+from resources.itick import ITickResource
+from resources.storage import StorageResource
+from ticklake.corporate_actions import refresh_corporate_actions
+from ticklake.dictionary.reference_data import CORPORATE_ACTIONS
+
+
+@dg.asset(
+    partitions_def=region_partitions,
+    group_name=CORPORATE_ACTIONS.domain,
+    kinds={"parquet", "duckdb"},
+    description=CORPORATE_ACTIONS.description,
+    metadata={"dagster/column_schema": table_schema(CORPORATE_ACTIONS),
+              "dagster/table_name": "warehouse.corporate_actions"},
+)
+def corporate_actions(context: dg.AssetExecutionContext, itick: ITickResource, storage: StorageResource
+                      ) -> dg.MaterializeResult:
+    region, run_id = context.partition_key, context.run.run_id
+    source = itick.source(tags={"run_id": run_id, "asset": "corporate_actions"})
+    lake, warehouse = storage.lake(), storage.warehouse()
+    result = refresh_corporate_actions(source, lake, warehouse, region=region, run_id=run_id,
+                                       now=dt.datetime.now(dt.UTC), log=context.log.info)
+    published = warehouse.publish()
+    stored = result.stored
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(stored)),
+            "splits_listed": dg.MetadataValue.int(result.listed),
+            "symbols_with_splits": dg.MetadataValue.int(int(stored["symbol"].nunique()) if len(stored) else 0),
+            "not_in_feed": dg.MetadataValue.int(len(result.not_in_feed)),
+            **({"not_in_feed_list": dg.MetadataValue.text("\n".join(result.not_in_feed[:50]))}
+               if result.not_in_feed else {}),
+            **{f"rows_{k}": dg.MetadataValue.int(v) for k, v in result.diff.items()},
+            **fetch_metadata(result.fetch),
+            "source": dg.MetadataValue.text(source.name),
+            "lake_path": dg.MetadataValue.path(str(lake.partition_path(CORPORATE_ACTIONS, region=region,
+                                                                      source=source.name))),
+            "preview": preview(stored.sort_values("ex_date", ascending=False) if len(stored) else stored),
+            **snapshot_metadata(published),
+        }
+    )

@@ -1,0 +1,162 @@
+"""Splits: the ratio string parsed to a price factor, the per-region refresh, and the checks of recorded splits
+against the raw prices.
+
+Direction, once: a split `from:to` turns `from` old shares into `to` new ones (the simulator's and iTick's
+`"1:10"`), so a price on the new basis is the old price x `factor` with factor = from / to (1:2 -> 0.5, a 10:1
+consolidation -> 10), and a volume divides by it. An unparseable ratio is an error, never a skipped row: a
+silently missing split would silently mis-adjust every earlier price of that symbol.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from ticklake.dictionary.reference_data import CORPORATE_ACTIONS
+from ticklake.fetchers import Source
+from ticklake.ingest import with_lineage
+from ticklake.lake import Lake
+from ticklake.sources import FetchReport
+from ticklake.store import Repair, repair, write
+from ticklake.warehouse import Warehouse
+
+SPLIT = "split"
+_RATIO = re.compile(r"\s*(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)\s*")
+
+# A recorded split "shows" when close(ex-date) / close(previous bar) is within this share of its factor. Daily
+# moves are a few percent; 25% keeps a 2:3 split (0.667) apart from no split at all (1.0) and from 1:2 (0.5).
+SHOWS_TOLERANCE = 0.25
+# A raw close-to-close move within this share of one of these sizes, on a day without a recorded split, looks
+# like an unrecorded split. 2:3 (0.667) and 3:2 are left out: moves of -33%/+50% are too often real news.
+JUMP_BAND = 0.10
+SPLIT_SIZES = (1 / 2, 1 / 3, 1 / 4, 1 / 5, 1 / 10, 2.0, 3.0, 4.0, 5.0, 10.0)
+
+
+class SplitRowError(ValueError):
+    """Split rows of the source that cannot be stored (unparseable ratio, bad code or date); names each row."""
+
+
+def parse_ratio(text: object, *, row: str) -> tuple[float, float]:
+    """`"from:to"` -> (from, to), two positive finite numbers ("1:10", "3:2", "1.5:1"); `row` names the
+    offending source row in the error, for anything else ("", "0:1", "a:b", "1:2:3", "-1:2")."""
+    if not isinstance(text, str):
+        raise SplitRowError(f"{row}: split ratio {text!r} is not a string (expected 'from:to', e.g. '1:10')")
+    match = _RATIO.fullmatch(text)
+    if match is None:
+        raise SplitRowError(f"{row}: unparseable split ratio {text!r} (expected 'from:to' with two positive "
+                            f"numbers, e.g. '1:10')")
+    ratio_from, ratio_to = float(match.group(1)), float(match.group(2))
+    if not (ratio_from > 0 and ratio_to > 0 and math.isfinite(ratio_from) and math.isfinite(ratio_to)):
+        raise SplitRowError(f"{row}: split ratio {text!r} has a zero or infinite side (both must be positive)")
+    return ratio_from, ratio_to
+
+
+def split_frame(rows: list[dict]) -> pd.DataFrame:
+    """Parsed split rows {region, symbol, ex_date, ratio, name} -> the dataset's columns (lineage excepted)."""
+    problems: list[str] = []
+    parsed = []
+    for r in rows:
+        try:
+            ratio_from, ratio_to = parse_ratio(r["ratio"], row=r["row"])
+        except SplitRowError as exc:
+            problems.append(str(exc))
+            continue
+        parsed.append({**r, "ratio_from": ratio_from, "ratio_to": ratio_to})
+    frame = pd.DataFrame({
+        "region": pd.array([r["region"] for r in parsed], dtype="string"),
+        "symbol": pd.array([r["symbol"] for r in parsed], dtype="string"),
+        "ex_date": pd.to_datetime(pd.Series([r["ex_date"] for r in parsed], dtype="object")).astype("datetime64[ms]"),
+        "action": pd.array([SPLIT] * len(parsed), dtype="string"),
+        "ratio": pd.array([r["ratio"] for r in parsed], dtype="string"),
+        "ratio_from": pd.array([r["ratio_from"] for r in parsed], dtype="float64"),
+        "ratio_to": pd.array([r["ratio_to"] for r in parsed], dtype="float64"),
+        "name": pd.array([r.get("name") for r in parsed], dtype="string"),
+    })
+    frame["factor"] = frame["ratio_from"] / frame["ratio_to"]
+    frame = frame.drop_duplicates()  # the same split listed twice (e.g. on two pages) is one split
+    key = list(CORPORATE_ACTIONS.entity)
+    clash = frame[frame.duplicated(key, keep=False)]
+    problems += [f"{s} {d:%Y-%m-%d}: listed with different ratios {sorted(g['ratio'].tolist())}"
+                 for (_, s, d, _), g in clash.groupby(key, sort=True)]
+    if problems:
+        raise SplitRowError(f"{len(problems)} split row(s) cannot be stored; nothing was written:\n"
+                            + "\n".join(problems[:50]))
+    return frame[[c for c in CORPORATE_ACTIONS.columns if c not in CORPORATE_ACTIONS.lineage_columns]]
+
+
+@dataclass(frozen=True)
+class SplitsQuery:
+    region: str
+
+
+@dataclass
+class CorporateActionsResult:
+    region: str
+    stored: pd.DataFrame  # the region's corporate_actions after the refresh
+    listed: int  # splits in the source's answer
+    diff: dict[str, int]
+    not_in_feed: list[str] = field(default_factory=list)  # stored splits the source no longer lists (kept)
+    fetch: FetchReport = field(default_factory=FetchReport)
+    repair: Repair = field(default_factory=Repair)
+
+
+def refresh_corporate_actions(source: Source, lake: Lake, warehouse: Warehouse, *, region: str, run_id: str,
+                              now: dt.datetime, log: Callable[[str], None] = lambda _msg: None
+                              ) -> CorporateActionsResult:
+    """Upsert the source's current split list into the region's corporate_actions."""
+    fixed = repair(lake, warehouse, CORPORATE_ACTIONS, region, source=source.name, run_id=run_id, now=now, log=log)
+    fetcher = source.fetcher(CORPORATE_ACTIONS.name)
+    query = SplitsQuery(region)
+    splits = fetcher.transform(query, fetcher.extract(query))
+    values = {"region": region, "source": source.name}
+    old = lake.read(CORPORATE_ACTIONS, **values)
+    not_in_feed: list[str] = []
+    if old is not None and len(old):
+        key = list(CORPORATE_ACTIONS.key)
+        gone = old.merge(splits[key], on=key, how="left", indicator=True)
+        gone = gone[gone["_merge"].eq("left_only")]
+        not_in_feed = [f"{s} {d:%Y-%m-%d} {r}" for s, d, r in zip(gone["symbol"], gone["ex_date"], gone["ratio"],
+                                                                  strict=True)]
+        if not_in_feed:
+            log(f"{region}: {len(not_in_feed)} stored split(s) no longer listed by the source (kept): "
+                f"{not_in_feed[:10]}")
+    written = write(lake, warehouse, CORPORATE_ACTIONS, values, with_lineage(splits, source.name, run_id, now),
+                    run_id=run_id, now=now)
+    return CorporateActionsResult(region, written.frame, len(splits), written.diff, not_in_feed, source.spent(),
+                                  fixed)
+
+
+# -- checks of the recorded splits against the raw prices ---------------------------------------------------------
+
+def split_misses(pairs: pd.DataFrame, splits: pd.DataFrame, tolerance: float = SHOWS_TOLERANCE
+                 ) -> tuple[list[str], list[str]]:
+    """(recorded splits the raw closes do not show, splits that cannot be verified: no bar on the ex-date or
+    before it). `pairs`: symbol, trade_date, close, prev_close (the symbol's previous bar), at least on every
+    ex-date; `splits`: symbol, ex_date, factor."""
+    joined = splits.merge(pairs, left_on=["symbol", "ex_date"], right_on=["symbol", "trade_date"], how="left")
+    unverified = joined[joined["close"].isna() | joined["prev_close"].isna()]
+    seen = joined.drop(unverified.index)
+    moved = seen["close"] / seen["prev_close"]
+    off = seen[(moved / seen["factor"] - 1).abs() > tolerance]
+    misses = [f"{s} {d:%Y-%m-%d}: factor {f:.4g}, close moved x{m:.4g}"
+              for s, d, f, m in zip(off["symbol"], off["ex_date"], off["factor"], moved[off.index], strict=True)]
+    return misses, [f"{s} {d:%Y-%m-%d}" for s, d in zip(unverified["symbol"], unverified["ex_date"], strict=True)]
+
+
+def unrecorded_jumps(pairs: pd.DataFrame, splits: pd.DataFrame, band: float = JUMP_BAND) -> list[str]:
+    """Raw close-to-close moves within `band` of a split's size (SPLIT_SIZES) on a day no split is recorded
+    for the symbol."""
+    moved = pairs["close"] / pairs["prev_close"]
+    near = pd.Series(False, index=pairs.index)
+    for size in SPLIT_SIZES:
+        near |= (moved / size - 1).abs() <= band
+    jumps = pairs[near.fillna(False)]
+    recorded = set(zip(splits["symbol"], pd.to_datetime(splits["ex_date"]), strict=True))
+    return [f"{s} {d:%Y-%m-%d}: close moved x{c / p:.4g}" for s, d, c, p in
+            zip(jumps["symbol"], pd.to_datetime(jumps["trade_date"]), jumps["close"], jumps["prev_close"], strict=True)
+            if (s, d) not in recorded]
