@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ticklake.dictionary.reference_data import CORPORATE_ACTIONS
-from ticklake.fetchers import Source
 from ticklake.ingest import with_lineage
 from ticklake.lake import Lake
-from ticklake.sources import FetchReport
+from ticklake.sources import FetchReport, Source
 from ticklake.store import Repair, repair, write
 from ticklake.warehouse import Warehouse
 
