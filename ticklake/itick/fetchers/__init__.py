@@ -14,3 +14,19 @@ if TYPE_CHECKING:
     from ticklake.itick.source import ITickSource
 
 FETCHERS: dict[str, Callable[[ITickSource], Fetcher[Any, Any]]] = {}
+
+
+def _fundamentals_daily(source: ITickSource) -> Fetcher[Any, Any]:
+    from ticklake.itick.fetchers.fundamentals_daily import FundamentalsDailyFetcher
+
+    return FundamentalsDailyFetcher(source)
+
+
+def _fx_daily(source: ITickSource) -> Fetcher[Any, Any]:
+    from ticklake.itick.fetchers.fx_daily import FxDailyFetcher
+
+    return FxDailyFetcher(source)
+
+
+FETCHERS["fundamentals_daily"] = _fundamentals_daily
+FETCHERS["fx_daily"] = _fx_daily
