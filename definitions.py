@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.fundamentals import fundamentals_daily, fx_daily, valuation_daily
 from assets.klines import klines_daily
 from assets.securities import securities
-from automation.jobs import nightly_refresh, reference_refresh, warehouse_checks
+from automation.jobs import fundamentals_refresh, nightly_refresh, reference_refresh, warehouse_checks
 from automation.schedules import SCHEDULES
 from checks.asset_checks import ASSET_CHECKS
 from resources.itick import ITickResource
@@ -16,9 +17,9 @@ from resources.storage import StorageResource
 def build_definitions(itick: ITickResource | None = None, storage: StorageResource | None = None) -> dg.Definitions:
     """Definitions with resources from the environment, or the given ones (tests point them elsewhere)."""
     return dg.Definitions(
-        assets=[securities, klines_daily],
+        assets=[securities, klines_daily, fundamentals_daily, fx_daily, valuation_daily],
         asset_checks=ASSET_CHECKS,
-        jobs=[nightly_refresh, reference_refresh, warehouse_checks],
+        jobs=[nightly_refresh, reference_refresh, warehouse_checks, fundamentals_refresh],
         schedules=SCHEDULES,
         resources={"itick": itick or ITickResource.from_env(), "storage": storage or StorageResource()},
         # One process per run: a step's work is seconds of Arrow/DuckDB, so a subprocess per step (Dagster's

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.fundamentals import fundamentals_daily, fx_daily, valuation_daily
 from assets.klines import klines_daily
 from assets.partitions import key
 from assets.securities import securities
@@ -21,6 +22,15 @@ reference_refresh = dg.define_asset_job(
     "reference_refresh",
     selection=dg.AssetSelection.assets(securities) - dg.AssetSelection.checks(*CHECK_KEYS),
     description="Security master per region (the universe the nightly refresh fetches).",
+)
+
+# Its own job and schedule, never part of nightly_refresh: klines never wait on the /stock/info budget.
+fundamentals_refresh = dg.define_asset_job(
+    "fundamentals_refresh",
+    selection=dg.AssetSelection.assets(fundamentals_daily, fx_daily, valuation_daily)
+    - dg.AssetSelection.checks(*CHECK_KEYS),
+    description="Valuation snapshots of the stalest symbols within TICKLAKE_FUNDAMENTALS_BUDGET calls, the FX "
+                "they need, and valuation_daily re-derived, per region.",
 )
 
 warehouse_checks = dg.define_asset_job(

@@ -304,14 +304,20 @@ def derive_valuation(lake: Lake, warehouse: Warehouse, *, region: str, run_id: s
 
 
 # -- cross-domain check ---------------------------------------------------------------------------------------
+# The last two bars on or before as_of (none older than MAX_BAR_AGE_DAYS): a snapshot fetched before the as_of
+# session closed states the previous close, so the nearer of the two decides.
 MARKET_CAP_SQL = f"""
-SELECT f.symbol, f.as_of, f.market_cap, f.shares_outstanding, k.trade_date, k.close,
-       f.market_cap / (k.close * f.shares_outstanding) - 1 AS deviation
-FROM (SELECT * FROM fundamentals_daily WHERE region = $region AND as_of BETWEEN $first AND $last) f
-ASOF LEFT JOIN (SELECT region, symbol, trade_date, close FROM klines_daily WHERE region = $region) k
-  ON f.symbol = k.symbol AND f.as_of >= k.trade_date
-  AND k.trade_date >= f.as_of - INTERVAL {MAX_BAR_AGE_DAYS} DAY
-ORDER BY f.symbol, f.as_of
+WITH f AS (SELECT symbol, as_of, market_cap, shares_outstanding FROM fundamentals_daily
+           WHERE region = $region AND as_of BETWEEN $first AND $last),
+candidates AS (
+  SELECT f.*, k.trade_date, k.close, f.market_cap / (k.close * f.shares_outstanding) - 1 AS deviation,
+         row_number() OVER (PARTITION BY f.symbol, f.as_of ORDER BY k.trade_date DESC) AS recency
+  FROM f LEFT JOIN (SELECT symbol, trade_date, close FROM klines_daily WHERE region = $region) k
+    ON k.symbol = f.symbol AND k.trade_date <= f.as_of AND k.trade_date >= f.as_of - INTERVAL {MAX_BAR_AGE_DAYS} DAY)
+SELECT symbol, as_of, market_cap, shares_outstanding, trade_date, close, deviation FROM candidates
+WHERE recency <= 2
+QUALIFY row_number() OVER (PARTITION BY symbol, as_of ORDER BY abs(deviation) NULLS LAST) = 1
+ORDER BY symbol, as_of
 """
 
 
@@ -329,7 +335,8 @@ class MarketCapCheck:
 def market_cap_misses(con, region: str, first: dt.date, last: dt.date,
                       tolerance: float = MARKET_CAP_TOLERANCE) -> MarketCapCheck:
     """Snapshots of [first, last] whose market cap is not close x shares outstanding within `tolerance`, the
-    close being klines_daily's on as_of or the last bar before it (never more than MAX_BAR_AGE_DAYS older)."""
+    close being klines_daily's on as_of or the last bar before it, whichever is nearer (a snapshot fetched before
+    the session closed states the previous close); never a bar more than MAX_BAR_AGE_DAYS older."""
     frame = con.execute(MARKET_CAP_SQL, {"region": region, "first": first, "last": last}).df()
     has_bar = frame["close"].notna()
     unverified = [f"{s} {d:%Y-%m-%d}" for s, d in zip(frame.loc[~has_bar, "symbol"], frame.loc[~has_bar, "as_of"],
