@@ -6,9 +6,16 @@ import dagster as dg
 
 from assets.adjusted import klines_daily_adjusted
 from assets.corporate_actions import corporate_actions
+from assets.fundamentals import fundamentals_daily, fx_daily, valuation_daily
 from assets.klines import klines_daily
 from assets.securities import securities
-from automation.jobs import analytics_refresh, nightly_refresh, reference_refresh, warehouse_checks
+from automation.jobs import (
+    analytics_refresh,
+    fundamentals_refresh,
+    nightly_refresh,
+    reference_refresh,
+    warehouse_checks,
+)
 from automation.schedules import SCHEDULES
 from checks.asset_checks import ASSET_CHECKS
 from resources.itick import ITickResource
@@ -18,9 +25,10 @@ from resources.storage import StorageResource
 def build_definitions(itick: ITickResource | None = None, storage: StorageResource | None = None) -> dg.Definitions:
     """Definitions with resources from the environment, or the given ones (tests point them elsewhere)."""
     return dg.Definitions(
-        assets=[securities, klines_daily, corporate_actions, klines_daily_adjusted],
+        assets=[securities, corporate_actions, klines_daily, klines_daily_adjusted, fundamentals_daily, fx_daily,
+                valuation_daily],
         asset_checks=ASSET_CHECKS,
-        jobs=[nightly_refresh, reference_refresh, warehouse_checks, analytics_refresh],
+        jobs=[nightly_refresh, reference_refresh, analytics_refresh, fundamentals_refresh, warehouse_checks],
         schedules=SCHEDULES,
         resources={"itick": itick or ITickResource.from_env(), "storage": storage or StorageResource()},
         # One process per run: a step's work is seconds of Arrow/DuckDB, so a subprocess per step (Dagster's

@@ -6,6 +6,7 @@ import dagster as dg
 
 from assets.adjusted import klines_daily_adjusted
 from assets.corporate_actions import corporate_actions
+from assets.fundamentals import fundamentals_daily, fx_daily, valuation_daily
 from assets.klines import klines_daily
 from assets.partitions import key
 from assets.securities import securities
@@ -30,6 +31,15 @@ analytics_refresh = dg.define_asset_job(
     "analytics_refresh",
     selection=dg.AssetSelection.assets(klines_daily_adjusted) - dg.AssetSelection.checks(*CHECK_KEYS),
     description="Split-adjusted daily bars per region, re-derived only where raw bars or splits changed.",
+)
+
+# Its own job and schedule, never part of nightly_refresh: klines never wait on the /stock/info budget.
+fundamentals_refresh = dg.define_asset_job(
+    "fundamentals_refresh",
+    selection=dg.AssetSelection.assets(fundamentals_daily, fx_daily, valuation_daily)
+    - dg.AssetSelection.checks(*CHECK_KEYS),
+    description="Valuation snapshots of the stalest symbols within TICKLAKE_FUNDAMENTALS_BUDGET calls, the FX "
+                "they need, and valuation_daily re-derived, per region.",
 )
 
 warehouse_checks = dg.define_asset_job(

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from assets.partitions import key_for_session, region_partitions
-from automation.jobs import nightly_refresh, reference_refresh, warehouse_checks
+from automation.jobs import fundamentals_refresh, nightly_refresh, reference_refresh, warehouse_checks
 from ticklake import markets
 
 
@@ -47,6 +47,20 @@ def _reference(region: str) -> dg.ScheduleDefinition:
     return reference
 
 
+def _fundamentals(region: str) -> dg.ScheduleDefinition:
+    market = markets.market(region)
+
+    @dg.schedule(name=f"fundamentals_{region.lower()}", job=fundamentals_refresh, cron_schedule="0 2 * * *",
+                 execution_timezone=market.timezone, default_status=dg.DefaultScheduleStatus.STOPPED,
+                 description=f"Refresh the stalest {region} valuation snapshots within the call budget, two hours "
+                             "after the nightly klines run (a separate job: klines never wait on it)")
+    def fundamentals(context: dg.ScheduleEvaluationContext):
+        day = context.scheduled_execution_time.astimezone(ZoneInfo(market.timezone)).date()
+        return dg.RunRequest(run_key=f"fundamentals:{region}:{day}", partition_key=region)
+
+    return fundamentals
+
+
 warehouse_checks_daily = dg.ScheduleDefinition(
     name="warehouse_checks_daily", job=warehouse_checks, cron_schedule="0 6 * * *", execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.STOPPED,
@@ -55,4 +69,5 @@ warehouse_checks_daily = dg.ScheduleDefinition(
 )
 
 SCHEDULES = [build(region) for region in region_partitions.get_partition_keys() for build in (_nightly, _reference)]
+SCHEDULES += [_fundamentals(region) for region in region_partitions.get_partition_keys()]
 SCHEDULES.append(warehouse_checks_daily)

@@ -196,3 +196,16 @@ def start_date() -> dt.date:
 def max_missing_share() -> float:
     """TICKLAKE_MAX_MISSING_SHARE: above this share of unanswered codes the answered-codes check is an error."""
     return env_fraction("TICKLAKE_MAX_MISSING_SHARE", 0.05)
+
+
+# Minutes of the plan's quota one region's fundamentals refresh may spend per run by default (see below).
+FUNDAMENTALS_DEFAULT_MINUTES = 20
+
+
+def fundamentals_budget(calls_per_minute: float) -> int:
+    """TICKLAKE_FUNDAMENTALS_BUDGET: /stock/info calls one region's fundamentals refresh may make per run.
+
+    Default: FUNDAMENTALS_DEFAULT_MINUTES of the plan's quota (free 100, base 2,400 calls), so a run of every
+    default region stays within a night's quiet hours and the rest of the universe waits for the next night."""
+    default = max(1, int(calls_per_minute * FUNDAMENTALS_DEFAULT_MINUTES))
+    return env_int("TICKLAKE_FUNDAMENTALS_BUDGET", default, minimum=0)

@@ -59,6 +59,7 @@ READERS: dict[str, Callable[[], object]] = {
     "TICKLAKE_SIM_SYMBOLS": ITickResource.from_env,
     "TICKLAKE_SIM_SEED": ITickResource.from_env,
     "TICKLAKE_MAX_MISSING_SHARE": settings.max_missing_share,
+    "TICKLAKE_FUNDAMENTALS_BUDGET": lambda: settings.fundamentals_budget(5),
 }
 
 BAD_VALUES = [
@@ -89,6 +90,8 @@ BAD_VALUES = [
     ("TICKLAKE_MAX_MISSING_SHARE", "-0.1", "fraction from 0 to 1"),
     ("TICKLAKE_MAX_MISSING_SHARE", "nan", "fraction from 0 to 1"),
     ("TICKLAKE_MAX_MISSING_SHARE", "5%", "fraction from 0 to 1"),
+    ("TICKLAKE_FUNDAMENTALS_BUDGET", "-1", "whole number >= 0"),
+    ("TICKLAKE_FUNDAMENTALS_BUDGET", "lots", "whole number >= 0"),
 ]
 
 

@@ -24,8 +24,9 @@ def _evaluate(name: str, local_midnight: str, zone: str):
 
 
 def test_every_region_has_a_nightly_and_a_reference_schedule_in_its_own_zone():
-    assert set(BY_NAME) == {f"{kind}_{r}" for kind in ("nightly", "securities") for r in ("us", "hk", "sh", "jp")
-                            } | {"warehouse_checks_daily"}
+    kinds = ("nightly", "securities", "fundamentals")
+    regions = ("us", "hk", "sh", "jp")
+    assert set(BY_NAME) == {f"{kind}_{r}" for kind in kinds for r in regions} | {"warehouse_checks_daily"}
     assert BY_NAME["nightly_us"].execution_timezone == "America/New_York"
     assert BY_NAME["nightly_jp"].execution_timezone == "Asia/Tokyo"
     assert all(s.cron_schedule == "0 0 * * *" for name, s in BY_NAME.items() if name.startswith("nightly"))
@@ -65,3 +66,12 @@ def test_non_sessions_are_skipped_with_the_reason(name, midnight, zone, reason):
 def test_reference_schedule_refreshes_its_region():
     requests, _ = _evaluate("securities_hk", "2024-06-24 23:00", "Asia/Hong_Kong")
     assert [(r.partition_key, r.run_key) for r in requests] == [("HK", "securities:HK:2024-06-24")]
+
+
+def test_fundamentals_run_in_their_own_job_two_hours_after_klines():
+    requests, _ = _evaluate("fundamentals_hk", "2024-06-29 02:00", "Asia/Hong_Kong")
+    assert [r.partition_key for r in requests] == ["HK"]
+    assert BY_NAME["fundamentals_hk"].job_name == "fundamentals_refresh"
+    assert BY_NAME["fundamentals_hk"].cron_schedule == "0 2 * * *"
+    nightly = {k.to_user_string() for k in defs.resolve_job_def("nightly_refresh").asset_layer.executable_asset_keys}
+    assert not nightly & {"fundamentals_daily", "fx_daily", "valuation_daily"}  # klines never wait on them

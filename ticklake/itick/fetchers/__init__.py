@@ -10,6 +10,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ticklake.itick.fetchers.corporate_actions import CorporateActionsFetcher
+from ticklake.itick.fetchers.fundamentals_daily import FundamentalsDailyFetcher
+from ticklake.itick.fetchers.fx_daily import FxDailyFetcher
 
 if TYPE_CHECKING:
     from ticklake.fetchers import Fetcher
@@ -17,4 +19,6 @@ if TYPE_CHECKING:
 
 FETCHERS: dict[str, Callable[[ITickSource], Fetcher[Any, Any]]] = {
     "corporate_actions": CorporateActionsFetcher,
+    "fundamentals_daily": FundamentalsDailyFetcher,
+    "fx_daily": FxDailyFetcher,
 }

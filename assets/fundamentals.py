@@ -1,0 +1,174 @@
+"""`fundamentals_daily` (within a call budget), `fx_daily` and the derived `valuation_daily`, per region.
+
+They run in their own job (`fundamentals_refresh`), never in `nightly_refresh`: klines never wait on
+fundamentals. The budget (TICKLAKE_FUNDAMENTALS_BUDGET calls per region and run) bounds how long a run holds
+the shared quota; the client's limiter keeps every call within the plan.
+"""
+
+import datetime as dt
+
+import dagster as dg
+from pydantic import Field
+
+from assets.metadata import fetch_metadata, preview, snapshot_metadata, table_schema
+from assets.partitions import region_partitions
+from resources.itick import ITickResource
+from resources.storage import StorageResource
+from ticklake import settings
+from ticklake.dictionary.analytics import VALUATION_DAILY
+from ticklake.dictionary.fundamentals import FUNDAMENTALS_DAILY, FX_DAILY
+from ticklake.fundamentals import (
+    MARKET_CAP_TOLERANCE,
+    derive_valuation,
+    listed_codes,
+    market_cap_misses,
+    refresh_fundamentals,
+    refresh_fx,
+)
+from ticklake.quota import calls_per_minute
+
+MARKET_CAP_CHECK = "market_cap_matches_close_x_shares"
+MAX_LISTED = 50
+
+
+class RunClock(dg.Config):
+    """When the run acts: the wall clock, or a fixed instant (a replay, a test on a frozen simulator)."""
+
+    now: str | None = Field(default=None, description="ISO 8601 instant with a zone to act as now; default the "
+                                                       "wall clock")
+
+    def instant(self) -> dt.datetime:
+        if self.now is None:
+            return dt.datetime.now(dt.UTC)
+        value = dt.datetime.fromisoformat(self.now)
+        if value.tzinfo is None:
+            raise ValueError(f"now={self.now!r} needs a time zone, e.g. 2024-06-28T23:00:00+00:00")
+        return value.astimezone(dt.UTC)
+
+
+def _meta(dataset) -> dict:
+    return {"dagster/column_schema": table_schema(dataset), "dagster/table_name": f"warehouse.{dataset.name}"}
+
+
+@dg.asset(
+    partitions_def=region_partitions,
+    deps=["securities"],
+    group_name=FUNDAMENTALS_DAILY.domain,
+    kinds={"parquet", "duckdb"},
+    description=FUNDAMENTALS_DAILY.description,
+    metadata=_meta(FUNDAMENTALS_DAILY),
+    check_specs=[dg.AssetCheckSpec(
+        MARKET_CAP_CHECK, asset="fundamentals_daily",
+        description=f"Each snapshot this run stored: market cap = close x shares outstanding within "
+                    f"{MARKET_CAP_TOLERANCE:.0%}, the close being klines_daily's on as_of or the last bar before it; "
+                    "misses are listed (a warning)")],
+)
+def fundamentals_daily(context: dg.AssetExecutionContext, config: RunClock, itick: ITickResource,
+                       storage: StorageResource) -> dg.MaterializeResult:
+    region, run_id, now = context.partition_key, context.run.run_id, config.instant()
+    source = itick.source(tags={"run_id": run_id, "asset": "fundamentals_daily"})
+    lake, warehouse = storage.lake(), storage.warehouse()
+    codes = listed_codes(lake, region)
+    if not codes:
+        raise RuntimeError(f"{region}: the security master lists no symbol; materialize `securities` first")
+    budget = settings.fundamentals_budget(calls_per_minute(itick.plan) * 60 / itick.window_seconds)
+    result = refresh_fundamentals(source, lake, warehouse, region=region, codes=codes, budget=budget,
+                                  run_id=run_id, now=now, log=context.log.info)
+    published = warehouse.publish()
+    with warehouse.reader() as con:
+        check = market_cap_misses(con, region, result.as_of, result.as_of)
+    misses = [f"{r.symbol} {r.as_of:%Y-%m-%d}: market cap {r.market_cap:,.0f} vs close {r.close} x "
+              f"{r.shares_outstanding:,.0f} shares ({r.deviation:+.2%})" for r in check.misses.itertuples()]
+    after = result.after
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(result.rows)),
+            "as_of": dg.MetadataValue.text(result.as_of.isoformat()),
+            "budget": dg.MetadataValue.int(result.plan.budget),
+            "refreshed": dg.MetadataValue.int(len(result.plan.refresh)),
+            "skipped": dg.MetadataValue.int(len(result.plan.skipped)),
+            "already_fresh": dg.MetadataValue.int(len(result.plan.fresh)),
+            "unknown_codes": dg.MetadataValue.int(len(result.unknown)),
+            "never_fetched": dg.MetadataValue.int(after.never_fetched),
+            "oldest_as_of": dg.MetadataValue.text(after.oldest_as_of.isoformat() if after.oldest_as_of else "none"),
+            "staleness_days": dg.MetadataValue.int(after.days if after.days is not None else -1),
+            "refreshed_codes": dg.MetadataValue.text(", ".join(result.plan.refresh[:MAX_LISTED]) or "none"),
+            "skipped_codes": dg.MetadataValue.text(", ".join(result.plan.skipped[:MAX_LISTED]) or "none"),
+            **{f"rows_{k}": dg.MetadataValue.int(v) for k, v in result.diff.items()},
+            **fetch_metadata(result.fetch),
+            "source": dg.MetadataValue.text(source.name),
+            "lake_path": dg.MetadataValue.path(str(lake.partition_path(
+                FUNDAMENTALS_DAILY, region=region, month=f"{result.as_of:%Y-%m}", source=source.name))),
+            "preview": preview(result.rows),
+            **snapshot_metadata(published),
+        },
+        check_results=[dg.AssetCheckResult(
+            check_name=MARKET_CAP_CHECK, passed=check.passed, severity=dg.AssetCheckSeverity.WARN,
+            metadata={"checked": dg.MetadataValue.int(check.checked),
+                      "misses": dg.MetadataValue.int(len(misses)),
+                      "tolerance": dg.MetadataValue.float(MARKET_CAP_TOLERANCE),
+                      "details": dg.MetadataValue.text("\n".join(misses[:MAX_LISTED]) or "none"),
+                      "without_a_recent_bar": dg.MetadataValue.text(", ".join(check.unverified[:MAX_LISTED])
+                                                                    or "none")})],
+    )
+
+
+@dg.asset(
+    partitions_def=region_partitions,
+    deps=[fundamentals_daily],
+    group_name=FX_DAILY.domain,
+    kinds={"parquet", "duckdb"},
+    description=FX_DAILY.description,
+    metadata=_meta(FX_DAILY),
+)
+def fx_daily(context: dg.AssetExecutionContext, config: RunClock, itick: ITickResource,
+             storage: StorageResource) -> dg.MaterializeResult:
+    region, run_id, now = context.partition_key, context.run.run_id, config.instant()
+    source = itick.source(tags={"run_id": run_id, "asset": "fx_daily"})
+    warehouse = storage.warehouse()
+    result = refresh_fx(source, storage.lake(), warehouse, region=region, run_id=run_id, now=now,
+                        log=context.log.info)
+    published = warehouse.publish()
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(result.rows)),
+            "currencies": dg.MetadataValue.text(", ".join(result.currencies) or "none (USD only)"),
+            "first": dg.MetadataValue.text(result.first.isoformat() if result.first else "none"),
+            "last": dg.MetadataValue.text(result.last.isoformat()),
+            "months_written": dg.MetadataValue.text(", ".join(result.months) or "none"),
+            **fetch_metadata(result.fetch),
+            "source": dg.MetadataValue.text(source.name),
+            "preview": preview(result.rows.tail(10)),
+            **snapshot_metadata(published),
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=region_partitions,
+    deps=[fundamentals_daily, fx_daily],
+    group_name=VALUATION_DAILY.domain,
+    kinds={"parquet", "duckdb"},
+    description=VALUATION_DAILY.description,
+    metadata=_meta(VALUATION_DAILY),
+)
+def valuation_daily(context: dg.AssetExecutionContext, config: RunClock, storage: StorageResource
+                    ) -> dg.MaterializeResult:
+    region, run_id, now = context.partition_key, context.run.run_id, config.instant()
+    warehouse = storage.warehouse()
+    result = derive_valuation(storage.lake(), warehouse, region=region, run_id=run_id, now=now,
+                              log=context.log.info)
+    published = warehouse.publish()
+    rows = result.rows
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(rows)),
+            "symbols": dg.MetadataValue.int(rows["symbol"].nunique()),
+            "months_written": dg.MetadataValue.int(len(result.months)),
+            "rows_without_fx": dg.MetadataValue.int(result.without_fx),
+            "rows_with_pe_band": dg.MetadataValue.int(int(rows["pe_percentile"].notna().sum())),
+            **{f"rows_{k}": dg.MetadataValue.int(v) for k, v in result.diff.items()},
+            "preview": preview(rows.sort_values("as_of").tail(10)),
+            **snapshot_metadata(published),
+        }
+    )

@@ -1,0 +1,345 @@
+"""Fundamentals within a call budget, FX to USD, and the valuation analysts query.
+
+`/stock/info` costs one call per symbol, so a region's snapshot is refreshed over several runs: `plan_refresh`
+(pure) picks the stalest symbols that fit the run's call budget. `refresh_fundamentals` and `refresh_fx` fetch
+and store through the generic write path; `valuation_frame` (pure) derives `valuation_daily`, and
+`derive_valuation` stores it. `market_cap_misses` is the cross-domain check against the stored bars.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from ticklake import markets
+from ticklake.dictionary import SECURITIES
+from ticklake.dictionary.analytics import PE_BAND_MIN_SNAPSHOTS, PE_BAND_YEARS, VALUATION_DAILY
+from ticklake.dictionary.fundamentals import FUNDAMENTALS_DAILY, FX_DAILY
+from ticklake.ingest import with_lineage
+from ticklake.lake import Lake
+from ticklake.sources import FetchReport, Source
+from ticklake.store import repair, write
+from ticklake.warehouse import Warehouse
+
+FX_LOOKBACK_DAYS = 10  # FX before the first snapshot, so "the last close on or before" exists over a holiday
+FX_OVERLAP_DAYS = 7  # FX days fetched again each run (a late or restated close replaces the stored one)
+MARKET_CAP_TOLERANCE = 0.01  # |market_cap / (close x shares) - 1| above this is a miss
+MAX_BAR_AGE_DAYS = 10  # a bar older than this before as_of cannot verify a snapshot (klines not run yet)
+
+
+@dataclass(frozen=True)
+class StockInfoQuery:
+    """What a fundamentals_daily fetcher is asked: these codes' current profile, stamped `as_of`."""
+
+    region: str
+    codes: tuple[str, ...]
+    as_of: dt.date  # exchange-local date of the fetch, stamped on every row
+
+
+@dataclass(frozen=True)
+class FxQuery:
+    """What an fx_daily fetcher is asked: USD rates of `currencies` (never USD) over [first, last]."""
+
+    region: str  # the stock region whose securities use `currencies` (rows are stored under it)
+    currencies: tuple[str, ...]
+    first: dt.date
+    last: dt.date
+
+
+def local_date(region: str, now: dt.datetime) -> dt.date:
+    """The exchange-local date at `now` (the as_of of a snapshot fetched then)."""
+    return pd.Timestamp(now).tz_convert(markets.market(region).timezone).date()
+
+
+# -- the budget planner (pure) -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RefreshPlan:
+    refresh: tuple[str, ...]  # fetched this run, stalest first
+    skipped: tuple[str, ...]  # due but over the budget: left for a later run, stalest first
+    fresh: tuple[str, ...]  # already refreshed on this as_of: nothing to gain
+    budget: int
+
+
+def plan_refresh(codes: Iterable[str], last_as_of: Mapping[str, dt.date | None], as_of: dt.date,
+                 budget: int) -> RefreshPlan:
+    """The codes to refresh within `budget` calls: never-fetched ones first (by code), then the oldest as_of
+    (ties by code). A code refreshed on `as_of` already is fresh and costs nothing."""
+    if budget < 0:
+        raise ValueError(f"a call budget cannot be negative, got {budget}")
+    known = {c: d for c, d in last_as_of.items() if d is not None}
+    unique = sorted(set(codes))
+    fresh = tuple(c for c in unique if c in known and known[c] >= as_of)
+    due = sorted((c for c in unique if c not in fresh), key=lambda c: (c in known, known.get(c, dt.date.min), c))
+    return RefreshPlan(tuple(due[:budget]), tuple(due[budget:]), fresh, budget)
+
+
+@dataclass(frozen=True)
+class Staleness:
+    """How stale a region's snapshot is: symbols never fetched, and the oldest latest-as_of of the others."""
+
+    never_fetched: int
+    oldest_as_of: dt.date | None
+    days: int | None  # as_of - oldest_as_of
+
+    @property
+    def order(self) -> tuple[int, int]:
+        """Compares runs: fewer never-fetched symbols first, then fewer days (lower is fresher)."""
+        return self.never_fetched, self.days or 0
+
+
+def staleness(codes: Iterable[str], last_as_of: Mapping[str, dt.date | None], as_of: dt.date) -> Staleness:
+    dates = [last_as_of.get(c) for c in set(codes)]
+    known = [d for d in dates if d is not None]
+    oldest = min(known) if known else None
+    return Staleness(len(dates) - len(known), oldest, (as_of - oldest).days if oldest else None)
+
+
+# -- fundamentals_daily ---------------------------------------------------------------------------------------
+@dataclass
+class FundamentalsResult:
+    region: str
+    as_of: dt.date
+    plan: RefreshPlan
+    before: Staleness
+    after: Staleness
+    rows: pd.DataFrame  # the snapshots stored this run
+    unknown: list[str] = field(default_factory=list)  # codes the source did not know (nothing stored)
+    diff: dict[str, int] = field(default_factory=dict)
+    fetch: FetchReport = field(default_factory=FetchReport)
+
+
+def listed_codes(lake: Lake, region: str) -> list[str]:
+    """Codes the region's security master lists now (a delisted symbol's profile no longer changes)."""
+    codes: set[str] = set()
+    for path in lake.partitions(SECURITIES, region=region).values():
+        table = pq.read_table(path, columns=["symbol", "in_latest_list"]).to_pandas()
+        codes |= set(table.loc[table["in_latest_list"], "symbol"].astype(str))
+    return sorted(codes)
+
+
+def last_snapshots(warehouse: Warehouse, dataset_region: str, source: str) -> dict[str, dt.date]:
+    """symbol -> latest as_of stored by `source` in the region."""
+    with warehouse.reader() as con:
+        rows = con.execute("SELECT symbol, max(as_of) FROM fundamentals_daily WHERE region = ? AND source = ? "
+                           "GROUP BY symbol", [dataset_region, source]).fetchall()
+    return {symbol: day for symbol, day in rows}
+
+
+def refresh_fundamentals(source: Source, lake: Lake, warehouse: Warehouse, *, region: str, codes: Sequence[str],
+                         budget: int, run_id: str, now: dt.datetime,
+                         log: Callable[[str], None] = lambda _msg: None) -> FundamentalsResult:
+    """Refresh the stalest `budget` symbols' snapshots (one call each), dated the exchange-local date of `now`."""
+    repair(lake, warehouse, FUNDAMENTALS_DAILY, region, source=source.name, run_id=run_id, now=now, log=log)
+    as_of = local_date(region, now)
+    last = last_snapshots(warehouse, region, source.name)
+    plan = plan_refresh(codes, last, as_of, budget)
+    before = staleness(codes, last, as_of)
+    start = source.spent()
+    fetcher = source.fetcher(FUNDAMENTALS_DAILY.name)
+    raw = fetcher.extract(StockInfoQuery(region, plan.refresh, as_of)) if plan.refresh else {}
+    frame = fetcher.transform(StockInfoQuery(region, plan.refresh, as_of), raw)
+    unknown = sorted(c for c, info in raw.items() if not info)
+    if unknown:
+        log(f"{region}: the source does not know {len(unknown)} code(s) of the security master: {unknown[:10]}")
+    diff: dict[str, int] = {}
+    if len(frame):
+        values = {"region": region, "month": f"{as_of:%Y-%m}", "source": source.name}
+        written = write(lake, warehouse, FUNDAMENTALS_DAILY, values, with_lineage(frame, source.name, run_id, now),
+                        run_id=run_id, now=now)
+        diff = written.diff
+    after = staleness(codes, {**last, **dict.fromkeys(frame["symbol"].astype(str), as_of)}, as_of)
+    return FundamentalsResult(region, as_of, plan, before, after, frame, unknown, diff,
+                              source.spent().minus(start))
+
+
+# -- fx_daily ---------------------------------------------------------------------------------------------------
+@dataclass
+class FxResult:
+    region: str
+    currencies: list[str]
+    first: dt.date | None
+    last: dt.date
+    rows: pd.DataFrame
+    months: list[str] = field(default_factory=list)
+    fetch: FetchReport = field(default_factory=FetchReport)
+
+
+def region_currencies(warehouse: Warehouse, region: str) -> list[str]:
+    """Every currency the region's snapshots name, plus the market's own (for symbols with none yet)."""
+    with warehouse.reader() as con:
+        found = {c for (c,) in con.execute("SELECT DISTINCT currency FROM fundamentals_daily WHERE region = ? "
+                                           "AND currency IS NOT NULL", [region]).fetchall()}
+    return sorted(found | {markets.market(region).currency})
+
+
+def fx_window(currencies: Sequence[str], stored_last: Mapping[str, dt.date], first_snapshot: dt.date | None,
+              today: dt.date) -> dt.date:
+    """The first FX day to fetch: a few days before the latest stored close of each currency, and for a currency
+    with none, a little before the region's first snapshot (or today)."""
+    starts = [stored_last[c] - dt.timedelta(days=FX_OVERLAP_DAYS) if c in stored_last
+              else (first_snapshot or today) - dt.timedelta(days=FX_LOOKBACK_DAYS) for c in currencies]
+    return min(starts) if starts else today
+
+
+def refresh_fx(source: Source, lake: Lake, warehouse: Warehouse, *, region: str, run_id: str, now: dt.datetime,
+               log: Callable[[str], None] = lambda _msg: None) -> FxResult:
+    """Fetch the USD rates of every non-USD currency the region uses, from where stored rows end to today."""
+    repair(lake, warehouse, FX_DAILY, region, source=source.name, run_id=run_id, now=now, log=log)
+    today = pd.Timestamp(now).tz_convert("UTC").date()
+    currencies = [c for c in region_currencies(warehouse, region) if c != "USD"]
+    start = source.spent()
+    empty = FX_DAILY.arrow_schema.empty_table().to_pandas()
+    if not currencies:
+        return FxResult(region, [], None, today, empty)
+    with warehouse.reader() as con:
+        stored = dict(con.execute("SELECT currency, max(trade_date) FROM fx_daily WHERE region = ? AND source = ? "
+                                  "GROUP BY currency", [region, source.name]).fetchall())
+        (first_snapshot,) = con.execute("SELECT min(as_of) FROM fundamentals_daily WHERE region = ?",
+                                        [region]).fetchone()
+    first = fx_window(currencies, stored, first_snapshot, today)
+    fetcher = source.fetcher(FX_DAILY.name)
+    query = FxQuery(region, tuple(currencies), first, today)
+    frame = fetcher.transform(query, fetcher.extract(query))
+    missing = sorted(set(currencies) - set(frame["currency"].astype(str)))
+    if missing:
+        log(f"{region}: no FX closes for {missing} between {first} and {today}")
+    months = sorted({f"{d:%Y-%m}" for d in pd.to_datetime(frame["trade_date"])})
+    stamped = with_lineage(frame, source.name, run_id, now)
+    month_of = pd.to_datetime(stamped["trade_date"]).dt.strftime("%Y-%m")
+    for month in months:
+        write(lake, warehouse, FX_DAILY, {"region": region, "month": month, "source": source.name},
+              stamped[month_of == month].reset_index(drop=True), run_id=run_id, now=now)
+    return FxResult(region, currencies, first, today, frame, months, source.spent().minus(start))
+
+
+# -- valuation_daily (pure derivation, then the write) --------------------------------------------------------
+def pe_percentiles(as_of: pd.Series, pe: pd.Series, *, years: int = PE_BAND_YEARS,
+                   min_history: int = PE_BAND_MIN_SNAPSHOTS) -> tuple[np.ndarray, np.ndarray]:
+    """(percentile, history) per row of ONE symbol: the share of non-null P/Es dated in (as_of - years, as_of]
+    that are <= the row's P/E, and how many there are. Null percentile for a null P/E or too short a history."""
+    order = np.argsort(as_of.to_numpy(), kind="stable")
+    dates = pd.to_datetime(as_of.to_numpy()[order])
+    values = pe.to_numpy(dtype="float64", na_value=np.nan)[order]
+    valid = ~np.isnan(values)
+    dates_v, values_v = dates[valid].to_numpy(), values[valid]
+    lows = np.searchsorted(dates_v, (dates - pd.DateOffset(years=years)).to_numpy(), side="right")
+    highs = np.searchsorted(dates_v, dates.to_numpy(), side="right")
+    history = (highs - lows).astype("int64")
+    percentile = np.full(len(values), np.nan)
+    for i in np.flatnonzero(valid & (history >= min_history)):
+        window = values_v[lows[i]:highs[i]]
+        percentile[i] = np.count_nonzero(window <= values[i]) / len(window)
+    out_p, out_h = np.empty_like(percentile), np.empty_like(history)
+    out_p[order], out_h[order] = percentile, history
+    return out_p, out_h
+
+
+def valuation_frame(fundamentals: pd.DataFrame, fx: pd.DataFrame, region: str) -> pd.DataFrame:
+    """valuation_daily rows (without lineage) from a region's fundamentals_daily and fx_daily rows."""
+    columns = [c for c in VALUATION_DAILY.columns if c not in VALUATION_DAILY.lineage_columns]
+    if fundamentals.empty:
+        return pd.DataFrame({c: pd.Series(dtype=VALUATION_DAILY.field(c).pandas_dtype) for c in columns})
+    f = fundamentals[["region", "symbol", "as_of", "currency", "market_cap", "pe"]].copy()
+    f["currency"] = f["currency"].astype("string").fillna(markets.market(region).currency)
+    f["as_of"] = pd.to_datetime(f["as_of"]).astype("datetime64[ns]")
+    f = f.sort_values("as_of", kind="stable")
+    rates = fx[["currency", "trade_date", "usd_per_unit"]].rename(columns={"trade_date": "fx_date"}).copy()
+    rates["currency"] = rates["currency"].astype("string")
+    rates["fx_date"] = pd.to_datetime(rates["fx_date"]).astype("datetime64[ns]")
+    merged = pd.merge_asof(f, rates.sort_values("fx_date"), left_on="as_of", right_on="fx_date", by="currency",
+                           direction="backward")
+    usd = merged["currency"].eq("USD").to_numpy()
+    merged.loc[usd, "usd_per_unit"] = 1.0
+    merged.loc[usd, "fx_date"] = pd.NaT
+    merged["market_cap_usd"] = merged["market_cap"] * merged["usd_per_unit"]
+    merged["pe_percentile"], merged["pe_history"] = np.nan, 0
+    for _, rows in merged.groupby("symbol", sort=False):
+        percentile, history = pe_percentiles(rows["as_of"], rows["pe"])
+        merged.loc[rows.index, "pe_percentile"] = percentile
+        merged.loc[rows.index, "pe_history"] = history
+    out = merged[columns].sort_values(["symbol", "as_of"], ignore_index=True)
+    for c in columns:
+        out[c] = out[c].astype(VALUATION_DAILY.field(c).pandas_dtype)
+    return out
+
+
+@dataclass
+class ValuationResult:
+    region: str
+    rows: pd.DataFrame
+    months: list[str]
+    without_fx: int  # rows whose market_cap_usd is null (no FX close on or before as_of)
+    diff: dict[str, int] = field(default_factory=dict)
+
+
+def derive_valuation(lake: Lake, warehouse: Warehouse, *, region: str, run_id: str, now: dt.datetime,
+                     log: Callable[[str], None] = lambda _msg: None) -> ValuationResult:
+    """Re-derive the region's valuation_daily from everything stored, per source of the snapshots (one source's
+    derivation never replaces another's), one lake file per month."""
+    with warehouse.reader() as con:
+        fundamentals = con.execute("SELECT * FROM fundamentals_daily WHERE region = ?", [region]).df()
+        fx = con.execute("SELECT * FROM fx_daily WHERE region = ?", [region]).df()
+    frames, months, diff = [], set(), dict.fromkeys(("added", "changed", "removed", "unchanged"), 0)
+    for source_name, rows in fundamentals.groupby("source"):
+        repair(lake, warehouse, VALUATION_DAILY, region, source=source_name, run_id=run_id, now=now, log=log)
+        rates = fx[fx["source"] == source_name] if (fx["source"] == source_name).any() else fx
+        frame = with_lineage(valuation_frame(rows, rates, region), str(source_name), run_id, now)
+        month_of = frame["as_of"].dt.strftime("%Y-%m")
+        for month in sorted(set(month_of)):
+            written = write(lake, warehouse, VALUATION_DAILY,
+                            {"region": region, "month": month, "source": str(source_name)},
+                            frame[month_of == month].reset_index(drop=True), run_id=run_id, now=now)
+            for key in diff:
+                diff[key] += written.diff.get(key, 0)
+            months.add(month)
+        frames.append(frame)
+    out = pd.concat(frames, ignore_index=True) if frames else valuation_frame(fundamentals.iloc[:0], fx, region)
+    return ValuationResult(region, out, sorted(months), int(out["market_cap_usd"].isna().sum()), diff)
+
+
+# -- cross-domain check ---------------------------------------------------------------------------------------
+# The last two bars on or before as_of (none older than MAX_BAR_AGE_DAYS): a snapshot fetched before the as_of
+# session closed states the previous close, so the nearer of the two decides.
+MARKET_CAP_SQL = f"""
+WITH f AS (SELECT symbol, as_of, market_cap, shares_outstanding FROM fundamentals_daily
+           WHERE region = $region AND as_of BETWEEN $first AND $last),
+candidates AS (
+  SELECT f.*, k.trade_date, k.close, f.market_cap / (k.close * f.shares_outstanding) - 1 AS deviation,
+         row_number() OVER (PARTITION BY f.symbol, f.as_of ORDER BY k.trade_date DESC) AS recency
+  FROM f LEFT JOIN (SELECT symbol, trade_date, close FROM klines_daily WHERE region = $region) k
+    ON k.symbol = f.symbol AND k.trade_date <= f.as_of AND k.trade_date >= f.as_of - INTERVAL {MAX_BAR_AGE_DAYS} DAY)
+SELECT symbol, as_of, market_cap, shares_outstanding, trade_date, close, deviation FROM candidates
+WHERE recency <= 2
+QUALIFY row_number() OVER (PARTITION BY symbol, as_of ORDER BY abs(deviation) NULLS LAST) = 1
+ORDER BY symbol, as_of
+"""
+
+
+@dataclass
+class MarketCapCheck:
+    checked: int
+    misses: pd.DataFrame  # symbol, as_of, market_cap, close, shares_outstanding, deviation
+    unverified: list[str]  # "symbol as_of": no bar within MAX_BAR_AGE_DAYS before as_of
+
+    @property
+    def passed(self) -> bool:
+        return self.misses.empty
+
+
+def market_cap_misses(con, region: str, first: dt.date, last: dt.date,
+                      tolerance: float = MARKET_CAP_TOLERANCE) -> MarketCapCheck:
+    """Snapshots of [first, last] whose market cap is not close x shares outstanding within `tolerance`, the
+    close being klines_daily's on as_of or the last bar before it, whichever is nearer (a snapshot fetched before
+    the session closed states the previous close); never a bar more than MAX_BAR_AGE_DAYS older."""
+    frame = con.execute(MARKET_CAP_SQL, {"region": region, "first": first, "last": last}).df()
+    has_bar = frame["close"].notna()
+    unverified = [f"{s} {d:%Y-%m-%d}" for s, d in zip(frame.loc[~has_bar, "symbol"], frame.loc[~has_bar, "as_of"],
+                                                      strict=True)]
+    checked = frame[has_bar]
+    misses = checked[checked["deviation"].abs() > tolerance].reset_index(drop=True)
+    return MarketCapCheck(len(checked), misses, unverified)
