@@ -88,9 +88,9 @@ def cookbook(region: str) -> dict[str, str]:
     return {
         "adjusted_history": f"SELECT trade_date, close, adjustment_factor FROM klines_daily_adjusted "
                             f"WHERE region = '{region}' AND symbol = $symbol ORDER BY trade_date",
-        "pe_band": f"SELECT symbol, as_of, pe, pe_percentile_5y FROM valuation_daily WHERE region = '{region}' "
+        "pe_band": f"SELECT symbol, as_of, pe, pe_percentile FROM valuation_daily WHERE region = '{region}' "
                    f"AND as_of = (SELECT max(as_of) FROM valuation_daily WHERE region = '{region}') "
-                   f"ORDER BY pe_percentile_5y DESC",
+                   f"ORDER BY pe_percentile DESC",
         "market_cap_usd": f"SELECT symbol, market_cap_usd FROM valuation_daily WHERE region = '{region}' "
                           f"ORDER BY as_of DESC, market_cap_usd DESC LIMIT 20",
         "universe_on": f"SELECT * FROM universe_on('{region}', DATE '2020-01-02')",
