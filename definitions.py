@@ -6,6 +6,8 @@ import dagster as dg
 
 from assets.klines import klines_daily
 from assets.securities import securities
+from assets.security_master import security_master
+from assets.trading_calendar import trading_calendar
 from automation.jobs import nightly_refresh, reference_refresh, warehouse_checks
 from automation.schedules import SCHEDULES
 from checks.asset_checks import ASSET_CHECKS
@@ -16,7 +18,7 @@ from resources.storage import StorageResource
 def build_definitions(itick: ITickResource | None = None, storage: StorageResource | None = None) -> dg.Definitions:
     """Definitions with resources from the environment, or the given ones (tests point them elsewhere)."""
     return dg.Definitions(
-        assets=[securities, klines_daily],
+        assets=[securities, klines_daily, trading_calendar, security_master],
         asset_checks=ASSET_CHECKS,
         jobs=[nightly_refresh, reference_refresh, warehouse_checks],
         schedules=SCHEDULES,

@@ -7,6 +7,8 @@ import dagster as dg
 from assets.klines import klines_daily
 from assets.partitions import key
 from assets.securities import securities
+from assets.security_master import security_master
+from assets.trading_calendar import trading_calendar
 from checks.asset_checks import CHECK_KEYS
 
 # Warehouse-wide checks scan everything stored: they run in their own job (and schedule), not in every nightly
@@ -19,8 +21,10 @@ nightly_refresh = dg.define_asset_job(
 
 reference_refresh = dg.define_asset_job(
     "reference_refresh",
-    selection=dg.AssetSelection.assets(securities) - dg.AssetSelection.checks(*CHECK_KEYS),
-    description="Security master per region (the universe the nightly refresh fetches).",
+    selection=dg.AssetSelection.assets(securities, trading_calendar, security_master)
+    - dg.AssetSelection.checks(*CHECK_KEYS),
+    description="Security master per region (the universe the nightly refresh fetches), the trading calendar and "
+                "the point-in-time security master.",
 )
 
 warehouse_checks = dg.define_asset_job(

@@ -13,4 +13,21 @@ if TYPE_CHECKING:
     from ticklake.fetchers import Fetcher
     from ticklake.itick.source import ITickSource
 
-FETCHERS: dict[str, Callable[[ITickSource], Fetcher[Any, Any]]] = {}
+
+
+def _trading_calendar(source: ITickSource) -> Fetcher[Any, Any]:
+    from ticklake.itick.fetchers.trading_calendar import TradingCalendarFetcher
+
+    return TradingCalendarFetcher(source)
+
+
+def _security_master(source: ITickSource) -> Fetcher[Any, Any]:
+    from ticklake.itick.fetchers.listings import SecurityMasterFetcher
+
+    return SecurityMasterFetcher(source)
+
+
+FETCHERS: dict[str, Callable[[ITickSource], Fetcher[Any, Any]]] = {
+    "trading_calendar": _trading_calendar,
+    "security_master": _security_master,
+}
