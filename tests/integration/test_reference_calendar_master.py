@@ -14,6 +14,8 @@ import assets.security_master as security_master_module
 from assets.security_master import security_master
 from assets.trading_calendar import trading_calendar
 from definitions import build_definitions
+from ticklake import markets
+from ticklake.dictionary.reference_data import SECURITY_MASTER, TRADING_CALENDAR, UNIVERSE_ON
 from ticklake.itick.client import ITickClient
 
 pytestmark = pytest.mark.integration
@@ -156,3 +158,8 @@ def test_reference_refresh_builds_calendar_and_master(make_server, resources_for
             for e in [e.materialization]}
     assert done == {"securities", "trading_calendar", "security_master"}
     assert _check(result).passed
+    for example in (TRADING_CALENDAR.example, SECURITY_MASTER.example, UNIVERSE_ON.example):  # documented queries run
+        assert example is not None
+        _query(home, example)
+    assert _query(home, TRADING_CALENDAR.example)["sessions"].iloc[0] == len(
+        markets.sessions("HK", dt.date(2024, 1, 1), dt.date(2024, 6, 30)))
