@@ -9,25 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ticklake.itick.fetchers.listings import SecurityMasterFetcher
+from ticklake.itick.fetchers.trading_calendar import TradingCalendarFetcher
+
 if TYPE_CHECKING:
     from ticklake.fetchers import Fetcher
     from ticklake.itick.source import ITickSource
 
 
-
-def _trading_calendar(source: ITickSource) -> Fetcher[Any, Any]:
-    from ticklake.itick.fetchers.trading_calendar import TradingCalendarFetcher
-
-    return TradingCalendarFetcher(source)
-
-
-def _security_master(source: ITickSource) -> Fetcher[Any, Any]:
-    from ticklake.itick.fetchers.listings import SecurityMasterFetcher
-
-    return SecurityMasterFetcher(source)
-
-
 FETCHERS: dict[str, Callable[[ITickSource], Fetcher[Any, Any]]] = {
-    "trading_calendar": _trading_calendar,
-    "security_master": _security_master,
+    "trading_calendar": TradingCalendarFetcher,
+    "security_master": SecurityMasterFetcher,
 }
