@@ -9,6 +9,8 @@ from assets.corporate_actions import corporate_actions
 from assets.fundamentals import fundamentals_daily, fx_daily, valuation_daily
 from assets.klines import klines_daily
 from assets.securities import securities
+from assets.security_master import security_master
+from assets.trading_calendar import trading_calendar
 from automation.jobs import (
     analytics_refresh,
     fundamentals_refresh,
@@ -25,8 +27,8 @@ from resources.storage import StorageResource
 def build_definitions(itick: ITickResource | None = None, storage: StorageResource | None = None) -> dg.Definitions:
     """Definitions with resources from the environment, or the given ones (tests point them elsewhere)."""
     return dg.Definitions(
-        assets=[securities, corporate_actions, klines_daily, klines_daily_adjusted, fundamentals_daily, fx_daily,
-                valuation_daily],
+        assets=[securities, trading_calendar, security_master, corporate_actions, klines_daily, klines_daily_adjusted,
+                fundamentals_daily, fx_daily, valuation_daily],
         asset_checks=ASSET_CHECKS,
         jobs=[nightly_refresh, reference_refresh, analytics_refresh, fundamentals_refresh, warehouse_checks],
         schedules=SCHEDULES,

@@ -10,6 +10,8 @@ from assets.fundamentals import fundamentals_daily, fx_daily, valuation_daily
 from assets.klines import klines_daily
 from assets.partitions import key
 from assets.securities import securities
+from assets.security_master import security_master
+from assets.trading_calendar import trading_calendar
 from checks.asset_checks import CHECK_KEYS
 
 # Warehouse-wide checks scan everything stored: they run in their own job (and schedule), not in every nightly
@@ -22,8 +24,10 @@ nightly_refresh = dg.define_asset_job(
 
 reference_refresh = dg.define_asset_job(
     "reference_refresh",
-    selection=dg.AssetSelection.assets(securities, corporate_actions) - dg.AssetSelection.checks(*CHECK_KEYS),
-    description="Security master per region (the universe the nightly refresh fetches) and its splits.",
+    selection=dg.AssetSelection.assets(securities, trading_calendar, security_master, corporate_actions)
+    - dg.AssetSelection.checks(*CHECK_KEYS),
+    description="Reference data per region: the symbol list (the universe the nightly refresh fetches), the trading "
+                "calendar, the point-in-time security master and the splits.",
 )
 
 # Derived tables run after the raw data they read (their own job: klines never wait on them).

@@ -158,6 +158,8 @@ class Lake:
         for f in dataset.fields:
             if f.type == "date":
                 frame[f.name] = frame[f.name].astype("datetime64[ms]")
+            elif f.type == "bool" and f.nullable:
+                frame[f.name] = frame[f.name].astype("boolean")
         return frame
 
 

@@ -159,3 +159,8 @@ def last_completed_session(region: str, now: dt.datetime) -> dt.date | None:
                                        min(day + pd.Timedelta(days=1), cal.last_session))
     done = [s for s in candidates if cal.session_close(s) <= minute]
     return done[-1].date() if done else None
+
+
+def known_through(region: str) -> dt.date:
+    """The last date the installed calendar of `region` knows (its last session): later dates are unknown."""
+    return _calendar_from(region, RECENT_START).last_session.date()

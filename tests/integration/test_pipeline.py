@@ -108,8 +108,11 @@ def test_backfill_spends_the_minimum_number_of_calls(make_server, resources_for)
     assert result.success
     counters = server.simulator.counters
     assert counters.count("/stock/klines") == math.ceil(120 / batch_cap) * math.ceil(len(sessions) / 1000) == 3
-    assert counters.count("/symbol/list") == 1  # the only reference call: the security master
-    assert counters.total == 4
+    # reference calls: the symbol list (securities, security_master), holidays (trading_calendar), one IPO page,
+    # one split page (corporate_actions)
+    assert counters.count("/symbol/list") == 2
+    assert counters.count("/symbol/v2/holidays") == counters.count("/stock/ipo") == counters.count("/stock/split") == 1
+    assert counters.total == 3 + 5
     assert counters.rate_limited == 0
 
 

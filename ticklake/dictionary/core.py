@@ -66,6 +66,8 @@ class Field:
 
     @property
     def pandas_dtype(self) -> str:
+        if self.type == "bool" and self.nullable:
+            return "boolean"  # numpy's bool has no null; pandas' masked boolean does
         return _TYPES[self.type][0]
 
     @property

@@ -314,6 +314,17 @@ class ITickClient:
                 return
             page += 1
 
+    def ipo(self, kind: str, region: str, page_size: int = 100) -> Iterator[dict[str, Any]]:
+        """Every IPO of `kind` ("recent" or "upcoming") the source reports for `region`, walking the pages."""
+        page = 0
+        while True:
+            data = self.get("/stock/ipo", {"type": kind, "region": region, "page": page, "size": page_size},
+                            count_rows=lambda d: len(d.get("content") or []))
+            yield from (data or {}).get("content") or []
+            if not data or data.get("last", True) or page + 1 >= int(data.get("totalPages") or 0):
+                return
+            page += 1
+
     def kline(self, asset: str, region: str, code: str, *, ktype: int, limit: int,
               et_ms: int | None = None) -> list[dict[str, Any]]:
         check_codes([code], f"/{asset}/kline")

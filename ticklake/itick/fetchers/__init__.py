@@ -12,12 +12,16 @@ from typing import TYPE_CHECKING, Any
 from ticklake.itick.fetchers.corporate_actions import CorporateActionsFetcher
 from ticklake.itick.fetchers.fundamentals_daily import FundamentalsDailyFetcher
 from ticklake.itick.fetchers.fx_daily import FxDailyFetcher
+from ticklake.itick.fetchers.listings import SecurityMasterFetcher
+from ticklake.itick.fetchers.trading_calendar import TradingCalendarFetcher
 
 if TYPE_CHECKING:
     from ticklake.fetchers import Fetcher
     from ticklake.itick.source import ITickSource
 
 FETCHERS: dict[str, Callable[[ITickSource], Fetcher[Any, Any]]] = {
+    "trading_calendar": TradingCalendarFetcher,
+    "security_master": SecurityMasterFetcher,
     "corporate_actions": CorporateActionsFetcher,
     "fundamentals_daily": FundamentalsDailyFetcher,
     "fx_daily": FxDailyFetcher,

@@ -1,0 +1,59 @@
+"""`security_master`: the point-in-time security master (validity intervals per symbol) per region."""
+
+import datetime as dt
+
+import dagster as dg
+
+from assets.metadata import fetch_metadata, preview, snapshot_metadata, table_schema
+from assets.partitions import region_partitions
+from resources.itick import ITickResource
+from resources.storage import StorageResource
+from ticklake.dictionary.reference_data import SECURITY_MASTER
+from ticklake.security_master import refresh_security_master
+
+
+def utc_now() -> dt.datetime:
+    """The observation's clock (its exchange-local date is the interval boundary); tests freeze it."""
+    return dt.datetime.now(dt.UTC)
+
+
+@dg.asset(
+    partitions_def=region_partitions,
+    group_name=SECURITY_MASTER.domain,
+    kinds={"parquet", "duckdb"},
+    description=SECURITY_MASTER.description,
+    metadata={"dagster/column_schema": table_schema(SECURITY_MASTER),
+              "dagster/table_name": "warehouse.security_master"},
+)
+def security_master(context: dg.AssetExecutionContext, itick: ITickResource, storage: StorageResource
+                    ) -> dg.MaterializeResult:
+    region, run_id = context.partition_key, context.run.run_id
+    source = itick.source(tags={"run_id": run_id, "asset": "security_master"})
+    warehouse = storage.warehouse()
+    result = refresh_security_master(source, storage.lake(), warehouse, region=region, run_id=run_id,
+                                     now=utc_now(), log=context.log.info)
+    published = warehouse.publish()
+    current = result.current
+    if result.rejected:
+        context.log.warning(f"{region}: refused {len(result.rejected)} symbol-list entr(ies): "
+                            + "; ".join(result.rejected[:20]))
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(result.frame)),
+            "as_of": dg.MetadataValue.text(result.as_of.isoformat()),
+            "symbols_known": dg.MetadataValue.int(len(current)),
+            "listed_now": dg.MetadataValue.int(result.listed),
+            "delisted": dg.MetadataValue.int(int(current["delisting_date"].notna().sum())),
+            "delisted_today": dg.MetadataValue.text(", ".join(result.delisted_today) or "none"),
+            "with_listing_date": dg.MetadataValue.int(result.with_listing_date),
+            "ipos_reported": dg.MetadataValue.int(result.ipos),
+            "entries_refused": dg.MetadataValue.int(len(result.rejected)),
+            **{f"intervals_{k}": dg.MetadataValue.int(v) for k, v in result.diff.items()},
+            **fetch_metadata(result.fetch),
+            "source": dg.MetadataValue.text(source.name),
+            "lake_path": dg.MetadataValue.path(str(storage.lake().partition_path(SECURITY_MASTER, region=region,
+                                                                                source=source.name))),
+            "preview": preview(current),
+            **snapshot_metadata(published),
+        }
+    )

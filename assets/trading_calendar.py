@@ -1,0 +1,76 @@
+"""`trading_calendar`: sessions per region (exchange_calendars, authoritative) beside the source's holidays."""
+
+import datetime as dt
+
+import dagster as dg
+
+from assets.metadata import fetch_metadata, preview, snapshot_metadata, table_schema
+from assets.partitions import region_partitions
+from resources.itick import ITickResource
+from resources.storage import StorageResource
+from ticklake.dictionary.reference_data import TRADING_CALENDAR
+from ticklake.trading_calendar import CalendarResult, refresh_trading_calendar
+
+CALENDAR_MATCHES_SOURCE = "calendar_matches_source"
+
+
+@dg.asset(
+    partitions_def=region_partitions,
+    group_name=TRADING_CALENDAR.domain,
+    kinds={"parquet", "duckdb"},
+    description=TRADING_CALENDAR.description,
+    metadata={"dagster/column_schema": table_schema(TRADING_CALENDAR),
+              "dagster/table_name": "warehouse.trading_calendar"},
+    check_specs=[dg.AssetCheckSpec(
+        CALENDAR_MATCHES_SOURCE, asset="trading_calendar",
+        description="The source's holidays agree with the authoritative calendar on every day both cover; "
+                    "a warning lists every day they disagree on")],
+)
+def trading_calendar(context: dg.AssetExecutionContext, itick: ITickResource, storage: StorageResource):
+    region, run_id = context.partition_key, context.run.run_id
+    source = itick.source(tags={"run_id": run_id, "asset": "trading_calendar"})
+    warehouse = storage.warehouse()
+    result = refresh_trading_calendar(source, storage.lake(), warehouse, region=region, run_id=run_id,
+                                      now=dt.datetime.now(dt.UTC), log=context.log.info)
+    published = warehouse.publish()
+    frame = result.frame
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(frame)),
+            "sessions": dg.MetadataValue.int(result.sessions),
+            "first_date": dg.MetadataValue.text(f"{frame['date'].min():%Y-%m-%d}"),
+            "last_date": dg.MetadataValue.text(f"{frame['date'].max():%Y-%m-%d}"),
+            "source_years": dg.MetadataValue.text(_years(result.source_years)),
+            "disagreements": dg.MetadataValue.int(len(result.disagreements)),
+            **{f"rows_{k}": dg.MetadataValue.int(v) for k, v in result.diff.items()},
+            **fetch_metadata(result.fetch),
+            "source": dg.MetadataValue.text(source.name),
+            "lake_path": dg.MetadataValue.path(str(storage.lake().partition_path(TRADING_CALENDAR, region=region,
+                                                                                source=source.name))),
+            "preview": preview(frame[frame["is_session"]].tail(10)),
+            **snapshot_metadata(published),
+        }
+    )
+    yield _matches_source(result)
+
+
+def _matches_source(result: CalendarResult) -> dg.AssetCheckResult:
+    found = result.disagreements
+    lines = [f"{d:%Y-%m-%d} calendar: {'session' if s else 'closed'}, source: {'session' if o else 'closed'}"
+             for d, s, o in zip(found["date"], found["is_session"], found["source_is_session"], strict=True)]
+    return dg.AssetCheckResult(
+        check_name=CALENDAR_MATCHES_SOURCE,
+        passed=found.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "disagreements": dg.MetadataValue.int(len(found)),
+            "dates": dg.MetadataValue.text("\n".join(lines) or "none"),
+            "sessions": dg.MetadataValue.int(result.sessions),
+            "source_years": dg.MetadataValue.text(_years(result.source_years)),
+            "authoritative": dg.MetadataValue.text("exchange_calendars (ticklake.markets)"),
+        },
+    )
+
+
+def _years(years: list[int]) -> str:
+    return f"{years[0]}-{years[-1]} ({len(years)} years)" if years else "none"

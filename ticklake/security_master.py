@@ -1,0 +1,113 @@
+"""The point-in-time security master: each symbol-list observation folded into validity intervals.
+
+An observation is the day's list (with listing dates where the source reports them) plus every symbol the
+master holds open that the list no longer contains, marked delisted on that day. So every known symbol is in
+every observation: an interval closes only because a value changed (a rename, a delisting, a listing date
+learned), and the latest interval of a symbol is its current knowledge, which `universe_on` reads. Listing and
+delisting dates, once known, are carried forward: the IPO list is a rolling window, and a vanished symbol stays
+vanished on the following days (its delisting date stays the first day it was missed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from ticklake import markets
+from ticklake.dictionary.reference_data import SECURITY_MASTER
+from ticklake.ingest import with_lineage
+from ticklake.lake import Lake
+from ticklake.sources import FetchReport, Source
+from ticklake.store import Repair, repair, write
+from ticklake.warehouse import Warehouse
+from ticklake.write_modes import INTERVAL_COLUMNS
+
+CARRIED = ("listing_date",)
+
+
+@dataclass(frozen=True)
+class ListingsQuery:
+    """One observation of a region's master; `ipo_kind` is the IPO list listing dates come from."""
+
+    region: str
+    ipo_kind: str = "recent"  # known once, kept when a later answer omits it
+
+
+def latest(stored: pd.DataFrame | None) -> pd.DataFrame:
+    """The open interval of every symbol (its current knowledge); empty when nothing is stored."""
+    if stored is None or stored.empty:
+        return pd.DataFrame(columns=SECURITY_MASTER.columns)
+    return stored[stored["valid_to"].isna()].reset_index(drop=True)
+
+
+def observation(listed: pd.DataFrame, stored: pd.DataFrame | None, as_of: dt.date) -> pd.DataFrame:
+    """Today's observation of every known symbol (value columns only): the listed ones, with listing dates
+    carried from the master where today's answer lacks them, and the vanished ones marked delisted."""
+    day = pd.Timestamp(as_of).as_unit("ms")
+    columns = [c for c in SECURITY_MASTER.value_columns if c not in INTERVAL_COLUMNS]
+    known = latest(stored)
+    out = listed.assign(delisting_date=pd.NaT).astype({"delisting_date": "datetime64[ms]"})
+    if known.empty:
+        return out[["region", "symbol", *columns]].reset_index(drop=True)
+    previous = known.set_index("symbol")
+    for column in CARRIED:
+        before = out["symbol"].map(previous[column])
+        out[column] = out[column].fillna(before).astype("datetime64[ms]")
+    gone = known[~known["symbol"].isin(out["symbol"])].copy()
+    gone["delisting_date"] = gone["delisting_date"].fillna(day).astype("datetime64[ms]")
+    frame = pd.concat([out[["region", "symbol", *columns]], gone[["region", "symbol", *columns]]],
+                      ignore_index=True)
+    for column in ("region", "symbol", "name", "exchange", "security_type"):
+        frame[column] = frame[column].astype("string")
+    return frame
+
+
+@dataclass
+class SecurityMasterResult:
+    region: str
+    as_of: dt.date
+    frame: pd.DataFrame  # every interval stored after the write
+    listed: int
+    delisted_today: list[str]
+    with_listing_date: int
+    ipos: int
+    diff: dict[str, int]
+    fetch: FetchReport
+    repair: Repair
+    rejected: list[str] = field(default_factory=list)
+
+    @property
+    def current(self) -> pd.DataFrame:
+        return latest(self.frame)
+
+
+def refresh_security_master(source: Source, lake: Lake, warehouse: Warehouse, *, region: str, run_id: str,
+                            now: dt.datetime, log: Callable[[str], None] = lambda _msg: None
+                            ) -> SecurityMasterResult:
+    """Fold the source's current symbol list (and IPO listing dates) into the region's interval history."""
+    fixed = repair(lake, warehouse, SECURITY_MASTER, region, source=source.name, run_id=run_id, now=now, log=log)
+    fetcher = source.fetcher(SECURITY_MASTER.name)
+    query = ListingsQuery(region)
+    listed = fetcher.transform(query, fetcher.extract(query))
+    rejected = list(listed.attrs.get("rejected", []))
+    if rejected:
+        log(f"{region}: refused {len(rejected)} symbol-list entr(ies): {'; '.join(rejected[:5])}")
+    if listed.empty:  # a source that suddenly lists nothing is an outage, not a mass delisting
+        raise RuntimeError(f"{region}: the source returned no usable symbol list entries ({len(rejected)} "
+                           "refused); the security master was kept")
+    as_of = pd.Timestamp(now).tz_convert(markets.market(region).timezone).date()
+    values = {"region": region, "source": source.name}
+    stored = lake.read(SECURITY_MASTER, **values)
+    before = latest(stored)
+    observed = observation(listed, stored, as_of)
+    written = write(lake, warehouse, SECURITY_MASTER, values, with_lineage(observed, source.name, run_id, now),
+                    run_id=run_id, now=now, as_of=as_of, complete=True)
+    was_delisted = set(before.loc[before["delisting_date"].notna(), "symbol"]) if len(before) else set()
+    now_delisted = set(observed.loc[observed["delisting_date"].notna(), "symbol"])
+    return SecurityMasterResult(
+        region, as_of, written.frame, len(listed), sorted(now_delisted - was_delisted),
+        int(observed["listing_date"].notna().sum()), int(listed.attrs.get("ipos", 0)), written.diff,
+        source.spent(), fixed, rejected)

@@ -1,0 +1,93 @@
+"""The trading calendar dataset: authoritative sessions (exchange_calendars) beside the source's view of them.
+
+Why exchange_calendars is authoritative: the pipeline already fetches and checks by it (ticklake.markets), it
+reaches back decades and it is versioned with the code, while a source's holiday list covers a few years and can
+change without notice. The source's view is stored beside it so every disagreement is visible (a warning check
+lists the dates) instead of one of the two silently winning.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ticklake import markets, settings
+from ticklake.dictionary.reference_data import TRADING_CALENDAR
+from ticklake.ingest import with_lineage
+from ticklake.lake import Lake
+from ticklake.sources import FetchReport, Source
+from ticklake.store import Repair, repair, write
+from ticklake.warehouse import Warehouse
+
+
+@dataclass(frozen=True)
+class CalendarQuery:
+    region: str
+    first: dt.date
+    last: dt.date
+
+
+def calendar_frame(query: CalendarQuery, holidays: Mapping[int, Collection[dt.date]]) -> pd.DataFrame:
+    """One row per calendar day of [first, last]: the authoritative `is_session` and the source's view
+    (`source_is_session`: a weekday not among the year's holidays; null where the source published no year)."""
+    days = pd.date_range(query.first, query.last, freq="D").as_unit("ms")
+    sessions = pd.DatetimeIndex(markets.sessions(query.region, query.first, query.last)).as_unit("ms")
+    closed = pd.DatetimeIndex(sorted({d for dates in holidays.values() for d in dates})).as_unit("ms")
+    published = days.year.isin(list(holidays))
+    source = pd.array((days.day_of_week < 5) & ~days.isin(closed), dtype="boolean")
+    source[~published] = pd.NA
+    return pd.DataFrame({
+        "region": pd.array([query.region] * len(days), dtype="string"),
+        "date": days.values.astype("datetime64[ms]"),
+        "is_session": days.isin(sessions),
+        "source_is_session": source,
+    })
+
+
+def disagreements(frame: pd.DataFrame) -> pd.DataFrame:
+    """Days where the source's view contradicts the authoritative calendar (days the source is silent on excluded)."""
+    known = frame["source_is_session"].notna().to_numpy()
+    differs = known & (frame["source_is_session"].fillna(False).to_numpy(dtype=bool) != frame["is_session"].to_numpy())
+    return frame.loc[differs, ["region", "date", "is_session", "source_is_session"]].reset_index(drop=True)
+
+
+def default_query(region: str) -> CalendarQuery:
+    """Every day from the start of the lake's first month to the last day the installed calendar knows."""
+    first = max(settings.start_date().replace(day=1), markets.coverage_start(markets.market(region).calendar))
+    return CalendarQuery(region, first, markets.known_through(region))
+
+
+@dataclass
+class CalendarResult:
+    region: str
+    frame: pd.DataFrame
+    disagreements: pd.DataFrame
+    source_years: list[int]
+    diff: dict[str, int]
+    fetch: FetchReport
+    repair: Repair
+
+    @property
+    def sessions(self) -> int:
+        return int(self.frame["is_session"].sum())
+
+
+def refresh_trading_calendar(source: Source, lake: Lake, warehouse: Warehouse, *, region: str, run_id: str,
+                             now: dt.datetime, query: CalendarQuery | None = None,
+                             log: Callable[[str], None] = lambda _msg: None) -> CalendarResult:
+    """Fetch the source's holidays, build the region's calendar and replace its lake file."""
+    fixed = repair(lake, warehouse, TRADING_CALENDAR, region, source=source.name, run_id=run_id, now=now, log=log)
+    query = query or default_query(region)
+    fetcher = source.fetcher(TRADING_CALENDAR.name)
+    frame = fetcher.transform(query, fetcher.extract(query))
+    years = sorted(int(y) for y in frame.attrs.get("source_years", []))
+    written = write(lake, warehouse, TRADING_CALENDAR, {"region": region, "source": source.name},
+                    with_lineage(frame, source.name, run_id, now), run_id=run_id, now=now)
+    found = disagreements(written.frame)
+    if len(found):
+        log(f"{region}: the source's holidays disagree with the calendar on {len(found)} day(s): "
+            + ", ".join(f"{d:%Y-%m-%d}" for d in found["date"][:10]))
+    return CalendarResult(region, written.frame, found, years, written.diff, source.spent(), fixed)
