@@ -4,11 +4,11 @@ Partitioned by region, not month x region: a split changes every earlier month o
 re-derivation spans months; the step compares the whole region and writes only the month files that differ.
 """
 
-import datetime as dt
 import warnings
 
 import dagster as dg
 
+from assets.clock import RunClock
 from assets.corporate_actions import corporate_actions
 from assets.klines import klines_daily
 from assets.metadata import snapshot_metadata, table_schema
@@ -46,10 +46,11 @@ with warnings.catch_warnings():
                                       "split (such a jump stays in the adjusted series)"),
     ],
 )
-def klines_daily_adjusted(context: dg.AssetExecutionContext, storage: StorageResource):
+def klines_daily_adjusted(context: dg.AssetExecutionContext, config: RunClock,
+                          storage: StorageResource):
     region, run_id = context.partition_key, context.run.run_id
     lake, warehouse = storage.lake(), storage.warehouse()
-    result = derive_adjusted(lake, warehouse, region=region, run_id=run_id, now=dt.datetime.now(dt.UTC),
+    result = derive_adjusted(lake, warehouse, region=region, run_id=run_id, now=config.instant(),
                              log=context.log.info)
     published = warehouse.publish()
     yield dg.MaterializeResult(metadata={

@@ -1,9 +1,9 @@
 """`corporate_actions`: splits per region from the source's split list (upserted by key)."""
 
-import datetime as dt
 
 import dagster as dg
 
+from assets.clock import RunClock
 from assets.metadata import fetch_metadata, preview, snapshot_metadata, table_schema
 from assets.partitions import region_partitions
 from resources.itick import ITickResource
@@ -20,13 +20,14 @@ from ticklake.dictionary.reference_data import CORPORATE_ACTIONS
     metadata={"dagster/column_schema": table_schema(CORPORATE_ACTIONS),
               "dagster/table_name": "warehouse.corporate_actions"},
 )
-def corporate_actions(context: dg.AssetExecutionContext, itick: ITickResource, storage: StorageResource
+def corporate_actions(context: dg.AssetExecutionContext, config: RunClock,
+                      itick: ITickResource, storage: StorageResource
                       ) -> dg.MaterializeResult:
     region, run_id = context.partition_key, context.run.run_id
     source = itick.source(tags={"run_id": run_id, "asset": "corporate_actions"})
     lake, warehouse = storage.lake(), storage.warehouse()
     result = refresh_corporate_actions(source, lake, warehouse, region=region, run_id=run_id,
-                                       now=dt.datetime.now(dt.UTC), log=context.log.info)
+                                       now=config.instant(), log=context.log.info)
     published = warehouse.publish()
     stored = result.stored
     return dg.MaterializeResult(

@@ -5,11 +5,10 @@ fundamentals. The budget (TICKLAKE_FUNDAMENTALS_BUDGET calls per region and run)
 the shared quota; the client's limiter keeps every call within the plan.
 """
 
-import datetime as dt
 
 import dagster as dg
-from pydantic import Field
 
+from assets.clock import RunClock
 from assets.metadata import fetch_metadata, preview, snapshot_metadata, table_schema
 from assets.partitions import region_partitions
 from resources.itick import ITickResource
@@ -29,21 +28,6 @@ from ticklake.quota import calls_per_minute
 
 MARKET_CAP_CHECK = "market_cap_matches_close_x_shares"
 MAX_LISTED = 50
-
-
-class RunClock(dg.Config):
-    """When the run acts: the wall clock, or a fixed instant (a replay, a test on a frozen simulator)."""
-
-    now: str | None = Field(default=None, description="ISO 8601 instant with a zone to act as now; default the "
-                                                       "wall clock")
-
-    def instant(self) -> dt.datetime:
-        if self.now is None:
-            return dt.datetime.now(dt.UTC)
-        value = dt.datetime.fromisoformat(self.now)
-        if value.tzinfo is None:
-            raise ValueError(f"now={self.now!r} needs a time zone, e.g. 2024-06-28T23:00:00+00:00")
-        return value.astimezone(dt.UTC)
 
 
 def _meta(dataset) -> dict:

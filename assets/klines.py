@@ -5,11 +5,11 @@ every partition alike, so each partition gets its own figures through `add_asset
 and whatever covers the whole run is prefixed `run_`.
 """
 
-import datetime as dt
 import warnings
 
 import dagster as dg
 
+from assets.clock import RunClock
 from assets.metadata import fetch_metadata, preview, snapshot_metadata, table_schema
 from assets.partitions import REGION, calendar_days, key, month_region_partitions, months_by_region
 from assets.securities import securities
@@ -59,7 +59,8 @@ with warnings.catch_warnings():
 
 
 @klines_asset
-def klines_daily(context: dg.AssetExecutionContext, itick: ITickResource, storage: StorageResource):
+def klines_daily(context: dg.AssetExecutionContext, config: RunClock,
+                 itick: ITickResource, storage: StorageResource):
     missing_share_limit = max_missing_share()  # a bad TICKLAKE_MAX_MISSING_SHARE fails the step before any fetch
     lake, warehouse = storage.lake(), storage.warehouse()
     run_id = context.run.run_id
@@ -68,7 +69,7 @@ def klines_daily(context: dg.AssetExecutionContext, itick: ITickResource, storag
     for region, months in months_by_region(context.partition_keys).items():
         results.append(ingest_daily_bars(
             source, lake, warehouse, region=region, dates=calendar_days(months), codes=universe(lake, region),
-            run_id=run_id, now=dt.datetime.now(dt.UTC), log=context.log.info,
+            run_id=run_id, now=config.instant(), log=context.log.info,
         ))
     _refuse_if_nothing_closed(results)
     published = warehouse.publish()  # analysts see the whole step at once, never a region or a page of it

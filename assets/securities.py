@@ -1,10 +1,10 @@
 """`securities`: the per-region security master that defines the klines universe."""
 
 
-import datetime as dt
 
 import dagster as dg
 
+from assets.clock import RunClock
 from assets.metadata import fetch_metadata, preview, snapshot_metadata, table_schema
 from assets.partitions import region_partitions
 from resources.itick import ITickResource
@@ -20,13 +20,14 @@ from ticklake.ingest import refresh_securities
     description=SECURITIES.description,
     metadata={"dagster/column_schema": table_schema(SECURITIES), "dagster/table_name": "warehouse.securities"},
 )
-def securities(context: dg.AssetExecutionContext, itick: ITickResource, storage: StorageResource
+def securities(context: dg.AssetExecutionContext, config: RunClock,
+               itick: ITickResource, storage: StorageResource
                ) -> dg.MaterializeResult:
     region, run_id = context.partition_key, context.run.run_id
     source = itick.source(tags={"run_id": run_id, "asset": "securities"})
     warehouse = storage.warehouse()
     result = refresh_securities(source, storage.lake(), warehouse, region=region, run_id=run_id,
-                                now=dt.datetime.now(dt.UTC), log=context.log.info)
+                                now=config.instant(), log=context.log.info)
     published = warehouse.publish()
     if result.rejected:
         context.log.warning(f"{region}: refused {len(result.rejected)} symbol-list entr(ies): "

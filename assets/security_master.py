@@ -1,20 +1,15 @@
 """`security_master`: the point-in-time security master (validity intervals per symbol) per region."""
 
-import datetime as dt
 
 import dagster as dg
 
+from assets.clock import RunClock
 from assets.metadata import fetch_metadata, preview, snapshot_metadata, table_schema
 from assets.partitions import region_partitions
 from resources.itick import ITickResource
 from resources.storage import StorageResource
 from ticklake.dictionary.reference_data import SECURITY_MASTER
 from ticklake.security_master import refresh_security_master
-
-
-def utc_now() -> dt.datetime:
-    """The observation's clock (its exchange-local date is the interval boundary); tests freeze it."""
-    return dt.datetime.now(dt.UTC)
 
 
 @dg.asset(
@@ -25,13 +20,14 @@ def utc_now() -> dt.datetime:
     metadata={"dagster/column_schema": table_schema(SECURITY_MASTER),
               "dagster/table_name": "warehouse.security_master"},
 )
-def security_master(context: dg.AssetExecutionContext, itick: ITickResource, storage: StorageResource
+def security_master(context: dg.AssetExecutionContext, config: RunClock,
+                    itick: ITickResource, storage: StorageResource
                     ) -> dg.MaterializeResult:
     region, run_id = context.partition_key, context.run.run_id
     source = itick.source(tags={"run_id": run_id, "asset": "security_master"})
     warehouse = storage.warehouse()
     result = refresh_security_master(source, storage.lake(), warehouse, region=region, run_id=run_id,
-                                     now=utc_now(), log=context.log.info)
+                                     now=config.instant(), log=context.log.info)
     published = warehouse.publish()
     current = result.current
     if result.rejected:

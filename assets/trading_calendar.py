@@ -1,9 +1,9 @@
 """`trading_calendar`: sessions per region (exchange_calendars, authoritative) beside the source's holidays."""
 
-import datetime as dt
 
 import dagster as dg
 
+from assets.clock import RunClock
 from assets.metadata import fetch_metadata, preview, snapshot_metadata, table_schema
 from assets.partitions import region_partitions
 from resources.itick import ITickResource
@@ -26,12 +26,13 @@ CALENDAR_MATCHES_SOURCE = "calendar_matches_source"
         description="The source's holidays agree with the authoritative calendar on every day both cover; "
                     "a warning lists every day they disagree on")],
 )
-def trading_calendar(context: dg.AssetExecutionContext, itick: ITickResource, storage: StorageResource):
+def trading_calendar(context: dg.AssetExecutionContext, config: RunClock,
+                     itick: ITickResource, storage: StorageResource):
     region, run_id = context.partition_key, context.run.run_id
     source = itick.source(tags={"run_id": run_id, "asset": "trading_calendar"})
     warehouse = storage.warehouse()
     result = refresh_trading_calendar(source, storage.lake(), warehouse, region=region, run_id=run_id,
-                                      now=dt.datetime.now(dt.UTC), log=context.log.info)
+                                      now=config.instant(), log=context.log.info)
     published = warehouse.publish()
     frame = result.frame
     yield dg.MaterializeResult(

@@ -1,5 +1,7 @@
-"""The quick-start run: refresh the security master, run the nightly job over the most recent months of every
-configured region (one single-run backfill per region), then print what was built and queries to try.
+"""The quick-start run, per configured region: the reference data (symbol list, trading calendar, point-in-time
+security master, splits), the nightly klines job over the most recent months (one single-run backfill), the
+fundamentals (valuation snapshots within the call budget, FX, valuation), then the split-adjusted bars; then it
+prints what was built and queries to try.
 
     python -m automation.demo [--months 2]
 
@@ -20,6 +22,7 @@ from pathlib import Path
 import dagster as dg
 
 from ticklake import markets, settings
+from ticklake.dictionary import DATASETS
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 INSTANCE_YAML = Path(__file__).resolve().parents[1] / "instance" / "dagster.yaml"  # the embedded default's settings
@@ -63,11 +66,19 @@ def main(argv: list[str] | None = None) -> int:
                 instance=instance, partition_key=region, run_config=QUIET)
             months = recent_months(region, args.months, now)
             result = run_partition_range(defs, region, months[0], months[-1], instance=instance, run_config=QUIET)
-            calls += _metadata(ref, "securities", "api_calls") + _metadata(result, "klines_daily", "run_api_calls")
+            fundamentals = defs.resolve_job_def("fundamentals_refresh").execute_in_process(
+                instance=instance, partition_key=region, run_config=QUIET)
+            analytics = defs.resolve_job_def("analytics_refresh").execute_in_process(
+                instance=instance, partition_key=region, run_config=QUIET)
+            calls += (_calls(ref) + _metadata(result, "klines_daily", "run_api_calls") + _calls(fundamentals)
+                      + _calls(analytics))
             print(f"{region}: months {months[0]}..{months[-1]}, "
                   f"{_metadata(result, 'klines_daily', 'run_sessions_fetched')} sessions, "
                   f"{_metadata(result, 'klines_daily', 'run_rows')} bars, "
-                  f"{_metadata(ref, 'securities', 'dagster/row_count')} securities")
+                  f"{_metadata(ref, 'securities', 'dagster/row_count')} securities, "
+                  f"{_metadata(ref, 'corporate_actions', 'dagster/row_count')} splits, "
+                  f"{_metadata(fundamentals, 'fundamentals_daily', 'refreshed')} valuation snapshots, "
+                  f"{_metadata(analytics, 'klines_daily_adjusted', 'dagster/row_count')} adjusted bars")
     elapsed = time.perf_counter() - started
     _summary(paths, itick.endpoint, calls, elapsed)
     return 0
@@ -83,41 +94,57 @@ def _metadata(result: dg.ExecuteInProcessResult, asset: str, name: str) -> int:
     return total
 
 
+def _calls(result: dg.ExecuteInProcessResult) -> int:
+    """API calls of every asset of a single-partition run."""
+    return sum(int(e.step_materialization_data.materialization.metadata["api_calls"].value)
+               for e in result.get_asset_materialization_events()
+               if "api_calls" in e.step_materialization_data.materialization.metadata)
+
+
 def _summary(paths: settings.Paths, endpoint: str, calls: int, elapsed: float) -> None:
     import duckdb
 
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
-        counts = con.execute(
-            "SELECT 'klines_daily', count(*), count(DISTINCT (region, symbol)), min(trade_date), max(trade_date) "
-            "FROM klines_daily "
-            "UNION ALL SELECT 'securities', count(*), count(DISTINCT (region, symbol)), min(first_seen), "
-            "max(last_seen) FROM securities"
-        ).fetchall()
+        counts = [(d.name, con.execute(f'SELECT count(*) FROM "{d.name}"').fetchall()[0][0], d.domain)
+                  for d in DATASETS.values()]
         silent = con.execute("SELECT count(*) FROM securities s ANTI JOIN klines_daily k USING (region, symbol)"
                              ).fetchall()[0][0]
         region, symbol, last = con.execute(
             "SELECT region, symbol, max(trade_date) FROM klines_daily GROUP BY ALL ORDER BY count(*) DESC, 1, 2 LIMIT 1"
         ).fetchall()[0]
+        split = next(iter(con.execute(  # a split inside the stored bars, to show raw and adjusted side by side
+            "SELECT c.region, c.symbol, c.ex_date FROM corporate_actions c JOIN klines_daily k ON k.region = c.region "
+            "AND k.symbol = c.symbol AND k.trade_date = c.ex_date ORDER BY c.ex_date DESC LIMIT 1").fetchall()), None)
         queries = [
             f"SELECT trade_date, open, high, low, close, volume FROM klines_daily WHERE region = '{region}' AND "
             f"symbol = '{symbol}' ORDER BY trade_date DESC LIMIT 3",
-            f"SELECT symbol, close, volume, turnover FROM klines_daily WHERE region = '{region}' AND "
-            f"trade_date = '{last}' ORDER BY turnover DESC LIMIT 3",
+            f"SELECT count(*) AS symbols FROM universe_on('{region}', DATE '{last}')",
+            f"SELECT symbol, as_of, market_cap, market_cap_usd, pe, pe_percentile FROM valuation_daily "
+            f"WHERE region = '{region}' ORDER BY market_cap_usd DESC LIMIT 3",
             "SELECT region, partition, rows, sessions, complete, run_id FROM lake_partitions "
             "WHERE dataset = 'klines_daily' ORDER BY region, partition DESC LIMIT 4",
         ]
+        if split is None:  # no split inside these months: list the latest ones
+            queries.insert(1, "SELECT region, symbol, ex_date, ratio, factor FROM corporate_actions "
+                              "ORDER BY ex_date DESC LIMIT 3")
+        else:  # the raw and the adjusted close around the latest split
+            queries.insert(1, f"SELECT a.trade_date, r.close AS raw_close, a.close AS adjusted_close, "
+                              f"a.adjustment_factor FROM klines_daily_adjusted a JOIN klines_daily r USING (region, "
+                              f"symbol, trade_date) WHERE region = '{split[0]}' AND symbol = '{split[1]}' AND "
+                              f"a.trade_date BETWEEN DATE '{split[2]}' - 5 AND DATE '{split[2]}' + 3 ORDER BY 1")
         shown = [(q, str(con.sql(q))) for q in queries]
     print()
     print(f"source      {endpoint}")
-    print(f"api calls   {calls} (kline + symbol-list calls, counted by the client)")
+    print(f"api calls   {calls} (every call of every asset, counted by the client)")
     print(f"took        {elapsed:.1f}s")
-    for name, rows, symbols, first, last_day in counts:
-        print(f"{name:<12}{rows:>8} rows  {symbols:>5} symbols  {first} .. {last_day}")
+    print("tables      (rows; every table and column is described in docs/tables.md)")
+    for name, rows, domain in counts:
+        print(f"            {name:<24}{rows:>10,}  {domain}")
     if silent:
         print(f"            {silent} securities have no bars in these months: the security master keeps delisted "
               "and suspended codes (no survivorship bias); list them with\n            SELECT * FROM securities "
               "ANTI JOIN klines_daily USING (region, symbol)")
-    print(f"lake        {_short(paths.lake)}   (Parquet, one file per region and month)")
+    print(f"lake        {_short(paths.lake)}   (Parquet, hive layout, one file per partition and source)")
     print(f"warehouse   {_short(paths.warehouse)}   (read-only snapshot for analysts, replaced after each run)")
     print(f"audit log   {_short(paths.audit)}")
     print()

@@ -49,8 +49,8 @@ fundamentals_refresh = dg.define_asset_job(
 warehouse_checks = dg.define_asset_job(
     "warehouse_checks",
     selection=dg.AssetSelection.checks(*CHECK_KEYS),
-    description="Warehouse-wide checks over everything stored: unique keys, bars only on sessions, lake and "
-                "warehouse in step, security master not empty.",
+    description="Warehouse-wide checks over everything stored: unique keys, bars only on sessions and inside "
+                "listing windows, lake and warehouse in step, security master not empty.",
 )
 
 

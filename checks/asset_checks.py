@@ -83,6 +83,29 @@ def _lake_matches_warehouse(con: duckdb.DuckDBPyConnection, lake: Lake) -> dg.As
     )
 
 
+def _inside_listing_window(con: duckdb.DuckDBPyConnection, lake: Lake) -> dg.AssetCheckResult:
+    """Bars before a symbol's listing date or on/after its delisting date (latest known state of the security
+    master): a stray row, or a listing date the source has wrong. A warning listing them; nothing is removed."""
+    outside = con.execute(
+        "WITH latest AS (SELECT region, symbol, listing_date, delisting_date FROM security_master "
+        "  QUALIFY row_number() OVER (PARTITION BY region, symbol ORDER BY valid_from DESC, ingested_at DESC) = 1) "
+        "SELECT k.region, k.symbol, count(*), min(k.trade_date), max(k.trade_date), any_value(l.listing_date), "
+        "  any_value(l.delisting_date) "
+        "FROM klines_daily k JOIN latest l USING (region, symbol) "
+        "WHERE k.trade_date < l.listing_date OR k.trade_date >= l.delisting_date "
+        "GROUP BY ALL ORDER BY 1, 2").fetchall()
+    listed = con.execute("SELECT count(DISTINCT (region, symbol)) FROM security_master").fetchall()[0][0]
+    return dg.AssetCheckResult(
+        asset_key=klines_daily.key, check_name="klines_daily_inside_listing_window", passed=not outside,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"symbols_outside": dg.MetadataValue.int(len(outside)),
+                  "symbols_in_master": dg.MetadataValue.int(listed),
+                  "details": dg.MetadataValue.text("\n".join(
+                      f"{r} {s}: {n} bar(s) {lo}..{hi} outside listed {ld or '-'} .. delisted {dd or '-'}"
+                      for r, s, n, lo, hi, ld, dd in outside[:MAX_LISTED]) or "none")},
+    )
+
+
 def _securities_not_empty(con: duckdb.DuckDBPyConnection, lake: Lake) -> dg.AssetCheckResult:
     counts = dict(con.execute("SELECT region, count(*) FROM securities GROUP BY 1").fetchall())
     return dg.AssetCheckResult(
@@ -100,6 +123,10 @@ _CHECKS: dict[dg.AssetCheckKey, tuple[dg.AssetCheckSpec, Callable]] = {
         (dg.AssetCheckSpec("klines_daily_lake_matches_warehouse", asset=klines_daily,
                            description="Every lake partition file holds exactly the rows the warehouse holds for it, "
                                        "and is the file the warehouse recorded"), _lake_matches_warehouse),
+        (dg.AssetCheckSpec("klines_daily_inside_listing_window", asset=klines_daily,
+                           description="Every stored bar lies inside its symbol's listing window (listing date to "
+                                       "delisting date, from security_master); a warning listing the others"),
+         _inside_listing_window),
         (dg.AssetCheckSpec("securities_not_empty", asset=securities,
                            description="The security master is not empty for any region it covers"),
          _securities_not_empty),

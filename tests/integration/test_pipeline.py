@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import math
 
 import dagster as dg
@@ -207,7 +208,13 @@ def test_quick_start_demo_runs_on_the_embedded_simulator(tmp_path):
                          text=True, timeout=300, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "source      embedded://itick-sim" in out.stdout
-    assert "api calls   4 " in out.stdout  # one symbol list + one kline page per region
+    # the figure the demo prints is every call the client made (the audit log has one line per call)
+    audited = [json.loads(line) for path in (tmp_path / "audit").glob("*.jsonl")
+               for line in path.read_text().splitlines()]
+    assert f"api calls   {len(audited)} " in out.stdout
+    per_endpoint = {e: sum(1 for a in audited if a["endpoint"] == e) for e in {a["endpoint"] for a in audited}}
+    assert per_endpoint["/stock/klines"] == 2  # one kline page per region
+    assert per_endpoint["/stock/info"] == 40  # every symbol's first valuation snapshot (within the budget)
     expected = []
     for region in ("JP", "US"):
         month = recent_months(region, 1, now)[0]

@@ -10,7 +10,6 @@ import duckdb
 import pandas as pd
 import pytest
 
-import assets.security_master as security_master_module
 from assets.security_master import security_master
 from assets.trading_calendar import trading_calendar
 from definitions import build_definitions
@@ -28,9 +27,12 @@ def _query(home, sql: str, params: list | None = None) -> pd.DataFrame:
         return con.execute(sql, params or []).fetchdf()
 
 
-def _materialize(asset, resources: dict, region: str, instance=None) -> dg.ExecuteInProcessResult:
+def _materialize(asset, resources: dict, region: str, instance=None, now: dt.datetime = NOW
+                 ) -> dg.ExecuteInProcessResult:
+    """Materialize `asset` acting at `now` (the frozen simulator's clock, so interval boundaries follow it)."""
     return dg.materialize([asset], resources=resources, partition_key=region,
-                          instance=instance or dg.DagsterInstance.ephemeral())
+                          instance=instance or dg.DagsterInstance.ephemeral(),
+                          run_config={"ops": {asset.op.name: {"config": {"now": now.isoformat()}}}})
 
 
 def _check(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
@@ -93,8 +95,7 @@ def _universe(home, region: str, day: dt.date) -> set[str]:
     return set(_query(home, "SELECT symbol FROM universe_on(?, ?)", [region, day])["symbol"])
 
 
-def test_universe_on_a_date_before_a_listing_excludes_the_symbol(make_server, resources_for, home, monkeypatch):
-    monkeypatch.setattr(security_master_module, "utc_now", lambda: NOW)
+def test_universe_on_a_date_before_a_listing_excludes_the_symbol(make_server, resources_for, home):
     server = make_server()
     resources = resources_for(server)
     instance = dg.DagsterInstance.ephemeral()
@@ -119,7 +120,7 @@ def test_universe_on_a_date_before_a_listing_excludes_the_symbol(make_server, re
     assert metadata["intervals_closed"].value == 0
 
 
-def test_a_symbol_dropped_from_the_list_is_closed_and_excluded_after(make_server, resources_for, home, monkeypatch):
+def test_a_symbol_dropped_from_the_list_is_closed_and_excluded_after(make_server, resources_for, home):
     later = make_server(list_delisted=False)
     [gone] = [s for s in later.simulator.universe("JP") if s.delisted is not None]
     first_now = dt.datetime.combine(gone.delisted - dt.timedelta(days=30), dt.time(12), tzinfo=dt.UTC)
@@ -127,9 +128,7 @@ def test_a_symbol_dropped_from_the_list_is_closed_and_excluded_after(make_server
     assert gone.code in {s.code for s in earlier.simulator.universe("JP") if s.delisted is None}
 
     instance = dg.DagsterInstance.ephemeral()
-    monkeypatch.setattr(security_master_module, "utc_now", lambda: first_now)
-    assert _materialize(security_master, resources_for(earlier), "JP", instance).success
-    monkeypatch.setattr(security_master_module, "utc_now", lambda: NOW)
+    assert _materialize(security_master, resources_for(earlier), "JP", instance, now=first_now).success
     result = _materialize(security_master, resources_for(later), "JP", instance)
     assert result.success
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
@@ -148,15 +147,15 @@ def test_a_symbol_dropped_from_the_list_is_closed_and_excluded_after(make_server
     assert others == len(later.simulator.universe("JP")) - 1  # everyone else: one interval, unchanged
 
 
-def test_reference_refresh_builds_calendar_and_master(make_server, resources_for, home, monkeypatch):
-    monkeypatch.setattr(security_master_module, "utc_now", lambda: NOW)
+def test_reference_refresh_builds_calendar_and_master(make_server, resources_for, home):
     defs = build_definitions(**resources_for(make_server()))
     result = defs.resolve_job_def("reference_refresh").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), partition_key="HK")
+        instance=dg.DagsterInstance.ephemeral(), partition_key="HK",
+        run_config={"ops": {"security_master": {"config": {"now": NOW.isoformat()}}}})
     assert result.success
     done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()
             for e in [e.materialization]}
-    assert done == {"securities", "trading_calendar", "security_master"}
+    assert done == {"securities", "trading_calendar", "security_master", "corporate_actions"}
     assert _check(result).passed
     for example in (TRADING_CALENDAR.example, SECURITY_MASTER.example, UNIVERSE_ON.example):  # documented queries run
         assert example is not None

@@ -28,11 +28,21 @@ def test_warehouse_checks_pass_on_good_data_and_fail_on_corruption(make_server, 
     assert {c.check_name for c in result.get_asset_check_evaluations()} == {
         "stored_rows_match_lake", "every_session_has_bars", "requested_codes_answered"}
     assert _checks(defs, instance) == {"klines_daily_unique_key": True, "klines_daily_on_calendar": True,
-                                       "klines_daily_lake_matches_warehouse": True, "securities_not_empty": True}
+                                       "klines_daily_lake_matches_warehouse": True, "securities_not_empty": True,
+                                       "klines_daily_inside_listing_window": True}
 
     with duckdb.connect(str(home / "state" / "pipeline.duckdb")) as con:  # what a bug could do
         con.execute("INSERT INTO klines_daily SELECT * FROM klines_daily WHERE trade_date = '2024-06-03' LIMIT 1")
         con.execute("INSERT INTO klines_daily SELECT * REPLACE (DATE '2024-06-09' AS trade_date) FROM klines_daily "
                     "WHERE trade_date = '2024-06-07' LIMIT 1")  # a Sunday
+        symbol = con.execute("SELECT symbol FROM klines_daily WHERE trade_date = '2024-06-03' ORDER BY 1 LIMIT 1"
+                             ).fetchone()[0]
+        con.execute("UPDATE security_master SET listing_date = DATE '2024-06-10' WHERE symbol = ?", [symbol])
     assert _checks(defs, instance) == {"klines_daily_unique_key": False, "klines_daily_on_calendar": False,
-                                       "klines_daily_lake_matches_warehouse": False, "securities_not_empty": True}
+                                       "klines_daily_lake_matches_warehouse": False, "securities_not_empty": True,
+                                       "klines_daily_inside_listing_window": False}
+    result = defs.resolve_job_def("warehouse_checks").execute_in_process(instance=instance, raise_on_error=False)
+    [window] = [c for c in result.get_asset_check_evaluations()
+                if c.check_name == "klines_daily_inside_listing_window"]
+    assert window.severity == dg.AssetCheckSeverity.WARN
+    assert f"US {symbol}:" in window.metadata["details"].value
