@@ -144,10 +144,17 @@ def valuation_daily(context: dg.AssetExecutionContext, config: RunClock, storage
                               log=context.log.info)
     published = warehouse.publish()
     rows = result.rows
+    with warehouse.reader() as con:
+        stored, symbols = con.execute("SELECT count(*), count(DISTINCT symbol) FROM valuation_daily WHERE region = ?",
+                                      [region]).fetchall()[0]
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": dg.MetadataValue.int(len(rows)),
-            "symbols": dg.MetadataValue.int(rows["symbol"].nunique()),
+            "dagster/row_count": dg.MetadataValue.int(stored),
+            "symbols": dg.MetadataValue.int(symbols),
+            "rows_derived": dg.MetadataValue.int(len(rows)),
+            "derived_since": dg.MetadataValue.text(
+                "everything" if result.since is None and len(rows) else
+                "nothing (inputs unchanged)" if result.since is None else result.since.isoformat()),
             "months_written": dg.MetadataValue.int(len(result.months)),
             "rows_without_fx": dg.MetadataValue.int(result.without_fx),
             "rows_with_pe_band": dg.MetadataValue.int(int(rows["pe_percentile"].notna().sum())),

@@ -219,9 +219,11 @@ def refresh_fx(source: Source, lake: Lake, warehouse: Warehouse, *, region: str,
 
 # -- valuation_daily (pure derivation, then the write) --------------------------------------------------------
 def pe_percentiles(as_of: pd.Series, pe: pd.Series, *, years: int = PE_BAND_YEARS,
-                   min_history: int = PE_BAND_MIN_SNAPSHOTS) -> tuple[np.ndarray, np.ndarray]:
+                   min_history: int = PE_BAND_MIN_SNAPSHOTS, since: dt.date | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """(percentile, history) per row of ONE symbol: the share of non-null P/Es dated in (as_of - years, as_of]
-    that are <= the row's P/E, and how many there are. Null percentile for a null P/E or too short a history."""
+    that are <= the row's P/E, and how many there are. Null percentile for a null P/E or too short a history.
+    Rows dated before `since` only serve as history (their percentile is not computed: it is stored already)."""
     order = np.argsort(as_of.to_numpy(), kind="stable")
     dates = pd.to_datetime(as_of.to_numpy()[order])
     values = pe.to_numpy(dtype="float64", na_value=np.nan)[order]
@@ -231,7 +233,10 @@ def pe_percentiles(as_of: pd.Series, pe: pd.Series, *, years: int = PE_BAND_YEAR
     highs = np.searchsorted(dates_v, dates.to_numpy(), side="right")
     history = (highs - lows).astype("int64")
     percentile = np.full(len(values), np.nan)
-    for i in np.flatnonzero(valid & (history >= min_history)):
+    wanted = valid & (history >= min_history)
+    if since is not None:
+        wanted &= dates.to_numpy() >= np.datetime64(since, "ns")
+    for i in np.flatnonzero(wanted):
         window = values_v[lows[i]:highs[i]]
         percentile[i] = np.count_nonzero(window <= values[i]) / len(window)
     out_p, out_h = np.empty_like(percentile), np.empty_like(history)
@@ -239,8 +244,10 @@ def pe_percentiles(as_of: pd.Series, pe: pd.Series, *, years: int = PE_BAND_YEAR
     return out_p, out_h
 
 
-def valuation_frame(fundamentals: pd.DataFrame, fx: pd.DataFrame, region: str) -> pd.DataFrame:
-    """valuation_daily rows (without lineage) from a region's fundamentals_daily and fx_daily rows."""
+def valuation_frame(fundamentals: pd.DataFrame, fx: pd.DataFrame, region: str, since: dt.date | None = None
+                    ) -> pd.DataFrame:
+    """valuation_daily rows (without lineage) from a region's fundamentals_daily and fx_daily rows: every row, or
+    only those dated on or after `since` (earlier rows then only serve as the P/E band's history)."""
     columns = [c for c in VALUATION_DAILY.columns if c not in VALUATION_DAILY.lineage_columns]
     if fundamentals.empty:
         return pd.DataFrame({c: pd.Series(dtype=VALUATION_DAILY.field(c).pandas_dtype) for c in columns})
@@ -259,9 +266,11 @@ def valuation_frame(fundamentals: pd.DataFrame, fx: pd.DataFrame, region: str) -
     merged["market_cap_usd"] = merged["market_cap"] * merged["usd_per_unit"]
     merged["pe_percentile"], merged["pe_history"] = np.nan, 0
     for _, rows in merged.groupby("symbol", sort=False):
-        percentile, history = pe_percentiles(rows["as_of"], rows["pe"])
+        percentile, history = pe_percentiles(rows["as_of"], rows["pe"], since=since)
         merged.loc[rows.index, "pe_percentile"] = percentile
         merged.loc[rows.index, "pe_history"] = history
+    if since is not None:
+        merged = merged[merged["as_of"] >= pd.Timestamp(since)]
     out = merged[columns].sort_values(["symbol", "as_of"], ignore_index=True)
     for c in columns:
         out[c] = out[c].astype(VALUATION_DAILY.field(c).pandas_dtype)
@@ -275,20 +284,56 @@ class ValuationResult:
     months: list[str]
     without_fx: int  # rows whose market_cap_usd is null (no FX close on or before as_of)
     diff: dict[str, int] = field(default_factory=dict)
+    since: dt.date | None = None  # the first day re-derived (None: everything, or nothing was due)
+
+
+# The months of valuation_daily a run re-derives: from the first month holding an input (a snapshot or an FX close)
+# committed after the last valuation commit, to the end. A night adds snapshots to the current month only, so a
+# night re-derives one month, whatever the history; a restated old snapshot re-derives from its month on (later
+# P/E bands include it). Nothing derived yet: everything.
+DIRTY_SINCE_SQL = """
+WITH derived AS (SELECT max(committed_at) AS last_commit FROM lake_partitions
+                 WHERE dataset = 'valuation_daily' AND region = $region AND source = $source)
+SELECT (SELECT last_commit FROM derived) IS NULL AS never,
+       min(first_date) FILTER (WHERE committed_at > (SELECT last_commit FROM derived)) AS since
+FROM lake_partitions WHERE dataset IN ('fundamentals_daily', 'fx_daily') AND region = $region AND source = $source
+"""
+
+
+def dirty_since(con, region: str, source: str) -> tuple[bool, dt.date | None]:
+    """(anything to derive, the first day of the first month to re-derive; None: from the beginning)."""
+    never, since = con.execute(DIRTY_SINCE_SQL, {"region": region, "source": source}).fetchall()[0]
+    if never:
+        return True, None
+    if since is None:
+        return False, None
+    return True, dt.date(since.year, since.month, 1)
 
 
 def derive_valuation(lake: Lake, warehouse: Warehouse, *, region: str, run_id: str, now: dt.datetime,
                      log: Callable[[str], None] = lambda _msg: None) -> ValuationResult:
-    """Re-derive the region's valuation_daily from everything stored, per source of the snapshots (one source's
-    derivation never replaces another's), one lake file per month."""
+    """Derive the region's valuation_daily per source of the snapshots (one source's derivation never replaces
+    another's), one lake file per month, re-deriving only the months whose inputs changed since the last run
+    (`dirty_since`); the P/E band still sees each symbol's full trailing window."""
     with warehouse.reader() as con:
-        fundamentals = con.execute("SELECT * FROM fundamentals_daily WHERE region = ?", [region]).df()
+        sources = [r[0] for r in con.execute("SELECT DISTINCT source FROM fundamentals_daily WHERE region = ? "
+                                             "ORDER BY 1", [region]).fetchall()]
+        plans = {name: dirty_since(con, region, name) for name in sources}
+        first = [since for due, since in plans.values() if due]
+        start = None if any(s is None for s in first) or not first else min(first)
+        history_from = None if start is None else start - dt.timedelta(days=366 * PE_BAND_YEARS + 1)
+        fundamentals = con.execute("SELECT * FROM fundamentals_daily WHERE region = ? AND (? IS NULL OR as_of >= ?)",
+                                   [region, history_from, history_from]).df()
         fx = con.execute("SELECT * FROM fx_daily WHERE region = ?", [region]).df()
     frames, months, diff = [], set(), dict.fromkeys(("added", "changed", "removed", "unchanged"), 0)
     for source_name, rows in fundamentals.groupby("source"):
+        due, since = plans[str(source_name)]
+        if not due:
+            log(f"{region} {source_name}: valuation_daily is up to date with its inputs")
+            continue
         repair(lake, warehouse, VALUATION_DAILY, region, source=source_name, run_id=run_id, now=now, log=log)
         rates = fx[fx["source"] == source_name] if (fx["source"] == source_name).any() else fx
-        frame = with_lineage(valuation_frame(rows, rates, region), str(source_name), run_id, now)
+        frame = with_lineage(valuation_frame(rows, rates, region, since=since), str(source_name), run_id, now)
         month_of = frame["as_of"].dt.strftime("%Y-%m")
         for month in sorted(set(month_of)):
             written = write(lake, warehouse, VALUATION_DAILY,
@@ -299,7 +344,8 @@ def derive_valuation(lake: Lake, warehouse: Warehouse, *, region: str, run_id: s
             months.add(month)
         frames.append(frame)
     out = pd.concat(frames, ignore_index=True) if frames else valuation_frame(fundamentals.iloc[:0], fx, region)
-    return ValuationResult(region, out, sorted(months), int(out["market_cap_usd"].isna().sum()), diff)
+    return ValuationResult(region, out, sorted(months), int(out["market_cap_usd"].isna().sum()), diff,
+                           since=start)
 
 
 # -- cross-domain check ---------------------------------------------------------------------------------------

@@ -71,6 +71,7 @@ def status_table(lake: Lake, dataset: Dataset, parts: Sequence[Part], paths: Seq
     key = date_key(dataset)
     rows: dict[str, list] = {f.name: [] for f in LAKE_PARTITIONS.fields}
     calendars = _Calendars(now)
+    committed_at = dt.datetime.now(dt.UTC)  # the wall clock, even when the run acts at another `now` (a replay)
     for part, path in zip(parts, paths, strict=True):
         region = part.values["region"]
         stat = path.stat()
@@ -90,7 +91,7 @@ def status_table(lake: Lake, dataset: Dataset, parts: Sequence[Part], paths: Seq
             "symbols": len(pc.unique(table.column("symbol"))) if "symbol" in table.column_names else 0,
             "first_date": first, "last_date": last, "sessions": sessions, "sessions_with_rows": with_rows,
             "complete": complete, "missing_codes": part.missing_codes, "file_bytes": stat.st_size,
-            "file_mtime_ns": stat.st_mtime_ns, "run_id": run_id, "committed_at": now,
+            "file_mtime_ns": stat.st_mtime_ns, "run_id": run_id, "committed_at": committed_at,
         }
         for name, value in values.items():
             rows[name].append(value)

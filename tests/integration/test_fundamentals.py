@@ -131,3 +131,32 @@ def test_budget_refreshes_stalest_first_over_three_nights(make_server, resources
         got = _warehouse(home, "SELECT market_cap FROM fundamentals_daily WHERE symbol = ? AND as_of = ?",
                          [row.symbol, row.as_of])
         assert got["market_cap"].iloc[0] == pytest.approx(truth["market_cap"])
+
+
+def test_valuation_rederives_only_the_months_whose_inputs_changed(make_server, resources_for, home):
+    """A night adds snapshots to one month: only that month is derived again; with no new input, nothing is."""
+    july = dt.datetime(2024, 7, 2, 23, 0, tzinfo=dt.UTC)
+    june, later = make_server(), make_server(now=july)
+    instance = dg.DagsterInstance.ephemeral()
+    build_definitions(**resources_for(june)).resolve_job_def("reference_refresh").execute_in_process(
+        instance=instance, partition_key=REGION)
+    assert _refresh(build_definitions(**resources_for(june)), instance, FROZEN_NOW).success
+    june_rows = _warehouse(home, "SELECT * FROM valuation_daily ORDER BY symbol, as_of")
+
+    defs = build_definitions(**resources_for(later))
+    again = dg.materialize([a for a in defs.assets if a.key == dg.AssetKey("valuation_daily")],
+                           resources=resources_for(later), partition_key=REGION, instance=instance,
+                           run_config=_clock(july, "valuation_daily"))
+    meta = _materialization(again, "valuation_daily")
+    assert (meta["rows_derived"], meta["derived_since"], meta["months_written"]) == (0, "nothing (inputs unchanged)", 0)
+
+    result = _refresh(defs, instance, july)  # a July snapshot of every symbol (and FX through July)
+    assert result.success
+    meta = _materialization(result, "valuation_daily")
+    assert meta["derived_since"] >= "2024-06-01"  # FX refetched over its overlap may reach back into June
+    assert meta["dagster/row_count"] == 24
+    after = _warehouse(home, "SELECT * FROM valuation_daily WHERE as_of < DATE '2024-06-01' OR as_of IS NULL")
+    assert after.empty
+    kept = _warehouse(home, "SELECT * FROM valuation_daily WHERE as_of < DATE '2024-07-01' ORDER BY symbol, as_of")
+    pd.testing.assert_frame_equal(kept.drop(columns=["run_id", "ingested_at"]),
+                                  june_rows.drop(columns=["run_id", "ingested_at"]))

@@ -34,7 +34,8 @@ LAKE_PARTITIONS = Dataset(
         Field("file_mtime_ns", "int64", "Modification time of the Parquet file when committed (drift detection)",
               unit="ns since epoch"),
         RUN_ID,
-        Field("committed_at", "timestamp", "When the partition was committed to the warehouse", unit="UTC",
+        Field("committed_at", "timestamp", "When the partition was committed to the warehouse (the wall clock, also "
+                                            "in a run replayed at another instant)", unit="UTC",
               lineage=True),
     ),
     key=("dataset", "region", "partition", "source"),
