@@ -11,7 +11,7 @@ import dagster as dg
 from assets.clock import RunClock
 from assets.corporate_actions import corporate_actions
 from assets.klines import klines_daily
-from assets.metadata import snapshot_metadata, table_schema
+from assets.metadata import dataset_asset, snapshot_metadata
 from assets.partitions import REGION, region_partitions
 from resources.storage import StorageResource
 from ticklake.adjustment import AdjustResult, derive_adjusted
@@ -30,11 +30,7 @@ with warnings.catch_warnings():
 @dg.asset(
     partitions_def=region_partitions,
     deps=[_klines_dep, corporate_actions],
-    group_name=KLINES_DAILY_ADJUSTED.domain,
-    kinds={"parquet", "duckdb"},
-    description=KLINES_DAILY_ADJUSTED.description,
-    metadata={"dagster/column_schema": table_schema(KLINES_DAILY_ADJUSTED),
-              "dagster/table_name": "warehouse.klines_daily_adjusted"},
+    **dataset_asset(KLINES_DAILY_ADJUSTED),
     check_specs=[
         dg.AssetCheckSpec(SHOWN_CHECK, asset="klines_daily_adjusted",
                           description=f"Every recorded split shows in the raw closes: close on the ex-date / the "

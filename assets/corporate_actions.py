@@ -4,7 +4,7 @@
 import dagster as dg
 
 from assets.clock import RunClock
-from assets.metadata import fetch_metadata, preview, snapshot_metadata, table_schema
+from assets.metadata import dataset_asset, fetch_metadata, preview, snapshot_metadata
 from assets.partitions import region_partitions
 from resources.itick import ITickResource
 from resources.storage import StorageResource
@@ -14,11 +14,7 @@ from ticklake.dictionary.reference_data import CORPORATE_ACTIONS
 
 @dg.asset(
     partitions_def=region_partitions,
-    group_name=CORPORATE_ACTIONS.domain,
-    kinds={"parquet", "duckdb"},
-    description=CORPORATE_ACTIONS.description,
-    metadata={"dagster/column_schema": table_schema(CORPORATE_ACTIONS),
-              "dagster/table_name": "warehouse.corporate_actions"},
+    **dataset_asset(CORPORATE_ACTIONS),
 )
 def corporate_actions(context: dg.AssetExecutionContext, config: RunClock,
                       itick: ITickResource, storage: StorageResource

@@ -9,7 +9,7 @@ the shared quota; the client's limiter keeps every call within the plan.
 import dagster as dg
 
 from assets.clock import RunClock
-from assets.metadata import fetch_metadata, preview, snapshot_metadata, table_schema
+from assets.metadata import dataset_asset, fetch_metadata, preview, snapshot_metadata
 from assets.partitions import region_partitions
 from resources.itick import ITickResource
 from resources.storage import StorageResource
@@ -30,17 +30,10 @@ MARKET_CAP_CHECK = "market_cap_matches_close_x_shares"
 MAX_LISTED = 50
 
 
-def _meta(dataset) -> dict:
-    return {"dagster/column_schema": table_schema(dataset), "dagster/table_name": f"warehouse.{dataset.name}"}
-
-
 @dg.asset(
     partitions_def=region_partitions,
     deps=["securities"],
-    group_name=FUNDAMENTALS_DAILY.domain,
-    kinds={"parquet", "duckdb"},
-    description=FUNDAMENTALS_DAILY.description,
-    metadata=_meta(FUNDAMENTALS_DAILY),
+    **dataset_asset(FUNDAMENTALS_DAILY),
     check_specs=[dg.AssetCheckSpec(
         MARKET_CAP_CHECK, asset="fundamentals_daily",
         description=f"Each snapshot this run stored: market cap = close x shares outstanding within "
@@ -100,10 +93,7 @@ def fundamentals_daily(context: dg.AssetExecutionContext, config: RunClock, itic
 @dg.asset(
     partitions_def=region_partitions,
     deps=[fundamentals_daily],
-    group_name=FX_DAILY.domain,
-    kinds={"parquet", "duckdb"},
-    description=FX_DAILY.description,
-    metadata=_meta(FX_DAILY),
+    **dataset_asset(FX_DAILY),
 )
 def fx_daily(context: dg.AssetExecutionContext, config: RunClock, itick: ITickResource,
              storage: StorageResource) -> dg.MaterializeResult:
@@ -131,10 +121,7 @@ def fx_daily(context: dg.AssetExecutionContext, config: RunClock, itick: ITickRe
 @dg.asset(
     partitions_def=region_partitions,
     deps=[fundamentals_daily, fx_daily],
-    group_name=VALUATION_DAILY.domain,
-    kinds={"parquet", "duckdb"},
-    description=VALUATION_DAILY.description,
-    metadata=_meta(VALUATION_DAILY),
+    **dataset_asset(VALUATION_DAILY),
 )
 def valuation_daily(context: dg.AssetExecutionContext, config: RunClock, storage: StorageResource
                     ) -> dg.MaterializeResult:

@@ -10,7 +10,7 @@ import warnings
 import dagster as dg
 
 from assets.clock import RunClock
-from assets.metadata import fetch_metadata, preview, snapshot_metadata, table_schema
+from assets.metadata import dataset_asset, fetch_metadata, preview, snapshot_metadata
 from assets.partitions import REGION, calendar_days, key, month_region_partitions, months_by_region
 from assets.securities import securities
 from resources.itick import ITickResource
@@ -39,10 +39,7 @@ with warnings.catch_warnings():
         partitions_def=month_region_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=[dg.AssetDep(securities, partition_mapping=dg.MultiToSingleDimensionPartitionMapping(REGION))],
-        group_name=KLINES_DAILY.domain,
-        kinds={"parquet", "duckdb"},
-        description=KLINES_DAILY.description,
-        metadata={"dagster/column_schema": table_schema(KLINES_DAILY), "dagster/table_name": "warehouse.klines_daily"},
+        **dataset_asset(KLINES_DAILY),
         check_specs=[
             dg.AssetCheckSpec(ROWS_CHECK, asset="klines_daily", blocking=True,
                               description="Warehouse rows of every partition the run wrote equal its lake file's rows"),

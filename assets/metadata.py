@@ -21,6 +21,17 @@ def table_schema(dataset: Dataset) -> dg.TableSchema:
     )
 
 
+def dataset_asset(dataset: Dataset) -> dict:
+    """What every dataset's asset declares, all from the dictionary: its group (the domain), kinds, description,
+    column schema and warehouse table. `@dg.asset(partitions_def=..., **dataset_asset(DATASET))`."""
+    return {
+        "group_name": dataset.domain,
+        "kinds": {"parquet", "duckdb"} if dataset.in_lake else {"duckdb"},
+        "description": dataset.description,
+        "metadata": {"dagster/column_schema": table_schema(dataset), "dagster/table_name": f"warehouse.{dataset.name}"},
+    }
+
+
 def fetch_metadata(report: FetchReport, prefix: str = "") -> dict[str, dg.MetadataValue]:
     """What fetching cost; `prefix="run_"` where the figures cover a whole multi-partition run."""
     return {

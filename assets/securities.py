@@ -5,7 +5,7 @@
 import dagster as dg
 
 from assets.clock import RunClock
-from assets.metadata import fetch_metadata, preview, snapshot_metadata, table_schema
+from assets.metadata import dataset_asset, fetch_metadata, preview, snapshot_metadata
 from assets.partitions import region_partitions
 from resources.itick import ITickResource
 from resources.storage import StorageResource
@@ -15,10 +15,7 @@ from ticklake.ingest import refresh_securities
 
 @dg.asset(
     partitions_def=region_partitions,
-    group_name=SECURITIES.domain,
-    kinds={"parquet", "duckdb"},
-    description=SECURITIES.description,
-    metadata={"dagster/column_schema": table_schema(SECURITIES), "dagster/table_name": "warehouse.securities"},
+    **dataset_asset(SECURITIES),
 )
 def securities(context: dg.AssetExecutionContext, config: RunClock,
                itick: ITickResource, storage: StorageResource

@@ -4,7 +4,7 @@
 import dagster as dg
 
 from assets.clock import RunClock
-from assets.metadata import fetch_metadata, preview, snapshot_metadata, table_schema
+from assets.metadata import dataset_asset, fetch_metadata, preview, snapshot_metadata
 from assets.partitions import region_partitions
 from resources.itick import ITickResource
 from resources.storage import StorageResource
@@ -14,11 +14,7 @@ from ticklake.security_master import refresh_security_master
 
 @dg.asset(
     partitions_def=region_partitions,
-    group_name=SECURITY_MASTER.domain,
-    kinds={"parquet", "duckdb"},
-    description=SECURITY_MASTER.description,
-    metadata={"dagster/column_schema": table_schema(SECURITY_MASTER),
-              "dagster/table_name": "warehouse.security_master"},
+    **dataset_asset(SECURITY_MASTER),
 )
 def security_master(context: dg.AssetExecutionContext, config: RunClock,
                     itick: ITickResource, storage: StorageResource

@@ -4,7 +4,7 @@
 import dagster as dg
 
 from assets.clock import RunClock
-from assets.metadata import fetch_metadata, preview, snapshot_metadata, table_schema
+from assets.metadata import dataset_asset, fetch_metadata, preview, snapshot_metadata
 from assets.partitions import region_partitions
 from resources.itick import ITickResource
 from resources.storage import StorageResource
@@ -16,11 +16,7 @@ CALENDAR_MATCHES_SOURCE = "calendar_matches_source"
 
 @dg.asset(
     partitions_def=region_partitions,
-    group_name=TRADING_CALENDAR.domain,
-    kinds={"parquet", "duckdb"},
-    description=TRADING_CALENDAR.description,
-    metadata={"dagster/column_schema": table_schema(TRADING_CALENDAR),
-              "dagster/table_name": "warehouse.trading_calendar"},
+    **dataset_asset(TRADING_CALENDAR),
     check_specs=[dg.AssetCheckSpec(
         CALENDAR_MATCHES_SOURCE, asset="trading_calendar",
         description="The source's holidays agree with the authoritative calendar on every day both cover; "

@@ -124,3 +124,16 @@ def test_a_snapshot_upsert_replaces_only_the_same_keys_and_keeps_unchanged_linea
               merged[["symbol", "as_of", "value", "run_id"]].itertuples(index=False)}
     assert by_key == {("A", "2024-06-27"): (1.0, "r1"), ("B", "2024-06-27"): (2.0, "r1"),
                       ("A", "2024-06-28"): (3.0, "r1"), ("B", "2024-06-28"): (5.0, "r2")}
+
+
+def test_every_stored_dataset_is_an_asset_grouped_by_its_domain_with_its_column_schema():
+    from definitions import defs
+
+    specs = {spec.key.to_user_string(): spec for spec in defs.resolve_all_asset_specs()}
+    for dataset in (d for d in DATASETS.values() if d.in_lake):
+        spec = specs[dataset.name]
+        assert spec.group_name == dataset.domain
+        columns = spec.metadata["dagster/column_schema"].columns
+        assert [(c.name, c.type, c.description) for c in columns] == [
+            (f.name, f.dagster_type, f.doc) for f in dataset.fields]
+        assert spec.metadata["dagster/table_name"] == f"warehouse.{dataset.name}"

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from ticklake.dictionary.core import Dataset, Field, LakeKey, RowRule
-from ticklake.dictionary.fields import AS_OF, CURRENCY, LINEAGE, REGION, SYMBOL, TRADE_DATE
+from ticklake.dictionary.core import Dataset, Field
+from ticklake.dictionary.fields import (
+    AS_OF,
+    CURRENCY,
+    LINEAGE,
+    OHLC_RULES,
+    REGION,
+    SYMBOL,
+    TRADE_DATE,
+    by_region_and_month,
+)
 
 KLINES_DAILY_ADJUSTED = Dataset(
     name="klines_daily_adjusted",
@@ -36,11 +45,10 @@ KLINES_DAILY_ADJUSTED = Dataset(
         *LINEAGE,
     ),
     key=("region", "symbol", "trade_date"),
-    lake_keys=(LakeKey("region", "region"), LakeKey("month", "trade_date", grain="month")),
+    lake_keys=by_region_and_month("trade_date"),
     sort_by=("region", "symbol", "trade_date"),
     write_mode="replace",
-    rules=(RowRule("low", "<=", ("open", "close")), RowRule("high", ">=", ("open", "close")),
-           RowRule("low", "<=", ("high",))),
+    rules=OHLC_RULES,
     date_column="trade_date",
     example="SELECT a.trade_date, a.close AS adjusted_close, k.close AS raw_close, a.adjustment_factor "
             "FROM klines_daily_adjusted a JOIN klines_daily k USING (region, symbol, trade_date, source) "
@@ -81,7 +89,7 @@ VALUATION_DAILY = Dataset(
         *LINEAGE,
     ),
     key=("region", "symbol", "as_of"),
-    lake_keys=(LakeKey("region", "region"), LakeKey("month", "as_of", grain="month")),
+    lake_keys=by_region_and_month("as_of"),
     sort_by=("region", "symbol", "as_of"),
     write_mode="replace",
     date_column="as_of",

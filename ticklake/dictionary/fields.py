@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ticklake.dictionary.core import Field
+from ticklake.dictionary.core import Field, LakeKey, RowRule
 
 # Instrument codes travel in URLs, query strings, file paths and log lines, so only one safe shape is accepted
 # anywhere (from a symbol list, in a client call, in a stored row). Every code shape of the iTick protocol fits:
@@ -43,3 +43,16 @@ INDUSTRY = Field("industry", "string", "Industry as the source classifies it", n
 VALID_FROM = Field("valid_from", "date", "First exchange-local date this version was the known one")
 VALID_TO = Field("valid_to", "date", "First date this version was no longer the known one; null while it still is",
                  nullable=True)
+
+# Lake layouts: one file per region (small reference tables), or per region and month of a date column (one file
+# per month keeps 20 years at 240 files per region, and a month costs the same API calls as a day).
+BY_REGION = (LakeKey("region", "region"),)
+
+
+def by_region_and_month(date_column: str) -> tuple[LakeKey, LakeKey]:
+    return (LakeKey("region", "region"), LakeKey("month", date_column, grain="month"))
+
+
+# The cross-field rules of any OHLC bar, raw or adjusted.
+OHLC_RULES = (RowRule("low", "<=", ("open", "close")), RowRule("high", ">=", ("open", "close")),
+              RowRule("low", "<=", ("high",)))

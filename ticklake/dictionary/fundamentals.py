@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ticklake.dictionary.core import Dataset, Field, LakeKey
+from ticklake.dictionary.core import Dataset, Field
 from ticklake.dictionary.fields import (
     AS_OF,
     CURRENCY,
@@ -14,6 +14,7 @@ from ticklake.dictionary.fields import (
     SECTOR,
     SYMBOL,
     TRADE_DATE,
+    by_region_and_month,
 )
 
 FUNDAMENTALS_DAILY = Dataset(
@@ -42,7 +43,7 @@ FUNDAMENTALS_DAILY = Dataset(
         *LINEAGE,
     ),
     key=("region", "symbol", "as_of"),
-    lake_keys=(LakeKey("region", "region"), LakeKey("month", "as_of", grain="month")),
+    lake_keys=by_region_and_month("as_of"),
     sort_by=("region", "symbol", "as_of"),
     write_mode="snapshot",
     date_column="as_of",
@@ -71,7 +72,7 @@ FX_DAILY = Dataset(
         *LINEAGE,
     ),
     key=("region", "currency", "trade_date"),
-    lake_keys=(LakeKey("region", "region"), LakeKey("month", "trade_date", grain="month")),
+    lake_keys=by_region_and_month("trade_date"),
     sort_by=("region", "currency", "trade_date"),
     write_mode="snapshot",  # an upsert by key: a run's window replaces those days and keeps the rest
     date_column="trade_date",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ticklake.dictionary.core import Dataset, Field, LakeKey, RowRule
-from ticklake.dictionary.fields import LINEAGE, REGION, SYMBOL, TRADE_DATE
+from ticklake.dictionary.core import Dataset, Field
+from ticklake.dictionary.fields import LINEAGE, OHLC_RULES, REGION, SYMBOL, TRADE_DATE, by_region_and_month
 
 KLINES_DAILY = Dataset(
     name="klines_daily",
@@ -25,11 +25,10 @@ KLINES_DAILY = Dataset(
         *LINEAGE,
     ),
     key=("region", "symbol", "trade_date"),
-    lake_keys=(LakeKey("region", "region"), LakeKey("month", "trade_date", grain="month")),
+    lake_keys=by_region_and_month("trade_date"),
     sort_by=("region", "symbol", "trade_date"),
     write_mode="replace",
-    rules=(RowRule("low", "<=", ("open", "close")), RowRule("high", ">=", ("open", "close")),
-           RowRule("low", "<=", ("high",))),
+    rules=OHLC_RULES,
     date_column="trade_date",
     example="SELECT trade_date, close, volume FROM klines_daily WHERE region = 'US' AND symbol = 'AAPL' "
             "ORDER BY trade_date",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ticklake.dictionary.core import Dataset, Field, LakeKey, Macro, RowRule
-from ticklake.dictionary.fields import EXCHANGE, LINEAGE, NAME, REGION, SYMBOL, VALID_FROM, VALID_TO
+from ticklake.dictionary.core import Dataset, Field, Macro, RowRule
+from ticklake.dictionary.fields import BY_REGION, EXCHANGE, LINEAGE, NAME, REGION, SYMBOL, VALID_FROM, VALID_TO
 
 SECURITY_TYPE = Field("security_type", "string", "Instrument type as the source reports it (stock)")
 
@@ -26,7 +26,7 @@ SECURITIES = Dataset(
         *LINEAGE,
     ),
     key=("region", "symbol"),
-    lake_keys=(LakeKey("region", "region"),),
+    lake_keys=BY_REGION,
     sort_by=("region", "symbol"),
     example="SELECT symbol, name, exchange, in_latest_list FROM securities WHERE region = 'HK'",
 )
@@ -52,7 +52,7 @@ TRADING_CALENDAR = Dataset(
         *LINEAGE,
     ),
     key=("region", "date"),
-    lake_keys=(LakeKey("region", "region"),),
+    lake_keys=BY_REGION,
     sort_by=("region", "date"),
     date_column="date",
     example=("SELECT count(*) AS sessions FROM trading_calendar WHERE region = 'HK' AND is_session "
@@ -81,7 +81,7 @@ SECURITY_MASTER = Dataset(
     fields=(REGION, SYMBOL, VALID_FROM, VALID_TO, NAME, EXCHANGE, SECURITY_TYPE, LISTING_DATE, DELISTING_DATE,
             *LINEAGE),
     key=("region", "symbol", "valid_from"),
-    lake_keys=(LakeKey("region", "region"),),
+    lake_keys=BY_REGION,
     sort_by=("region", "symbol", "valid_from"),
     write_mode="intervals",
     rules=(RowRule("valid_to", ">", ("valid_from",)), RowRule("delisting_date", ">", ("listing_date",))),
@@ -137,7 +137,7 @@ CORPORATE_ACTIONS = Dataset(
         *LINEAGE,
     ),
     key=("region", "symbol", "ex_date", "action"),
-    lake_keys=(LakeKey("region", "region"),),
+    lake_keys=BY_REGION,
     sort_by=("region", "symbol", "ex_date", "action"),
     write_mode="snapshot",
     date_column="ex_date",
