@@ -110,6 +110,8 @@ def run_assets(symbols: int, region: str, home: Path, history_months: int = 0, p
                 materialize("securities")
                 run_partition_range(defs, region, *history, instance=instance,
                                     run_config={**QUIET, "ops": {"klines_daily": {"config": {"now": NOW.isoformat()}}}})
+                materialize("corporate_actions")
+                materialize("klines_daily_adjusted")  # derived once, as earlier nights would have
             if pe_history_days:
                 setup["pe_history_rows"] = _seed_pe_history(home, region, pe_history_days)
                 materialize("valuation_daily")  # the history derived once, as earlier nights would have

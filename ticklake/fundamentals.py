@@ -221,27 +221,38 @@ def refresh_fx(source: Source, lake: Lake, warehouse: Warehouse, *, region: str,
 def pe_percentiles(as_of: pd.Series, pe: pd.Series, *, years: int = PE_BAND_YEARS,
                    min_history: int = PE_BAND_MIN_SNAPSHOTS, since: dt.date | None = None
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """(percentile, history) per row of ONE symbol: the share of non-null P/Es dated in (as_of - years, as_of]
+    """`pe_band` for the rows of ONE symbol."""
+    return pe_band(pd.Series(0, index=as_of.index), as_of, pe, years=years, min_history=min_history, since=since)
+
+
+def pe_band(symbols: pd.Series, as_of: pd.Series, pe: pd.Series, *, years: int = PE_BAND_YEARS,
+            min_history: int = PE_BAND_MIN_SNAPSHOTS, since: dt.date | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(percentile, history) per row: the share of the row's symbol's non-null P/Es dated in (as_of - years, as_of]
     that are <= the row's P/E, and how many there are. Null percentile for a null P/E or too short a history.
-    Rows dated before `since` only serve as history (their percentile is not computed: it is stored already)."""
-    order = np.argsort(as_of.to_numpy(), kind="stable")
-    dates = pd.to_datetime(as_of.to_numpy()[order])
-    values = pe.to_numpy(dtype="float64", na_value=np.nan)[order]
+    Rows dated before `since` only serve as history (their percentile is not computed: it is stored already).
+
+    Every symbol's window is found at once: rows are keyed by (symbol, day) in one sorted int64 array, so the
+    window bounds of all rows are two searchsorted calls; only the counting runs per row, and only for rows due."""
+    codes = pd.factorize(symbols)[0].astype("int64")
+    day = pd.to_datetime(as_of).to_numpy().astype("datetime64[D]").astype("int64")
+    start = (pd.to_datetime(as_of) - pd.DateOffset(years=years)).to_numpy().astype("datetime64[D]").astype("int64")
+    span = int(max(day.max(initial=0), 0) - min(start.min(initial=0), 0)) + 2
+    keys, lower = codes * span + (day - start.min(initial=0)), codes * span + (start - start.min(initial=0))
+    values = pe.to_numpy(dtype="float64", na_value=np.nan)
     valid = ~np.isnan(values)
-    dates_v, values_v = dates[valid].to_numpy(), values[valid]
-    lows = np.searchsorted(dates_v, (dates - pd.DateOffset(years=years)).to_numpy(), side="right")
-    highs = np.searchsorted(dates_v, dates.to_numpy(), side="right")
+    order = np.argsort(keys[valid], kind="stable")
+    valid_keys, valid_values = keys[valid][order], values[valid][order]
+    lows = np.searchsorted(valid_keys, lower, side="right")
+    highs = np.searchsorted(valid_keys, keys, side="right")
     history = (highs - lows).astype("int64")
     percentile = np.full(len(values), np.nan)
     wanted = valid & (history >= min_history)
     if since is not None:
-        wanted &= dates.to_numpy() >= np.datetime64(since, "ns")
+        wanted &= pd.to_datetime(as_of).to_numpy() >= np.datetime64(since, "ns")
     for i in np.flatnonzero(wanted):
-        window = values_v[lows[i]:highs[i]]
+        window = valid_values[lows[i]:highs[i]]
         percentile[i] = np.count_nonzero(window <= values[i]) / len(window)
-    out_p, out_h = np.empty_like(percentile), np.empty_like(history)
-    out_p[order], out_h[order] = percentile, history
-    return out_p, out_h
+    return percentile, history
 
 
 def valuation_frame(fundamentals: pd.DataFrame, fx: pd.DataFrame, region: str, since: dt.date | None = None
@@ -252,8 +263,11 @@ def valuation_frame(fundamentals: pd.DataFrame, fx: pd.DataFrame, region: str, s
     if fundamentals.empty:
         return pd.DataFrame({c: pd.Series(dtype=VALUATION_DAILY.field(c).pandas_dtype) for c in columns})
     f = fundamentals[["region", "symbol", "as_of", "currency", "market_cap", "pe"]].copy()
-    f["currency"] = f["currency"].astype("string").fillna(markets.market(region).currency)
     f["as_of"] = pd.to_datetime(f["as_of"]).astype("datetime64[ns]")
+    f["pe_percentile"], f["pe_history"] = pe_band(f["symbol"], f["as_of"], f["pe"], since=since)
+    if since is not None:  # earlier rows were only the band's history
+        f = f[f["as_of"] >= pd.Timestamp(since)]
+    f["currency"] = f["currency"].astype("string").fillna(markets.market(region).currency)
     f = f.sort_values("as_of", kind="stable")
     rates = fx[["currency", "trade_date", "usd_per_unit"]].rename(columns={"trade_date": "fx_date"}).copy()
     rates["currency"] = rates["currency"].astype("string")
@@ -264,13 +278,6 @@ def valuation_frame(fundamentals: pd.DataFrame, fx: pd.DataFrame, region: str, s
     merged.loc[usd, "usd_per_unit"] = 1.0
     merged.loc[usd, "fx_date"] = pd.NaT
     merged["market_cap_usd"] = merged["market_cap"] * merged["usd_per_unit"]
-    merged["pe_percentile"], merged["pe_history"] = np.nan, 0
-    for _, rows in merged.groupby("symbol", sort=False):
-        percentile, history = pe_percentiles(rows["as_of"], rows["pe"], since=since)
-        merged.loc[rows.index, "pe_percentile"] = percentile
-        merged.loc[rows.index, "pe_history"] = history
-    if since is not None:
-        merged = merged[merged["as_of"] >= pd.Timestamp(since)]
     out = merged[columns].sort_values(["symbol", "as_of"], ignore_index=True)
     for c in columns:
         out[c] = out[c].astype(VALUATION_DAILY.field(c).pandas_dtype)
@@ -322,7 +329,8 @@ def derive_valuation(lake: Lake, warehouse: Warehouse, *, region: str, run_id: s
         first = [since for due, since in plans.values() if due]
         start = None if any(s is None for s in first) or not first else min(first)
         history_from = None if start is None else start - dt.timedelta(days=366 * PE_BAND_YEARS + 1)
-        fundamentals = con.execute("SELECT * FROM fundamentals_daily WHERE region = ? AND (? IS NULL OR as_of >= ?)",
+        fundamentals = con.execute("SELECT region, symbol, as_of, currency, market_cap, pe, source "
+                                   "FROM fundamentals_daily WHERE region = ? AND (? IS NULL OR as_of >= ?)",
                                    [region, history_from, history_from]).df()
         fx = con.execute("SELECT * FROM fx_daily WHERE region = ?", [region]).df()
     frames, months, diff = [], set(), dict.fromkeys(("added", "changed", "removed", "unchanged"), 0)

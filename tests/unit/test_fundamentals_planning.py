@@ -7,12 +7,16 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import settings as settings_h
+from hypothesis import strategies as st
 
 from ticklake import settings
 from ticklake.dictionary.fundamentals import FX_DAILY
 from ticklake.fundamentals import (
     FxQuery,
     StockInfoQuery,
+    pe_band,
     pe_percentiles,
     plan_refresh,
     staleness,
@@ -75,6 +79,30 @@ def test_pe_percentile_is_the_share_of_the_trailing_window_at_or_below():
     assert np.isnan(percentile[0])  # one P/E: below the minimum history
     assert np.isnan(percentile[2])  # a null P/E has no place in its band
     assert percentile[3] == pytest.approx(1.0)  # 30 is the highest of 10, 30
+
+
+@settings_h(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["A", "B", "C"]), st.integers(0, 4000),
+                          st.one_of(st.none(), st.floats(1, 100, allow_nan=False))), min_size=1, max_size=60,
+                unique_by=lambda r: (r[0], r[1])),
+       st.integers(0, 4000))
+def test_the_band_of_many_symbols_at_once_is_each_symbols_own_band(rows, since_day):
+    """pe_band keys every symbol's window at once; it must equal the band computed one symbol at a time."""
+    frame = pd.DataFrame(rows, columns=["symbol", "day", "pe"])
+    frame["as_of"] = pd.Timestamp("2014-01-01") + pd.to_timedelta(frame["day"], unit="D")
+    frame["pe"] = frame["pe"].astype("float64")
+    since = (pd.Timestamp("2014-01-01") + pd.Timedelta(days=since_day)).date()
+    together, history = pe_band(frame["symbol"], frame["as_of"], frame["pe"], min_history=3, since=since)
+    for _, rows_of in frame.groupby("symbol"):
+        alone, alone_history = pe_percentiles(rows_of["as_of"], rows_of["pe"], min_history=3, since=since)
+        np.testing.assert_array_equal(together[rows_of.index], alone)
+        np.testing.assert_array_equal(history[rows_of.index], alone_history)
+        due = (rows_of["as_of"] >= pd.Timestamp(since)).to_numpy() & ~np.isnan(rows_of["pe"].to_numpy())
+        for i in np.flatnonzero(due & (alone_history >= 3)):  # the definition, by brute force
+            day = rows_of["as_of"].iloc[i]
+            window = rows_of[(rows_of["as_of"] > day - pd.DateOffset(years=5)) & (rows_of["as_of"] <= day)]["pe"]
+            window = window.dropna()
+            assert alone[i] == pytest.approx((window <= rows_of["pe"].iloc[i]).mean())
 
 
 def _fundamentals(rows):
