@@ -63,7 +63,8 @@ VALUATION_DAILY = Dataset(
     description=(
         "Valuation per symbol and snapshot date, derived from fundamentals_daily and fx_daily: market cap in "
         "local currency and in USD, P/E, and the P/E band (where today's P/E sits within the symbol's own "
-        f"trailing {PE_BAND_YEARS} years of stored P/Es). Re-derived from those tables on every run."
+        f"trailing {PE_BAND_YEARS} years of stored P/Es). Re-derived from those tables for the months whose inputs "
+        "changed since the last run."
     ),
     domain="analytics",
     fields=(
