@@ -25,7 +25,15 @@ from ticklake.store import Repair, repair, write
 from ticklake.warehouse import Warehouse
 from ticklake.write_modes import INTERVAL_COLUMNS
 
-CARRIED = ("listing_date",)
+CARRIED = ("listing_date", "sector", "industry", "currency")
+DESCRIBED = ("sector", "industry", "currency")  # from the latest /stock/info snapshot (fundamentals_daily)
+
+# The latest descriptors per symbol from the region's valuation snapshots of the same source.
+DESCRIPTORS_SQL = """
+SELECT symbol, arg_max(sector, as_of) AS sector, arg_max(industry, as_of) AS industry,
+       arg_max(currency, as_of) AS currency
+FROM fundamentals_daily WHERE region = ? AND source = ? GROUP BY symbol
+"""
 
 
 @dataclass(frozen=True)
@@ -43,24 +51,32 @@ def latest(stored: pd.DataFrame | None) -> pd.DataFrame:
     return stored[stored["valid_to"].isna()].reset_index(drop=True)
 
 
-def observation(listed: pd.DataFrame, stored: pd.DataFrame | None, as_of: dt.date) -> pd.DataFrame:
-    """Today's observation of every known symbol (value columns only): the listed ones, with listing dates
-    carried from the master where today's answer lacks them, and the vanished ones marked delisted."""
+def observation(listed: pd.DataFrame, stored: pd.DataFrame | None, as_of: dt.date,
+                descriptors: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Today's observation of every known symbol (value columns only): the listed ones, with listing dates and
+    descriptors carried from the master where today's answers lack them, and the vanished ones marked delisted.
+    `descriptors` (symbol, sector, industry, currency) are the latest the valuation snapshots know."""
     day = pd.Timestamp(as_of).as_unit("ms")
     columns = [c for c in SECURITY_MASTER.value_columns if c not in INTERVAL_COLUMNS]
     known = latest(stored)
     out = listed.assign(delisting_date=pd.NaT).astype({"delisting_date": "datetime64[ms]"})
+    described = descriptors if descriptors is not None else pd.DataFrame(columns=["symbol", *DESCRIBED])
+    out = out.merge(described[["symbol", *DESCRIBED]].astype("string"), on="symbol", how="left")
+    for column in DESCRIBED:
+        out[column] = out[column].astype("string")
     if known.empty:
         return out[["region", "symbol", *columns]].reset_index(drop=True)
     previous = known.set_index("symbol")
     for column in CARRIED:
-        before = out["symbol"].map(previous[column])
-        out[column] = out[column].fillna(before).astype("datetime64[ms]")
+        before = out["symbol"].map(previous[column]) if column in previous else None
+        if before is not None:
+            out[column] = out[column].fillna(before)
+        out[column] = out[column].astype(SECURITY_MASTER.field(column).pandas_dtype)
     gone = known[~known["symbol"].isin(out["symbol"])].copy()
     gone["delisting_date"] = gone["delisting_date"].fillna(day).astype("datetime64[ms]")
     frame = pd.concat([out[["region", "symbol", *columns]], gone[["region", "symbol", *columns]]],
                       ignore_index=True)
-    for column in ("region", "symbol", "name", "exchange", "security_type"):
+    for column in ("region", "symbol", "name", "exchange", "security_type", *DESCRIBED):
         frame[column] = frame[column].astype("string")
     return frame
 
@@ -102,7 +118,9 @@ def refresh_security_master(source: Source, lake: Lake, warehouse: Warehouse, *,
     values = {"region": region, "source": source.name}
     stored = lake.read(SECURITY_MASTER, **values)
     before = latest(stored)
-    observed = observation(listed, stored, as_of)
+    with warehouse.reader() as con:
+        descriptors = con.execute(DESCRIPTORS_SQL, [region, source.name]).df()
+    observed = observation(listed, stored, as_of, descriptors)
     written = write(lake, warehouse, SECURITY_MASTER, values, with_lineage(observed, source.name, run_id, now),
                     run_id=run_id, now=now, as_of=as_of, complete=True)
     was_delisted = set(before.loc[before["delisting_date"].notna(), "symbol"]) if len(before) else set()

@@ -160,3 +160,28 @@ def test_valuation_rederives_only_the_months_whose_inputs_changed(make_server, r
     kept = _warehouse(home, "SELECT * FROM valuation_daily WHERE as_of < DATE '2024-07-01' ORDER BY symbol, as_of")
     pd.testing.assert_frame_equal(kept.drop(columns=["run_id", "ingested_at"]),
                                   june_rows.drop(columns=["run_id", "ingested_at"]))
+
+
+def test_the_security_master_learns_sector_industry_and_currency_from_the_snapshots(make_server, resources_for,
+                                                                                    home):
+    server = make_server()
+    defs = build_definitions(**resources_for(server))
+    instance = dg.DagsterInstance.ephemeral()
+    clock = _clock(FROZEN_NOW, "security_master")
+    assert defs.resolve_job_def("reference_refresh").execute_in_process(
+        instance=instance, partition_key=REGION, run_config=clock).success
+    assert _warehouse(home, "SELECT count(*) AS n FROM security_master WHERE sector IS NOT NULL")["n"][0] == 0
+    assert _refresh(defs, instance, FROZEN_NOW).success
+    next_day = FROZEN_NOW + dt.timedelta(days=1)
+    assert defs.resolve_job_def("reference_refresh").execute_in_process(
+        instance=instance, partition_key=REGION, run_config=_clock(next_day, "security_master")).success
+
+    current = _warehouse(home, "SELECT symbol, sector, industry, currency FROM security_master "
+                               "WHERE valid_to IS NULL ORDER BY symbol").set_index("symbol")
+    truth = {s.code: s for s in server.simulator.universe(REGION)}
+    assert set(current.index) == set(truth)
+    for code, row in current.iterrows():
+        assert (row.sector, row.industry, row.currency) == (truth[code].sector, truth[code].industry,
+                                                            truth[code].currency)
+    versions = _warehouse(home, "SELECT symbol, count(*) AS n FROM security_master GROUP BY 1")
+    assert set(versions["n"]) == {2}  # learning the descriptors opened a new interval; the first one is kept

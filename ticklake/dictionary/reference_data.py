@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 from ticklake.dictionary.core import Dataset, Field, Macro, RowRule
-from ticklake.dictionary.fields import BY_REGION, EXCHANGE, LINEAGE, NAME, REGION, SYMBOL, VALID_FROM, VALID_TO
+from ticklake.dictionary.fields import (
+    BY_REGION,
+    CURRENCY,
+    EXCHANGE,
+    INDUSTRY,
+    LINEAGE,
+    NAME,
+    REGION,
+    SECTOR,
+    SYMBOL,
+    VALID_FROM,
+    VALID_TO,
+)
 
 SECURITY_TYPE = Field("security_type", "string", "Instrument type as the source reports it (stock)")
 
@@ -75,11 +87,12 @@ SECURITY_MASTER = Dataset(
         "interval whose delisting_date is that day; nothing is deleted, so 'what was known on D' stays "
         "answerable. Listing dates are folded in as a column (not a dataset of their own): the IPO list is small, "
         "the date describes the symbol like its name does, and one table answers 'the universe on D' "
-        "(see universe_on)."
+        "(see universe_on). Sector, industry and currency come from the latest /stock/info snapshot in "
+        "fundamentals_daily (null until the budgeted refresh first reaches the symbol)."
     ),
     domain="reference_data",
-    fields=(REGION, SYMBOL, VALID_FROM, VALID_TO, NAME, EXCHANGE, SECURITY_TYPE, LISTING_DATE, DELISTING_DATE,
-            *LINEAGE),
+    fields=(REGION, SYMBOL, VALID_FROM, VALID_TO, NAME, EXCHANGE, SECURITY_TYPE, SECTOR, INDUSTRY, CURRENCY,
+            LISTING_DATE, DELISTING_DATE, *LINEAGE),
     key=("region", "symbol", "valid_from"),
     lake_keys=BY_REGION,
     sort_by=("region", "symbol", "valid_from"),
