@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ticklake import markets
+from ticklake import markets, settings
 from ticklake.dictionary.reference_data import SECURITY_MASTER
 from ticklake.ingest import with_lineage
 from ticklake.lake import Lake
@@ -100,6 +100,29 @@ class SecurityMasterResult:
         return latest(self.frame)
 
 
+class TruncatedListError(RuntimeError):
+    """A symbol list lacks so many listed symbols at once that it is more likely truncated than true."""
+
+
+MIN_VANISHED_TO_REFUSE = 5  # a handful of delistings in a small region is plausible whatever the share
+
+
+def _refuse_mass_vanishing(region: str, known: pd.DataFrame, listed: pd.DataFrame, limit: float) -> None:
+    """Absence is not data: a list that drops many listed symbols at once is an incomplete answer, not a wave of
+    delistings; closing all their intervals would drop them from every universe from today on."""
+    if known.empty:
+        return
+    listed_before = known[known["delisting_date"].isna()]
+    vanished = sorted(set(listed_before["symbol"]) - set(listed["symbol"]))
+    share = len(vanished) / max(len(listed_before), 1)
+    if len(vanished) >= MIN_VANISHED_TO_REFUSE and share > limit:
+        raise TruncatedListError(
+            f"{region}: the symbol list lacks {len(vanished)} of the {len(listed_before)} listed symbols "
+            f"({share:.0%} > TICKLAKE_MAX_VANISHED_SHARE {limit:.0%}), e.g. {', '.join(vanished[:10])}; that looks "
+            "like a truncated answer, so the security master was kept as it is. Re-run later; if these really "
+            "were delisted, raise TICKLAKE_MAX_VANISHED_SHARE for one run.")
+
+
 def refresh_security_master(source: Source, lake: Lake, warehouse: Warehouse, *, region: str, run_id: str,
                             now: dt.datetime, log: Callable[[str], None] = lambda _msg: None
                             ) -> SecurityMasterResult:
@@ -118,6 +141,7 @@ def refresh_security_master(source: Source, lake: Lake, warehouse: Warehouse, *,
     values = {"region": region, "source": source.name}
     stored = lake.read(SECURITY_MASTER, **values)
     before = latest(stored)
+    _refuse_mass_vanishing(region, before, listed, settings.max_vanished_share())
     with warehouse.reader() as con:
         descriptors = con.execute(DESCRIPTORS_SQL, [region, source.name]).df()
     observed = observation(listed, stored, as_of, descriptors)

@@ -198,6 +198,12 @@ def max_missing_share() -> float:
     return env_fraction("TICKLAKE_MAX_MISSING_SHARE", 0.05)
 
 
+def max_vanished_share() -> float:
+    """TICKLAKE_MAX_VANISHED_SHARE: a symbol list missing more than this share of the listed symbols at once is
+    taken for a truncated answer, not for delistings: the security master refuses it and keeps what it holds."""
+    return env_fraction("TICKLAKE_MAX_VANISHED_SHARE", 0.10)
+
+
 # Minutes of the plan's quota one region's fundamentals refresh may spend per run by default (see below).
 FUNDAMENTALS_DEFAULT_MINUTES = 20
 

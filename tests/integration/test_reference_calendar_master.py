@@ -162,3 +162,22 @@ def test_reference_refresh_builds_calendar_and_master(make_server, resources_for
         _query(home, example)
     assert _query(home, TRADING_CALENDAR.example)["sessions"].iloc[0] == len(
         markets.sessions("HK", dt.date(2024, 1, 1), dt.date(2024, 6, 30)))
+
+
+def test_a_list_lacking_many_symbols_at_once_is_refused_and_the_master_kept(make_server, resources_for, home):
+    """Absence is not data: 8 of 12 symbols missing from one answer reads as a truncated list, not 8 delistings."""
+    full, truncated = make_server(), make_server(symbols_per_region=4)  # codes are prefix-stable: the first 4
+    instance = dg.DagsterInstance.ephemeral()
+    assert _materialize(security_master, resources_for(full), "JP", instance).success
+    before = _query(home, "SELECT * FROM security_master ORDER BY symbol, valid_from")
+    result = dg.materialize([security_master], resources=resources_for(truncated), partition_key="JP",
+                            instance=instance, raise_on_error=False,
+                            run_config={"ops": {"security_master": {"config": {
+                                "now": (NOW + dt.timedelta(days=1)).isoformat()}}}})
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    message = failure.step_failure_data.error.cause.message if failure.step_failure_data.error.cause else \
+        failure.step_failure_data.error.message
+    assert "TICKLAKE_MAX_VANISHED_SHARE" in message
+    assert "lacks 8 of the 12 listed symbols" in message
+    pd.testing.assert_frame_equal(_query(home, "SELECT * FROM security_master ORDER BY symbol, valid_from"), before)
