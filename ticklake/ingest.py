@@ -26,7 +26,7 @@ from ticklake.dictionary import KLINES_DAILY, SECURITIES, month_bounds
 from ticklake.lake import Lake
 from ticklake.schemas import validate
 from ticklake.sources import BarsPage, FetchReport, MarketDataSource
-from ticklake.store import Part, Repair, load_warehouse, repair, status_table, write, write_lake
+from ticklake.store import Part, Repair, load, repair, stage, write
 from ticklake.transforms import (
     merge_answered,
     merge_security_master,
@@ -192,13 +192,12 @@ def _fetch_and_store(source: MarketDataSource, lake: Lake, warehouse: Warehouse,
                 return
             parts = [_merge_month(lake, m, region, source.name) for m in months]
             previous_load_done()  # one load in flight: months commit in order and the lake never runs ahead
-            paths = write_lake(lake, KLINES_DAILY, parts)
-            status = status_table(lake, KLINES_DAILY, parts, paths, run_id=run_id, now=now)
+            staged = stage(lake, KLINES_DAILY, parts, run_id=run_id, now=now)  # restated bars go to the history
             for month in months:
                 month.report.committed = True
                 pending.pop(month.report.month)
             # DuckDB works outside the GIL, so the months load while the next page is fetched and parsed.
-            loading = loader.submit(load_warehouse, warehouse, KLINES_DAILY, parts, status)
+            loading = loader.submit(load, warehouse, staged)
 
         for page in _prefetched(source.daily_bars(region, codes, sessions), gate=previous_load_done):
             frame = with_lineage(page.bars, source.name, run_id, now)
@@ -251,7 +250,8 @@ def _merge_month(lake: Lake, month: _PendingMonth, region: str, source: str) -> 
     new = month.tables[0] if len(month.tables) == 1 else sort_table(pa.concat_tables(month.tables), KLINES_DAILY)
     month.tables.clear()
     values = {"region": region, "month": report.month, "source": source}
-    old = lake.read(KLINES_DAILY, **values)
+    previous = lake.read_table(KLINES_DAILY, **values)
+    old = None if previous is None else Lake.from_arrow(KLINES_DAILY, previous)
     if old is None:
         table, diff = new, {**dict.fromkeys(DIFF_KEYS, 0), "added": new.num_rows}
     else:
@@ -267,7 +267,7 @@ def _merge_month(lake: Lake, month: _PendingMonth, region: str, source: str) -> 
     counts = pc.value_counts(table.column("trade_date")).to_pylist()
     by_day = {c["values"]: c["counts"] for c in counts}
     report.rows_by_session = {d: by_day.get(d, 0) for d in report.sessions}
-    return Part(values, table, missing_codes=len(report.missing))
+    return Part(values, table, missing_codes=len(report.missing), previous=previous)
 
 
 def _prefetched(pages: Iterator[BarsPage], gate: Callable[[], None]) -> Iterator[BarsPage]:

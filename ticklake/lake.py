@@ -147,10 +147,15 @@ class Lake:
         return targets
 
     def read(self, dataset: Dataset, **values: object) -> pd.DataFrame | None:
+        table = self.read_table(dataset, **values)
+        return None if table is None else self.from_arrow(dataset, table)
+
+    def read_table(self, dataset: Dataset, **values: object) -> pa.Table | None:
+        """One partition file of one source in the dataset's Arrow schema; None when there is none."""
         path = self.partition_path(dataset, **values)
         if not path.exists():
             return None
-        return self.from_arrow(dataset, pq.read_table(path, schema=dataset.arrow_schema))
+        return pq.read_table(path, schema=dataset.arrow_schema)
 
     @staticmethod
     def from_arrow(dataset: Dataset, table: pa.Table) -> pd.DataFrame:

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ticklake import markets
-from ticklake.dictionary import LAKE_PARTITIONS, Dataset, LakeKey, month_bounds
+from ticklake.dictionary import HISTORY, LAKE_PARTITIONS, Dataset, LakeKey, month_bounds
 from ticklake.lake import LEGACY_FILE_NAME, Lake
 from ticklake.schemas import validate
 from ticklake.transforms import sort_table
@@ -35,6 +35,15 @@ class Part:
     values: dict[str, str]  # every lake key and "source"
     table: pa.Table
     missing_codes: int = 0  # requested codes the source did not answer (their stored rows are in `table`)
+    previous: pa.Table | None = None  # what the file held before (a versioned dataset keeps what this supersedes)
+
+
+@dataclass
+class Staged:
+    """A commit whose lake files are written: the warehouse loads still to run, in one transaction."""
+
+    loads: list[tuple[Dataset, list[Part], pa.Table]]  # (dataset, parts, their lake_partitions rows)
+    paths: list[Path]  # the dataset's own files, in the parts' order
 
 
 @dataclass
@@ -117,17 +126,76 @@ class _Calendars:
 
 def load_warehouse(warehouse: Warehouse, dataset: Dataset, parts: Sequence[Part], status: pa.Table) -> int:
     """Replace the parts' warehouse rows and status rows in one transaction."""
-    tables = [p.table for p in parts]
-    table = pa.concat_tables(tables) if tables else dataset.arrow_schema.empty_table()
-    return warehouse.replace_partitions(dataset, table, [p.values for p in parts], status)
+    return load(warehouse, Staged([(dataset, list(parts), status)], []))
+
+
+def load(warehouse: Warehouse, staged: Staged) -> int:
+    """Every warehouse load of a staged commit (rows, superseded versions, status rows) in one transaction."""
+    batches = []
+    for dataset, parts, status in staged.loads:
+        tables = [p.table for p in parts]
+        table = pa.concat_tables(tables) if tables else dataset.arrow_schema.empty_table()
+        batches.append((dataset, table, [p.values for p in parts], status))
+    return warehouse.replace_many(batches)
+
+
+def superseded(dataset: Dataset, previous: pa.Table | None, current: pa.Table, *, at: dt.datetime,
+               run_id: str) -> pa.Table | None:
+    """The versions `previous` held that `current` no longer holds as they were (same key and ingested_at):
+    restated or removed rows, stamped with when (`at`, the run's instant: the new versions' ingested_at) and by
+    which run they stopped being the known ones. None when nothing was superseded."""
+    if previous is None or previous.num_rows == 0:
+        return None
+    key = [*dataset.key, "ingested_at"]
+    gone = previous.join(current.select(key), keys=key, join_type="left anti").select(dataset.columns)
+    if gone.num_rows == 0:
+        return None
+    stamp = pa.array([at] * gone.num_rows, pa.timestamp("ms", tz="UTC"))
+    runs = pa.array([run_id] * gone.num_rows, pa.string())
+    history = HISTORY[dataset.name]
+    return gone.append_column("superseded_at", stamp).append_column("superseded_by", runs).cast(history.arrow_schema)
+
+
+def _history_parts(lake: Lake, dataset: Dataset, parts: Sequence[Part], *, run_id: str, now: dt.datetime
+                   ) -> list[Part]:
+    """For a versioned dataset: each part's history file with the versions it supersedes added (upsert by key and
+    ingested_at, so a retried commit adds nothing twice)."""
+    history, out = HISTORY[dataset.name], []
+    for part in parts:
+        gone = superseded(dataset, part.previous, part.table, at=now, run_id=run_id)
+        if gone is None:
+            continue
+        stored = lake.read_table(history, **part.values)
+        if stored is not None:
+            key = list(history.key)
+            stored = stored.join(gone.select(key), keys=key, join_type="left anti").select(history.columns)
+            gone = pa.concat_tables([stored, gone])
+        out.append(Part(part.values, sort_table(gone, history)))
+    return out
+
+
+def stage(lake: Lake, dataset: Dataset, parts: Sequence[Part], *, run_id: str, now: dt.datetime) -> Staged:
+    """Write the parts' lake files (after the history files of what they supersede, for a versioned dataset),
+    and build their status rows: everything but the warehouse load."""
+    loads = []
+    if dataset.versioned:
+        history = HISTORY[dataset.name]
+        history_parts = _history_parts(lake, dataset, parts, run_id=run_id, now=now)
+        if history_parts:
+            paths = write_lake(lake, history, history_parts)
+            loads.append((history, history_parts, status_table(lake, history, history_parts, paths, run_id=run_id,
+                                                               now=now)))
+    paths = write_lake(lake, dataset, parts)
+    loads.append((dataset, list(parts), status_table(lake, dataset, parts, paths, run_id=run_id, now=now)))
+    return Staged(loads, paths)
 
 
 def commit(lake: Lake, warehouse: Warehouse, dataset: Dataset, parts: Sequence[Part], *, run_id: str,
            now: dt.datetime) -> list[Path]:
-    """Write the parts to the lake, then load them (rows and status) into the warehouse."""
-    paths = write_lake(lake, dataset, parts)
-    load_warehouse(warehouse, dataset, parts, status_table(lake, dataset, parts, paths, run_id=run_id, now=now))
-    return paths
+    """Write the parts to the lake, then load them (rows, superseded versions and status) into the warehouse."""
+    staged = stage(lake, dataset, parts, run_id=run_id, now=now)
+    load(warehouse, staged)
+    return staged.paths
 
 
 def write(lake: Lake, warehouse: Warehouse, dataset: Dataset, values: dict[str, str], incoming: pd.DataFrame, *,
@@ -135,16 +203,22 @@ def write(lake: Lake, warehouse: Warehouse, dataset: Dataset, values: dict[str, 
     """Write one partition file of one source under the dataset's write mode: merge `incoming` (rows carrying
     their lineage) with what that source stored there, validate the result, then commit it (lake, warehouse rows
     and status together). The path every dataset but the streamed klines takes."""
-    stored = lake.read(dataset, **values)
+    previous = lake.read_table(dataset, **values)
+    stored = None if previous is None else Lake.from_arrow(dataset, previous)
     frame, diff = contents(dataset, stored, incoming, as_of=as_of, complete=complete)
     validate(frame, dataset)
-    [path] = commit(lake, warehouse, dataset, [Part(values, lake.to_arrow(dataset, frame))], run_id=run_id, now=now)
+    part = Part(values, lake.to_arrow(dataset, frame), previous=previous)
+    [path] = commit(lake, warehouse, dataset, [part], run_id=run_id, now=now)
     return Written(path, frame, diff)
 
 
 def repair(lake: Lake, warehouse: Warehouse, dataset: Dataset, region: str, *, source: str, run_id: str,
            now: dt.datetime, log: Callable[[str], None] = lambda _msg: None) -> Repair:
-    """Bring the lake and the warehouse of (`dataset`, `region`) back in step before writing to them."""
+    """Bring the lake and the warehouse of (`dataset`, `region`) back in step before writing to them (and those of
+    its history, for a versioned dataset)."""
+    if dataset.versioned:
+        history = repair(lake, warehouse, HISTORY[dataset.name], region, source=source, run_id=run_id, now=now,
+                         log=log)
     result = Repair(temp_files_removed=len(lake.remove_stale_temp_files(dataset)))
     if result.temp_files_removed:
         log(f"{dataset.name}: removed {result.temp_files_removed} temp file(s) left by a writer that died")
@@ -178,6 +252,10 @@ def repair(lake: Lake, warehouse: Warehouse, dataset: Dataset, region: str, *, s
         log(f"{dataset.name} {region}: lake and warehouse had drifted apart; reloaded {len(result.reloaded)} "
             f"partition(s) from the lake {result.reloaded[:5]}, rebuilt {len(result.rewritten)} lake file(s) from "
             f"the warehouse {result.rewritten[:5]}")
+    if dataset.versioned:  # one report for the dataset and its history
+        result.reloaded += history.reloaded
+        result.rewritten += history.rewritten
+        result.temp_files_removed += history.temp_files_removed
     return result
 
 

@@ -335,24 +335,31 @@ class Warehouse:
                            status: pa.Table | None = None) -> int:
         """Replace the rows of the given lake partitions with `table` (and, given `status`, their rows in
         `lake_partitions`) in one transaction, so a failure leaves both as they were; return rows inserted."""
-        if not partitions:
+        return self.replace_many([(dataset, table, partitions, status)])
+
+    def replace_many(self, batches: Sequence[tuple[Dataset, pa.Table, Sequence[Mapping[str, str]], pa.Table | None]]
+                     ) -> int:
+        """Several `replace_partitions` in ONE transaction (a dataset's rows and the history of the versions they
+        supersede commit together or not at all); return rows inserted."""
+        batches = [b for b in batches if b[2]]
+        if not batches:
             return 0
         with self.writer() as con:
-            con.register("incoming_rows", table)
-            con.register("incoming_status", LAKE_PARTITIONS.arrow_schema.empty_table() if status is None else status)
             con.execute("BEGIN TRANSACTION")
             try:
-                _delete_insert(con, dataset, "incoming_rows", *partition_filter(dataset, partitions))
-                if status is not None:
-                    _delete_insert(con, LAKE_PARTITIONS, "incoming_status", *status_filter(dataset, partitions))
+                for dataset, table, partitions, status in batches:
+                    con.register("incoming_rows", table)
+                    _delete_insert(con, dataset, "incoming_rows", *partition_filter(dataset, partitions))
+                    con.unregister("incoming_rows")
+                    if status is not None:
+                        con.register("incoming_status", status)
+                        _delete_insert(con, LAKE_PARTITIONS, "incoming_status", *status_filter(dataset, partitions))
+                        con.unregister("incoming_status")
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-            finally:
-                con.unregister("incoming_rows")
-                con.unregister("incoming_status")
-        return table.num_rows
+        return sum(b[1].num_rows for b in batches)
 
     def partition_status(self, dataset: Dataset, region: str) -> dict[tuple[str, str], tuple[int, int]]:
         """(partition, source) -> (file_bytes, file_mtime_ns) as committed, for drift detection."""

@@ -51,18 +51,19 @@ def test_a_full_disk_during_the_load_stops_the_run_and_the_next_run_repairs_the_
     instance = dg.DagsterInstance.ephemeral()
     defs.resolve_job_def("reference_refresh").execute_in_process(instance=instance, partition_key="US")
 
-    real = Warehouse.replace_partitions
+    real = Warehouse.replace_many
     loads = []
 
-    def disk_fills_on_the_second_load(self, dataset, table, partitions, status=None):
-        if dataset is KLINES_DAILY:
-            loads.append(partitions)
-            if len(loads) == 2:
-                raise duckdb.IOException("IO Error: Could not write to file \"pipeline.duckdb\": "
-                                         "No space left on device")
-        return real(self, dataset, table, partitions, status)
+    def disk_fills_on_the_second_load(self, batches):
+        for dataset, _table, partitions, _status in batches:
+            if dataset is KLINES_DAILY:
+                loads.append(partitions)
+                if len(loads) == 2:
+                    raise duckdb.IOException("IO Error: Could not write to file \"pipeline.duckdb\": "
+                                             "No space left on device")
+        return real(self, batches)
 
-    monkeypatch.setattr(Warehouse, "replace_partitions", disk_fills_on_the_second_load)
+    monkeypatch.setattr(Warehouse, "replace_many", disk_fills_on_the_second_load)
     failed = run_partition_range(defs, "US", "2024-03", "2024-06", instance=instance, raise_on_error=False)
     assert not failed.success
     assert "No space left on device" in str(failed.get_step_failure_events()[0].step_failure_data.error)

@@ -18,6 +18,8 @@ from ticklake.dictionary.core import (
     Macro,
     RowRule,
     WriteMode,
+    as_of_macro,
+    history_of,
     month_bounds,
 )
 from ticklake.dictionary.fields import (
@@ -38,8 +40,21 @@ def _registry(kind: type) -> dict:
     return {item.name: item for item in found}
 
 
-DATASETS: dict[str, Dataset] = _registry(Dataset)
-MACROS: dict[str, Macro] = _registry(Macro)
+def _with_history(declared: dict[str, Dataset]) -> dict[str, Dataset]:
+    """Every declared dataset, each versioned one followed by its history dataset."""
+    out: dict[str, Dataset] = {}
+    for name, dataset in declared.items():
+        out[name] = dataset
+        if dataset.versioned:
+            history = history_of(dataset)
+            out[history.name] = history
+    return out
+
+
+DATASETS: dict[str, Dataset] = _with_history(_registry(Dataset))
+MACROS: dict[str, Macro] = {**_registry(Macro),
+                            **{m.name: m for m in (as_of_macro(d) for d in DATASETS.values() if d.versioned)}}
+HISTORY: dict[str, Dataset] = {d.history_for: d for d in DATASETS.values() if d.history_for}  # by versioned name
 
 __all__ = [
     "DATASETS",

@@ -173,6 +173,10 @@ class Dataset:
     date_column: str | None = None  # the date a row is about (trade_date, as_of): partition windows use it
     in_lake: bool = True
     example: str | None = None  # an analyst query shown in the table reference
+    # Point in time: every version a write supersedes (restated or removed) is kept in `<name>_history`, so
+    # `<name>_as_of(ts)` answers "as known at ts" (see `history_of`).
+    versioned: bool = False
+    history_for: str | None = None  # set on a history dataset: the dataset whose superseded versions it keeps
 
     def __post_init__(self) -> None:
         names = [f.name for f in self.fields]
@@ -218,6 +222,50 @@ class Dataset:
             [pa.field(f.name, f.arrow_type, nullable=f.nullable, metadata={"doc": f.doc}) for f in self.fields],
             metadata={"dataset": self.name, "doc": self.description},
         )
+
+
+SUPERSEDED_AT = Field("superseded_at", "timestamp", "When this version stopped being the known one: the instant of "
+                      "the run that restated or removed it (the new version's ingested_at)", unit="UTC", lineage=True)
+SUPERSEDED_BY = Field("superseded_by", "string", "Dagster run that restated or removed this version", lineage=True)
+
+
+def history_of(dataset: Dataset) -> Dataset:
+    """The dataset keeping every superseded version of `dataset`'s rows: its fields plus when and by which run a
+    version stopped being the known one, keyed by the row's key and the version's `ingested_at`, laid out like
+    the dataset itself. Written in the same commit as the rows that supersede them."""
+    return Dataset(
+        name=f"{dataset.name}_history",
+        description=(f"Every superseded version of a `{dataset.name}` row (restated by the source, or removed), with "
+                     f"when it stopped being the known one. Together with `{dataset.name}` it answers 'as known at "
+                     f"T': `{dataset.name}_as_of(T)`. Nothing here is ever deleted."),
+        fields=(*dataset.fields, SUPERSEDED_AT, SUPERSEDED_BY),
+        key=(*dataset.key, "ingested_at"),
+        domain=dataset.domain,
+        lake_keys=dataset.lake_keys,
+        sort_by=(*dataset.sort_by, "ingested_at"),
+        write_mode="snapshot",  # upsert by (key, ingested_at): a retried commit adds nothing twice
+        rules=dataset.rules,
+        date_column=dataset.date_column,
+        example=f"SELECT * FROM {dataset.name}_history ORDER BY superseded_at DESC LIMIT 20",
+        history_for=dataset.name,
+    )
+
+
+def as_of_macro(dataset: Dataset) -> Macro:
+    """`<name>_as_of(ts)`: the rows of `dataset` as they were known at instant `ts`: current versions stored by
+    then, plus superseded versions that were still the known ones then."""
+    columns = ", ".join(f'"{c}"' for c in dataset.columns)
+    return Macro(
+        name=f"{dataset.name}_as_of",
+        params=("ts",),
+        sql=(f"SELECT {columns} FROM {dataset.name} WHERE ingested_at <= ts "
+             f"UNION ALL SELECT {columns} FROM {dataset.name}_history "
+             f"WHERE ingested_at <= ts AND superseded_at > ts"),
+        description=(f"`{dataset.name}` as known at the instant `ts` (a TIMESTAMPTZ): what a backtest run at `ts` "
+                     "would have read. Restatements made later are not visible; rows first stored later are absent."),
+        domain=dataset.domain,
+        example=f"SELECT count(*) FROM {dataset.name}_as_of(TIMESTAMPTZ '2024-06-28 00:00:00+00')",
+    )
 
 
 @dataclass(frozen=True)

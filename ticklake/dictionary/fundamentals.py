@@ -47,6 +47,7 @@ FUNDAMENTALS_DAILY = Dataset(
     sort_by=("region", "symbol", "as_of"),
     write_mode="snapshot",
     date_column="as_of",
+    versioned=True,
     example="SELECT symbol, as_of, market_cap, pe FROM fundamentals_daily WHERE region = 'US' "
             "QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY as_of DESC) = 1",
 )

@@ -30,6 +30,7 @@ KLINES_DAILY = Dataset(
     write_mode="replace",
     rules=OHLC_RULES,
     date_column="trade_date",
+    versioned=True,
     example="SELECT trade_date, close, volume FROM klines_daily WHERE region = 'US' AND symbol = 'AAPL' "
             "ORDER BY trade_date",
 )

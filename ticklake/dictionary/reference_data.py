@@ -99,6 +99,7 @@ SECURITY_MASTER = Dataset(
     write_mode="intervals",
     rules=(RowRule("valid_to", ">", ("valid_from",)), RowRule("delisting_date", ">", ("listing_date",))),
     date_column="valid_from",
+    versioned=True,
     example=("SELECT symbol, valid_from, valid_to, name, listing_date, delisting_date FROM security_master "
              "WHERE region = 'US' ORDER BY symbol, valid_from"),
 )
