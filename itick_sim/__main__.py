@@ -66,6 +66,14 @@ def parser() -> argparse.ArgumentParser:
                         help="/stock/split lists a split only N calendar days after its ex-date")
     faults.add_argument("--late-split-codes", type=_codes, default=(), metavar="A,B",
                         help="limit that delay to these codes (default every code)")
+    faults.add_argument("--restate-codes", type=_codes, default=(), metavar="A,B",
+                        help="restate these codes' daily bars (close +1%%, volume + 1 lot) once they are old enough")
+    faults.add_argument("--restate-after-days", type=int, default=SimSettings.restate_after_days, metavar="N",
+                        help="a bar of session D is restated from calendar day D+N on (exchange-local)")
+    faults.add_argument("--late-bar-codes", type=_codes, default=(), metavar="A,B",
+                        help="these codes' most recent bars come late (left out of kline answers)")
+    faults.add_argument("--late-bar-days", type=int, default=SimSettings.late_bar_days, metavar="N",
+                        help="a bar of session D is served from calendar day D+N on (exchange-local)")
     return p
 
 
@@ -85,6 +93,10 @@ def settings_from_args(args: argparse.Namespace) -> SimSettings:
         symbol_list_extra=args.symbol_list_extra,
         split_publish_delay_days=args.split_publish_delay_days,
         late_split_codes=frozenset(args.late_split_codes),
+        restate_codes=frozenset(args.restate_codes),
+        restate_after_days=args.restate_after_days,
+        late_bar_codes=frozenset(args.late_bar_codes),
+        late_bar_days=args.late_bar_days,
     )
 
 

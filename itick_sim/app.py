@@ -35,7 +35,7 @@ from itick_sim.reference import (
     price_range,
 )
 from itick_sim.reference import fundamentals as valuation
-from itick_sim.series import Series, instrument_series, stock_series
+from itick_sim.series import Series, head, instrument_series, restate, stock_series
 from itick_sim.settings import SimSettings
 from itick_sim.universe import SplitSpec, SymbolInfo, SymbolSpec, build_universe
 from itick_sim.wire import BarCols, encode_bars, encode_many
@@ -197,16 +197,50 @@ class Simulator:
 
     def daily_bars(self, region: str, code: str, asset: str = "stock") -> pd.DataFrame:
         """The raw daily bars served for (region, code); `asset` may be "indices"/"forex" (region "GB")."""
-        cal, series = self._lookup(asset, region, code, self.now())
+        now = self.now()
+        cal, series = self._lookup(asset, region, code, now)
         if series is None:
             raise KeyError(f"unknown {asset} {region}/{code}")
-        cols = self._daily_cols(cal, series, self._now_ms(), None, None)
+        if asset == "stock":
+            series = self._served(region, code, cal, series, now)
+        cols = self._daily_cols(cal, series, self._now_ms(now), None, None)
         f = cols.floats()
         return pd.DataFrame({
             "trade_date": pd.DatetimeIndex(cal.days[series.pos[: len(cols)]]).as_unit("ns"),
             "t": cols.t.astype(np.int64),
             "o": f["o"], "h": f["h"], "l": f["l"], "c": f["c"], "v": f["v"], "tu": f["tu"],
         })
+
+    def restated(self, region: str, code: str) -> list[tuple[dt.date, dict[str, float], dict[str, float]]]:
+        """Ground truth of `restate_codes`: (session, original bar, restated bar) of every session whose bar the
+        kline endpoints serve restated now, oldest first; bars are {o, h, l, c, v, tu} floats. Empty for other
+        codes. Two simulators' answers differ by the bars a clock step restated."""
+        now = self.now()
+        cal, raw = self._lookup("stock", region, code, now)
+        info = self._resolve(region, code)
+        if raw is None or info is None:
+            raise KeyError(f"unknown stock {region}/{code}")
+        if info.spec.code not in self.settings.restate_codes:
+            return []
+        now_ms = self._now_ms(now)
+        cutoff = self._today(cal.tz, now) - dt.timedelta(days=self.settings.restate_after_days)
+        served = self._daily_cols(cal, self._served(region, code, cal, raw, now), now_ms, None, None)
+        k = min(self._bars_through(cal, raw, cutoff), len(served))  # late bars may withhold restated ones
+        original = self._daily_cols(cal, raw, now_ms, None, None).floats()
+        new = served.floats()
+        return [(cal.days[raw.pos[i]].item(), {f: float(original[f][i]) for f in original},
+                 {f: float(new[f][i]) for f in new}) for i in range(k)]
+
+    def withheld(self, region: str, code: str) -> list[dt.date]:
+        """Ground truth of `late_bar_codes`: completed sessions of the code whose bar is not served yet."""
+        now = self.now()
+        cal, raw = self._lookup("stock", region, code, now)
+        if raw is None:
+            raise KeyError(f"unknown stock {region}/{code}")
+        now_ms = self._now_ms(now)
+        k = len(self._daily_cols(cal, self._served(region, code, cal, raw, now), now_ms, None, None))
+        done = len(self._daily_cols(cal, raw, now_ms, None, None))
+        return [cal.days[p].item() for p in raw.pos[k:done]]
 
     # ------------------------------------------------------------------ data access
     def _now_ms(self, now: dt.datetime | None = None) -> int:
@@ -258,6 +292,27 @@ class Simulator:
         hp = self._hist_pos(cal)
         return self._get_series(("stock", region, info.spec.code),
                                 lambda: stock_series(self.settings.seed, info, len(cal), hp, MARKETS[region].dp))
+
+    def _served(self, region: str, code: str, cal: CalendarData, s: Series, now: dt.datetime) -> Series:
+        """The stock's bars as the feed serves them at `now`: bars old enough restated (`restate_codes`), the
+        most recent ones withheld (`late_bar_codes`). Only the clock decides, so any two servers agree."""
+        info = self._resolve(region, code)
+        assert info is not None, "only called after a successful _lookup"
+        code, st = info.spec.code, self.settings
+        if code not in st.restate_codes and code not in st.late_bar_codes:
+            return s
+        today = self._today(cal.tz, now)
+        if code in st.restate_codes:
+            s = restate(s, self._bars_through(cal, s, today - dt.timedelta(days=st.restate_after_days)), info.lot)
+        if code in st.late_bar_codes:
+            s = head(s, self._bars_through(cal, s, today - dt.timedelta(days=st.late_bar_days)))
+        return s
+
+    @staticmethod
+    def _bars_through(cal: CalendarData, s: Series, day: dt.date) -> int:
+        """How many bars of `s` fall on sessions up to `day` (inclusive)."""
+        bound = int(np.searchsorted(cal.days, np.datetime64(day, "D"), side="right"))
+        return int(np.searchsorted(s.pos, bound))
 
     def _valuation(self, region: str, info: SymbolInfo, series: Series, k: int, today: dt.date) -> dict:
         """Fundamentals as of the k-th bar (k = bars served). Before any bar: the IPO offer price (listing day
@@ -583,6 +638,8 @@ class Simulator:
                 cal, series = self._lookup(asset, region, code, now)
                 if series is None:
                     return None
+                if asset == "stock":
+                    series = self._served(region, code, cal, series, now)
                 if ktype == 8:
                     cols = self._daily_cols(cal, series, now_ms, et, limit)
                 else:

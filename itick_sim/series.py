@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -26,6 +26,27 @@ class Series:
         """Turnover in cents: volume * typical price, rounded to 2 dp."""
         typ = (self.h[sl] + self.low[sl] + self.c[sl]).astype(np.float64) / (3 * 10**self.dp)
         return np.rint(self.v[sl] * typ * 100.0).astype(np.int64)
+
+
+RESTATE_CLOSE = 0.01  # a restated close is 1% above the original, rounded to the tick (at least one tick)
+
+
+def head(s: Series, k: int) -> Series:
+    """The first k bars (views, no copy): what a feed that has not yet published the later bars serves."""
+    return replace(s, pos=s.pos[:k], o=s.o[:k], h=s.h[:k], low=s.low[:k], c=s.c[:k], v=s.v[:k])
+
+
+def restate(s: Series, k: int, lot: float) -> Series:
+    """The same bars with the first k restated (close +1%, high up to the close, volume + one lot; open and low
+    kept, so OHLC stays valid; turnover follows, being derived from h, l, c, v). Never mutates `s`: its arrays
+    are the cached originals."""
+    if k <= 0:
+        return s
+    c, h, v = s.c.copy(), s.h.copy(), s.v.copy()
+    c[:k] += np.maximum(np.rint(c[:k] * RESTATE_CLOSE).astype(np.int64), 1)
+    h[:k] = np.maximum(h[:k], c[:k])
+    v[:k] += lot
+    return replace(s, h=h, c=c, v=v)
 
 
 def _ohlc(rng: np.random.Generator, n: int, start: float, sigma: float, jumps: bool):

@@ -47,6 +47,16 @@ class SimSettings:
     # `late_split_codes` when given (empty: every code).
     split_publish_delay_days: int = 0
     late_split_codes: frozenset[str] = frozenset()
+    # Restatements (T+1 reconciliation): every daily bar of a code in `restate_codes` is served with its original
+    # values while the exchange-local today < session + `restate_after_days` calendar days, restated from then on:
+    # close up 1% (rounded to the tick, at least one tick), high raised to that close if below it, volume up one
+    # lot, turnover re-derived; open and low kept. Once restated a bar never changes again.
+    restate_codes: frozenset[str] = frozenset()
+    restate_after_days: int = 2
+    # Late bars: the bar of session D of a code in `late_bar_codes` is left out of kline answers (the code still
+    # answers with its other bars) while the exchange-local today < D + `late_bar_days` calendar days.
+    late_bar_codes: frozenset[str] = frozenset()
+    late_bar_days: int = 1
 
     def __post_init__(self) -> None:
         from itick_sim.markets import MARKETS  # local import: markets imports nothing from here
@@ -75,18 +85,17 @@ class SimSettings:
         self._check_faults()
 
     def _check_faults(self) -> None:
-        for name in ("batch_omit_codes", "batch_extra_codes", "late_split_codes"):
+        for name in ("batch_omit_codes", "batch_extra_codes", "late_split_codes", "restate_codes",
+                     "late_bar_codes"):
             value = getattr(self, name)
             if isinstance(value, str) or not all(isinstance(c, str) and c for c in value):
                 raise TypeError(f"{name} must be a collection of non-empty code strings, got {value!r:.80}")
-        object.__setattr__(self, "batch_omit_codes", frozenset(self.batch_omit_codes))
+        for name in ("batch_omit_codes", "late_split_codes", "restate_codes", "late_bar_codes"):
+            object.__setattr__(self, name, frozenset(getattr(self, name)))
         object.__setattr__(self, "batch_extra_codes", tuple(self.batch_extra_codes))
-        object.__setattr__(self, "late_split_codes", frozenset(self.late_split_codes))
-        delay = self.split_publish_delay_days
-        if isinstance(delay, bool) or not isinstance(delay, int):
-            raise TypeError(f"split_publish_delay_days must be an int, got {delay!r}")
-        if delay < 0:
-            raise ValueError(f"split_publish_delay_days must be >= 0, not {delay}")
+        # a delay of 0 days would make the restatement or the late bar invisible: nothing to reconcile
+        for name, minimum in (("split_publish_delay_days", 0), ("restate_after_days", 1), ("late_bar_days", 1)):
+            self._check_days(name, minimum)
         if self.batch_omit_style not in ("omit", "null", "empty"):
             raise ValueError(f"bad batch_omit_style {self.batch_omit_style!r} (omit, null or empty)")
         if self.batch_omit_times is not None and self.batch_omit_times < 1:
@@ -94,3 +103,10 @@ class SimSettings:
         if not all(isinstance(e, Mapping) for e in self.symbol_list_extra):
             raise TypeError("symbol_list_extra must hold JSON objects (mappings)")
         object.__setattr__(self, "symbol_list_extra", tuple(self.symbol_list_extra))
+
+    def _check_days(self, name: str, minimum: int) -> None:
+        days = getattr(self, name)
+        if isinstance(days, bool) or not isinstance(days, int):
+            raise TypeError(f"{name} must be an int, got {days!r}")
+        if days < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, not {days}")
