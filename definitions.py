@@ -18,13 +18,16 @@ from automation.jobs import (
     reference_refresh,
     warehouse_checks,
 )
+from automation.reconciliation import RECONCILIATION_SENSORS
 from automation.schedules import SCHEDULES
 from checks.asset_checks import ASSET_CHECKS
+from resources.clock import ClockResource
 from resources.itick import ITickResource
 from resources.storage import StorageResource
 
 
-def build_definitions(itick: ITickResource | None = None, storage: StorageResource | None = None) -> dg.Definitions:
+def build_definitions(itick: ITickResource | None = None, storage: StorageResource | None = None,
+                      clock: ClockResource | None = None) -> dg.Definitions:
     """Definitions with resources from the environment, or the given ones (tests point them elsewhere)."""
     return dg.Definitions(
         assets=[securities, trading_calendar, security_master, corporate_actions, klines_daily, klines_daily_adjusted,
@@ -32,7 +35,9 @@ def build_definitions(itick: ITickResource | None = None, storage: StorageResour
         asset_checks=ASSET_CHECKS,
         jobs=[nightly_refresh, reference_refresh, analytics_refresh, fundamentals_refresh, warehouse_checks],
         schedules=SCHEDULES,
-        resources={"itick": itick or ITickResource.from_env(), "storage": storage or StorageResource()},
+        sensors=RECONCILIATION_SENSORS,
+        resources={"itick": itick or ITickResource.from_env(), "storage": storage or StorageResource(),
+                   "clock": clock or ClockResource()},
         # One process per run: a step's work is seconds of Arrow/DuckDB, so a subprocess per step (Dagster's
         # multiprocess default) would cost more than the work. The steps of a run share the DuckDB writer anyway.
         executor=dg.in_process_executor,

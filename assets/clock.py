@@ -10,6 +10,8 @@ import datetime as dt
 import dagster as dg
 from pydantic import Field
 
+from ticklake import settings
+
 
 class RunClock(dg.Config):
     """When the run acts: the wall clock, or a fixed instant (a replay, a test on a frozen simulator)."""
@@ -18,9 +20,4 @@ class RunClock(dg.Config):
                                                        "wall clock")
 
     def instant(self) -> dt.datetime:
-        if self.now is None:
-            return dt.datetime.now(dt.UTC)
-        value = dt.datetime.fromisoformat(self.now)
-        if value.tzinfo is None:
-            raise ValueError(f"now={self.now!r} needs a time zone, e.g. 2024-06-28T23:00:00+00:00")
-        return value.astimezone(dt.UTC)
+        return settings.parse_instant(self.now)

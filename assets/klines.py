@@ -5,19 +5,20 @@ every partition alike, so each partition gets its own figures through `add_asset
 and whatever covers the whole run is prefixed `run_`.
 """
 
+import datetime as dt
 import warnings
 
 import dagster as dg
 
 from assets.clock import RunClock
 from assets.metadata import dataset_asset, fetch_metadata, preview, snapshot_metadata
-from assets.partitions import REGION, calendar_days, key, month_region_partitions, months_by_region
+from assets.partitions import REGION, SESSION_TAG, calendar_days, key, month_region_partitions, months_by_region
 from assets.securities import securities
 from resources.itick import ITickResource
 from resources.storage import StorageResource
 from ticklake import markets
 from ticklake.dictionary import KLINES_DAILY, month_bounds
-from ticklake.ingest import DIFF_KEYS, IngestResult, PartitionReport, ingest_daily_bars, universe
+from ticklake.ingest import DIFF_KEYS, IngestResult, PartitionReport, ingest_daily_bars, nightly_dates, universe
 from ticklake.lake import Lake
 from ticklake.settings import max_missing_share
 from ticklake.sources import FetchReport
@@ -63,9 +64,15 @@ def klines_daily(context: dg.AssetExecutionContext, config: RunClock,
     run_id = context.run.run_id
     source = itick.source(tags={"run_id": run_id, "asset": "klines_daily"})
     results: list[IngestResult] = []
+    nightly = context.run.tags.get(SESSION_TAG)
     for region, months in months_by_region(context.partition_keys).items():
+        dates = calendar_days(months)
+        if nightly:  # the schedule's run: only what is new (the reconciliation sensor re-checks the rest)
+            dates = nightly_dates(warehouse, region=region, source=source.name,
+                                  session=dt.date.fromisoformat(nightly), dates=dates)
+            context.log.info(f"{region}: nightly run for {nightly}: fetching {dates[0]}..{dates[-1]}")
         results.append(ingest_daily_bars(
-            source, lake, warehouse, region=region, dates=calendar_days(months), codes=universe(lake, region),
+            source, lake, warehouse, region=region, dates=dates, codes=universe(lake, region),
             run_id=run_id, now=config.instant(), log=context.log.info,
         ))
     _refuse_if_nothing_closed(results)

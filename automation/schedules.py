@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from assets.partitions import key_for_session, region_partitions
+from assets.partitions import SESSION_TAG, key_for_session, region_partitions
 from automation.jobs import fundamentals_refresh, nightly_refresh, reference_refresh, warehouse_checks
 from ticklake import markets
 
@@ -29,7 +29,7 @@ def _nightly(region: str) -> dg.ScheduleDefinition:
         if not markets.is_session(region, session):
             return dg.SkipReason(f"{session} is not a {market.calendar} session")
         return dg.RunRequest(run_key=f"nightly:{region}:{session}", partition_key=key_for_session(session, region),
-                             tags={"ticklake/session": session.isoformat()})
+                             tags={SESSION_TAG: session.isoformat()})
 
     return nightly
 

@@ -321,6 +321,17 @@ def refresh_securities(source: MarketDataSource, lake: Lake, warehouse: Warehous
                             source.spent(), fixed)
 
 
+def nightly_dates(warehouse: Warehouse, *, region: str, source: str, session: dt.date,
+                  dates: Sequence[dt.date]) -> list[dt.date]:
+    """What a nightly run fetches: `session` and the dates after the latest session already stored among `dates`
+    (a missed night is caught up). Earlier sessions are not fetched again: re-checking them against the source is
+    the reconciliation sensor's job, which records every difference before it is applied."""
+    with warehouse.reader() as con:
+        last = con.execute("SELECT max(trade_date) FROM klines_daily WHERE region = ? AND source = ? AND trade_date "
+                           "BETWEEN ? AND ?", [region, source, min(dates), max(dates)]).fetchall()[0][0]
+    return sorted({session, *(d for d in dates if last is None or d > last)})
+
+
 def universe(lake: Lake, region: str) -> list[str]:
     """Codes to fetch for `region`: every code in its security master (delisted ones included, so backfills
     carry no survivorship bias; a code with no bars in a window simply yields no rows)."""

@@ -215,3 +215,18 @@ def fundamentals_budget(calls_per_minute: float) -> int:
     default region stays within a night's quiet hours and the rest of the universe waits for the next night."""
     default = max(1, int(calls_per_minute * FUNDAMENTALS_DEFAULT_MINUTES))
     return env_int("TICKLAKE_FUNDAMENTALS_BUDGET", default, minimum=0)
+
+
+def parse_instant(text: str | None) -> dt.datetime:
+    """An ISO 8601 instant with a zone (a run's or a sensor's "now"), or the wall clock for None."""
+    if text is None:
+        return dt.datetime.now(dt.UTC)
+    value = dt.datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ConfigError(f"now={text!r} needs a time zone, e.g. 2024-06-28T23:00:00+00:00")
+    return value.astimezone(dt.UTC)
+
+
+def reconcile_sessions() -> int:
+    """TICKLAKE_RECONCILE_SESSIONS: how many of a region's last sessions the reconciliation sensor re-fetches."""
+    return env_int("TICKLAKE_RECONCILE_SESSIONS", 5, minimum=1)

@@ -61,6 +61,7 @@ READERS: dict[str, Callable[[], object]] = {
     "TICKLAKE_MAX_MISSING_SHARE": settings.max_missing_share,
     "TICKLAKE_FUNDAMENTALS_BUDGET": lambda: settings.fundamentals_budget(5),
     "TICKLAKE_MAX_VANISHED_SHARE": settings.max_vanished_share,
+    "TICKLAKE_RECONCILE_SESSIONS": settings.reconcile_sessions,
 }
 
 BAD_VALUES = [
@@ -92,6 +93,7 @@ BAD_VALUES = [
     ("TICKLAKE_MAX_MISSING_SHARE", "nan", "fraction from 0 to 1"),
     ("TICKLAKE_MAX_MISSING_SHARE", "5%", "fraction from 0 to 1"),
     ("TICKLAKE_MAX_VANISHED_SHARE", "1.5", "fraction from 0 to 1"),
+    ("TICKLAKE_RECONCILE_SESSIONS", "0", "whole number"),
     ("TICKLAKE_FUNDAMENTALS_BUDGET", "-1", "whole number >= 0"),
     ("TICKLAKE_FUNDAMENTALS_BUDGET", "lots", "whole number >= 0"),
 ]

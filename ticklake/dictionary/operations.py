@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ticklake.dictionary.core import Dataset, Field
-from ticklake.dictionary.fields import REGION, RUN_ID
+from ticklake.dictionary.fields import BY_REGION, LINEAGE, REGION, RUN_ID, SYMBOL
 
 LAKE_PARTITIONS = Dataset(
     name="lake_partitions",
@@ -43,4 +43,36 @@ LAKE_PARTITIONS = Dataset(
     in_lake=False,
     example="SELECT region, partition, rows, complete, missing_codes FROM lake_partitions "
             "WHERE dataset = 'klines_daily' ORDER BY region, partition",
+)
+
+RECONCILIATION_LOG = Dataset(
+    name="reconciliation_log",
+    description=(
+        "The restatement ledger: one row per field the source changed after it was stored, found by the T+1 "
+        "reconciliation sensors re-fetching each region's last sessions, and every bar that arrived late. A "
+        "correction is recorded once (its identity is the key), and the sensor requests the re-materialization "
+        "of exactly the partitions it touches; the superseded values stay readable in the dataset's history."
+    ),
+    domain="operations",
+    fields=(
+        Field("dataset", "string", "Dataset the difference is in (klines_daily)"),
+        REGION,
+        SYMBOL,
+        Field("date", "date", "The row's date (trade_date for klines)"),
+        Field("field", "string", "The field that differs (close, volume, ...), or `bar` for a bar stored nowhere yet "
+                                 "(a late bar)"),
+        Field("stored_value", "float64", "The value stored when the difference was found (null: no bar stored)",
+              nullable=True),
+        Field("source_value", "float64", "The value the source answers now (null for a `bar` row)", nullable=True),
+        Field("partition", "string", "The lake/Dagster partition to re-materialize (2024-06|US)"),
+        Field("detected_at", "timestamp", "When the reconciliation first found it", unit="UTC", lineage=True),
+        *LINEAGE,
+    ),
+    key=("dataset", "region", "symbol", "date", "field", "source_value"),
+    lake_keys=BY_REGION,
+    sort_by=("region", "dataset", "date", "symbol", "field"),
+    write_mode="snapshot",  # upsert by the correction's identity: found again, recorded once
+    date_column="date",
+    example="SELECT detected_at, region, symbol, date, field, stored_value, source_value FROM reconciliation_log "
+            "ORDER BY detected_at DESC",
 )

@@ -1,0 +1,141 @@
+"""T+1 reconciliation: re-fetch a region's last sessions, compare with what is stored, record every difference.
+
+Sources restate bars, publish them late and withdraw them. The nightly run fetches only what is new; this re-checks
+the last K sessions of every code with the fewest calls (one batch call per `max_codes_per_call` codes: K bars
+each), writes one `reconciliation_log` row per changed field (a correction is recorded once: its identity is the
+row's key), and returns the months whose partitions must be materialized again to apply the corrections. Applying
+them never loses the old values: klines_daily is versioned, so they move to klines_daily_history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ticklake.dictionary import KLINES_DAILY
+from ticklake.dictionary.operations import RECONCILIATION_LOG
+from ticklake.ingest import universe, with_lineage
+from ticklake.lake import Lake
+from ticklake.sources import FetchReport, MarketDataSource
+from ticklake.store import repair, write
+from ticklake.warehouse import Warehouse
+
+FIELDS = ("open", "high", "low", "close", "volume", "turnover")  # the values a restatement can change
+BAR_ADDED, BAR_WITHDRAWN = "bar_added", "bar_withdrawn"  # a late bar; a bar the source no longer has
+RELATIVE_TOLERANCE = 1e-12  # float noise only: any real restatement differs by far more
+_COLUMNS = ["symbol", "date", "field", "stored_value", "source_value"]
+
+
+def differences(stored: pd.DataFrame, fetched: pd.DataFrame, answered: set[str]) -> pd.DataFrame:
+    """Pure: one row per (symbol, date, field) where the source's answer differs from what is stored.
+
+    Only codes the source answered with bars count (absence is not data: a code left out says nothing). A bar
+    the source has and nothing stored is `bar_added` (a late bar); a stored bar of an answered code that the
+    source no longer has is `bar_withdrawn`."""
+    stored = stored[stored["symbol"].isin(list(answered))]
+    fetched = fetched[fetched["symbol"].isin(list(answered))]
+    merged = stored.merge(fetched, on=["symbol", "trade_date"], how="outer", suffixes=("_stored", "_source"),
+                          indicator=True)
+    out = []
+    added = merged[merged["_merge"] == "right_only"]
+    out.append(pd.DataFrame({"symbol": added["symbol"], "date": added["trade_date"], "field": BAR_ADDED,
+                             "stored_value": np.nan, "source_value": added["close_source"]}))
+    withdrawn = merged[merged["_merge"] == "left_only"]
+    out.append(pd.DataFrame({"symbol": withdrawn["symbol"], "date": withdrawn["trade_date"], "field": BAR_WITHDRAWN,
+                             "stored_value": withdrawn["close_stored"], "source_value": np.nan}))
+    both = merged[merged["_merge"] == "both"]
+    for name in FIELDS:
+        a, b = both[f"{name}_stored"].to_numpy(dtype="float64"), both[f"{name}_source"].to_numpy(dtype="float64")
+        differ = ~np.isclose(a, b, rtol=RELATIVE_TOLERANCE, atol=0.0, equal_nan=True)
+        changed = both[differ]
+        out.append(pd.DataFrame({"symbol": changed["symbol"], "date": changed["trade_date"], "field": name,
+                                 "stored_value": a[differ], "source_value": b[differ]}))
+    frame = pd.concat([f for f in out if len(f)], ignore_index=True) if any(len(f) for f in out) else \
+        pd.DataFrame({c: pd.Series(dtype="float64" if c.endswith("value") else "object") for c in _COLUMNS})
+    return frame.sort_values(["date", "symbol", "field"], ignore_index=True)[_COLUMNS]
+
+
+def correction_key(region: str, month: str, rows: pd.DataFrame) -> str:
+    """A stable identity for the corrections of one month: the same differences give the same key (a sensor's
+    run key), so a correction is requested once, and a new difference makes a new request."""
+    text = "\n".join(sorted(f"{r.symbol}|{r.date:%Y-%m-%d}|{r.field}|{r.source_value!r}" for r in rows.itertuples()))
+    return f"{region}:{month}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+@dataclass
+class ReconciliationResult:
+    region: str
+    sessions: list[dt.date]
+    codes: int
+    differences: pd.DataFrame  # every difference found now (recorded before or not)
+    recorded: int  # ledger rows added by this reconciliation (differences seen for the first time)
+    fetch: FetchReport = field(default_factory=FetchReport)
+
+    @property
+    def months(self) -> dict[str, pd.DataFrame]:
+        """The differences by the month partition that applies them."""
+        if self.differences.empty:
+            return {}
+        month = pd.to_datetime(self.differences["date"]).dt.strftime("%Y-%m")
+        return {m: rows for m, rows in self.differences.groupby(month, sort=True)}
+
+
+def stored_bars(warehouse: Warehouse, *, region: str, source: str, sessions: Sequence[dt.date]) -> pd.DataFrame:
+    with warehouse.reader() as con:
+        return con.execute(
+            f"SELECT symbol, trade_date, {', '.join(FIELDS)} FROM klines_daily WHERE region = ? AND source = ? "
+            "AND trade_date BETWEEN ? AND ?", [region, source, min(sessions), max(sessions)]).df()
+
+
+def reconcile_klines(source: MarketDataSource, lake: Lake, warehouse: Warehouse, *, region: str,
+                     sessions: Sequence[dt.date], run_id: str, now: dt.datetime,
+                     log: Callable[[str], None] = lambda _msg: None) -> ReconciliationResult:
+    """Re-fetch `sessions` of every code of the region, compare, and record what differs in reconciliation_log."""
+    start = source.spent()
+    codes = universe(lake, region)
+    sessions = sorted(sessions)
+    pages = list(source.daily_bars(region, codes, sessions)) if codes and sessions else []
+    fetched = pd.concat([p.bars for p in pages], ignore_index=True) if pages else pd.DataFrame(
+        columns=["symbol", "trade_date", *FIELDS])
+    answered = set(fetched["symbol"].astype(str))  # codes with at least one bar in the window
+    stored = stored_bars(warehouse, region=region, source=source.name, sessions=sessions) if sessions else \
+        fetched.iloc[:0]
+    for frame in (stored, fetched):
+        frame["symbol"] = frame["symbol"].astype(str)
+        frame["trade_date"] = pd.to_datetime(frame["trade_date"]).astype("datetime64[ms]")
+    found = differences(stored, fetched, answered)
+    recorded = record(lake, warehouse, found, region=region, source=source.name, run_id=run_id, now=now)
+    if len(found):
+        log(f"{region}: {len(found)} difference(s) with the source over {sessions[0]}..{sessions[-1]} "
+            f"({recorded} new): {found.head(5).to_dict('records')}")
+    return ReconciliationResult(region, list(sessions), len(codes), found, recorded, source.spent().minus(start))
+
+
+def record(lake: Lake, warehouse: Warehouse, found: pd.DataFrame, *, region: str, source: str, run_id: str,
+           now: dt.datetime) -> int:
+    """Add the differences to reconciliation_log (upsert by the correction's identity); return how many are new."""
+    values = {"region": region, "source": source}
+    repair(lake, warehouse, RECONCILIATION_LOG, region, source=source, run_id=run_id, now=now)
+    if found.empty:
+        return 0
+    month = pd.to_datetime(found["date"]).dt.strftime("%Y-%m")
+    rows = pd.DataFrame({
+        "dataset": pd.array([KLINES_DAILY.name] * len(found), dtype="string"),
+        "region": pd.array([region] * len(found), dtype="string"),
+        "symbol": pd.array(found["symbol"], dtype="string"),
+        "date": pd.to_datetime(found["date"]).astype("datetime64[ms]"),
+        "field": pd.array(found["field"], dtype="string"),
+        "stored_value": found["stored_value"].astype("float64"),
+        "source_value": found["source_value"].astype("float64"),
+        "partition": pd.array(month + "|" + region, dtype="string"),
+    })
+    stamped = with_lineage(rows, source, run_id, now)
+    stamped.insert(RECONCILIATION_LOG.columns.index("detected_at"), "detected_at", stamped["ingested_at"])
+    written = write(lake, warehouse, RECONCILIATION_LOG, values, stamped[RECONCILIATION_LOG.columns],
+                    run_id=run_id, now=now)
+    return written.diff.get("added", 0)
