@@ -51,9 +51,10 @@ def _reconciliation(region: str) -> dg.SensorDefinition:
         source = itick.source(tags={"sensor": context.sensor_name})
         last = _last_stored(storage, region, source.name)
         if last is None:
-            return dg.SkipReason(f"no {region} klines stored by {source.name} yet")
+            return dg.SensorResult(skip_reason=dg.SkipReason(f"no {region} klines stored by {source.name} yet"))
         if cursor.get("checked_through") == last.isoformat():
-            return dg.SkipReason(f"sessions through {last} already re-checked; waiting for the next nightly run")
+            return dg.SensorResult(skip_reason=dg.SkipReason(
+                f"sessions through {last} already re-checked; waiting for the next nightly run"))
         k = settings.reconcile_sessions()
         sessions = markets.sessions(region, last - dt.timedelta(days=7 * k + 14), last)[-k:]
         result = reconcile_klines(source, storage.lake(), storage.warehouse(), region=region, sessions=sessions,
