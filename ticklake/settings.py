@@ -215,3 +215,9 @@ def fundamentals_budget(calls_per_minute: float) -> int:
     default region stays within a night's quiet hours and the rest of the universe waits for the next night."""
     default = max(1, int(calls_per_minute * FUNDAMENTALS_DEFAULT_MINUTES))
     return env_int("TICKLAKE_FUNDAMENTALS_BUDGET", default, minimum=0)
+
+
+def freshness_hours() -> int:
+    """TICKLAKE_FRESHNESS_HOURS: hours after a region's exchange-local midnight by which the session that midnight
+    ends must be stored (the `klines_daily_fresh_<region>` checks)."""
+    return env_int("TICKLAKE_FRESHNESS_HOURS", 6, minimum=0, maximum=168)

@@ -61,6 +61,7 @@ READERS: dict[str, Callable[[], object]] = {
     "TICKLAKE_MAX_MISSING_SHARE": settings.max_missing_share,
     "TICKLAKE_FUNDAMENTALS_BUDGET": lambda: settings.fundamentals_budget(5),
     "TICKLAKE_MAX_VANISHED_SHARE": settings.max_vanished_share,
+    "TICKLAKE_FRESHNESS_HOURS": settings.freshness_hours,
 }
 
 BAD_VALUES = [
@@ -94,6 +95,8 @@ BAD_VALUES = [
     ("TICKLAKE_MAX_VANISHED_SHARE", "1.5", "fraction from 0 to 1"),
     ("TICKLAKE_FUNDAMENTALS_BUDGET", "-1", "whole number >= 0"),
     ("TICKLAKE_FUNDAMENTALS_BUDGET", "lots", "whole number >= 0"),
+    ("TICKLAKE_FRESHNESS_HOURS", "-1", "whole number from 0 to 168"),
+    ("TICKLAKE_FRESHNESS_HOURS", "6.5", "whole number from 0 to 168"),
 ]
 
 
