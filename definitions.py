@@ -20,6 +20,7 @@ from automation.jobs import (
     warehouse_checks,
 )
 from automation.schedules import SCHEDULES
+from automation.sensors import SENSORS
 from checks.asset_checks import ASSET_CHECKS
 from checks.freshness import FRESHNESS_CHECKS
 from resources.itick import ITickResource
@@ -35,6 +36,7 @@ def build_definitions(itick: ITickResource | None = None, storage: StorageResour
         jobs=[nightly_refresh, reference_refresh, analytics_refresh, fundamentals_refresh, warehouse_checks,
               klines_freshness],
         schedules=SCHEDULES,
+        sensors=SENSORS,
         resources={"itick": itick or ITickResource.from_env(), "storage": storage or StorageResource()},
         # One process per run: a step's work is seconds of Arrow/DuckDB, so a subprocess per step (Dagster's
         # multiprocess default) would cost more than the work. The steps of a run share the DuckDB writer anyway.
