@@ -14,13 +14,15 @@ from assets.trading_calendar import trading_calendar
 from automation.jobs import (
     analytics_refresh,
     fundamentals_refresh,
+    klines_freshness,
     nightly_refresh,
     reference_refresh,
     warehouse_checks,
 )
-from automation.reconciliation import RECONCILIATION_SENSORS
 from automation.schedules import SCHEDULES
+from automation.sensors import SENSORS
 from checks.asset_checks import ASSET_CHECKS
+from checks.freshness import FRESHNESS_CHECKS
 from resources.clock import ClockResource
 from resources.itick import ITickResource
 from resources.storage import StorageResource
@@ -32,10 +34,11 @@ def build_definitions(itick: ITickResource | None = None, storage: StorageResour
     return dg.Definitions(
         assets=[securities, trading_calendar, security_master, corporate_actions, klines_daily, klines_daily_adjusted,
                 fundamentals_daily, fx_daily, valuation_daily],
-        asset_checks=ASSET_CHECKS,
-        jobs=[nightly_refresh, reference_refresh, analytics_refresh, fundamentals_refresh, warehouse_checks],
+        asset_checks=ASSET_CHECKS + FRESHNESS_CHECKS,
+        jobs=[nightly_refresh, reference_refresh, analytics_refresh, fundamentals_refresh, warehouse_checks,
+              klines_freshness],
         schedules=SCHEDULES,
-        sensors=RECONCILIATION_SENSORS,
+        sensors=SENSORS,
         resources={"itick": itick or ITickResource.from_env(), "storage": storage or StorageResource(),
                    "clock": clock or ClockResource()},
         # One process per run: a step's work is seconds of Arrow/DuckDB, so a subprocess per step (Dagster's

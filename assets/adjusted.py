@@ -26,10 +26,20 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=r".*MultiToSingleDimensionPartitionMapping", category=dg.BetaWarning)
     _klines_dep = dg.AssetDep(klines_daily, partition_mapping=dg.MultiToSingleDimensionPartitionMapping(REGION))
 
+# Re-derive a region when any of its raw months or its splits update: Dagster's `eager()` without its "no missing
+# dependency" gate. A region's adjusted bars depend on every month of its raw bars since TICKLAKE_START_DATE, and
+# months nobody backfilled (or the current month before its first nightly run) stay missing for good, so plain
+# eager() would never fire. Still waits while a raw month or the region itself is being written.
+REDERIVE_ON_UPSTREAM_UPDATE = (
+    dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
+    .with_label("eager, even with missing raw months")
+)
+
 
 @dg.asset(
     partitions_def=region_partitions,
     deps=[_klines_dep, corporate_actions],
+    automation_condition=REDERIVE_ON_UPSTREAM_UPDATE,
     **dataset_asset(KLINES_DAILY_ADJUSTED),
     check_specs=[
         dg.AssetCheckSpec(SHOWN_CHECK, asset="klines_daily_adjusted",

@@ -118,9 +118,13 @@ def fx_daily(context: dg.AssetExecutionContext, config: RunClock, itick: ITickRe
     )
 
 
+# Its inputs are region partitions written together by fundamentals_refresh, so plain eager() fits: it re-derives
+# a region after fundamentals_daily or fx_daily update outside that job (a run that also derives valuation_daily
+# does not trigger it twice: any_deps_updated ignores updates from runs that targeted this asset too).
 @dg.asset(
     partitions_def=region_partitions,
     deps=[fundamentals_daily, fx_daily],
+    automation_condition=dg.AutomationCondition.eager(),
     **dataset_asset(VALUATION_DAILY),
 )
 def valuation_daily(context: dg.AssetExecutionContext, config: RunClock, storage: StorageResource

@@ -12,7 +12,10 @@ from assets.partitions import key
 from assets.securities import securities
 from assets.security_master import security_master
 from assets.trading_calendar import trading_calendar
-from checks.asset_checks import CHECK_KEYS
+from checks.asset_checks import CHECK_KEYS as WAREHOUSE_CHECK_KEYS
+from checks.freshness import FRESHNESS_CHECK_KEYS
+
+CHECK_KEYS = WAREHOUSE_CHECK_KEYS + FRESHNESS_CHECK_KEYS
 
 # Warehouse-wide checks scan everything stored: they run in their own job (and schedule), not in every nightly
 # run. The checks a klines step evaluates on what it wrote run inside that step.
@@ -50,7 +53,15 @@ warehouse_checks = dg.define_asset_job(
     "warehouse_checks",
     selection=dg.AssetSelection.checks(*CHECK_KEYS),
     description="Warehouse-wide checks over everything stored: unique keys, bars only on sessions and inside "
-                "listing windows, lake and warehouse in step, security master not empty.",
+                "listing windows, lake and warehouse in step, security master not empty; and each region's "
+                "freshness.",
+)
+
+# Freshness alone, for its hourly schedule: a max and a count per region, not the warehouse-wide checks' scans.
+klines_freshness = dg.define_asset_job(
+    "klines_freshness",
+    selection=dg.AssetSelection.checks(*FRESHNESS_CHECK_KEYS),
+    description="Per region: is the session due by now (its local midnight + TICKLAKE_FRESHNESS_HOURS) stored?",
 )
 
 

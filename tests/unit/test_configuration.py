@@ -62,6 +62,7 @@ READERS: dict[str, Callable[[], object]] = {
     "TICKLAKE_FUNDAMENTALS_BUDGET": lambda: settings.fundamentals_budget(5),
     "TICKLAKE_MAX_VANISHED_SHARE": settings.max_vanished_share,
     "TICKLAKE_RECONCILE_SESSIONS": settings.reconcile_sessions,
+    "TICKLAKE_FRESHNESS_HOURS": settings.freshness_hours,
 }
 
 BAD_VALUES = [
@@ -96,6 +97,8 @@ BAD_VALUES = [
     ("TICKLAKE_RECONCILE_SESSIONS", "0", "whole number"),
     ("TICKLAKE_FUNDAMENTALS_BUDGET", "-1", "whole number >= 0"),
     ("TICKLAKE_FUNDAMENTALS_BUDGET", "lots", "whole number >= 0"),
+    ("TICKLAKE_FRESHNESS_HOURS", "-1", "whole number from 0 to 168"),
+    ("TICKLAKE_FRESHNESS_HOURS", "6.5", "whole number from 0 to 168"),
 ]
 
 
