@@ -1,7 +1,8 @@
 """The quick-start run, per configured region: the reference data (symbol list, trading calendar, point-in-time
 security master, splits), the nightly klines job over the most recent months (one single-run backfill), the
 fundamentals (valuation snapshots within the call budget, FX, valuation), then the split-adjusted bars; then it
-prints what was built and queries to try.
+prints what was built and queries to try, and walks through a restatement being detected by the reconciliation
+sensor, recorded and applied (three simulated evenings in a temporary home).
 
     python -m automation.demo [--months 2]
 
@@ -44,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--months", type=int, default=2, help="months per region, the current one included "
                                                               "(default 2)")
+    parser.add_argument("--skip-walkthrough", action="store_true",
+                        help="skip the restatement walk-through (three simulated evenings, about 10 s)")
     args = parser.parse_args(argv)
 
     paths = settings.Paths(settings.home())
@@ -81,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"{_metadata(analytics, 'klines_daily_adjusted', 'dagster/row_count')} adjusted bars")
     elapsed = time.perf_counter() - started
     _summary(paths, itick.endpoint, calls, elapsed)
+    if not args.skip_walkthrough:
+        from automation import walkthrough
+
+        print()
+        print("\n".join(walkthrough.describe(walkthrough.run())))
     return 0
 
 

@@ -111,8 +111,10 @@ def reconcile_klines(source: MarketDataSource, lake: Lake, warehouse: Warehouse,
     found = differences(stored, fetched, answered)
     recorded = record(lake, warehouse, found, region=region, source=source.name, run_id=run_id, now=now)
     if len(found):
+        shown = "; ".join(f"{r.symbol} {r.date:%Y-%m-%d} {r.field} {r.stored_value:g} -> {r.source_value:g}"
+                          for r in found.head(5).itertuples())
         log(f"{region}: {len(found)} difference(s) with the source over {sessions[0]}..{sessions[-1]} "
-            f"({recorded} new): {found.head(5).to_dict('records')}")
+            f"({recorded} new): {shown}")
     return ReconciliationResult(region, list(sessions), len(codes), found, recorded, source.spent().minus(start))
 
 

@@ -227,6 +227,10 @@ def test_quick_start_demo_runs_on_the_embedded_simulator(tmp_path):
     # every hint the demo prints is a query that ran and shows prices
     assert "close" in out.stdout
     assert "Try (reconnect" in out.stdout
+    # the restatement walk-through: detected, recorded (ledger rows printed), applied, the old value kept
+    assert "reconciliation_us found" in out.stdout
+    assert " close     stored " in out.stdout
+    assert "already re-checked" in out.stdout
 
 
 def test_a_session_that_has_not_closed_is_not_written_as_empty(make_server, resources_for, home):
