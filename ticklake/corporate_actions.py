@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ticklake.dictionary.reference_data import CORPORATE_ACTIONS
+from ticklake.fetchers import fetch
 from ticklake.ingest import with_lineage
 from ticklake.lake import Lake
 from ticklake.sources import FetchReport, Source
@@ -109,9 +110,8 @@ def refresh_corporate_actions(source: Source, lake: Lake, warehouse: Warehouse, 
                               ) -> CorporateActionsResult:
     """Upsert the source's current split list into the region's corporate_actions."""
     fixed = repair(lake, warehouse, CORPORATE_ACTIONS, region, source=source.name, run_id=run_id, now=now, log=log)
-    fetcher = source.fetcher(CORPORATE_ACTIONS.name)
     query = SplitsQuery(region)
-    splits = fetcher.transform(query, fetcher.extract(query))
+    splits = fetch(source, CORPORATE_ACTIONS, query)
     values = {"region": region, "source": source.name}
     old = lake.read(CORPORATE_ACTIONS, **values)
     not_in_feed: list[str] = []

@@ -11,11 +11,14 @@ dataset is a second fetcher, and the write path (ticklake/store.py) never change
 
 from __future__ import annotations
 
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import pandas as pd
 
 from ticklake.dictionary import Dataset
+
+if TYPE_CHECKING:
+    from ticklake.sources import Source
 
 QueryT = TypeVar("QueryT", contravariant=True)
 RawT = TypeVar("RawT")
@@ -37,6 +40,8 @@ class Fetcher(Protocol, Generic[QueryT, RawT]):
         ...
 
 
-def fetch(fetcher: Fetcher[QueryT, Any], query: QueryT) -> pd.DataFrame:
-    """Extract then transform: what callers use when they need no access to the raw answer."""
+def fetch(source: Source, dataset: Dataset, query: Any) -> pd.DataFrame:
+    """`dataset` from `source` for `query`: its fetcher's extract then transform (callers that need no access to
+    the raw answer)."""
+    fetcher = source.fetcher(dataset.name)
     return fetcher.transform(query, fetcher.extract(query))

@@ -20,6 +20,7 @@ from ticklake import markets
 from ticklake.dictionary import SECURITIES
 from ticklake.dictionary.analytics import PE_BAND_MIN_SNAPSHOTS, PE_BAND_YEARS, VALUATION_DAILY
 from ticklake.dictionary.fundamentals import FUNDAMENTALS_DAILY, FX_DAILY
+from ticklake.fetchers import fetch
 from ticklake.ingest import with_lineage
 from ticklake.lake import Lake
 from ticklake.sources import FetchReport, Source
@@ -202,9 +203,8 @@ def refresh_fx(source: Source, lake: Lake, warehouse: Warehouse, *, region: str,
         (first_snapshot,) = con.execute("SELECT min(as_of) FROM fundamentals_daily WHERE region = ?",
                                         [region]).fetchone()
     first = fx_window(currencies, stored, first_snapshot, today)
-    fetcher = source.fetcher(FX_DAILY.name)
     query = FxQuery(region, tuple(currencies), first, today)
-    frame = fetcher.transform(query, fetcher.extract(query))
+    frame = fetch(source, FX_DAILY, query)
     missing = sorted(set(currencies) - set(frame["currency"].astype(str)))
     if missing:
         log(f"{region}: no FX closes for {missing} between {first} and {today}")

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ticklake import markets, settings
 from ticklake.dictionary.reference_data import SECURITY_MASTER
+from ticklake.fetchers import fetch
 from ticklake.ingest import with_lineage
 from ticklake.lake import Lake
 from ticklake.sources import FetchReport, Source
@@ -128,9 +129,8 @@ def refresh_security_master(source: Source, lake: Lake, warehouse: Warehouse, *,
                             ) -> SecurityMasterResult:
     """Fold the source's current symbol list (and IPO listing dates) into the region's interval history."""
     fixed = repair(lake, warehouse, SECURITY_MASTER, region, source=source.name, run_id=run_id, now=now, log=log)
-    fetcher = source.fetcher(SECURITY_MASTER.name)
     query = ListingsQuery(region)
-    listed = fetcher.transform(query, fetcher.extract(query))
+    listed = fetch(source, SECURITY_MASTER, query)
     rejected = list(listed.attrs.get("rejected", []))
     if rejected:
         log(f"{region}: refused {len(rejected)} symbol-list entr(ies): {'; '.join(rejected[:5])}")

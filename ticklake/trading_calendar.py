@@ -16,6 +16,7 @@ import pandas as pd
 
 from ticklake import markets, settings
 from ticklake.dictionary.reference_data import TRADING_CALENDAR
+from ticklake.fetchers import fetch
 from ticklake.ingest import with_lineage
 from ticklake.lake import Lake
 from ticklake.sources import FetchReport, Source
@@ -81,8 +82,7 @@ def refresh_trading_calendar(source: Source, lake: Lake, warehouse: Warehouse, *
     """Fetch the source's holidays, build the region's calendar and replace its lake file."""
     fixed = repair(lake, warehouse, TRADING_CALENDAR, region, source=source.name, run_id=run_id, now=now, log=log)
     query = query or default_query(region)
-    fetcher = source.fetcher(TRADING_CALENDAR.name)
-    frame = fetcher.transform(query, fetcher.extract(query))
+    frame = fetch(source, TRADING_CALENDAR, query)
     years = sorted(int(y) for y in frame.attrs.get("source_years", []))
     written = write(lake, warehouse, TRADING_CALENDAR, {"region": region, "source": source.name},
                     with_lineage(frame, source.name, run_id, now), run_id=run_id, now=now)
