@@ -31,7 +31,7 @@ from ticklake.transforms import (
     merge_answered,
     merge_security_master,
     sort_table,
-    string_array,
+    with_lineage,
 )
 from ticklake.warehouse import Warehouse
 
@@ -108,16 +108,6 @@ class _PendingMonth:
     @property
     def ready(self) -> bool:
         return self.seen >= self.needed
-
-
-def with_lineage(frame: pd.DataFrame, source: str, run_id: str, now: dt.datetime) -> pd.DataFrame:
-    n = len(frame)
-    stamp = np.full(n, pd.Timestamp(now).tz_convert("UTC").value // 1_000_000, dtype=np.int64)
-    return frame.assign(
-        source=string_array([source], [n]),
-        ingested_at=pd.to_datetime(stamp, unit="ms", utc=True).astype("datetime64[ms, UTC]"),
-        run_id=string_array([run_id], [n]),
-    )
 
 
 def ingest_daily_bars(

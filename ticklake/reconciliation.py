@@ -14,50 +14,29 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from ticklake.dictionary import KLINES_DAILY
 from ticklake.dictionary.operations import RECONCILIATION_LOG
-from ticklake.ingest import universe, with_lineage
+from ticklake.ingest import universe
 from ticklake.lake import Lake
+from ticklake.ledger import compare, ledger_rows
 from ticklake.sources import FetchReport, MarketDataSource
 from ticklake.store import repair, write
 from ticklake.warehouse import Warehouse
 
 FIELDS = ("open", "high", "low", "close", "volume", "turnover")  # the values a restatement can change
-BAR_ADDED, BAR_WITHDRAWN = "bar_added", "bar_withdrawn"  # a late bar; a bar the source no longer has
-RELATIVE_TOLERANCE = 1e-12  # float noise only: any real restatement differs by far more
-_COLUMNS = ["symbol", "date", "field", "stored_value", "source_value"]
 
 
 def differences(stored: pd.DataFrame, fetched: pd.DataFrame, answered: set[str]) -> pd.DataFrame:
     """Pure: one row per (symbol, date, field) where the source's answer differs from what is stored.
 
     Only codes the source answered with bars count (absence is not data: a code left out says nothing). A bar
-    the source has and nothing stored is `bar_added` (a late bar); a stored bar of an answered code that the
-    source no longer has is `bar_withdrawn`."""
-    stored = stored[stored["symbol"].isin(list(answered))]
-    fetched = fetched[fetched["symbol"].isin(list(answered))]
-    merged = stored.merge(fetched, on=["symbol", "trade_date"], how="outer", suffixes=("_stored", "_source"),
-                          indicator=True)
-    out = []
-    added = merged[merged["_merge"] == "right_only"]
-    out.append(pd.DataFrame({"symbol": added["symbol"], "date": added["trade_date"], "field": BAR_ADDED,
-                             "stored_value": np.nan, "source_value": added["close_source"]}))
-    withdrawn = merged[merged["_merge"] == "left_only"]
-    out.append(pd.DataFrame({"symbol": withdrawn["symbol"], "date": withdrawn["trade_date"], "field": BAR_WITHDRAWN,
-                             "stored_value": withdrawn["close_stored"], "source_value": np.nan}))
-    both = merged[merged["_merge"] == "both"]
-    for name in FIELDS:
-        a, b = both[f"{name}_stored"].to_numpy(dtype="float64"), both[f"{name}_source"].to_numpy(dtype="float64")
-        differ = ~np.isclose(a, b, rtol=RELATIVE_TOLERANCE, atol=0.0, equal_nan=True)
-        changed = both[differ]
-        out.append(pd.DataFrame({"symbol": changed["symbol"], "date": changed["trade_date"], "field": name,
-                                 "stored_value": a[differ], "source_value": b[differ]}))
-    frame = pd.concat([f for f in out if len(f)], ignore_index=True) if any(len(f) for f in out) else \
-        pd.DataFrame({c: pd.Series(dtype="float64" if c.endswith("value") else "object") for c in _COLUMNS})
-    return frame.sort_values(["date", "symbol", "field"], ignore_index=True)[_COLUMNS]
+    the source has and nothing stored is `added` (a late bar); a stored bar of an answered code that the source
+    no longer has is `withdrawn`."""
+    keep = list(answered)
+    return compare(stored[stored["symbol"].isin(keep)], fetched[fetched["symbol"].isin(keep)], list(FIELDS),
+                   "trade_date", added=True)
 
 
 def correction_key(region: str, month: str, rows: pd.DataFrame) -> str:
@@ -121,23 +100,10 @@ def reconcile_klines(source: MarketDataSource, lake: Lake, warehouse: Warehouse,
 def record(lake: Lake, warehouse: Warehouse, found: pd.DataFrame, *, region: str, source: str, run_id: str,
            now: dt.datetime) -> int:
     """Add the differences to reconciliation_log (upsert by the correction's identity); return how many are new."""
-    values = {"region": region, "source": source}
     repair(lake, warehouse, RECONCILIATION_LOG, region, source=source, run_id=run_id, now=now)
     if found.empty:
         return 0
-    month = pd.to_datetime(found["date"]).dt.strftime("%Y-%m")
-    rows = pd.DataFrame({
-        "dataset": pd.array([KLINES_DAILY.name] * len(found), dtype="string"),
-        "region": pd.array([region] * len(found), dtype="string"),
-        "symbol": pd.array(found["symbol"], dtype="string"),
-        "date": pd.to_datetime(found["date"]).astype("datetime64[ms]"),
-        "field": pd.array(found["field"], dtype="string"),
-        "stored_value": found["stored_value"].astype("float64"),
-        "source_value": found["source_value"].astype("float64"),
-        "partition": pd.array(month + "|" + region, dtype="string"),
-    })
-    stamped = with_lineage(rows, source, run_id, now)
-    stamped.insert(RECONCILIATION_LOG.columns.index("detected_at"), "detected_at", stamped["ingested_at"])
-    written = write(lake, warehouse, RECONCILIATION_LOG, values, stamped[RECONCILIATION_LOG.columns],
-                    run_id=run_id, now=now)
+    rows = ledger_rows(KLINES_DAILY, found, region=region, source=source, run_id=run_id, now=now)
+    written = write(lake, warehouse, RECONCILIATION_LOG, {"region": region, "source": source}, rows, run_id=run_id,
+                    now=now)
     return written.diff.get("added", 0)

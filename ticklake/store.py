@@ -19,8 +19,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ticklake import markets
+from ticklake import ledger, markets
 from ticklake.dictionary import HISTORY, LAKE_PARTITIONS, Dataset, LakeKey, month_bounds
+from ticklake.dictionary.operations import RECONCILIATION_LOG
 from ticklake.lake import LEGACY_FILE_NAME, Lake
 from ticklake.schemas import validate
 from ticklake.transforms import sort_table
@@ -156,35 +157,54 @@ def superseded(dataset: Dataset, previous: pa.Table | None, current: pa.Table, *
     return gone.append_column("superseded_at", stamp).append_column("superseded_by", runs).cast(history.arrow_schema)
 
 
-def _history_parts(lake: Lake, dataset: Dataset, parts: Sequence[Part], *, run_id: str, now: dt.datetime
-                   ) -> list[Part]:
-    """For a versioned dataset: each part's history file with the versions it supersedes added (upsert by key and
-    ingested_at, so a retried commit adds nothing twice)."""
-    history, out = HISTORY[dataset.name], []
-    for part in parts:
-        gone = superseded(dataset, part.previous, part.table, at=now, run_id=run_id)
-        if gone is None:
-            continue
-        stored = lake.read_table(history, **part.values)
-        if stored is not None:
-            key = list(history.key)
-            stored = stored.join(gone.select(key), keys=key, join_type="left anti").select(history.columns)
-            gone = pa.concat_tables([stored, gone])
-        out.append(Part(part.values, sort_table(gone, history)))
-    return out
+def _history_part(lake: Lake, history: Dataset, part: Part, gone: pa.Table) -> Part:
+    """The part's history file with the versions it supersedes added (upsert by key and ingested_at, so a retried
+    commit adds nothing twice)."""
+    stored = lake.read_table(history, **part.values)
+    if stored is not None:
+        key = list(history.key)
+        stored = stored.join(gone.select(key), keys=key, join_type="left anti").select(history.columns)
+        gone = pa.concat_tables([stored, gone])
+    return Part(part.values, sort_table(gone, history))
+
+
+def _ledger_parts(lake: Lake, dataset: Dataset, gone: list[tuple[Part, pa.Table]], *, run_id: str,
+                  now: dt.datetime) -> list[Part]:
+    """reconciliation_log files with the changes this write applies (one per region and source), merged with what
+    is recorded there: a change the reconciliation sensor found first is already in, and stays once."""
+    by_file: dict[tuple[str, str], list[pd.DataFrame]] = {}
+    for part, superseded_rows in gone:
+        changes = ledger.applied_changes(dataset, superseded_rows.select(dataset.columns), part.table)
+        if len(changes):
+            by_file.setdefault((part.values["region"], part.values["source"]), []).append(changes)
+    parts = []
+    for (region, source), frames in by_file.items():
+        rows = ledger.ledger_rows(dataset, pd.concat(frames, ignore_index=True), region=region, source=source,
+                                  run_id=run_id, now=now)
+        values = {"region": region, "source": source}
+        merged, _ = contents(RECONCILIATION_LOG, lake.read(RECONCILIATION_LOG, **values), rows)
+        validate(merged, RECONCILIATION_LOG)
+        parts.append(Part(values, lake.to_arrow(RECONCILIATION_LOG, merged)))
+    return parts
 
 
 def stage(lake: Lake, dataset: Dataset, parts: Sequence[Part], *, run_id: str, now: dt.datetime) -> Staged:
-    """Write the parts' lake files (after the history files of what they supersede, for a versioned dataset),
-    and build their status rows: everything but the warehouse load."""
+    """Write the parts' lake files and build their status rows: everything but the warehouse load. For a versioned
+    dataset, the versions they supersede go to its history first, and the changes they apply to the ledger."""
     loads = []
+    extra: list[tuple[Dataset, list[Part]]] = []
     if dataset.versioned:
+        gone = [(p, g) for p in parts
+                if (g := superseded(dataset, p.previous, p.table, at=now, run_id=run_id)) is not None]
         history = HISTORY[dataset.name]
-        history_parts = _history_parts(lake, dataset, parts, run_id=run_id, now=now)
-        if history_parts:
-            paths = write_lake(lake, history, history_parts)
-            loads.append((history, history_parts, status_table(lake, history, history_parts, paths, run_id=run_id,
-                                                               now=now)))
+        extra.append((history, [_history_part(lake, history, p, g) for p, g in gone]))
+        if ledger.recorded(dataset):
+            extra.append((RECONCILIATION_LOG, _ledger_parts(lake, dataset, gone, run_id=run_id, now=now)))
+    for extra_dataset, extra_parts in extra:
+        if extra_parts:
+            paths = write_lake(lake, extra_dataset, extra_parts)
+            loads.append((extra_dataset, extra_parts, status_table(lake, extra_dataset, extra_parts, paths,
+                                                                   run_id=run_id, now=now)))
     paths = write_lake(lake, dataset, parts)
     loads.append((dataset, list(parts), status_table(lake, dataset, parts, paths, run_id=run_id, now=now)))
     return Staged(loads, paths)
@@ -219,6 +239,8 @@ def repair(lake: Lake, warehouse: Warehouse, dataset: Dataset, region: str, *, s
     if dataset.versioned:
         history = repair(lake, warehouse, HISTORY[dataset.name], region, source=source, run_id=run_id, now=now,
                          log=log)
+        if ledger.recorded(dataset):  # the ledger files this dataset's writes add to
+            repair(lake, warehouse, RECONCILIATION_LOG, region, source=source, run_id=run_id, now=now, log=log)
     result = Repair(temp_files_removed=len(lake.remove_stale_temp_files(dataset)))
     if result.temp_files_removed:
         log(f"{dataset.name}: removed {result.temp_files_removed} temp file(s) left by a writer that died")

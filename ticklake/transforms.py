@@ -104,3 +104,13 @@ def merge_security_master(old: pd.DataFrame | None, listing: pd.DataFrame, as_of
     return pd.concat([fresh, carried[columns]], ignore_index=True).sort_values(["region", "symbol"]).reset_index(
         drop=True
     )
+
+
+def with_lineage(frame: pd.DataFrame, source: str, run_id: str, now: dt.datetime) -> pd.DataFrame:
+    n = len(frame)
+    stamp = np.full(n, pd.Timestamp(now).tz_convert("UTC").value // 1_000_000, dtype=np.int64)
+    return frame.assign(
+        source=string_array([source], [n]),
+        ingested_at=pd.to_datetime(stamp, unit="ms", utc=True).astype("datetime64[ms, UTC]"),
+        run_id=string_array([run_id], [n]),
+    )

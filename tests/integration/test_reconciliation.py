@@ -91,7 +91,7 @@ def test_a_restated_and_a_late_bar_are_detected_recorded_and_applied_once(make_s
         assert result.skip_reason is None, result.skip_reason
         [request] = result.run_requests
         assert request.partition_key == key("2024-06", REGION)  # only the affected partition
-        assert _query(home, "SELECT symbol, date, field FROM reconciliation_log") == [(late, MONDAY, "bar_added")]
+        assert _query(home, "SELECT symbol, date, field FROM reconciliation_log") == [(late, MONDAY, "added")]
         _launch(defs, instance, request, TUESDAY)
         assert _query(home, "SELECT count(*) FROM klines_daily WHERE symbol = ? AND trade_date = ?",
                       [late, MONDAY]) == [(1,)]
@@ -132,7 +132,30 @@ def test_a_restated_and_a_late_bar_are_detected_recorded_and_applied_once(make_s
         # each correction recorded once: the restated fields, and the late code's Monday and Tuesday bars (each
         # published a day late, each found the next evening)
         assert sorted(_query(home, "SELECT date, field FROM reconciliation_log WHERE symbol = ?", [late])) == [
-            (MONDAY, "bar_added"), (TUESDAY, "bar_added")]
+            (MONDAY, "added"), (TUESDAY, "added")]
         assert len(_query(home, "SELECT * FROM reconciliation_log")) == 2 + len(changed)
         assert _query(home, "SELECT count(*) FROM klines_daily WHERE symbol = ? AND trade_date IN (?, ?)",
                       [late, MONDAY, TUESDAY]) == [(2,)]
+
+
+def test_a_restatement_applied_by_a_backfill_is_recorded_in_the_ledger_too(make_server, resources_for, home):
+    """No change is silent: a re-run over stored months that meets a restatement records it, without any sensor."""
+    probe = make_server(now=_evening(MONDAY))
+    restated = sorted(s.code for s in probe.simulator.universe(REGION) if s.delisted is None)[0]
+    faults = {"restate_codes": frozenset({restated}), "restate_after_days": 2}
+    instance = dg.DagsterInstance.ephemeral()
+    monday = build_definitions(**resources_for(make_server(now=_evening(MONDAY), **faults)))
+    assert monday.resolve_job_def("reference_refresh").execute_in_process(instance=instance,
+                                                                         partition_key=REGION).success
+    assert run_partition_range(monday, REGION, "2024-06", "2024-06", instance=instance,
+                               run_config=_clock(MONDAY)).success
+    assert _query(home, "SELECT count(*) FROM reconciliation_log") == [(0,)]  # a first load changes nothing
+
+    wednesday = build_definitions(**resources_for(make_server(now=_evening(WEDNESDAY), **faults)))
+    rerun = run_partition_range(wednesday, REGION, "2024-06", "2024-06", instance=instance,
+                                run_config=_clock(WEDNESDAY))
+    assert rerun.success
+    ledger = _query(home, "SELECT dataset, symbol, date, field, run_id FROM reconciliation_log ORDER BY field")
+    assert {row[3] for row in ledger} >= {"close", "volume"}
+    assert {(d, s, day, r) for d, s, day, _f, r in ledger} == {("klines_daily", restated, MONDAY, rerun.run_id)}
+    assert _query(home, "SELECT count(*) FROM klines_daily_history WHERE symbol = ?", [restated]) == [(1,)]
