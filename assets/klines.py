@@ -9,6 +9,7 @@ import datetime as dt
 import warnings
 
 import dagster as dg
+import pandas as pd
 
 from assets.clock import RunClock
 from assets.metadata import dataset_asset, fetch_metadata, preview, snapshot_metadata
@@ -17,16 +18,19 @@ from assets.securities import securities
 from resources.itick import ITickResource
 from resources.storage import StorageResource
 from ticklake import markets
+from ticklake.anomalies import anomalies
 from ticklake.dictionary import KLINES_DAILY, month_bounds
 from ticklake.ingest import DIFF_KEYS, IngestResult, PartitionReport, ingest_daily_bars, nightly_dates, universe
 from ticklake.lake import Lake
-from ticklake.settings import max_missing_share
+from ticklake.settings import max_daily_move, max_missing_share
 from ticklake.sources import FetchReport
 from ticklake.warehouse import Warehouse
 
 ROWS_CHECK = "stored_rows_match_lake"
 COVERAGE_CHECK = "every_session_has_bars"
 ANSWERED_CHECK = "requested_codes_answered"
+QUARANTINE_CHECK = "no_rows_quarantined"
+PLAUSIBLE_CHECK = "daily_moves_plausible"
 MAX_LISTED = 50
 
 
@@ -52,6 +56,16 @@ with warnings.catch_warnings():
                                           "null) even after asking again keeps its stored bars and is listed here: a "
                                           "warning, an error when more than TICKLAKE_MAX_MISSING_SHARE of the codes "
                                           "(default 5%) went unanswered"),
+            dg.AssetCheckSpec(QUARANTINE_CHECK, asset="klines_daily",
+                              description="No row the source sent broke a hard rule. Broken rows go to the quarantine "
+                                          "table (rule, reason, raw values) and their codes keep what is stored for "
+                                          "those dates: a warning listing them (the step fails instead above "
+                                          "TICKLAKE_MAX_REJECTED_SHARE of a page)"),
+            dg.AssetCheckSpec(PLAUSIBLE_CHECK, asset="klines_daily",
+                              description="Soft anomalies in what the run stored: close-to-close moves beyond "
+                                          "TICKLAKE_MAX_DAILY_MOVE (default 25%) on a day without a recorded split, "
+                                          "and stale prices (a bar equal to the previous close while volume traded). "
+                                          "A warning: real markets move more than 10% in a day"),
         ],
     )
 
@@ -94,6 +108,34 @@ def klines_daily(context: dg.AssetExecutionContext, config: RunClock,
     yield _rows_check(results, warehouse)
     yield _coverage_check(results)
     yield _answered_check(results, missing_share_limit)
+    yield _quarantine_check(results)
+    yield _plausibility_check(results, warehouse, source.name)
+
+
+def _quarantine_check(results: list[IngestResult]) -> dg.AssetCheckResult:
+    rejected = [f"{r.region} {row.symbol} {pd.Timestamp(row.trade_date):%Y-%m-%d}: {row.reason}"
+                for r in results for frame in r.quarantined for row in frame.itertuples()]
+    return dg.AssetCheckResult(
+        check_name=QUARANTINE_CHECK, passed=not rejected, severity=dg.AssetCheckSeverity.WARN,
+        metadata={"rows_quarantined": dg.MetadataValue.int(len(rejected)),
+                  "details": dg.MetadataValue.text("\n".join(rejected[:MAX_LISTED]) or "none"),
+                  "query": dg.MetadataValue.text("SELECT * FROM quarantine ORDER BY ingested_at DESC")},
+    )
+
+
+def _plausibility_check(results: list[IngestResult], warehouse, source: str) -> dg.AssetCheckResult:
+    found = []
+    with warehouse.reader() as con:
+        for r in results:
+            if r.sessions:
+                found += [f"{r.region} {a}" for a in anomalies(con, region=r.region, source=source,
+                                                               first=r.sessions[0], last=r.sessions[-1])]
+    return dg.AssetCheckResult(
+        check_name=PLAUSIBLE_CHECK, passed=not found, severity=dg.AssetCheckSeverity.WARN,
+        metadata={"anomalies": dg.MetadataValue.int(len(found)),
+                  "max_daily_move": dg.MetadataValue.float(max_daily_move()),
+                  "details": dg.MetadataValue.text("\n".join(found[:MAX_LISTED]) or "none")},
+    )
 
 
 def _refuse_if_nothing_closed(results: list[IngestResult]) -> None:
@@ -139,6 +181,7 @@ def _run_metadata(results: list[IngestResult], fetch: FetchReport, source_name: 
         "run_sessions_fetched": dg.MetadataValue.int(sum(len(r.sessions) for r in results)),
         **{f"run_rows_{k}": dg.MetadataValue.int(v) for k, v in diff.items()},
         "run_unrequested_codes": dg.MetadataValue.int(sum(len(r.unrequested) for r in results)),
+        "run_rows_quarantined": dg.MetadataValue.int(sum(r.rejected_rows for r in results)),
         "run_drift_repaired": dg.MetadataValue.int(sum(len(r.repair.reloaded) + len(r.repair.rewritten)
                                                        for r in results)),
         "run_temp_files_removed": dg.MetadataValue.int(sum(r.repair.temp_files_removed for r in results)),

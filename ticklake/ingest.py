@@ -11,6 +11,7 @@ warehouse load stops the run before the lake moves further ahead, and the next r
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,10 +22,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ticklake import markets
-from ticklake.dictionary import KLINES_DAILY, SECURITIES, month_bounds
+from ticklake import markets, settings
+from ticklake.dictionary import KLINES_DAILY, SECURITIES, Dataset, month_bounds
+from ticklake.dictionary.operations import QUARANTINE
 from ticklake.lake import Lake
-from ticklake.schemas import validate
+from ticklake.schemas import split_valid, validate
 from ticklake.sources import BarsPage, FetchReport, MarketDataSource
 from ticklake.store import Part, Repair, load, repair, stage, write
 from ticklake.transforms import (
@@ -72,6 +74,11 @@ class IngestResult:
     repair: Repair = field(default_factory=Repair)
     fetch: FetchReport = field(default_factory=FetchReport)
     preview: pd.DataFrame | None = None
+    quarantined: list[pd.DataFrame] = field(default_factory=list)  # rejected rows with their rule and reason
+
+    @property
+    def rejected_rows(self) -> int:
+        return sum(len(q) for q in self.quarantined)
 
     @property
     def rows(self) -> int:
@@ -154,6 +161,11 @@ def ingest_daily_bars(
         raise ValueError(f"{region}: the security master is empty; materialize `securities` for {region} first")
     result.requested_codes = len(codes)
     _fetch_and_store(source, lake, warehouse, result, pending, codes, sessions, run_id=run_id, now=now, log=log)
+    if result.quarantined:
+        quarantine(lake, warehouse, pd.concat(result.quarantined, ignore_index=True), dataset=KLINES_DAILY,
+                   region=region, source=source.name, run_id=run_id, now=now)
+        log(f"{region}: quarantined {result.rejected_rows} row(s) that broke a hard rule; their codes keep what is "
+            f"stored for those dates: {_shown_rejections(result.quarantined)}")
     result.fetch = source.spent()
     return result
 
@@ -169,6 +181,7 @@ def _fetch_and_store(source: MarketDataSource, lake: Lake, warehouse: Warehouse,
                      pending: dict[str, _PendingMonth], codes: Sequence[str], sessions: list[dt.date], *,
                      run_id: str, now: dt.datetime, log: Callable[[str], None]) -> None:
     region = result.region
+    rejected_limit = settings.max_rejected_share()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="warehouse") as loader:
         loading: Future | None = None
 
@@ -191,9 +204,9 @@ def _fetch_and_store(source: MarketDataSource, lake: Lake, warehouse: Warehouse,
 
         for page in _prefetched(source.daily_bars(region, codes, sessions), gate=previous_load_done):
             frame = with_lineage(page.bars, source.name, run_id, now)
-            validate(frame, KLINES_DAILY, allowed_dates=page.sessions)
+            frame, rejected = _quarantine_split(frame, page, result, rejected_limit)
             result.unrequested |= set(page.unrequested)
-            _add_page(pending, frame, page)
+            _add_page(pending, frame, page, _rejected_dates(rejected))
             if result.preview is None or len(frame):
                 result.preview = frame.nlargest(10, "trade_date").copy()  # a copy: the page itself must be freed
             log(f"{region}: fetched {len(frame)} bars for {len(page.sessions)} session(s) "
@@ -205,7 +218,57 @@ def _fetch_and_store(source: MarketDataSource, lake: Lake, warehouse: Warehouse,
         previous_load_done()
 
 
-def _add_page(pending: dict[str, _PendingMonth], frame: pd.DataFrame, page: BarsPage) -> None:
+def _quarantine_split(frame: pd.DataFrame, page: BarsPage, result: IngestResult, limit: float
+                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The page's valid rows, and those that broke a hard rule (kept in `result.quarantined` for the quarantine
+    table). More than `limit` of the page rejected fails the step as before: a source that sends mostly broken
+    rows is broken, and writing the rest would hide it."""
+    good, rejected = split_valid(frame, KLINES_DAILY, allowed_dates=page.sessions)
+    if len(rejected.rows) > max(limit * len(frame), 1):
+        validate(frame, KLINES_DAILY, allowed_dates=page.sessions)  # raises, naming the rules and rows
+    if len(rejected.rows):
+        result.quarantined.append(rejected.rows.assign(rule=rejected.rules.to_numpy(),
+                                                       reason=rejected.reasons.to_numpy()))
+    return good, rejected.rows
+
+
+def _shown_rejections(frames: list[pd.DataFrame], limit: int = 5) -> str:
+    rows = pd.concat(frames, ignore_index=True).head(limit)
+    return "; ".join(f"{r.symbol} {pd.Timestamp(r.trade_date):%Y-%m-%d} {r.reason}" for r in rows.itertuples())
+
+
+def quarantine(lake: Lake, warehouse: Warehouse, rejected: pd.DataFrame, *, dataset: Dataset, region: str,
+               source: str, run_id: str, now: dt.datetime) -> int:
+    """Keep rejected rows (with `rule` and `reason` columns) in the quarantine table; return how many are new."""
+    date_column = dataset.date_column
+    raw_columns = [c for c in dataset.columns if c in rejected.columns and c not in dataset.lineage_columns]
+    raw = rejected[raw_columns].astype(str).to_dict("records")
+    rows = pd.DataFrame({
+        "dataset": pd.array([dataset.name] * len(rejected), dtype="string"),
+        "region": pd.array([region] * len(rejected), dtype="string"),
+        "code": pd.array(rejected["symbol"].astype(str), dtype="string"),
+        "date": pd.to_datetime(rejected[date_column]).astype("datetime64[ms]") if date_column else pd.NaT,
+        "rule": pd.array(rejected["rule"].astype(str), dtype="string"),
+        "reason": pd.array(rejected["reason"].astype(str), dtype="string"),
+        "raw": pd.array([json.dumps(r, sort_keys=True) for r in raw], dtype="string"),
+    })
+    repair(lake, warehouse, QUARANTINE, region, source=source, run_id=run_id, now=now)
+    written = write(lake, warehouse, QUARANTINE, {"region": region, "source": source},
+                    with_lineage(rows, source, run_id, now), run_id=run_id, now=now)
+    return written.diff.get("added", 0)
+
+
+def _rejected_dates(rejected: pd.DataFrame) -> dict[str, set[dt.date]]:
+    """code -> the dates of its rejected rows: what is stored for them must stay (absence of a valid row is not
+    data)."""
+    out: dict[str, set[dt.date]] = {}
+    for symbol, day in zip(rejected["symbol"].astype(str), pd.to_datetime(rejected["trade_date"]), strict=True):
+        out.setdefault(symbol, set()).add(day.date())
+    return out
+
+
+def _add_page(pending: dict[str, _PendingMonth], frame: pd.DataFrame, page: BarsPage,
+              rejected: dict[str, set[dt.date]] | None = None) -> None:
     """Split a validated page by month into the pending months it touches.
 
     One sort by (month, symbol, trade_date) makes every month a contiguous slice already in the lake's row order,
@@ -219,7 +282,8 @@ def _add_page(pending: dict[str, _PendingMonth], frame: pd.DataFrame, page: Bars
     # A code "answered" with no bar at all over the whole page is not trusted to erase what is stored: a backend
     # that truncates history or fails soft sends exactly that. It only replaces where it sent bars.
     present = set(pc.unique(table.column("symbol")).to_pylist())
-    replaced = frozenset(page.answered & present)
+    rejected = rejected or {}
+    replaced = frozenset(page.answered & present - set(rejected))
     by_month: dict[str, list[dt.date]] = {}
     for day in page.sessions:
         by_month.setdefault(month_of(day), []).append(day)
@@ -230,6 +294,8 @@ def _add_page(pending: dict[str, _PendingMonth], frame: pd.DataFrame, page: Bars
         target.tables.append(table.slice(lo, hi - lo))
         target.seen.update(month_sessions)
         target.answered.append((replaced, tuple(month_sessions)))
+        for code in page.answered & present & set(rejected):  # replaced except on its rejected rows' dates
+            target.answered.append((frozenset({code}), tuple(d for d in month_sessions if d not in rejected[code])))
         target.empty |= page.answered - present
         target.report.missing |= set(page.missing)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -127,6 +128,57 @@ def validate(frame: pd.DataFrame, dataset: Dataset, *, allowed_dates: Iterable[d
     except SchemaErrors as exc:
         failures = exc.failure_cases
         raise DataValidationError(dataset.name, failures, _describe(frame, failures, dataset, max_listed)) from None
+
+
+@dataclass
+class Rejected:
+    """Rows `split_valid` took out of a frame: each with the first rule it broke and why."""
+
+    rows: pd.DataFrame  # the frame's rows, as received
+    rules: pd.Series  # the rule each broke, aligned with `rows`
+    reasons: pd.Series  # in words, with the offending value
+
+
+def split_valid(frame: pd.DataFrame, dataset: Dataset, *, allowed_dates: Iterable[dt.date] | None = None,
+                max_listed: int = 10) -> tuple[pd.DataFrame, Rejected]:
+    """The frame's rows that pass every rule of the dataset, and those that break one (to quarantine).
+
+    A failure that is not about particular rows (a missing or extra column, a wrong dtype: schema drift) still
+    raises DataValidationError, since no row of such a frame can be trusted."""
+    try:
+        return validate(frame, dataset, allowed_dates=allowed_dates, max_listed=max_listed), _no_rejects(frame)
+    except DataValidationError as exc:
+        failures = exc.failures
+        located = failures["index"].notna() & failures["index"].isin(frame.index)
+        if not located.all():
+            raise
+    rule = failures["check"].astype(str).where(~failures["schema_context"].eq("Column"),
+                                               failures["column"].astype(str) + ": " + failures["check"].astype(str))
+    first = failures.assign(rule=rule).drop_duplicates("index")
+    first = first.set_index("index")
+    bad = frame.index.isin(first.index)
+    rows = frame[bad]
+    rules = first.loc[rows.index, "rule"].astype(str)
+    reasons = pd.Series([_reason(dataset, rule, row) for rule, (_, row) in zip(rules, rows.iterrows(), strict=True)],
+                        index=rows.index, dtype="string")
+    return frame[~bad], Rejected(rows, rules, reasons)
+
+
+def _reason(dataset: Dataset, rule: str, row: pd.Series) -> str:
+    """A rejected row's rule with the values it judged: `low <= min(open, close): low=12.5, open=10, close=11`."""
+    row_rule = next((r for r in dataset.rules if r.name == rule), None)
+    if row_rule is not None:
+        columns = [row_rule.column, *row_rule.others]
+    elif ":" in rule and rule.split(":", 1)[0] in row.index:
+        columns = [rule.split(":", 1)[0]]
+    else:  # the unique key, the partition window: the key says which row
+        columns = [c for c in dataset.key if c in row.index]
+    return f"{rule}: " + ", ".join(f"{c}={row[c]}" for c in columns)
+
+
+def _no_rejects(frame: pd.DataFrame) -> Rejected:
+    empty = frame.iloc[:0]
+    return Rejected(empty, pd.Series(dtype="string"), pd.Series(dtype="string"))
 
 
 def _describe(frame: pd.DataFrame, failures: pd.DataFrame, dataset: Dataset, max_listed: int) -> str:

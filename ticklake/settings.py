@@ -198,6 +198,18 @@ def max_missing_share() -> float:
     return env_fraction("TICKLAKE_MAX_MISSING_SHARE", 0.05)
 
 
+def max_rejected_share() -> float:
+    """TICKLAKE_MAX_REJECTED_SHARE: above this share of a page's rows breaking a hard rule, the step fails instead
+    of quarantining them and writing the rest (a single rejected row is always quarantined)."""
+    return env_fraction("TICKLAKE_MAX_REJECTED_SHARE", 0.05)
+
+
+def max_daily_move() -> float:
+    """TICKLAKE_MAX_DAILY_MOVE: a close-to-close move beyond this share, on a day without a recorded split, is a
+    warning (never a rejection: real markets move more than 10% in a day)."""
+    return env_fraction("TICKLAKE_MAX_DAILY_MOVE", 0.25)
+
+
 def max_vanished_share() -> float:
     """TICKLAKE_MAX_VANISHED_SHARE: a symbol list missing more than this share of the listed symbols at once is
     taken for a truncated answer, not for delistings: the security master refuses it and keeps what it holds."""

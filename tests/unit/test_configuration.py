@@ -62,6 +62,8 @@ READERS: dict[str, Callable[[], object]] = {
     "TICKLAKE_FUNDAMENTALS_BUDGET": lambda: settings.fundamentals_budget(5),
     "TICKLAKE_MAX_VANISHED_SHARE": settings.max_vanished_share,
     "TICKLAKE_RECONCILE_SESSIONS": settings.reconcile_sessions,
+    "TICKLAKE_MAX_REJECTED_SHARE": settings.max_rejected_share,
+    "TICKLAKE_MAX_DAILY_MOVE": settings.max_daily_move,
     "TICKLAKE_FRESHNESS_HOURS": settings.freshness_hours,
 }
 
@@ -95,6 +97,8 @@ BAD_VALUES = [
     ("TICKLAKE_MAX_MISSING_SHARE", "5%", "fraction from 0 to 1"),
     ("TICKLAKE_MAX_VANISHED_SHARE", "1.5", "fraction from 0 to 1"),
     ("TICKLAKE_RECONCILE_SESSIONS", "0", "whole number"),
+    ("TICKLAKE_MAX_REJECTED_SHARE", "1.5", "fraction from 0 to 1"),
+    ("TICKLAKE_MAX_DAILY_MOVE", "-1", "fraction from 0 to 1"),
     ("TICKLAKE_FUNDAMENTALS_BUDGET", "-1", "whole number >= 0"),
     ("TICKLAKE_FUNDAMENTALS_BUDGET", "lots", "whole number >= 0"),
     ("TICKLAKE_FRESHNESS_HOURS", "-1", "whole number from 0 to 168"),

@@ -75,3 +75,32 @@ def test_schema_and_ddl_come_from_the_same_field_list(dataset):
         assert f'"{field.name}" {field.duckdb_type}' in ddl
         assert schema.columns[field.name].nullable == field.nullable
         assert dataset.arrow_schema.field(field.name).type == field.arrow_type
+
+
+def test_genuine_large_moves_and_zero_volume_are_not_broken_rows():
+    """Hard rules reject impossible bars only: +11% in a day (the S&P 500 on 2008-10-13) and a day without trading
+    pass; the move is left to a warning check."""
+    from ticklake.schemas import split_valid
+
+    frame = _bars(3)
+    frame.loc[1, ["open", "high", "low", "close"]] = [10.0, 11.7, 9.9, 11.6]  # +11.6% close to close
+    frame.loc[2, "volume"] = 0.0
+    frame.loc[2, "turnover"] = 0.0
+    good, rejected = split_valid(frame, KLINES_DAILY)
+    assert len(good) == 3
+    assert rejected.rows.empty
+
+
+def test_broken_rows_are_split_off_with_their_rule_and_values():
+    from ticklake.schemas import split_valid
+
+    frame = _bars(4)
+    frame.loc[1, "low"] = frame.loc[1, "high"] * 2
+    frame.loc[3, "volume"] = -5.0
+    good, rejected = split_valid(frame, KLINES_DAILY)
+    assert good.index.tolist() == [0, 2]
+    assert rejected.rules.tolist() == ["low <= min(open, close)", "volume: volume >= 0"]
+    assert rejected.reasons.iloc[1] == "volume: volume >= 0: volume=-5.0"
+    drifted = frame.drop(columns=["turnover"])  # schema drift: no row of it can be trusted
+    with pytest.raises(DataValidationError):
+        split_valid(drifted, KLINES_DAILY)

@@ -76,3 +76,32 @@ RECONCILIATION_LOG = Dataset(
     example="SELECT detected_at, region, symbol, date, field, stored_value, source_value FROM reconciliation_log "
             "ORDER BY detected_at DESC",
 )
+
+QUARANTINE = Dataset(
+    name="quarantine",
+    description=(
+        "Rows a source sent that broke a hard rule of the data dictionary (impossible OHLC, a negative volume, a "
+        "duplicate key with conflicting values, a date outside the run's window or off the calendar, a bad code): "
+        "kept here with the rule, the reason and the raw values, never written to their dataset. The other rows "
+        "of the page are written; the step fails instead when the rejected share exceeds "
+        "TICKLAKE_MAX_REJECTED_SHARE. A quarantined row's code keeps what is stored for that date."
+    ),
+    domain="operations",
+    fields=(
+        Field("dataset", "string", "Dataset the row was meant for"),
+        REGION,
+        Field("code", "string", "The row's instrument code as sent (not held to the symbol rule: it is evidence)",
+              nullable=True),
+        Field("date", "date", "The row's date (trade_date for klines)", nullable=True),
+        Field("rule", "string", "The dictionary rule it broke (`low <= min(open, close)`, `volume >= 0`, ...)"),
+        Field("reason", "string", "What was wrong, in words, with the offending values"),
+        Field("raw", "string", "The row's values as received, JSON"),
+        *LINEAGE,
+    ),
+    key=("dataset", "region", "code", "date", "rule", "raw"),
+    lake_keys=BY_REGION,
+    sort_by=("region", "dataset", "date", "code", "rule"),
+    write_mode="snapshot",  # the same bad row sent again is recorded once
+    date_column="date",
+    example="SELECT ingested_at, dataset, region, code, date, rule, reason FROM quarantine ORDER BY ingested_at DESC",
+)

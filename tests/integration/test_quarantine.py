@@ -1,0 +1,93 @@
+"""Graded rules: a row that breaks a hard rule goes to the quarantine table (rule, reason, raw values) while the rest
+of the page is written, and what is stored for that code and date stays; too many broken rows fail the step with
+nothing of that page written. Genuine large moves and zero-volume days are not broken rows."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+
+import duckdb
+import pytest
+
+from ticklake.ingest import ingest_daily_bars, refresh_securities, universe
+from ticklake.schemas import DataValidationError
+
+pytestmark = pytest.mark.integration
+NOW = dt.datetime(2024, 6, 28, 23, 0, tzinfo=dt.UTC)
+JUNE = [dt.date(2024, 6, d) for d in range(1, 29)]
+DAY = dt.date(2024, 6, 27)
+
+
+class BreakingSource:
+    """The real iTick source over loopback, with some bars of each page made impossible (low above high), as a
+    misbehaving backend would send them."""
+
+    def __init__(self, source, broken: set[str]):
+        self._source, self.broken = source, broken
+        self.name = source.name
+
+    def __getattr__(self, name):
+        return getattr(self._source, name)
+
+    def daily_bars(self, region, codes, sessions):
+        for page in self._source.daily_bars(region, codes, sessions):
+            bars = page.bars.copy()
+            hit = bars["symbol"].astype(str).isin(self.broken) & (bars["trade_date"] == DAY.isoformat())
+            bars.loc[hit, "low"] = bars.loc[hit, "high"] * 2
+            yield dataclasses.replace(page, bars=bars)
+
+
+def _setup(make_server, resources_for):
+    server = make_server()
+    resources = resources_for(server)
+    source, storage = resources["itick"].source(), resources["storage"]
+    lake, warehouse = storage.lake(), storage.warehouse()
+    refresh_securities(source, lake, warehouse, region="US", run_id="ref", now=NOW)
+    ingest_daily_bars(source, lake, warehouse, region="US", dates=JUNE, codes=universe(lake, "US"), run_id="good",
+                      now=NOW)
+    return source, lake, warehouse
+
+
+def _rows(warehouse, sql: str, params=None) -> list[tuple]:
+    with warehouse.reader() as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def test_a_broken_row_is_quarantined_and_the_rest_written(make_server, resources_for):
+    source, lake, warehouse = _setup(make_server, resources_for)
+    codes = universe(lake, "US")
+    victim = codes[0]
+    before = _rows(warehouse, "SELECT * FROM klines_daily WHERE symbol = ? AND trade_date = ?", [victim, DAY])
+    assert before
+    day_rows = _rows(warehouse, "SELECT count(*) FROM klines_daily WHERE trade_date = ?", [DAY])
+    later = NOW + dt.timedelta(hours=1)
+    result = ingest_daily_bars(BreakingSource(source, {victim}), lake, warehouse, region="US", dates=JUNE,
+                               codes=codes, run_id="breaking", now=later)
+    assert result.rejected_rows == 1
+    [(rule, reason, raw, run)] = _rows(warehouse, "SELECT rule, reason, raw, run_id FROM quarantine")
+    assert rule == "low <= min(open, close)"
+    assert reason.startswith("low <= min(open, close): low=")
+    assert json.loads(raw)["symbol"] == victim
+    assert run == "breaking"
+    # what was stored for the victim on that date stays, as it was; every other row of the page was written
+    assert _rows(warehouse, "SELECT * FROM klines_daily WHERE symbol = ? AND trade_date = ?", [victim, DAY]) == before
+    assert _rows(warehouse, "SELECT count(*) FROM klines_daily WHERE trade_date = ?", [DAY]) == day_rows
+    # the same broken row sent again is recorded once
+    ingest_daily_bars(BreakingSource(source, {victim}), lake, warehouse, region="US", dates=JUNE, codes=codes,
+                      run_id="breaking-again", now=later)
+    assert _rows(warehouse, "SELECT count(*) FROM quarantine") == [(1,)]
+
+
+def test_too_many_broken_rows_fail_the_step_and_keep_what_is_stored(make_server, resources_for, monkeypatch):
+    source, lake, warehouse = _setup(make_server, resources_for)
+    monkeypatch.setenv("TICKLAKE_MAX_REJECTED_SHARE", "0.02")  # 6 of the page's ~220 rows broken: above it
+    codes = universe(lake, "US")
+    with duckdb.connect(str(warehouse.pipeline_path), read_only=True) as con:
+        before = con.execute("SELECT * FROM klines_daily ORDER BY ALL").fetchall()
+    with pytest.raises(DataValidationError, match="low <= min"):
+        ingest_daily_bars(BreakingSource(source, set(codes[:6])), lake, warehouse, region="US", dates=JUNE,
+                          codes=codes, run_id="broken", now=NOW + dt.timedelta(hours=1))
+    with duckdb.connect(str(warehouse.pipeline_path), read_only=True) as con:
+        assert con.execute("SELECT * FROM klines_daily ORDER BY ALL").fetchall() == before
