@@ -22,6 +22,7 @@ from automation.jobs import (
 from automation.schedules import SCHEDULES
 from automation.sensors import SENSORS
 from checks.asset_checks import ASSET_CHECKS
+from checks.expectations import ASSET_CHECKS as EXPECTATION_CHECKS
 from checks.freshness import FRESHNESS_CHECKS
 from resources.clock import ClockResource
 from resources.itick import ITickResource
@@ -34,7 +35,7 @@ def build_definitions(itick: ITickResource | None = None, storage: StorageResour
     return dg.Definitions(
         assets=[securities, trading_calendar, security_master, corporate_actions, klines_daily, klines_daily_adjusted,
                 fundamentals_daily, fx_daily, valuation_daily],
-        asset_checks=ASSET_CHECKS + FRESHNESS_CHECKS,
+        asset_checks=ASSET_CHECKS + FRESHNESS_CHECKS + EXPECTATION_CHECKS,
         jobs=[nightly_refresh, reference_refresh, analytics_refresh, fundamentals_refresh, warehouse_checks,
               klines_freshness],
         schedules=SCHEDULES,

@@ -13,9 +13,10 @@ from assets.securities import securities
 from assets.security_master import security_master
 from assets.trading_calendar import trading_calendar
 from checks.asset_checks import CHECK_KEYS as WAREHOUSE_CHECK_KEYS
+from checks.expectations import CHECK_KEYS as EXPECTATION_CHECK_KEYS
 from checks.freshness import FRESHNESS_CHECK_KEYS
 
-CHECK_KEYS = WAREHOUSE_CHECK_KEYS + FRESHNESS_CHECK_KEYS
+CHECK_KEYS = WAREHOUSE_CHECK_KEYS + FRESHNESS_CHECK_KEYS + EXPECTATION_CHECK_KEYS
 
 # Warehouse-wide checks scan everything stored: they run in their own job (and schedule), not in every nightly
 # run. The checks a klines step evaluates on what it wrote run inside that step.

@@ -1,0 +1,92 @@
+"""The Great Expectations suite (ticklake.expectations) as asset checks: one check per suite, on the asset whose
+table it validates (`<table>_expectations`, `klines_daily_completeness`, `<table>_references`).
+
+One multi-asset check runs any subset in one step: Great Expectations is imported and its Data Docs rebuilt once,
+not once per check. A failed expectation the dictionary declares (a key, a bound, a reference) is an ERROR;
+completeness and distributions (daily returns, P/E) are WARN, because real markets move and sources keep listing
+codes that stopped trading. The metadata carries the statistics and a file:// link to the suite's Data Docs page.
+"""
+
+import dagster as dg
+
+from assets.adjusted import klines_daily_adjusted
+from assets.corporate_actions import corporate_actions
+from assets.fundamentals import fundamentals_daily, fx_daily, valuation_daily
+from assets.klines import klines_daily
+from assets.securities import securities
+from assets.security_master import security_master
+from assets.trading_calendar import trading_calendar
+from resources.storage import StorageResource
+from ticklake import expectations
+
+_ASSETS = {a.key.to_user_string(): a for a in (securities, trading_calendar, security_master, corporate_actions,
+                                               klines_daily, klines_daily_adjusted, fundamentals_daily, fx_daily,
+                                               valuation_daily)}
+_DESCRIPTIONS = {
+    "expectations": "Great Expectations suite derived from the data dictionary: key unique (per source), non-null "
+                    "fields, bounds, value sets and patterns, row rules; plus the table's distributions",
+    "completeness": "Great Expectations: per region, the share of (session, listed symbol) pairs with a bar over the "
+                    f"last {expectations.SESSIONS} sessions is at least {expectations.MIN_COMPLETENESS:.0%}, and no "
+                    "session is without bars",
+    "references": "Great Expectations: every key this table refers to exists in the table it refers to",
+}
+
+
+def _check_name(suite: expectations.Suite) -> str:
+    return f"{suite.table}_{suite.kind}"
+
+
+_SUITES: dict[dg.AssetCheckKey, tuple[dg.AssetCheckSpec, expectations.Suite]] = {
+    spec.key: (spec, suite) for spec, suite in (
+        (dg.AssetCheckSpec(_check_name(s), asset=_ASSETS[s.table], description=_DESCRIPTIONS[s.kind]), s)
+        for s in expectations.suites())
+}
+
+
+def _failures_markdown(result: expectations.SuiteResult) -> str:
+    if not result.failures:
+        return "none"
+    rows = [f"| {f.severity} | {f.expectation} | {f.column or ''} | {f.observed} | {', '.join(f.examples)} |"
+            for f in result.failures]
+    return "\n".join(["| severity | expectation | column | observed | examples |", "|---|---|---|---|---|", *rows])
+
+
+def _metadata(result: expectations.SuiteResult, index: str) -> dict[str, dg.MetadataValue]:
+    metadata = {
+        "suite": dg.MetadataValue.text(result.suite.name),
+        "expectations_evaluated": dg.MetadataValue.int(result.evaluated),
+        "expectations_failed": dg.MetadataValue.int(len(result.failures)),
+        "rows_validated": dg.MetadataValue.int(result.rows),
+        "scope": dg.MetadataValue.text(result.scope),
+        "seconds": dg.MetadataValue.float(round(result.seconds, 3)),
+        "failures": dg.MetadataValue.md(_failures_markdown(result)),
+        "data_docs_index": dg.MetadataValue.path(index),
+    }
+    if result.docs_url:
+        metadata["data_docs"] = dg.MetadataValue.url(result.docs_url)
+    if "by_region" in result.stats:
+        metadata["by_region"] = dg.MetadataValue.json(result.stats["by_region"])
+    return metadata
+
+
+def _check_result(key: dg.AssetCheckKey, result: expectations.SuiteResult, index: str) -> dg.AssetCheckResult:
+    severity = dg.AssetCheckSeverity.ERROR if result.severity == "error" else dg.AssetCheckSeverity.WARN
+    return dg.AssetCheckResult(asset_key=key.asset_key, check_name=key.name, passed=result.success,
+                               severity=severity, metadata=_metadata(result, index))
+
+
+@dg.multi_asset_check(specs=[spec for spec, _ in _SUITES.values()], can_subset=True, name="great_expectations",
+                      description="The warehouse-level Great Expectations suite, with Data Docs under TICKLAKE_HOME")
+def great_expectations_checks(context: dg.AssetCheckExecutionContext, storage: StorageResource):
+    selected = {_SUITES[key][1].name: key for key in context.selected_asset_check_keys}
+    home = storage.paths.home
+    with storage.warehouse().reader() as con:
+        results = expectations.run(con, home, selected)
+    index = str(expectations.docs_index(home))
+    context.log.info(f"Great Expectations: {len(results)} suite(s) validated; Data Docs at file://{index}")
+    for result in results:
+        yield _check_result(selected[result.suite.name], result, index)
+
+
+ASSET_CHECKS = [great_expectations_checks]
+CHECK_KEYS = list(_SUITES)

@@ -1,0 +1,77 @@
+"""The Great Expectations suite passes on a warehouse the real jobs built from the simulator, fails with the
+offending keys when the pipeline's database is corrupted, and writes its Data Docs under the home only."""
+
+from __future__ import annotations
+
+import dagster as dg
+import duckdb
+import pytest
+
+from automation.jobs import run_partition_range
+from checks.expectations import CHECK_KEYS
+from definitions import build_definitions
+from ticklake import expectations
+
+pytestmark = pytest.mark.integration
+NAMES = {key.name for key in CHECK_KEYS}
+
+
+def _evaluations(defs, instance) -> dict[str, dg.AssetCheckEvaluation]:
+    result = defs.resolve_job_def("warehouse_checks").execute_in_process(instance=instance, raise_on_error=False)
+    return {c.check_name: c for c in result.get_asset_check_evaluations() if c.check_name in NAMES}
+
+
+def test_suite_passes_then_fails_on_corruption_with_docs_under_home(make_server, resources_for, home, tmp_path,
+                                                                     monkeypatch):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    defs = build_definitions(**resources_for(make_server()))
+    instance = dg.DagsterInstance.ephemeral()
+    for job in ("reference_refresh",):
+        assert defs.resolve_job_def(job).execute_in_process(instance=instance, partition_key="US").success
+    assert run_partition_range(defs, "US", "2024-05", "2024-06", instance=instance).success
+    for job in ("fundamentals_refresh", "analytics_refresh"):
+        assert defs.resolve_job_def(job).execute_in_process(instance=instance, partition_key="US").success
+
+    good = _evaluations(defs, instance)
+    assert set(good) == NAMES
+    assert {name: c.passed for name, c in good.items() if not c.passed} == {}
+    klines = good["klines_daily_expectations"].metadata
+    assert klines["expectations_failed"].value == 0
+    assert klines["rows_validated"].value > 0
+    assert klines["data_docs"].value.startswith(f"file://{home}/docs/great_expectations/")
+    assert expectations.docs_index(home).is_file()
+    assert klines["data_docs_index"].value == str(
+        expectations.docs_index(home))
+    assert list(cwd.iterdir()) == []  # nothing written to the working directory
+
+    with duckdb.connect(str(home / "state" / "pipeline.duckdb")) as con:  # what a bug could do
+        con.execute("INSERT INTO klines_daily SELECT * FROM klines_daily WHERE trade_date = '2024-06-03' "
+                    "ORDER BY symbol LIMIT 1")
+        con.execute("INSERT INTO klines_daily SELECT * REPLACE ('ZZZZ' AS symbol) FROM klines_daily "
+                    "WHERE trade_date = '2024-06-04' LIMIT 1")
+        duplicate = con.execute("SELECT symbol FROM klines_daily WHERE trade_date = '2024-06-03' ORDER BY symbol "
+                                "LIMIT 1").fetchone()[0]
+    bad = _evaluations(defs, instance)
+    assert {name for name, c in bad.items() if not c.passed} == {"klines_daily_expectations",
+                                                                 "klines_daily_references"}
+    unique, references = bad["klines_daily_expectations"], bad["klines_daily_references"]
+    assert unique.severity == references.severity == dg.AssetCheckSeverity.ERROR
+    failures = unique.metadata["failures"].value
+    assert "expect_compound_columns_to_be_unique" in failures
+    assert f"'symbol': '{duplicate}'" in failures
+    assert "US ZZZZ" in references.metadata["failures"].value
+
+
+def test_one_check_runs_on_its_own(make_server, resources_for, home):
+    defs = build_definitions(**resources_for(make_server()))
+    instance = dg.DagsterInstance.ephemeral()
+    assert defs.resolve_job_def("reference_refresh").execute_in_process(instance=instance, partition_key="US").success
+    [key] = [k for k in CHECK_KEYS if k.name == "securities_expectations"]
+    job = defs.resolve_job_def("warehouse_checks").get_subset(asset_check_selection={key})
+    result = job.execute_in_process(instance=instance, resources={"storage": defs.resources["storage"]})
+    [evaluation] = result.get_asset_check_evaluations()
+    assert evaluation.check_name == "securities_expectations"
+    assert evaluation.passed
+    assert expectations.docs_index(home).is_file()
