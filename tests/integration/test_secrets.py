@@ -106,6 +106,17 @@ def both_jobs(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[dg.Exe
     return [reference, nightly]
 
 
+def every_job(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[dg.ExecuteInProcessResult]:
+    """Every job a deployment runs, so every file they write (lake, warehouse, audit, quarantine, ledger, Data
+    Docs, failure records) and every event they log is scanned."""
+    runs = both_jobs(defs, instance)
+    for name in ("fundamentals_refresh", "analytics_refresh"):
+        runs.append(defs.resolve_job_def(name).execute_in_process(instance=instance, partition_key="US",
+                                                                   raise_on_error=False))
+    runs.append(defs.resolve_job_def("warehouse_checks").execute_in_process(instance=instance, raise_on_error=False))
+    return runs
+
+
 @pytest.mark.parametrize(("token", "why"), list(MALFORMED.values()), ids=list(MALFORMED))
 def test_a_malformed_token_fails_the_run_at_resource_init_without_a_request_or_an_echo(
         make_server, tmp_path, capfd, monkeypatch, token, why):
@@ -137,9 +148,10 @@ def test_a_valid_token_reaches_only_the_token_header(make_server, tmp_path, capf
     defs = env_definitions(monkeypatch, server, home, secret)
     texts: list[str] = []
     with sqlite_instance(tmp_path) as instance:
-        for result in both_jobs(defs, instance):
+        for result in every_job(defs, instance):
             assert result.success
             texts += run_texts(instance, result.run_id)
+    assert (home / "docs" / "great_expectations").is_dir()  # the Data Docs were scanned too
     counters = server.simulator.counters
     assert counters.total > 1
     assert counters.by_status == {200: counters.total}  # it authenticated on every call
