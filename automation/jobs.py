@@ -54,8 +54,8 @@ warehouse_checks = dg.define_asset_job(
     "warehouse_checks",
     selection=dg.AssetSelection.checks(*CHECK_KEYS),
     description="Warehouse-wide checks over everything stored: unique keys, bars only on sessions and inside "
-                "listing windows, lake and warehouse in step, security master not empty; and each region's "
-                "freshness.",
+                "listing windows, lake and warehouse in step, security master not empty; each region's freshness; "
+                "and the Great Expectations suite (completeness, distributions, references), with its Data Docs.",
 )
 
 # Freshness alone, for its hourly schedule: a max and a count per region, not the warehouse-wide checks' scans.
