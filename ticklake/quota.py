@@ -52,6 +52,14 @@ def calls_per_minute(plan: str | int) -> int:
     return value
 
 
+class QuotaWaitError(TimeoutError):
+    """The limiter would make a call wait longer than its caller allows."""
+
+    def __init__(self, wait_s: float):
+        super().__init__(f"the next call could start in {wait_s:.1f} s")
+        self.wait_s = wait_s
+
+
 def cut(limit: int, granted: int, recently_cut: bool) -> int:
     """The limit after a 429. Evidence first: the server granted `granted` calls in the last window, so that is its
     rate (idempotent, so the 429s of calls already in flight agree). Without evidence below the limit, decrease
@@ -159,8 +167,9 @@ class SlidingWindowLimiter:
         self.waited_s = 0.0
 
     # -- the quota ------------------------------------------------------------------------------------
-    def acquire(self) -> float:
-        """Block until a call may start; return the seconds waited."""
+    def acquire(self, max_wait_s: float | None = None) -> float:
+        """Block until a call may start; return the seconds waited. QuotaWaitError, without waiting, when the
+        call could not start within `max_wait_s`."""
         waited = 0.0
         while True:
             with self._locked() as state:
@@ -172,6 +181,8 @@ class SlidingWindowLimiter:
                     return waited
                 delay = max(state.blocked_until - now, _next_free(state.starts, limit, self.window_s) - now)
             delay = max(delay, 0.001)
+            if max_wait_s is not None and waited + delay > max_wait_s:
+                raise QuotaWaitError(waited + delay)
             self._sleep(delay)
             waited += delay
 
