@@ -41,7 +41,13 @@ class ITickResource(dg.ConfigurableResource):
     )
     parallel_fetch_min_bars: int = Field(default=2_000_000, ge=0)
     timeout_s: float = Field(default=30.0, gt=0)
-    max_retries: int = Field(default=5, ge=0)
+    max_retries: int = Field(default=5, ge=0, description="Retries of a 5xx, timeout or connection error (a 429 is "
+                             "retried until quota_deadline_s)")
+    quota_deadline_s: float = Field(
+        default=600.0, gt=0,
+        description="Seconds one call may keep being answered 429 (while the client slows down to what the server "
+                    "grants) before it fails naming ITICK_PLAN and the rate the server granted",
+    )
     backoff_base_s: float = Field(default=0.5, ge=0)
     bar_time_convention: Literal["exchange_local", "utc"] = Field(
         default="exchange_local",

@@ -24,9 +24,9 @@ from ticklake.quota import SlidingWindowLimiter
 
 
 def _client(server, tmp_path, *, calls=100_000, window=60.0, retries=5, token=TOKEN, margin=None,
-            backoff=0.05) -> ITickClient:
+            backoff=0.05, deadline=600.0) -> ITickClient:
     return ITickClient(server.url, token, limiter=SlidingWindowLimiter(calls, window, margin_s=margin),
-                       max_retries=retries,
+                       max_retries=retries, quota_deadline_s=deadline,
                        backoff_base_s=backoff, audit=AuditLog(tmp_path / "audit.jsonl"))
 
 
@@ -75,8 +75,9 @@ def test_protocol_rejections_name_the_problem(make_server, tmp_path):
 
 def test_429_is_retried_until_the_call_succeeds(make_server, tmp_path):
     server = make_server(calls_per_window=2, window_seconds=1.0)
-    # the client believes it has a huge quota; its backoff (0.1 s doubling: >3 s over 5 retries) outlasts a window
-    client = _client(server, tmp_path, backoff=0.2)
+    # the client believes it has a huge quota (in the same compressed 1 s window as the server's): the limiter
+    # slows down to the 2 calls per window the server grants
+    client = _client(server, tmp_path, window=1.0, backoff=0.2)
     for _ in range(5):
         assert client.symbol_list("US")
     assert server.simulator.counters.rate_limited > 0
@@ -84,11 +85,12 @@ def test_429_is_retried_until_the_call_succeeds(make_server, tmp_path):
     assert client.stats.calls == 5
 
 
-def test_quota_errors_surface_after_the_last_retry(make_server, tmp_path):
+def test_quota_errors_surface_after_the_deadline(make_server, tmp_path):
+    # a 429 is retried (max_retries counts other failures) until the call has been rate limited for the deadline
     server = make_server(calls_per_window=1, window_seconds=30.0)
-    client = _client(server, tmp_path, retries=1)
+    client = _client(server, tmp_path, retries=0, deadline=0.5)
     client.symbol_list("US")
-    with pytest.raises(ITickQuotaError, match="gave up after 2 attempts"):
+    with pytest.raises(ITickQuotaError, match=r"still rate limited .* ITICK_PLAN=100000"):
         client.symbol_list("US")
 
 

@@ -131,7 +131,9 @@ def test_same_quota_on_both_sides_gets_zero_429s(make_server, resources_for):
 
 def test_stricter_simulator_429s_are_retried_and_the_run_succeeds(make_server, resources_for, home):
     server = make_server(calls_per_window=2, window_seconds=1.0, max_codes_per_call=2)
-    resources = resources_for(server, plan="100000", max_codes_per_call=2, max_concurrency=4, backoff_base_s=0.3)
+    # the same compressed 1 s window on both sides: the client's limiter measures the server's grants per window
+    resources = resources_for(server, plan="100000", window_seconds=1.0, max_codes_per_call=2, max_concurrency=4,
+                              backoff_base_s=0.3)
     sessions = markets.sessions("US", dt.date(2024, 6, 3), dt.date(2024, 6, 28))
     result = _run(resources, "US", sessions)
     assert result.success

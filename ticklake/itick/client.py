@@ -1,7 +1,8 @@
 """HTTP client for the iTick REST API (and the simulator that speaks the same protocol).
 
 Responsibilities, in order: respect the plan's quota (client-side limiter), send `GET path?params` with the
-`token` header, retry 429/5xx/timeouts/connection errors with exponential backoff and jitter, unwrap
+`token` header, retry 429s until a deadline while the limiter slows down to what the server grants, retry
+5xx/timeouts/connection errors with exponential backoff and jitter, unwrap
 the `{code, msg, data}` envelope into data or a typed error, and audit every call (endpoint, params,
 status, latency, retries, rows) without ever recording the token.
 """
@@ -32,7 +33,7 @@ from ticklake.itick.errors import (
     ITickServerError,
     ITickUnknownSymbolError,
 )
-from ticklake.quota import SlidingWindowLimiter
+from ticklake.quota import QuotaWaitError, SlidingWindowLimiter
 from ticklake.settings import ConfigError
 from ticklake.sources import FetchReport
 from ticklake.symbols import SYMBOL_RULE, invalid_symbols, shown
@@ -108,12 +109,14 @@ class ITickClient:
         limiter: SlidingWindowLimiter,
         timeout_s: float = 30.0,
         max_retries: int = 5,
+        quota_deadline_s: float = 600.0,
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 30.0,
         transport: httpx.BaseTransport | None = None,
         audit: AuditLog | None = None,
         tags: Mapping[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ):
         if not token:
             raise ITickAuthError("no iTick token: set ITICK_TOKEN (or unset ITICK_BASE_URL to use the simulator)")
@@ -121,9 +124,10 @@ class ITickClient:
         self.base_url = base_url.rstrip("/")
         self.limiter = limiter
         self.max_retries, self.backoff_base_s, self.backoff_max_s = max_retries, backoff_base_s, backoff_max_s
+        self.quota_deadline_s = quota_deadline_s
         self.audit = audit or AuditLog(None)
         self.tags = dict(tags or {})
-        self._sleep = sleep
+        self._sleep, self._clock = sleep, clock
         self._rng = random.Random()
         self._stats = FetchReport()
         self._stats_lock = threading.Lock()
@@ -160,15 +164,25 @@ class ITickClient:
 
     # -- the one request path -------------------------------------------------------------------------
     def get(self, path: str, params: Mapping[str, Any], *, count_rows: Callable[[Any], int] = len) -> Any:
-        """GET `path` and return the envelope's `data`, or raise a typed ITickError."""
+        """GET `path` and return the envelope's `data`, or raise a typed ITickError.
+
+        A 429 is not a lost call: the limiter slows down to what the server grants and the call is retried until
+        it has been rate limited for `quota_deadline_s`. Other transient failures get `max_retries` retries."""
         clean = {k: v for k, v in params.items() if v is not None}
-        attempts = rate_limited = 0
+        attempts = rate_limited = failures = 0
+        first_429: float | None = None
         status: int | None = None
         started = time.perf_counter()
         error: ITickError | None = None
         data: Any = None
         while True:
-            waited = self.limiter.acquire()
+            try:
+                waited = self.limiter.acquire(max_wait_s=self._remaining(first_429))
+            except QuotaWaitError:  # only after a 429: the limiter now admits the call past the deadline
+                assert error is not None
+                assert first_429 is not None
+                self._past_deadline(error, first_429, rate_limited)
+                break
             with self._stats_lock:
                 self._stats.waited_s += waited
             attempts += 1
@@ -176,14 +190,22 @@ class ITickClient:
                 response = self._http.get(path, params=clean)
                 status = response.status_code
                 data = self._unwrap(path, response)
+                self.limiter.record_success()
                 error = None
                 break
             except _Retryable as exc:
                 error = exc.error
-                rate_limited += isinstance(error, ITickQuotaError)
-                if attempts > self.max_retries:
+                if isinstance(error, ITickQuotaError):
+                    rate_limited += 1
+                    first_429 = self._clock() if first_429 is None else first_429
+                    if self._rate_limited_too_long(error, first_429, rate_limited, exc.retry_after):
+                        break
+                    continue
+                failures += 1
+                if failures > self.max_retries:
+                    error.args = (f"{error.args[0]} (gave up after {attempts} attempts)",)
                     break
-                self._sleep(self._backoff(attempts, exc.retry_after))
+                self._sleep(self._backoff(failures, exc.retry_after))
             except httpx.LocalProtocolError:
                 # Raised before anything is sent (h11 refuses a header value): retrying cannot help, and the
                 # exception's text quotes the value, which may be the token, so it is neither kept nor chained.
@@ -196,10 +218,14 @@ class ITickClient:
                 error = ITickServerError(
                     f"{path}: {type(exc).__name__} talking to {self.base_url} ({exc})", endpoint=path
                 )
-                if attempts > self.max_retries:
+                failures += 1
+                if failures > self.max_retries:
+                    error.args = (f"{error.args[0]} (gave up after {attempts} attempts)",)
                     break
-                self._sleep(self._backoff(attempts, None))
+                self._sleep(self._backoff(failures, None))
             except ITickError as exc:
+                if not isinstance(exc, ITickAuthError):
+                    self.limiter.record_success()  # the server answered, so it granted the call
                 error = exc
                 break
         rows = 0
@@ -210,10 +236,33 @@ class ITickClient:
                 rows = 1
         self._record(path, clean, status, started, attempts, rate_limited, rows, error)
         if error is not None:
-            if isinstance(error, ITickQuotaError | ITickServerError) and attempts > self.max_retries:
-                error.args = (f"{error.args[0]} (gave up after {attempts} attempts)",)
             raise error
         return data
+
+    def _remaining(self, first_429: float | None) -> float | None:
+        """Seconds left before a rate-limited call gives up (None: never rate limited, no deadline)."""
+        return None if first_429 is None else self.quota_deadline_s - (self._clock() - first_429)
+
+    def _rate_limited_too_long(self, error: ITickError, first_429: float, count: int,
+                               retry_after: float | None) -> bool:
+        """After a 429: tell the limiter (it slows down, honours Retry-After) and back off; True once the call has
+        been rate limited past the deadline."""
+        remaining = self._remaining(first_429)
+        assert remaining is not None
+        if remaining <= 0:
+            self._past_deadline(error, first_429, count)
+            return True
+        self.limiter.record_rate_limited(None if retry_after is None else min(retry_after, remaining))
+        if retry_after is None:  # the limiter alone may admit the retry at once: back off, at most a window
+            self._sleep(min(self._backoff(count, None), self.limiter.nominal_window_s, remaining))
+        return False
+
+    def _past_deadline(self, error: ITickError, first_429: float, count: int) -> None:
+        """Name ITICK_PLAN, the observed rate and the deadline in the error that ends a rate-limited call."""
+        elapsed = self._clock() - first_429
+        error.args = (f"{error.args[0]}: still rate limited {elapsed:.1f} s after the first 429 ({count} answered 429, "
+                      f"quota_deadline_s={self.quota_deadline_s:g}): {self.limiter.describe()}; set ITICK_PLAN to "
+                      "what the account grants",)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:

@@ -41,6 +41,7 @@ class ITickConfig:
     parallel_fetch_min_bars: int = 2_000_000
     timeout_s: float = 30.0
     max_retries: int = 5
+    quota_deadline_s: float = 600.0  # how long one call may keep being answered 429 before it fails
     backoff_base_s: float = 0.5
     bar_time_convention: Literal["exchange_local", "utc"] = "exchange_local"
     sim_symbols_per_region: int = 20
@@ -153,7 +154,7 @@ def build_client(config: ITickConfig, tags: dict[str, str] | None = None) -> ITi
     account = hashlib.sha256(f"{config.endpoint}\0{token}".encode()).hexdigest()[:16]  # never the token itself
     paths.state.mkdir(parents=True, exist_ok=True)
     limiter = SlidingWindowLimiter(rate, config.window_seconds, margin_s=config.quota_margin_s,
-                                   state_file=paths.state / f"quota-{account}.txt")
+                                   state_file=paths.state / f"quota-{account}.txt", plan=config.plan)
     audit = AuditLog(paths.audit / f"api_calls-{dt.datetime.now(dt.UTC):%Y-%m-%d}.jsonl")
     return ITickClient(
         config.endpoint if config.endpoint != EMBEDDED else "http://itick-sim.local",
@@ -161,6 +162,7 @@ def build_client(config: ITickConfig, tags: dict[str, str] | None = None) -> ITi
         limiter=limiter,
         timeout_s=config.timeout_s,
         max_retries=config.max_retries,
+        quota_deadline_s=config.quota_deadline_s,
         backoff_base_s=config.backoff_base_s,
         transport=transport,
         audit=audit,

@@ -1,0 +1,116 @@
+"""A plan set higher than the server's real quota slows down to what the server grants and finishes, over real
+loopback HTTP against the simulator, in compressed time (a 1 s window on both sides instead of a minute)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass
+
+import httpx
+import pandas as pd
+import pytest
+
+from tests.conftest import TOKEN
+from ticklake import markets
+from ticklake.itick.client import ITickClient
+from ticklake.itick.errors import ITickQuotaError
+from ticklake.quota import SlidingWindowLimiter
+
+WINDOW = 1.0
+SERVER_CALLS = 30
+# 12 codes, one per call, 63 sessions in pages of 7: about 100 kline calls (fewer for codes listed or delisted in
+# between), four windows at 30 per window
+SESSIONS = markets.sessions("US", dt.date(2024, 4, 1), dt.date(2024, 6, 28))
+
+
+@dataclass
+class Fetch:
+    bars: pd.DataFrame
+    seconds: float
+    server_429: int
+    client_429: int
+    calls: int
+    limit: int
+
+
+def fetch_at(make_server, resources_for, plan: str, **extra) -> Fetch:
+    """Every US bar of the window at `plan`, from a fresh server that grants 30 calls per window."""
+    server = make_server(calls_per_window=SERVER_CALLS, window_seconds=WINDOW, max_codes_per_call=1)
+    itick = resources_for(server, plan=plan, window_seconds=WINDOW, quota_margin_s=0.2, max_codes_per_call=1,
+                          max_bars_per_call=7, max_concurrency=4, **{"fetch_processes": 1, **extra})["itick"]
+    codes = [s.code for s in server.simulator.universe("US")]
+    source = itick.source()
+    started = time.perf_counter()
+    pages = list(source.daily_bars("US", codes, SESSIONS))
+    seconds = time.perf_counter() - started
+    bars = pd.concat([p.bars for p in pages], ignore_index=True).sort_values(["symbol", "trade_date"])
+    spent = source.spent()
+    return Fetch(bars.reset_index(drop=True), seconds, server.simulator.counters.rate_limited, spent.rate_limited,
+                 spent.calls, itick.client().limiter.limit)
+
+
+def test_plan_pro_against_a_server_granting_30_finishes_with_the_same_bars(make_server, resources_for, caplog):
+    with caplog.at_level(logging.WARNING, logger="ticklake.quota"):
+        pro = fetch_at(make_server, resources_for, "pro")
+    right = fetch_at(make_server, resources_for, str(SERVER_CALLS))
+    pd.testing.assert_frame_equal(pro.bars, right.bars)
+    assert pro.calls == right.calls > 90
+    assert len(pro.bars) > 600
+    assert pro.server_429 == pro.client_429 > 0  # every 429 was seen, retried and counted
+    assert pro.server_429 <= 4 + 3 * 4  # the first overshoot (calls in flight), then about one probe per window
+    assert 26 <= pro.limit <= 31  # what the server grants, not the plan's 600
+    assert pro.seconds < 3 * right.seconds + 2
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert "ITICK_PLAN=pro allows 600: slowing down to" in warnings[0]
+    assert "granted about" in warnings[0]
+    assert "set ITICK_PLAN=" in warnings[0]
+    assert TOKEN not in caplog.text
+    print(f"\nplan=pro: {pro.seconds:.2f} s, {pro.server_429} x 429; plan=30: {right.seconds:.2f} s, "
+          f"{right.server_429} x 429 ({pro.calls} calls, server 30 per {WINDOW:g} s)")
+
+
+def test_a_plan_below_the_server_limit_gets_no_429(make_server, resources_for, caplog):
+    with caplog.at_level(logging.WARNING, logger="ticklake.quota"):
+        lower = fetch_at(make_server, resources_for, "25")
+    assert lower.server_429 == 0
+    assert lower.limit == 25
+    assert len(lower.bars) > 600
+    assert not [r for r in caplog.records if r.name == "ticklake.quota"]
+
+
+def test_parallel_fetch_processes_adapt_together(make_server, resources_for):
+    right = fetch_at(make_server, resources_for, str(SERVER_CALLS))
+    pro = fetch_at(make_server, resources_for, "pro", fetch_processes=2, parallel_fetch_min_bars=0)
+    pd.testing.assert_frame_equal(pro.bars, right.bars)
+    assert 0 < pro.server_429 <= 4 + 3 * 5  # the workers share one window and one limit through the state file
+
+
+def test_a_call_rate_limited_past_the_deadline_names_the_plan_and_the_rate(make_server, tmp_path):
+    server = make_server(calls_per_window=1, window_seconds=30.0)
+    limiter = SlidingWindowLimiter(600, 30.0, plan="pro")
+    client = ITickClient(server.url, TOKEN, limiter=limiter, quota_deadline_s=1.0, backoff_base_s=0.05)
+    client.symbol_list("US")
+    with pytest.raises(ITickQuotaError, match=r"still rate limited .*ITICK_PLAN=pro allows 600") as err:
+        client.symbol_list("US")
+    assert "granted about 1 calls per 30 s" in str(err.value)
+    assert TOKEN not in str(err.value)
+    assert client.stats.rate_limited >= 1
+
+
+def test_retry_after_is_honoured_before_the_retry(tmp_path):
+    answers = iter([httpx.Response(429, headers={"Retry-After": "0.6"}, json={"code": 429, "msg": "too much"})])
+    sent: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(time.monotonic())
+        return next(answers, None) or httpx.Response(200, json={"code": 0, "msg": "ok", "data": [{"c": "AAPL"}]})
+
+    client = ITickClient("http://itick.test", TOKEN, limiter=SlidingWindowLimiter(600, 60.0, plan="pro"),
+                         transport=httpx.MockTransport(handler))
+    assert client.symbol_list("US") == [{"c": "AAPL"}]
+    assert sent[1] - sent[0] >= 0.6
+    assert client.stats.rate_limited == 1
+    assert client.stats.retries == 1
