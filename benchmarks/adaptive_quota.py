@@ -1,7 +1,7 @@
 """Figures for the adaptive quota: wall time and 429s of one US kline fetch at plan=pro, at the server's own rate
 and below it, against a simulator that grants 30 calls per window, over loopback HTTP in compressed time.
 
-    .venv/bin/python -m tests.benchmarks.adaptive_quota [--window 1.0] [--runs 3] [--codes 12]
+    .venv/bin/python -m benchmarks.adaptive_quota [--window 1.0] [--runs 3] [--codes 12]
 """
 
 from __future__ import annotations
