@@ -11,7 +11,7 @@ import time
 
 from itick_sim.app import Simulator
 from itick_sim.server import serve
-from itick_sim.settings import SimSettings
+from itick_sim.settings import FAULT_KINDS, SimSettings
 
 
 def _is_loopback(host: str) -> bool:
@@ -74,6 +74,15 @@ def parser() -> argparse.ArgumentParser:
                         help="these codes' most recent bars come late (left out of kline answers)")
     faults.add_argument("--late-bar-days", type=int, default=SimSettings.late_bar_days, metavar="N",
                         help="a bar of session D is served from calendar day D+N on (exchange-local)")
+    faults.add_argument("--fault-rate", type=float, default=0.0, metavar="P",
+                        help="probability that a request meets a transport fault (deterministic from --seed)")
+    faults.add_argument("--fault-kinds", type=_codes, default=FAULT_KINDS, metavar="K,K",
+                        help=f"kinds drawn from (default all: {','.join(FAULT_KINDS)})")
+    faults.add_argument("--fault-max", type=int, default=None, metavar="N", help="at most N faults in all")
+    faults.add_argument("--fault-timeout-s", type=float, default=SimSettings.fault_timeout_s, metavar="S",
+                        help="a 'timeout' fault answers after S seconds")
+    faults.add_argument("--fault-retry-after-s", type=float, default=SimSettings.fault_retry_after_s, metavar="S",
+                        help="Retry-After sent with a '429' fault")
     return p
 
 
@@ -97,6 +106,11 @@ def settings_from_args(args: argparse.Namespace) -> SimSettings:
         restate_after_days=args.restate_after_days,
         late_bar_codes=frozenset(args.late_bar_codes),
         late_bar_days=args.late_bar_days,
+        fault_rate=args.fault_rate,
+        fault_kinds=args.fault_kinds,
+        fault_max=args.fault_max,
+        fault_timeout_s=args.fault_timeout_s,
+        fault_retry_after_s=args.fault_retry_after_s,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import threading
 import time
@@ -47,6 +48,20 @@ KTYPES_KNOWN = set(range(1, 11))
 SERIES_CACHE_SIZE = 1024  # at least; grows to the served universe (~240 KB a symbol) up to the cap
 SERIES_CACHE_CAP = 6000
 IPO_TYPES = ("recent", "upcoming")
+# Injected faults answered instead of the endpoint: (HTTP status, body)
+FAULT_ANSWERS = {
+    "429": (429, RATE_LIMIT_BODY),
+    "429_bare": (429, RATE_LIMIT_BODY),
+    "500": (500, b'{"code":500,"msg":"injected fault: internal server error","data":null}'),
+    "503": (503, b'{"code":503,"msg":"injected fault: service unavailable","data":null}'),
+    "envelope_error": (200, b'{"code":5001,"msg":"injected fault: upstream data service unavailable","data":null}'),
+}
+
+
+def _fault_draw(seed: int, n: int) -> tuple[float, int]:
+    """A uniform in [0, 1) and an int for request `n`: counter-based, so any replay of the sequence agrees."""
+    digest = hashlib.blake2b(f"{seed}:{n}".encode(), digest_size=16).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64, int.from_bytes(digest[8:], "big")
 
 
 class ApiError(Exception):
@@ -91,6 +106,8 @@ class Simulator:
         self._universes: dict[str, tuple[list[SymbolInfo], dict[str, SymbolInfo]]] = {}
         self._series: collections.OrderedDict[tuple[str, str, str], Series] = collections.OrderedDict()
         self._omitted: dict[str, int] = {}  # batch requests seen per code in `batch_omit_codes`
+        self._fault_seq = 0  # routed requests drawn for a fault so far (the RNG's counter)
+        self._faults_injected = 0
         self._routes = {
             "/symbol/list": self._symbol_list,
             "/symbol/v2/holidays": self._holidays,
@@ -401,13 +418,45 @@ class Simulator:
     # ------------------------------------------------------------------ WSGI
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO") or "/"
-        status, body, rate_limited = self._handle(environ, path)
+        fault = self._draw_fault(path)
+        if fault == "timeout":
+            time.sleep(self.settings.fault_timeout_s)
+        headers = [("Content-Type", "application/json")]
+        if fault in FAULT_ANSWERS:
+            (status, body), rate_limited = FAULT_ANSWERS[fault], False
+            if fault == "429":
+                headers.append(("Retry-After", f"{self.settings.fault_retry_after_s:g}"))
+        else:
+            status, body, rate_limited = self._handle(environ, path)
         self.counters.record(path, status, rate_limited)
+        length = len(body)
+        if fault in ("reset", "malformed_json"):
+            body = body[: len(body) // 2]  # a proper prefix of a JSON object is never JSON
+            # "reset" keeps announcing the whole length: the connection closes mid-body
+            length = length if fault == "reset" else len(body)
         reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-                  429: "Too Many Requests", 500: "Internal Server Error"}.get(status, "Error")
-        start_response(f"{status} {reason}", [("Content-Type", "application/json"),
-                                              ("Content-Length", str(len(body)))])
+                  429: "Too Many Requests", 500: "Internal Server Error",
+                  503: "Service Unavailable"}.get(status, "Error")
+        start_response(f"{status} {reason}", [*headers, ("Content-Length", str(length))])
         return [body]
+
+    def _draw_fault(self, path: str) -> str | None:
+        """The fault (a kind of `fault_kinds`) this routed request meets, or None; counted in `counters`."""
+        st = self.settings
+        if st.fault_rate <= 0 or path not in self._routes:
+            return None
+        with self._lock:
+            n = self._fault_seq
+            self._fault_seq += 1
+            if st.fault_max is not None and self._faults_injected >= st.fault_max:
+                return None
+            u, pick = _fault_draw(st.seed, n)
+            if u >= st.fault_rate:
+                return None
+            self._faults_injected += 1
+        kind = st.fault_kinds[pick % len(st.fault_kinds)]
+        self.counters.record_fault(kind)
+        return kind
 
     def _handle(self, environ, path: str) -> tuple[int, bytes, bool]:
         if self.settings.latency_ms > 0:

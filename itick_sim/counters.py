@@ -14,6 +14,12 @@ class RequestCounters:
         self.by_path: dict[str, int] = {}
         self.by_status: dict[int, int] = {}
         self.rate_limited = 0
+        self.faults: dict[str, int] = {}
+
+    def record_fault(self, kind: str) -> None:
+        """An injected fault (see SimSettings.fault_rate), counted by kind apart from the statuses it caused."""
+        with self._lock:
+            self.faults[kind] = self.faults.get(kind, 0) + 1
 
     def record(self, path: str, status: int, rate_limited: bool = False) -> None:
         with self._lock:
@@ -30,6 +36,7 @@ class RequestCounters:
                 "by_path": dict(self.by_path),
                 "by_status": dict(self.by_status),
                 "rate_limited": self.rate_limited,
+                "faults": dict(self.faults),
             }
 
     def reset(self) -> None:
@@ -38,6 +45,7 @@ class RequestCounters:
             self.by_path = {}
             self.by_status = {}
             self.rate_limited = 0
+            self.faults = {}
 
     def count(self, path: str) -> int:
         with self._lock:

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 BarTime = Literal["close", "open", "local_midnight", "utc_midnight"]
+# Transport faults `fault_rate` draws from: HTTP 429 with and without Retry-After, 5xx, an answer slower than the
+# client's timeout, a connection closed mid-body, a body that is not JSON, an envelope with code != 0.
+FAULT_KINDS = ("429", "429_bare", "500", "503", "timeout", "reset", "malformed_json", "envelope_error")
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,15 @@ class SimSettings:
     # answers with its other bars) while the exchange-local today < D + `late_bar_days` calendar days.
     late_bar_codes: frozenset[str] = frozenset()
     late_bar_days: int = 1
+    # Random transport faults: each routed request n draws from a counter-based RNG keyed on (seed, n), so the same
+    # request sequence meets the same faults. A fault of a kind in `fault_kinds` hits with probability `fault_rate`,
+    # at most `fault_max` times in all (None: no limit). "timeout" answers after `fault_timeout_s`; "429" sends
+    # `Retry-After: fault_retry_after_s`.
+    fault_rate: float = 0.0
+    fault_kinds: tuple[str, ...] = FAULT_KINDS
+    fault_max: int | None = None
+    fault_timeout_s: float = 2.0
+    fault_retry_after_s: float = 1.0
 
     def __post_init__(self) -> None:
         from itick_sim.markets import MARKETS  # local import: markets imports nothing from here
@@ -103,6 +115,21 @@ class SimSettings:
         if not all(isinstance(e, Mapping) for e in self.symbol_list_extra):
             raise TypeError("symbol_list_extra must hold JSON objects (mappings)")
         object.__setattr__(self, "symbol_list_extra", tuple(self.symbol_list_extra))
+        self._check_transport_faults()
+
+    def _check_transport_faults(self) -> None:
+        if isinstance(self.fault_rate, bool) or not 0.0 <= self.fault_rate <= 1.0:
+            raise ValueError(f"fault_rate must be a probability in [0, 1], not {self.fault_rate!r}")
+        if isinstance(self.fault_kinds, str):
+            raise TypeError(f"fault_kinds must be a collection of kinds, not one string {self.fault_kinds!r}")
+        object.__setattr__(self, "fault_kinds", tuple(self.fault_kinds))
+        bad = [k for k in self.fault_kinds if k not in FAULT_KINDS]
+        if bad or not self.fault_kinds:
+            raise ValueError(f"bad fault_kinds {bad or '(none)'}; known: {', '.join(FAULT_KINDS)}")
+        if self.fault_max is not None and (isinstance(self.fault_max, bool) or self.fault_max < 0):
+            raise ValueError("fault_max must be >= 0 or None (no limit)")
+        if self.fault_timeout_s <= 0 or self.fault_retry_after_s < 0:
+            raise ValueError("fault_timeout_s must be > 0 and fault_retry_after_s >= 0")
 
     def _check_days(self, name: str, minimum: int) -> None:
         days = getattr(self, name)
