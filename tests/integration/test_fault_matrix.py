@@ -14,8 +14,10 @@ import errno
 import multiprocessing
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -274,18 +276,34 @@ def test_a_full_lake_disk_fails_clearly_and_the_next_run_stores_everything(home,
     assert_stored(home, clean["may_june"])
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions: chmod cannot make the lake read-only")
-def test_a_read_only_data_directory_fails_clearly_and_keeps_what_is_stored(home, clean):
-    lake = home / "lake" / "klines_daily"
-    folders = [lake, *(p for p in lake.rglob("*") if p.is_dir())]
-    for folder in folders:
-        folder.chmod(0o555)
+@contextmanager
+def read_only(folder: Path):
+    """`folder` read-only for this process: by permissions, or (as root, who ignores them) by a read-only bind
+    mount of it; skipped where neither is possible."""
+    if os.geteuid() != 0:
+        folders = [folder, *(p for p in folder.rglob("*") if p.is_dir())]
+        for f in folders:
+            f.chmod(0o555)
+        try:
+            yield
+        finally:
+            for f in folders:
+                f.chmod(0o755)
+        return
+    mounted = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"root ignores permissions and cannot bind-mount here: {mounted.stderr.decode()[:200]}")
     try:
-        with serve(Simulator(SimSettings(**BASE))) as server, pytest.raises(PermissionError, match="Permission"):
-            ingest(server.url, home, MAY_JUNE, "read-only")
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], capture_output=True, check=True)
+        yield
     finally:
-        for folder in folders:
-            folder.chmod(0o755)
+        subprocess.run(["umount", str(folder)], capture_output=True, check=False)
+
+
+def test_a_read_only_data_directory_fails_clearly_and_keeps_what_is_stored(home, clean):
+    with read_only(home / "lake" / "klines_daily"), serve(Simulator(SimSettings(**BASE))) as server, \
+            pytest.raises(OSError, match=r"Permission denied|Read-only file system"):
+        ingest(server.url, home, MAY_JUNE, "read-only")
     assert_stored(home, clean["june"])
 
 
