@@ -147,7 +147,7 @@ def _summary(paths: settings.Paths, endpoint: str, calls: int, elapsed: float) -
     print(f"took        {elapsed:.1f}s")
     print("tables      (rows; every table and column is described in docs/tables.md)")
     for name, rows, domain in counts:
-        print(f"            {name:<24}{rows:>10,}  {domain}")
+        print(f"            {name:<28}{rows:>10,}  {domain}")
     if silent:
         print(f"            {silent} securities have no bars in these months: the security master keeps delisted "
               "and suspended codes (no survivorship bias); list them with\n            SELECT * FROM securities "
