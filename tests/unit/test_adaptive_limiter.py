@@ -9,18 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.unit.test_rate_limit import FakeClock
 from ticklake.quota import IDLE_RESET_WINDOWS, PROBE_AFTER_WINDOWS, SlidingWindowLimiter, cut
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 1_000.0
-
-    def time(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class FakeServer:
