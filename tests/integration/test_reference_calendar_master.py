@@ -143,6 +143,10 @@ def test_a_symbol_dropped_from_the_list_is_closed_and_excluded_after(make_server
     assert pd.Timestamp(history["delisting_date"].iloc[1]).date() == seen_gone
     assert gone.code in _universe(home, "JP", seen_gone - dt.timedelta(days=1))  # the vanishing was first seen then
     assert gone.code not in _universe(home, "JP", seen_gone)
+    # as known before the second observation, the code was still in the universe of that day (point in time)
+    known_then = set(_query(home, "SELECT symbol FROM universe_as_of(?, ?, ?)",
+                            ["JP", seen_gone, first_now + dt.timedelta(hours=1)])["symbol"])
+    assert gone.code in known_then
     others = _query(home, "SELECT count(*) AS n FROM security_master WHERE symbol <> ?", [gone.code])["n"].iloc[0]
     assert others == len(later.simulator.universe("JP")) - 1  # everyone else: one interval, unchanged
 

@@ -52,8 +52,9 @@ def _with_history(declared: dict[str, Dataset]) -> dict[str, Dataset]:
 
 
 DATASETS: dict[str, Dataset] = _with_history(_registry(Dataset))
-MACROS: dict[str, Macro] = {**_registry(Macro),
-                            **{m.name: m for m in (as_of_macro(d) for d in DATASETS.values() if d.versioned)}}
+# The as-of macros first: declared macros may read them (DuckDB binds a table macro's body when it is created).
+MACROS: dict[str, Macro] = {**{m.name: m for m in (as_of_macro(d) for d in DATASETS.values() if d.versioned)},
+                            **_registry(Macro)}
 HISTORY: dict[str, Dataset] = {d.history_for: d for d in DATASETS.values() if d.history_for}  # by versioned name
 
 __all__ = [

@@ -124,6 +124,25 @@ UNIVERSE_ON = Macro(
 )
 
 
+UNIVERSE_AS_OF = Macro(
+    name="universe_as_of",
+    params=("region_code", "day", "ts"),
+    sql=(
+        "SELECT region, symbol, name, exchange, security_type, listing_date, delisting_date "
+        "FROM security_master_as_of(ts) WHERE region = region_code "
+        "QUALIFY row_number() OVER (PARTITION BY region, symbol ORDER BY valid_from DESC, ingested_at DESC) = 1 "
+        "AND (listing_date IS NULL OR listing_date <= day) "
+        "AND (delisting_date IS NULL OR delisting_date > day)"
+    ),
+    description=(
+        "`universe_on` as it was known at the instant `ts`: the universe a backtest run at `ts` would have used "
+        "for `day`, before later delistings, listing dates or renames were learned."
+    ),
+    domain="reference_data",
+    example="SELECT symbol FROM universe_as_of('US', DATE '2020-01-02', TIMESTAMPTZ '2024-06-01 00:00:00+00')",
+)
+
+
 CORPORATE_ACTIONS = Dataset(
     name="corporate_actions",
     description=(
