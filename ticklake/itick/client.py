@@ -283,10 +283,12 @@ class ITickClient:
         except orjson.JSONDecodeError:
             if status in (401, 403):
                 raise self._auth_error(path, status, "HTTP auth failure") from None
-            raise ITickProtocolError(
+            # A garbled body (a proxy's error page, a truncated answer) says nothing about the request itself:
+            # worth asking again, within max_retries; a body that stays garbled fails naming it.
+            raise _Retryable(ITickProtocolError(
                 f"{path}: HTTP {status} with a body that is not JSON: {response.text[:200]!r}",
                 endpoint=path, status=status,
-            ) from None
+            ), None) from None
         if not isinstance(body, dict) or "code" not in body:
             raise ITickProtocolError(f"{path}: answer is not the {{code, msg, data}} envelope", endpoint=path,
                                      status=status)
