@@ -64,7 +64,9 @@ RECONCILIATION_LOG = Dataset(
         Field("stored_value", "float64", "The value stored when the difference was found (null: no bar stored)",
               nullable=True),
         Field("source_value", "float64", "The value the source answers now (null for a `bar` row)", nullable=True),
-        Field("partition", "string", "The lake/Dagster partition to re-materialize (2024-06|US)"),
+        Field("partition", "string", "The month and region of the row's lake partition (2024-06|US); for "
+                                     "klines_daily also the Dagster partition a correction re-materializes "
+                                     "(fundamentals_daily's Dagster partitions are regions)"),
         Field("detected_at", "timestamp", "When the reconciliation first found it", unit="UTC", lineage=True),
         *LINEAGE,
     ),
