@@ -47,3 +47,21 @@ def resources_for(home) -> Callable[..., dict]:
         return {"itick": itick, "storage": StorageResource(home=str(home))}
 
     return build
+
+
+@pytest.fixture
+def s3() -> Iterator:
+    """moto's S3 server on loopback with a `ticklake` bucket; the AWS variables point at it for the test."""
+    from tests.services import s3_server
+
+    with s3_server() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database on this machine (skipped where none runs, failed under TICKLAKE_REQUIRE_SERVICES)."""
+    from tests.services import postgres_database
+
+    with postgres_database() as url:
+        yield url

@@ -1,0 +1,104 @@
+"""Real services for the distributed tests: PostgreSQL, RabbitMQ and Redis on this machine, S3 from moto's server.
+
+A fresh machine with only Python has none of the machine services, so their tests skip there, saying which
+service was missing; CI sets TICKLAKE_REQUIRE_SERVICES=1, which turns a missing service into a failure
+instead (a distributed test that silently skipped in CI would prove nothing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+POSTGRES_ADMIN_URL = os.environ.get("TICKLAKE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+RABBITMQ_URL = os.environ.get("TICKLAKE_TEST_BROKER_URL", "pyamqp://guest:guest@127.0.0.1:5672//")
+REDIS_URL = os.environ.get("TICKLAKE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def require(service: str, host: str, port: int) -> None:
+    """Skip (or, under TICKLAKE_REQUIRE_SERVICES=1, fail) when nothing listens on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return
+    except OSError as exc:
+        message = f"{service} is not reachable on {host}:{port} ({exc}); the distributed tests need it"
+    if os.environ.get("TICKLAKE_REQUIRE_SERVICES") == "1":
+        pytest.fail(message + " (TICKLAKE_REQUIRE_SERVICES=1)")
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test (dropped afterwards): its URL."""
+    import psycopg2
+
+    require("PostgreSQL", "127.0.0.1", 5432)
+    name = f"ticklake_test_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(POSTGRES_ADMIN_URL)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@dataclass
+class S3Server:
+    """moto's standalone S3 server on loopback, with one bucket and the AWS variables that reach it."""
+
+    endpoint: str
+    bucket: str
+    server: object
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": "testing-not-a-secret",
+                "AWS_SECRET_ACCESS_KEY": "testing-not-a-secret-either", "AWS_REGION": "us-east-1",
+                "TICKLAKE_S3_MAX_ATTEMPTS": "3"}
+
+    def url(self, prefix: str = "") -> str:
+        return f"s3://{self.bucket}/{prefix}".rstrip("/")
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+@contextlib.contextmanager
+def s3_server(monkeypatch: pytest.MonkeyPatch | None = None, *, bucket: str = "ticklake") -> Iterator[S3Server]:
+    """Start moto's S3 server on a free loopback port, create `bucket`, and point the AWS variables at it."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    s3 = S3Server(f"http://127.0.0.1:{port}", bucket, server)
+    previous = {k: os.environ.get(k) for k in s3.env}
+    os.environ.update(s3.env)
+    try:
+        import boto3
+
+        boto3.client("s3", endpoint_url=s3.endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+        yield s3
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.stop()
