@@ -11,6 +11,7 @@ from assets.klines import klines_daily
 from assets.securities import securities
 from assets.security_master import security_master
 from assets.trading_calendar import trading_calendar
+from automation.executors import executor_from_env
 from automation.jobs import (
     analytics_refresh,
     fundamentals_refresh,
@@ -42,9 +43,7 @@ def build_definitions(itick: ITickResource | None = None, storage: StorageResour
         sensors=SENSORS,
         resources={"itick": itick or ITickResource.from_env(), "storage": storage or StorageResource(),
                    "clock": clock or ClockResource()},
-        # One process per run: a step's work is seconds of Arrow/DuckDB, so a subprocess per step (Dagster's
-        # multiprocess default) would cost more than the work. The steps of a run share the DuckDB writer anyway.
-        executor=dg.in_process_executor,
+        executor=executor_from_env(),  # in the run's process, or on Celery workers (TICKLAKE_EXECUTOR=celery)
     )
 
 

@@ -82,8 +82,11 @@ class S3Server:
 @contextlib.contextmanager
 def s3_server(monkeypatch: pytest.MonkeyPatch | None = None, *, bucket: str = "ticklake") -> Iterator[S3Server]:
     """Start moto's S3 server on a free loopback port, create `bucket`, and point the AWS variables at it."""
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request in every failure report
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -92,7 +95,10 @@ def s3_server(monkeypatch: pytest.MonkeyPatch | None = None, *, bucket: str = "t
     os.environ.update(s3.env)
     try:
         import boto3
+        import requests
 
+        # moto keeps its state per process, shared by every server started in it: start from an empty store.
+        requests.post(f"{s3.endpoint}/moto-api/reset", timeout=10).raise_for_status()
         boto3.client("s3", endpoint_url=s3.endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
         yield s3
     finally:

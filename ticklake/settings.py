@@ -147,6 +147,36 @@ def env_secret(name: str) -> str | None:
     return os.environ.get(name) or None
 
 
+def storage_url() -> str | None:
+    """TICKLAKE_STORAGE_URL: `s3://bucket/prefix` puts the lake, the pipeline's database and the analysts' snapshot
+    in S3-compatible object storage (the production profile); unset, they stay under TICKLAKE_HOME."""
+
+    def parse(text: str) -> str:
+        parts = urlsplit(text)
+        if parts.scheme != "s3" or not parts.netloc:
+            raise ValueError
+        return text.rstrip("/")
+
+    return env_parsed("TICKLAKE_STORAGE_URL", None, parse,
+                      "use s3://bucket/prefix (credentials and endpoint come from the AWS_* variables), or unset it "
+                      "to keep everything under TICKLAKE_HOME")
+
+
+def coordination_url() -> str | None:
+    """TICKLAKE_COORDINATION_URL: the PostgreSQL database every worker shares for the quota and the warehouse lock
+    (the production profile); unset, both are local files under TICKLAKE_HOME."""
+
+    raw = _raw("TICKLAKE_COORDINATION_URL")
+    if raw is None:
+        return None
+    if urlsplit(raw.strip()).scheme not in ("postgresql", "postgres"):
+        from ticklake.mutex import redact  # the message shows the URL without its password
+
+        raise ConfigError(f"TICKLAKE_COORDINATION_URL={redact(raw.strip())!r} is invalid: use "
+                          "postgresql://user@host:5432/database")
+    return raw.strip()
+
+
 def home() -> Path:
     """TICKLAKE_HOME, default ./data (relative to the working directory); created when missing."""
 

@@ -36,6 +36,9 @@ import pyarrow as pa
 from filelock import FileLock, Timeout
 
 from ticklake.dictionary import DATASETS, LAKE_PARTITIONS, MACROS, Dataset
+from ticklake.mutex import MutexTimeoutError, PostgresMutex
+from ticklake.object_store import ObjectStoreError
+from ticklake.remote_warehouse import RemoteDatabase
 
 try:
     import fcntl
@@ -111,11 +114,17 @@ def cluster_order(dataset: Dataset) -> str:
 class Warehouse:
     """The pipeline's DuckDB file (`pipeline_path`) and the snapshot analysts open (`snapshot_path`)."""
 
-    def __init__(self, pipeline_path: Path, snapshot_path: Path, *, lock_timeout_s: float = 900.0):
+    def __init__(self, pipeline_path: Path, snapshot_path: Path, *, lock_timeout_s: float = 900.0,
+                 remote: RemoteDatabase | None = None, mutex: PostgresMutex | None = None):
+        """`remote` and `mutex` make it the production profile's warehouse: the files here are local copies of
+        objects every worker shares, and `mutex` (a cross-machine lock) replaces the local file lock."""
         self.pipeline_path = Path(pipeline_path)
         self.snapshot_path = Path(snapshot_path)
         self.lock_timeout_s = lock_timeout_s
-        self._lock = FileLock(str(self.pipeline_path) + ".writer.lock")
+        if (remote is None) != (mutex is None):
+            raise ValueError("a shared warehouse needs both its object-storage copy and a cross-machine lock")
+        self.remote = remote
+        self._lock = mutex or FileLock(str(self.pipeline_path) + ".writer.lock")
 
     @contextlib.contextmanager
     def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -126,8 +135,14 @@ class Warehouse:
             try:
                 self._ensure_schema(con)
                 yield con
-            finally:
+            except BaseException:
                 con.close()
+                if self.remote is not None:
+                    self.remote.forget(self.pipeline_path)
+                raise
+            con.close()
+            if self.remote is not None:
+                self._push(deadline)
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -153,7 +168,22 @@ class Warehouse:
         if self._lock.is_locked:
             raise RuntimeError("publish() was called inside writer() or reader(); call it after the block ends")
         with self._locked() as deadline:
-            return self._publish(deadline)
+            publication = self._publish(deadline)
+            if self.remote is not None:
+                try:
+                    self.remote.publish(publication.path)
+                except ObjectStoreError as exc:
+                    raise WarehousePublishError(f"the snapshot was not published: {exc}") from exc
+            return publication
+
+    def _push(self, deadline: float) -> None:
+        """Upload the pipeline's file whole (checkpointed first, so the file alone is the committed state)."""
+        try:
+            self._checkpoint_pipeline(deadline)
+            self.remote.push(self.pipeline_path)
+        except BaseException:
+            self.remote.forget(self.pipeline_path)
+            raise
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[float]:
@@ -163,13 +193,16 @@ class Warehouse:
         self.pipeline_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._lock.acquire(timeout=self.lock_timeout_s)
-        except Timeout:
+        except (Timeout, MutexTimeoutError):
             raise WarehouseBusyError(
                 f"another ticklake writer held {self.pipeline_path} for {self.lock_timeout_s:.0f}s; "
                 f"is a stuck run holding {self._lock.lock_file}?"
             ) from None
         try:
-            self._adopt_legacy_layout(deadline)
+            if self.remote is not None:
+                self.remote.pull(self.pipeline_path)
+            else:
+                self._adopt_legacy_layout(deadline)
             yield deadline
         finally:
             self._lock.release()
