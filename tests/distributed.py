@@ -27,6 +27,7 @@ class Cluster:
     env: dict[str, str]  # what every process of the deployment is configured with
     queue: str
     workers: dict[str, subprocess.Popen] = field(default_factory=dict)
+    marks: dict[str, int] = field(default_factory=dict)  # each worker's log length when the klines runs started
 
     @classmethod
     def create(cls, base: Path, *, postgres_url: str, storage_url: str, itick_url: str, token: str, plan: int,
@@ -67,7 +68,7 @@ class Cluster:
         log = open(self.base / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(
             [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
-             "-y", str(ROOT / "deploy" / "celery.yaml"), "-q", self.queue, "-n", name, "--",
+             "-y", str(ROOT / "deploy" / "celery.yaml"), "-q", self.queue, "-n", f"{name}-{self.queue[-8:]}", "--",
              "--concurrency", "1", "--without-gossip", "--without-mingle", "--without-heartbeat"],
             cwd=ROOT, env=self.machine_env(name), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.workers[name] = proc
@@ -114,3 +115,83 @@ class Cluster:
             [str(BIN / "dagster"), "job", "execute", "-m", "definitions", "-a", "defs", "-d", str(ROOT), "-j", job,
              "-c", str(config), "--tags", json.dumps(tags)],
             cwd=ROOT, env=self.machine_env(name), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+@dataclass
+class Backfill:
+    """What one distributed backfill took."""
+
+    reference_s: float
+    klines_s: float
+    failed: dict[str, str]  # run name -> the tail of its log, for runs that did not succeed
+
+
+def klines_range_tags(region: str, first_month: str, last_month: str) -> dict[str, str]:
+    """A single-run backfill of one region's months, as the UI launches it."""
+    return {"dagster/asset_partition_range_start": f"{first_month}|{region}",
+            "dagster/asset_partition_range_end": f"{last_month}|{region}"}
+
+
+REFERENCE_ASSETS = ("securities", "trading_calendar", "security_master", "corporate_actions")
+
+
+def run_configs(now: str, itick: dict) -> tuple[dict, dict]:
+    """Run config of the reference and the klines runs: the instant they act at, and the iTick resource's."""
+    resources = {"itick": {"config": itick}}
+    reference = {"ops": {name: {"config": {"now": now}} for name in REFERENCE_ASSETS}, "resources": resources}
+    return reference, {"ops": {"klines_daily": {"config": {"now": now}}}, "resources": resources}
+
+
+def backfill(cluster: Cluster, regions: list[str], first_month: str, last_month: str,
+             run_config: tuple[dict, dict], *, while_klines_run=None, timeout_s: float = 900) -> Backfill:
+    """Reference data, then klines, one run per region launched at once (their steps go to the workers).
+    `while_klines_run(cluster)` is called once the klines runs are launched (to kill a worker, say)."""
+    started = time.perf_counter()
+    runs = {f"reference-{r}": cluster.launch(f"reference-{r}", "reference_refresh", run_config=run_config[0],
+                                             partition=r) for r in regions}
+    failed = _wait(cluster, runs, timeout_s)
+    reference_s = time.perf_counter() - started
+    if failed:
+        return Backfill(reference_s, 0.0, failed)
+    started = time.perf_counter()
+    cluster.marks = {name: len(cluster.log(name)) for name in cluster.workers}
+    runs = {f"klines-{r}": cluster.launch(f"klines-{r}", "nightly_refresh", run_config=run_config[1],
+                                          tags=klines_range_tags(r, first_month, last_month)) for r in regions}
+    if while_klines_run is not None:
+        while_klines_run(cluster)
+    failed = _wait(cluster, runs, timeout_s)
+    return Backfill(reference_s, time.perf_counter() - started, failed)
+
+
+def _wait(cluster: Cluster, runs: dict[str, subprocess.Popen], timeout_s: float) -> dict[str, str]:
+    failed = {}
+    for name, proc in runs.items():
+        try:
+            code = proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            code = -1
+        if code != 0:
+            failed[name] = cluster.log(name).decode(errors="replace")[-4000:]
+    return failed
+
+
+def audited_calls(cluster: Cluster) -> list[float]:
+    """When every iTick call started, from every machine's audit log (epoch seconds, sorted)."""
+    import datetime as dt
+
+    starts = []
+    for path in cluster.base.glob("*/ticklake/audit/*.jsonl"):
+        for line in path.read_text().splitlines():
+            starts.append(dt.datetime.fromisoformat(json.loads(line)["at"]).timestamp())
+    return sorted(starts)
+
+
+def busiest_window(starts: list[float], window_s: float) -> int:
+    """The most calls that started within any `window_s` seconds."""
+    best, first = 0, 0
+    for last, at in enumerate(starts):
+        while at - starts[first] >= window_s:
+            first += 1
+        best = max(best, last - first + 1)
+    return best

@@ -1,0 +1,109 @@
+"""The production profile end to end, against real services on this machine: Dagster's instance in PostgreSQL,
+steps on two Celery workers fed by RabbitMQ, the lake and the warehouse in S3 (moto's server), one iTick quota
+and one warehouse lock in PostgreSQL. A backfill of 3 regions x 1 year, with a worker killed mid-run, stores
+exactly what the embedded default stores, row for row, with no 429 from a server that enforces the plan."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import time
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pyarrow.dataset as pads
+import pytest
+
+from automation.jobs import run_partition_range
+from definitions import build_definitions
+from tests.conftest import FROZEN_NOW, TOKEN
+from tests.distributed import Cluster, audited_calls, backfill, busiest_window, run_configs
+from tests.services import RABBITMQ_URL, require
+from ticklake.dictionary import KLINES_DAILY
+from ticklake.object_store import location
+from ticklake.remote_warehouse import RemoteDatabase
+
+pytestmark = pytest.mark.integration
+
+REGIONS = ["US", "HK", "JP"]
+YEAR = ("2023-07", "2024-06")  # twelve months ending at the frozen clock
+PLAN = 20  # calls per window the simulator grants: the workers together must stay within it
+WINDOW_S = 2.0
+KEY = ["region", "symbol", "trade_date"]
+
+
+def digest(frame: pd.DataFrame) -> str:
+    """A hash over the rows sorted by key, every column included."""
+    ordered = frame[KLINES_DAILY.columns].sort_values(KEY).reset_index(drop=True)
+    return hashlib.sha256(pd.util.hash_pandas_object(ordered, index=False).to_numpy().tobytes()).hexdigest()
+
+
+ITICK = {"window_seconds": WINDOW_S, "max_codes_per_call": 2}
+
+
+def embedded_klines(server, resources_for) -> pd.DataFrame:
+    """The same backfill on the embedded default: in-process, one local lake and DuckDB file."""
+    resources = resources_for(server, plan=str(PLAN), **ITICK)
+    defs = build_definitions(**resources)
+    instance = dg.DagsterInstance.ephemeral()
+    reference, klines = run_configs(FROZEN_NOW.isoformat(), ITICK)
+    for region in REGIONS:
+        defs.resolve_job_def("reference_refresh").execute_in_process(instance=instance, partition_key=region,
+                                                                     run_config=reference)
+        run_partition_range(defs, region, *YEAR, instance=instance, run_config=klines)
+    with duckdb.connect(str(resources["storage"].warehouse().snapshot_path), read_only=True) as con:
+        return con.execute("SELECT * FROM klines_daily").fetchdf()
+
+
+def kill_worker_a_mid_step(cluster: Cluster) -> None:
+    """Kill worker-a (SIGKILL, its whole process group) once it holds a klines step: the broker must hand the
+    step to worker-b, which runs it again from the start."""
+    deadline = time.monotonic() + 120
+    while b"received" not in cluster.log("worker-a")[cluster.marks["worker-a"]:]:
+        assert time.monotonic() < deadline, cluster.log("worker-a").decode()[-3000:]
+        time.sleep(0.1)
+    time.sleep(1.5)  # into the step: fetching, or writing to the lake
+    cluster.kill_worker("worker-a")
+
+
+@pytest.fixture
+def services():
+    require("RabbitMQ", "127.0.0.1", 5672)
+    require("Redis", "127.0.0.1", 6379)
+    assert RABBITMQ_URL
+
+
+def test_backfill_on_celery_workers_equals_the_embedded_default(tmp_path, services, s3, postgres_url, make_server,
+                                                                 resources_for):
+    server = make_server(calls_per_window=PLAN, window_seconds=WINDOW_S, tokens=frozenset({TOKEN}))
+    expected = embedded_klines(server, resources_for)
+    server.simulator.counters.reset()
+
+    cluster = Cluster.create(tmp_path / "cluster", postgres_url=postgres_url, storage_url=s3.url("prod"),
+                             itick_url=server.url, token=TOKEN, plan=PLAN, regions=REGIONS,
+                             start_date="2023-07-01", s3_env=s3.env)
+    try:
+        for name in ("worker-a", "worker-b"):
+            cluster.start_worker(name)
+        cluster.wait_ready()
+        result = backfill(cluster, REGIONS, *YEAR, run_configs(FROZEN_NOW.isoformat(), ITICK),
+                          while_klines_run=kill_worker_a_mid_step)
+    finally:
+        cluster.stop()
+    assert not result.failed, result.failed
+    assert b"received" in cluster.log("worker-a")[cluster.marks["worker-a"]:]  # it was killed holding a klines step
+
+    assert server.simulator.counters.snapshot()["rate_limited"] == 0
+    assert busiest_window(audited_calls(cluster), WINDOW_S) <= PLAN
+    where = location(s3.url("prod"))
+    lake = pads.dataset(where.join("lake", "klines_daily"), filesystem=where.filesystem, format="parquet",
+                        partitioning="hive").to_table().to_pandas()
+    snapshot = RemoteDatabase(where).pull_snapshot(tmp_path / "analyst" / "warehouse.duckdb")
+    with duckdb.connect(str(snapshot), read_only=True) as con:
+        stored = con.execute("SELECT * FROM klines_daily").fetchdf()
+    assert len(stored) == len(expected) > 0
+    assert set(stored["region"]) == set(REGIONS)
+    assert digest(stored) == digest(expected)
+    assert len(lake) == len(expected)
+    assert dt.date(2023, 7, 3) <= stored["trade_date"].min().date()
