@@ -108,8 +108,10 @@ _SIGNED_FIELD = re.compile(r"(?i)\b(signature|credential|x-amz-security-token|x-
 def request_failed(exc: OSError, url: str, action: str) -> ObjectStoreError:
     """An ObjectStoreError for a request on `url` (`s3://bucket/key`) the store did not answer or refused: what
     failed, what to check, and the store's own words with anything secret taken out (the credentials never appear;
-    the endpoint is named without any user or password in it)."""
+    the endpoint is named without any user or password in it). `exc` itself is scrubbed the same way, so it can stay
+    chained as the cause."""
     reason = scrub(str(exc))
+    exc.args = (reason,)
     bucket = url.removeprefix(f"{S3_SCHEME}://").split("/", 1)[0]
     if any(marker in reason for marker in _NO_BUCKET):
         hint = (f"bucket {bucket!r} does not exist at {endpoint_description()}: create it, or fix the bucket in the "
