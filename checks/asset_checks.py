@@ -7,7 +7,6 @@ nightly run; the checks a klines run needs on what it wrote run inside that run'
 """
 
 from collections.abc import Callable
-from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -53,12 +52,9 @@ def _on_calendar(con: duckdb.DuckDBPyConnection, lake: Lake) -> dg.AssetCheckRes
 
 
 def _lake_matches_warehouse(con: duckdb.DuckDBPyConnection, lake: Lake) -> dg.AssetCheckResult:
-    files = {lake.relative(path): path for path in lake.partitions(KLINES_DAILY).values()}
-    in_lake: dict[str, int] = {}
-    if files:  # row counts come from Parquet footers, not a scan
-        in_lake = {lake.relative(Path(name)): n for name, n in con.execute(
-            "SELECT filename, count(*) FROM read_parquet(?, hive_partitioning = false, filename = true) "
-            "GROUP BY 1", [[str(p) for p in files.values()]]).fetchall()}
+    files = {lake.relative(found.path): found for found in lake.partition_files(KLINES_DAILY).values()}
+    # row counts come from Parquet footers, not a scan (read through the lake: a local directory or object storage)
+    in_lake = dict(zip(files, lake.row_counts(found.path for found in files.values()), strict=True))
     stored = {lake.relative(lake.partition_path(KLINES_DAILY, region=region, month=month, source=source)): n
               for region, month, source, n in con.execute(
                   "SELECT region, strftime(trade_date, '%Y-%m'), source, count(*) FROM klines_daily GROUP BY ALL"
@@ -70,10 +66,8 @@ def _lake_matches_warehouse(con: duckdb.DuckDBPyConnection, lake: Lake) -> dg.As
         lake_rows, warehouse_rows = in_lake.get(path, 0), stored.get(path, 0)
         if lake_rows != warehouse_rows:
             problems.append(f"{path}: lake {lake_rows} rows vs warehouse {warehouse_rows}")
-        elif path in files:
-            stat = files[path].stat()
-            if recorded.get(path) != (stat.st_size, stat.st_mtime_ns):
-                problems.append(f"{path}: not the file the warehouse recorded (the next run reloads it)")
+        elif path in files and recorded.get(path) != (files[path].size, files[path].mtime_ns):
+            problems.append(f"{path}: not the file the warehouse recorded (the next run reloads it)")
     return dg.AssetCheckResult(
         asset_key=klines_daily.key, check_name="klines_daily_lake_matches_warehouse", passed=not problems,
         severity=dg.AssetCheckSeverity.WARN,

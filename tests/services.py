@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -78,6 +79,14 @@ class S3Server:
     def stop(self) -> None:
         self.server.stop()
 
+    def restart(self) -> None:
+        """Serve again on the same port after `stop()`: what was stored is still there (moto keeps it in-process)."""
+        from moto.server import ThreadedMotoServer
+
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(self.endpoint.rsplit(":", 1)[1]),
+                                         verbose=False)
+        self.server.start()
+
 
 @contextlib.contextmanager
 def s3_server(monkeypatch: pytest.MonkeyPatch | None = None, *, bucket: str = "ticklake") -> Iterator[S3Server]:
@@ -95,10 +104,9 @@ def s3_server(monkeypatch: pytest.MonkeyPatch | None = None, *, bucket: str = "t
     os.environ.update(s3.env)
     try:
         import boto3
-        import requests
 
-        # moto keeps its state per process, shared by every server started in it: start from an empty store.
-        requests.post(f"{s3.endpoint}/moto-api/reset", timeout=10).raise_for_status()
+        # moto keeps its buckets in this process, whichever server serves them: start each test from an empty store
+        urllib.request.urlopen(urllib.request.Request(f"{s3.endpoint}/moto-api/reset", method="POST"), timeout=10)
         boto3.client("s3", endpoint_url=s3.endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
         yield s3
     finally:
@@ -107,4 +115,4 @@ def s3_server(monkeypatch: pytest.MonkeyPatch | None = None, *, bucket: str = "t
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        server.stop()
+        s3.stop()  # the server serving now (a test may have restarted it)

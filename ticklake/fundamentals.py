@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from ticklake import markets
 from ticklake.dictionary import SECURITIES
@@ -118,7 +117,7 @@ def listed_codes(lake: Lake, region: str) -> list[str]:
     """Codes the region's security master lists now (a delisted symbol's profile no longer changes)."""
     codes: set[str] = set()
     for path in lake.partitions(SECURITIES, region=region).values():
-        table = pq.read_table(path, columns=["symbol", "in_latest_list"]).to_pandas()
+        table = lake.read_file(path, columns=["symbol", "in_latest_list"]).to_pandas()
         codes |= set(table.loc[table["in_latest_list"], "symbol"].astype(str))
     return sorted(codes)
 

@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from ticklake import markets, settings
 from ticklake.dictionary import KLINES_DAILY, SECURITIES, Dataset, month_bounds
@@ -393,5 +392,5 @@ def universe(lake: Lake, region: str) -> list[str]:
     carry no survivorship bias; a code with no bars in a window simply yields no rows)."""
     codes: set[str] = set()
     for path in lake.partitions(SECURITIES, region=region).values():  # every source's master
-        codes |= set(pq.read_table(path, columns=["symbol"]).column("symbol").to_pylist())
+        codes |= set(lake.read_file(path, columns=["symbol"]).column("symbol").to_pylist())
     return sorted(codes)

@@ -14,6 +14,7 @@ the previous version or the new one, never a torn file.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -89,3 +90,65 @@ def location(url: str) -> Location:
         raise ValueError(f"storage URL {url!r} is not supported: use a local directory or s3://bucket/prefix")
     path = os.path.abspath(parsed.path if parsed.scheme == "file" else url)
     return Location(url, pafs.LocalFileSystem(), path)
+
+
+# What the store's answer says, in the words pyarrow's AWS SDK errors use (`AWS Error <CODE> during <Operation>
+# operation: <message>`), mapped to what the operator should check.
+_UNREACHABLE = ("NETWORK_CONNECTION", "curlCode", "Could not connect", "Couldn't resolve", "Timeout", "timed out",
+                "SERVICE_UNAVAILABLE", "SLOW_DOWN", "HTTP status 5")
+_REFUSED_CREDENTIALS = ("ACCESS_DENIED", "AccessDenied", "INVALID_ACCESS_KEY_ID", "InvalidAccessKeyId",
+                        "SIGNATURE_DOES_NOT_MATCH", "SignatureDoesNotMatch", "INVALID_CLIENT_TOKEN_ID", "InvalidToken",
+                        "EXPIRED_TOKEN", "ExpiredToken", "MISSING_AUTHENTICATION_TOKEN", "UNRECOGNIZED_CLIENT",
+                        "HTTP status 401", "HTTP status 403", "Forbidden", "credentials")
+_NO_BUCKET = ("NO_SUCH_BUCKET", "NoSuchBucket", "bucket does not exist")
+_SIGNED_FIELD = re.compile(r"(?i)\b(signature|credential|x-amz-security-token|x-amz-signature|x-amz-credential"
+                           r"|authorization|aws_secret_access_key|aws_session_token)\s*[=:]\s*[^\s,;&\"']+")
+
+
+def request_failed(exc: OSError, url: str, action: str) -> ObjectStoreError:
+    """An ObjectStoreError for a request on `url` (`s3://bucket/key`) the store did not answer or refused: what
+    failed, what to check, and the store's own words with anything secret taken out (the credentials never appear;
+    the endpoint is named without any user or password in it). `exc` itself is scrubbed the same way, so it can stay
+    chained as the cause."""
+    reason = scrub(str(exc))
+    exc.args = (reason,)
+    bucket = url.removeprefix(f"{S3_SCHEME}://").split("/", 1)[0]
+    if any(marker in reason for marker in _NO_BUCKET):
+        hint = (f"bucket {bucket!r} does not exist at {endpoint_description()}: create it, or fix the bucket in the "
+                f"storage URL (TICKLAKE_STORAGE_URL)")
+    elif any(marker in reason for marker in _REFUSED_CREDENTIALS):
+        hint = (f"the store refused the credentials: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and "
+                f"AWS_SESSION_TOKEN, or the instance role) and that they may read and write bucket {bucket!r} at "
+                f"{endpoint_description()}")
+    elif any(marker in reason for marker in _UNREACHABLE):
+        hint = (f"the store did not answer after {_retry_attempts()} attempt(s): check that {endpoint_description()} "
+                f"is the right endpoint and that it is up and reachable from this machine")
+    else:
+        hint = f"check the endpoint ({endpoint_description()}), the credentials and that bucket {bucket!r} exists"
+    return ObjectStoreError(f"could not {action} {url}: {hint}. The store said: {reason}")
+
+
+def endpoint_description() -> str:
+    """Which endpoint requests go to, as a message names it: the variable and scheme://host:port (no user info)."""
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        endpoint = os.environ.get(name)
+        if endpoint:
+            parsed = urlparse(endpoint if "://" in endpoint else f"https://{endpoint}")
+            host = parsed.hostname or "?"
+            port = f":{parsed.port}" if parsed.port else ""
+            return f"{name}={parsed.scheme}://{host}{port}"
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    return f"AWS S3 in {region} (no AWS_ENDPOINT_URL set)"
+
+
+def scrub(text: str) -> str:
+    """`text` without the values of the AWS credential variables or any signed request field."""
+    for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID"):
+        value = os.environ.get(name, "")
+        if len(value) >= 4:
+            text = text.replace(value, "***")
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        password = urlparse(os.environ.get(name, "")).password
+        if password:
+            text = text.replace(password, "***")
+    return _SIGNED_FIELD.sub(lambda m: f"{m.group(1)}=***", text)

@@ -2,9 +2,15 @@
 
 A partition is committed in two steps: its Parquet file is replaced atomically, then its warehouse rows and its
 `lake_partitions` status row are replaced in one transaction. The status row records the file's size and
-modification time, so a failure between the two steps (a full disk during the load, a killed process) leaves
-a visible mismatch; the next writer of that dataset and region calls `repair` first, which reloads every file
-the warehouse does not match, rewrites every file that vanished, and removes temp files left by dead writers.
+modification time, so a failure between the two steps (a full disk during the load, a killed process, an object
+store that stopped answering) leaves a visible mismatch; the next writer of that dataset and region calls `repair`
+first, which reloads every file the warehouse does not match, rewrites every file that vanished, and removes temp
+files left by dead writers.
+
+Every file access goes through the `Lake`, so all of this works the same on a local lake and on object storage
+(see ticklake/lake.py for what differs: per-object rather than all-or-nothing replacement of a multi-file write,
+and modification times to the second). Migrating the former layouts (`data.parquet` files) is local only: those
+layouts predate the object-storage lake, and `repair` refuses to run over an object-storage lake that holds them.
 """
 
 from __future__ import annotations
@@ -17,12 +23,11 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from ticklake import ledger, markets
 from ticklake.dictionary import HISTORY, LAKE_PARTITIONS, Dataset, LakeKey, month_bounds
 from ticklake.dictionary.operations import RECONCILIATION_LOG
-from ticklake.lake import LEGACY_FILE_NAME, Lake
+from ticklake.lake import LEGACY_FILE_NAME, Lake, LakePath
 from ticklake.schemas import validate
 from ticklake.transforms import sort_table
 from ticklake.warehouse import Warehouse, partition_label
@@ -44,14 +49,14 @@ class Staged:
     """A commit whose lake files are written: the warehouse loads still to run, in one transaction."""
 
     loads: list[tuple[Dataset, list[Part], pa.Table]]  # (dataset, parts, their lake_partitions rows)
-    paths: list[Path]  # the dataset's own files, in the parts' order
+    paths: list[LakePath]  # the dataset's own files, in the parts' order
 
 
 @dataclass
 class Written:
     """What `write` stored in one partition file."""
 
-    path: Path
+    path: LakePath
     frame: pd.DataFrame  # the partition's contents after the write
     diff: dict[str, int]
 
@@ -71,20 +76,21 @@ def date_key(dataset: Dataset) -> LakeKey | None:
     return next((k for k in dataset.lake_keys if k.grain == "month"), None)
 
 
-def write_lake(lake: Lake, dataset: Dataset, parts: Sequence[Part]) -> list[Path]:
+def write_lake(lake: Lake, dataset: Dataset, parts: Sequence[Part]) -> list[LakePath]:
     return lake.write_many(dataset, [(p.values, p.table) for p in parts])
 
 
-def status_table(lake: Lake, dataset: Dataset, parts: Sequence[Part], paths: Sequence[Path], *, run_id: str,
-                 now: dt.datetime) -> pa.Table:
-    """The `lake_partitions` rows of freshly written partitions (file size and mtime as they are now)."""
+def status_table(lake: Lake, dataset: Dataset, parts: Sequence[Part], paths: Sequence[LakePath], *, run_id: str,
+                 now: dt.datetime, stats: Sequence[tuple[int, int]] | None = None) -> pa.Table:
+    """The `lake_partitions` rows of freshly written partitions (file size and mtime as they are now, or as `stats`
+    gives them when the caller has just listed them)."""
     key = date_key(dataset)
     rows: dict[str, list] = {f.name: [] for f in LAKE_PARTITIONS.fields}
     calendars = _Calendars(now)
     committed_at = dt.datetime.now(dt.UTC)  # the wall clock, even when the run acts at another `now` (a replay)
-    for part, path in zip(parts, paths, strict=True):
+    for i, (part, path) in enumerate(zip(parts, paths, strict=True)):
         region = part.values["region"]
-        stat = path.stat()
+        size, mtime_ns = lake.stat(path) if stats is None else stats[i]
         table = part.table
         first = last = None
         sessions = with_rows = 0
@@ -100,8 +106,8 @@ def status_table(lake: Lake, dataset: Dataset, parts: Sequence[Part], paths: Seq
             "source": part.values["source"], "path": lake.relative(path), "rows": table.num_rows,
             "symbols": len(pc.unique(table.column("symbol"))) if "symbol" in table.column_names else 0,
             "first_date": first, "last_date": last, "sessions": sessions, "sessions_with_rows": with_rows,
-            "complete": complete, "missing_codes": part.missing_codes, "file_bytes": stat.st_size,
-            "file_mtime_ns": stat.st_mtime_ns, "run_id": run_id, "committed_at": committed_at,
+            "complete": complete, "missing_codes": part.missing_codes, "file_bytes": size,
+            "file_mtime_ns": mtime_ns, "run_id": run_id, "committed_at": committed_at,
         }
         for name, value in values.items():
             rows[name].append(value)
@@ -211,7 +217,7 @@ def stage(lake: Lake, dataset: Dataset, parts: Sequence[Part], *, run_id: str, n
 
 
 def commit(lake: Lake, warehouse: Warehouse, dataset: Dataset, parts: Sequence[Part], *, run_id: str,
-           now: dt.datetime) -> list[Path]:
+           now: dt.datetime) -> list[LakePath]:
     """Write the parts to the lake, then load them (rows, superseded versions and status) into the warehouse."""
     staged = stage(lake, dataset, parts, run_id=run_id, now=now)
     load(warehouse, staged)
@@ -244,25 +250,25 @@ def repair(lake: Lake, warehouse: Warehouse, dataset: Dataset, region: str, *, s
     result = Repair(temp_files_removed=len(lake.remove_stale_temp_files(dataset)))
     if result.temp_files_removed:
         log(f"{dataset.name}: removed {result.temp_files_removed} temp file(s) left by a writer that died")
+    _refuse_former_layouts(lake, dataset, region)
     result.renamed = _name_legacy_files(lake, dataset, region, source)
     if result.renamed:
         log(f"{dataset.name} {region}: named {len(result.renamed)} single-source file(s) after their source")
     result.migrated = _migrate_daily_files(lake, dataset, region, source)
     if result.migrated:
         log(f"{dataset.name} {region}: folded one-file-per-date partitions into months {result.migrated[:5]}..")
-    files = lake.partitions(dataset, region=region)
+    files = lake.partition_files(dataset, region=region)
     committed = warehouse.partition_status(dataset, region)
     names = [k.name for k in dataset.lake_keys] + ["source"]
-    for key_values, path in files.items():
+    for key_values, found in files.items():
         values = dict(zip(names, key_values, strict=True))
         label = (partition_label(dataset, values), values["source"])
-        stat = path.stat()
-        if committed.get(label) == (stat.st_size, stat.st_mtime_ns):
+        if committed.get(label) == (found.size, found.mtime_ns):
             continue
-        table = pq.read_table(path, schema=dataset.arrow_schema)
+        table = lake.read_file(found.path, schema=dataset.arrow_schema)
         part = Part(values, table)
-        load_warehouse(warehouse, dataset, [part], status_table(lake, dataset, [part], [path], run_id=run_id,
-                                                                now=now))
+        load_warehouse(warehouse, dataset, [part], status_table(lake, dataset, [part], [found.path], run_id=run_id,
+                                                                now=now, stats=[(found.size, found.mtime_ns)]))
         result.reloaded.append("/".join(label))
     on_disk = {(partition_label(dataset, dict(zip(names, k, strict=True))), k[-1]) for k in files}
     for label, source_name in sorted(set(committed) - on_disk):
@@ -286,14 +292,31 @@ def _values_from_label(dataset: Dataset, region: str, label: str) -> dict[str, s
     return {"region": region, **dict(zip(rest, label.split("/"), strict=True))} if rest else {"region": region}
 
 
+def _refuse_former_layouts(lake: Lake, dataset: Dataset, region: str) -> None:
+    """On object storage, stop at files of the former layouts rather than skip them: they are migrated on a local lake
+    only (S3 has no rename, and those layouts predate the object-storage lake), and left in place they would be read
+    twice by a `*.parquet` glob next to the files that replaced them."""
+    if not lake.is_remote:
+        return
+    found = lake.legacy_files(dataset, region)
+    if found:
+        raise RuntimeError(
+            f"{dataset.name} {region}: {len(found)} file(s) of a former lake layout on object storage, e.g. "
+            f"{found[0]}; migrate them on a local copy of the lake (any write there repairs it) and upload the "
+            f"result, or delete them if the lake already holds their rows")
+
+
 def _name_legacy_files(lake: Lake, dataset: Dataset, region: str, source: str) -> list[str]:
     """Rename `data.parquet` files of the single-source layout to `<source>.parquet`, by the source their rows
-    name (the writer's own source for an empty file). A file mixing sources cannot be attributed: refuse."""
+    name (the writer's own source for an empty file). A file mixing sources cannot be attributed: refuse.
+    A local lake only (see `_refuse_former_layouts`)."""
+    if lake.is_remote:
+        return []
     renamed = []
-    for path in sorted((lake.dataset_dir(dataset) / f"region={region}").rglob(LEGACY_FILE_NAME)):
+    for path in sorted(Path(lake.dataset_dir(dataset) / f"region={region}").rglob(LEGACY_FILE_NAME)):
         if path.parent.name.startswith("date="):
             continue  # the daily layout: folded into months below
-        names = set(pq.read_table(path, columns=["source"]).column("source").unique().to_pylist()) or {source}
+        names = set(lake.read_file(path, columns=["source"]).column("source").unique().to_pylist()) or {source}
         if len(names) != 1:
             raise RuntimeError(f"{path} holds rows of several sources {sorted(names)}; split it by source by hand")
         target = path.with_name(f"{names.pop()}.parquet")
@@ -309,9 +332,12 @@ def _migrate_daily_files(lake: Lake, dataset: Dataset, region: str, source: str)
 
     A month file that already exists is newer and wins for any key both hold; the old files are deleted only
     after the month file is durable. The caller's drift check then loads the months into the warehouse.
+    A local lake only (see `_refuse_former_layouts`).
     """
     key = date_key(dataset)
-    folder = lake.dataset_dir(dataset) / f"region={region}"
+    if lake.is_remote:
+        return []
+    folder = Path(lake.dataset_dir(dataset) / f"region={region}")
     old = sorted(folder.glob(f"date=*/{LEGACY_FILE_NAME}"))
     if key is None or not old:
         return []
@@ -320,10 +346,10 @@ def _migrate_daily_files(lake: Lake, dataset: Dataset, region: str, source: str)
         by_month.setdefault(path.parent.name.split("=", 1)[1][:7], []).append(path)
     schema = dataset.arrow_schema
     for month, paths in by_month.items():
-        tables = [pq.read_table(p, schema=schema) for p in paths]
+        tables = [lake.read_file(p, schema=schema) for p in paths]
         current = lake.partition_path(dataset, region=region, month=month, source=source)
-        if current.exists():
-            newer = pq.read_table(current, schema=schema)
+        if lake.exists(current):
+            newer = lake.read_file(current, schema=schema)
             tables = [_without_keys(t, newer, dataset) for t in tables] + [newer]
         lake.write(dataset, sort_table(pa.concat_tables(tables), dataset), region=region, month=month, source=source)
         for path in paths:

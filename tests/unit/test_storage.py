@@ -10,40 +10,107 @@ import datetime as dt
 import multiprocessing
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
 from tests.unit.test_schemas import _bars
-from ticklake.dictionary import KLINES_DAILY
-from ticklake.lake import Lake
+from ticklake.dictionary import KLINES_DAILY, SECURITIES
+from ticklake.lake import Lake, LakePath, ObjectPath
 from ticklake.warehouse import Warehouse, WarehouseBusyError
 
 DAY = dt.date(2024, 1, 2)
 MONTH = "2024-01"
+JAN_KEY = "klines_daily/region=US/month=2024-01/itick.parquet"
 
 
-def _table(n: int = 3, close: float = 10.5) -> pa.Table:
-    return Lake.to_arrow(KLINES_DAILY, _bars(n).assign(close=close))
+def _table(n: int = 3, close: float = 10.5, source: str = "itick") -> pa.Table:
+    return Lake.to_arrow(KLINES_DAILY, _bars(n).assign(close=close, source=source))
 
 
-def test_partitions_use_hive_layout_and_round_trip(tmp_path):
-    lake = Lake(tmp_path)
+@pytest.fixture(params=["local", "s3"])
+def make_lake(request, tmp_path) -> Callable[[str], Lake]:
+    """Lakes on each backend: directories under tmp_path, or prefixes of moto's S3 server (`s3` fixture)."""
+    if request.param == "local":
+        return lambda name="lake": Lake(tmp_path / name)
+    s3 = request.getfixturevalue("s3")
+    return lambda name="lake": Lake.at(s3.url(name))
+
+
+def _bytes(lake: Lake, path: LakePath) -> bytes:
+    if isinstance(path, ObjectPath):
+        with lake.filesystem.open_input_stream(path.path) as stream:
+            return stream.read()
+    return path.read_bytes()
+
+
+def _every_file(lake: Lake) -> list[str]:
+    """Every file or object under the lake's root (temporary ones included), relative to it."""
+    base = lake.root.path if isinstance(lake.root, ObjectPath) else str(lake.root)
+    infos = lake.filesystem.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+    return sorted(i.path[len(base) + 1:] for i in infos if i.type == pafs.FileType.File)
+
+
+def test_partitions_use_hive_layout_and_round_trip(make_lake, tmp_path):
+    lake = make_lake()
     path = lake.write(KLINES_DAILY, _table(), region="US", month=MONTH, source="itick")
-    assert path == tmp_path / "klines_daily" / "region=US" / "month=2024-01" / "itick.parquet"
+    if lake.is_remote:
+        assert str(path).startswith("s3://ticklake/")
+        assert str(path).endswith("/lake/" + JAN_KEY)
+    else:
+        assert path == tmp_path / "lake" / "klines_daily" / "region=US" / "month=2024-01" / "itick.parquet"
+    assert lake.relative(path) == JAN_KEY  # the lake_partitions.path key is the same on both backends
     assert lake.partition_path(KLINES_DAILY, region="US", month=DAY, source="itick") == path  # a date names its month
     back = lake.read(KLINES_DAILY, region="US", month=MONTH, source="itick")
     assert back["symbol"].tolist() == ["S0", "S1", "S2"]
     assert back["trade_date"].iloc[0].date() == DAY
+    assert lake.read_table(KLINES_DAILY, region="US", month="2024-02", source="itick") is None
+    assert lake.stat(path)[0] == len(_bytes(lake, path))
+    assert lake.row_counts([path]) == [3]
+    assert lake.read_file(path, columns=["symbol"]).column_names == ["symbol"]
 
 
-def test_same_data_gives_the_same_bytes(tmp_path):
-    a, b = Lake(tmp_path / "a"), Lake(tmp_path / "b")
+def test_same_data_gives_the_same_bytes(make_lake, tmp_path):
+    a, b = make_lake("a"), make_lake("b")
     pa_, pb = (lake.write(KLINES_DAILY, _table(), region="US", month=MONTH, source="itick") for lake in (a, b))
-    assert pa_.read_bytes() == pb.read_bytes()
+    assert _bytes(a, pa_) == _bytes(b, pb)
+    local = Lake(tmp_path / "local")  # and on either backend
+    assert _bytes(a, pa_) == local.write(KLINES_DAILY, _table(), region="US", month=MONTH, source="itick").read_bytes()
+
+
+def test_listing_finds_every_partition_file_and_nothing_else(make_lake):
+    lake = make_lake()
+    for month in ("2024-01", "2024-02"):
+        for source in ("itick", "vendor"):
+            lake.write(KLINES_DAILY, _table(2, source=source), region="US", month=month, source=source)
+    lake.write(KLINES_DAILY, Lake.to_arrow(KLINES_DAILY, _bars(1).assign(region="HK")), region="HK", month=MONTH,
+               source="itick")
+    lake.write(SECURITIES, SECURITIES.arrow_schema.empty_table(), region="US", source="itick")  # one lake key
+    stray = lake.dataset_dir(KLINES_DAILY) / "region=US" / "month=2024-01" / "notes.txt"  # not a partition file
+    with lake.filesystem.open_output_stream(str(stray).removeprefix("s3://")) as out:
+        out.write(b"x")
+
+    assert list(lake.partitions(KLINES_DAILY)) == [
+        ("HK", "2024-01", "itick"), ("US", "2024-01", "itick"), ("US", "2024-01", "vendor"),
+        ("US", "2024-02", "itick"), ("US", "2024-02", "vendor")]
+    assert list(lake.partitions(KLINES_DAILY, region="US", source="vendor")) == [
+        ("US", "2024-01", "vendor"), ("US", "2024-02", "vendor")]
+    assert list(lake.partitions(KLINES_DAILY, month="2024-02")) == [("US", "2024-02", "itick"),
+                                                                     ("US", "2024-02", "vendor")]
+    assert lake.partitions(KLINES_DAILY, region="JP") == {}
+    assert list(lake.partitions(SECURITIES)) == [("US", "itick")]
+    files = lake.partition_files(KLINES_DAILY, region="US")
+    assert [lake.relative(f.path) for f in files.values()] == [
+        f"klines_daily/region=US/month={m}/{s}.parquet" for m in ("2024-01", "2024-02") for s in ("itick", "vendor")]
+    for found in files.values():  # one listing gives what a stat of each file gives
+        assert (found.size, found.mtime_ns) == lake.stat(found.path)
+        assert lake.exists(found.path)
+    assert lake.row_counts(f.path for f in files.values()) == [2, 2, 2, 2]
 
 
 def test_a_failed_write_leaves_the_previous_partition_intact(tmp_path, monkeypatch):
@@ -62,11 +129,12 @@ def test_a_failed_write_leaves_the_previous_partition_intact(tmp_path, monkeypat
     assert [p.name for p in path.parent.iterdir()] == ["itick.parquet"]  # no temp file left behind
 
 
-def test_a_failure_while_staging_many_partitions_replaces_none_of_them(tmp_path, monkeypatch):
-    lake = Lake(tmp_path)
+def test_a_failure_while_staging_many_partitions_replaces_none_of_them(make_lake, monkeypatch):
+    """Locally a failure before the renames; on object storage one while encoding, before any upload."""
+    lake = make_lake()
     months = ["2024-01", "2024-02", "2024-03"]
     paths = [lake.write(KLINES_DAILY, _table(close=1.0), region="US", month=m, source="itick") for m in months]
-    before = [p.read_bytes() for p in paths]
+    before = [_bytes(lake, p) for p in paths]
     real = pq.write_table
     calls = []
 
@@ -80,24 +148,44 @@ def test_a_failure_while_staging_many_partitions_replaces_none_of_them(tmp_path,
     with pytest.raises(OSError, match="disk full"):
         lake.write_many(KLINES_DAILY, [({"region": "US", "month": m, "source": "itick"}, _table(close=2.0))
                                        for m in months])
-    assert [p.read_bytes() for p in paths] == before
-    assert sorted(p.name for p in (tmp_path / "klines_daily").rglob("*")) == sorted(
-        ["region=US", *[f"month={m}" for m in months], *["itick.parquet"] * 3])
+    assert [_bytes(lake, p) for p in paths] == before
+    assert _every_file(lake) == [f"klines_daily/region=US/month={m}/itick.parquet" for m in months]  # no temp file
 
 
-def test_partition_values_cannot_escape_the_lake(tmp_path):
+@pytest.mark.parametrize("root", ["local", "s3://bucket/prefix/lake"])
+def test_partition_values_cannot_escape_the_lake(root, tmp_path):
+    lake = Lake(tmp_path) if root == "local" else Lake(root)  # no request is made: these fail before any I/O
     with pytest.raises(ValueError, match="invalid partition value"):
-        Lake(tmp_path).partition_path(KLINES_DAILY, region="../etc", month=MONTH, source="itick")
+        lake.partition_path(KLINES_DAILY, region="../etc", month=MONTH, source="itick")
     with pytest.raises(ValueError, match="not a month"):
-        Lake(tmp_path).partition_path(KLINES_DAILY, region="US", month="../2024", source="itick")
+        lake.partition_path(KLINES_DAILY, region="US", month="../2024", source="itick")
     with pytest.raises(ValueError, match="partitions the lake by"):
-        Lake(tmp_path).partition_path(KLINES_DAILY, region="US", trade_date=DAY)
+        lake.partition_path(KLINES_DAILY, region="US", trade_date=DAY)
     with pytest.raises(ValueError, match="invalid source name"):
-        Lake(tmp_path).partition_path(KLINES_DAILY, region="US", month=MONTH, source="../x")
+        lake.partition_path(KLINES_DAILY, region="US", month=MONTH, source="../x")
     with pytest.raises(ValueError, match="invalid source name"):
-        Lake(tmp_path).partition_path(KLINES_DAILY, region="US", month=MONTH, source="data")
+        lake.partition_path(KLINES_DAILY, region="US", month=MONTH, source="data")
     with pytest.raises(TypeError, match="schema"):
-        Lake(tmp_path).write(KLINES_DAILY, pa.table({"x": [1]}), region="US", month=MONTH, source="itick")
+        lake.write(KLINES_DAILY, pa.table({"x": [1]}), region="US", month=MONTH, source="itick")
+    with pytest.raises(ValueError, match="is not in the"):  # a local lake: pathlib says so
+        lake.relative(Path("/elsewhere/x.parquet") if root == "local" else ObjectPath("bucket/elsewhere/x.parquet"))
+
+
+def test_lake_roots_and_paths():
+    s3 = Lake.at("s3://bucket/prefix/lake/")
+    assert s3.is_remote
+    assert s3.root == ObjectPath("bucket/prefix/lake")
+    assert repr(s3) == "Lake('s3://bucket/prefix/lake')"
+    path = s3.partition_path(KLINES_DAILY, region="US", month=MONTH, source="itick")
+    assert str(path) == "s3://bucket/prefix/lake/" + JAN_KEY
+    assert path.name == "itick.parquet"
+    assert path.parent == s3.root / "klines_daily" / "region=US" / "month=2024-01"
+    assert s3.glob(KLINES_DAILY) == "s3://bucket/prefix/lake/klines_daily/*/*/*.parquet"
+    assert Lake("s3://bucket/prefix/lake").root == s3.root  # a str URL works in the constructor too
+    local = Lake.at("file:///srv/lake")
+    assert not local.is_remote
+    assert local.root == Path("/srv/lake")
+    assert Lake("data/lake").root == Path("data/lake")  # a plain path string stays a (relative) Path
 
 
 def _warehouse(home: Path, **kwargs) -> Warehouse:
@@ -123,9 +211,9 @@ def test_replace_is_delete_then_insert_of_exactly_those_partitions(tmp_path):
     assert len(_rows(wh.pipeline_path)) == 2  # another region's or month's replace leaves US January alone
 
 
-def test_one_source_never_replaces_another_sources_rows(tmp_path):
+def test_one_source_never_replaces_another_sources_rows(make_lake, tmp_path):
     """A second source of the same market has its own lake file and its own warehouse rows in each partition."""
-    lake, wh = Lake(tmp_path / "lake"), _warehouse(tmp_path)
+    lake, wh = make_lake(), _warehouse(tmp_path)
     other = Lake.to_arrow(KLINES_DAILY, _bars(2).assign(close=3.0, source="vendor"))
     mine_path = lake.write(KLINES_DAILY, _table(3, 1.0), region="US", month=MONTH, source="itick")
     other_path = lake.write(KLINES_DAILY, other, region="US", month=MONTH, source="vendor")
@@ -134,7 +222,7 @@ def test_one_source_never_replaces_another_sources_rows(tmp_path):
     wh.replace_partitions(KLINES_DAILY, _table(1, 2.0), US_JAN)  # itick re-run: only its own rows change
     assert sorted(_rows(wh.pipeline_path)) == [("S0", 2.0), ("S0", 3.0), ("S1", 3.0)]
     assert mine_path != other_path
-    assert other_path.exists()
+    assert lake.exists(other_path)
     with pytest.raises(ValueError, match="cannot be written to the file of source 'itick'"):
         lake.write(KLINES_DAILY, other, region="US", month=MONTH, source="itick")
 
