@@ -73,7 +73,16 @@ class ITickResource(dg.ConfigurableResource):
 
     @property
     def config(self) -> ITickConfig:
-        return ITickConfig(**{name: getattr(self, name) for name in ITickConfig.field_names()})
+        """The fields, with the server and token read from the environment when they are unset. A run whose run
+        config gives only some of the resource's fields (a launchpad override of `window_seconds`, say) gets the
+        others' defaults from Dagster, not the values `from_env` gave; without this it would talk to the embedded
+        simulator although ITICK_BASE_URL and ITICK_TOKEN name a real server."""
+        values = {name: getattr(self, name) for name in ITickConfig.field_names()}
+        if values["base_url"] is None:
+            values["base_url"] = env_url("ITICK_BASE_URL")
+        if values["token"] is None:
+            values["token"] = env_secret("ITICK_TOKEN")
+        return ITickConfig(**values)
 
     @property
     def endpoint(self) -> str:

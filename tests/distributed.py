@@ -33,6 +33,7 @@ class Cluster:
     def create(cls, base: Path, *, postgres_url: str, storage_url: str, itick_url: str, token: str, plan: int,
                regions: list[str], start_date: str, s3_env: dict[str, str]) -> Cluster:
         queue = f"ticklake-test-{uuid.uuid4().hex[:8]}"
+        base.mkdir(parents=True, exist_ok=True)
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("TICKLAKE_", "ITICK_", "DAGSTER_"))},
             **s3_env,
@@ -135,9 +136,11 @@ def klines_range_tags(region: str, first_month: str, last_month: str) -> dict[st
 REFERENCE_ASSETS = ("securities", "trading_calendar", "security_master", "corporate_actions")
 
 
-def run_configs(now: str, itick: dict) -> tuple[dict, dict]:
-    """Run config of the reference and the klines runs: the instant they act at, and the iTick resource's."""
-    resources = {"itick": {"config": itick}}
+def run_configs(now: str, itick: dict | None = None) -> tuple[dict, dict]:
+    """Run config of the reference and the klines runs: the instant they act at, and iTick resource fields to
+    override (those not given take Dagster's defaults, the server and token come from ITICK_BASE_URL and
+    ITICK_TOKEN, so the plan is passed on from ITICK_PLAN)."""
+    resources = {"itick": {"config": {"plan": {"env": "ITICK_PLAN"}, **itick}}} if itick else {}
     reference = {"ops": {name: {"config": {"now": now}} for name in REFERENCE_ASSETS}, "resources": resources}
     return reference, {"ops": {"klines_daily": {"config": {"now": now}}}, "resources": resources}
 
