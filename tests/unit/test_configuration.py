@@ -199,6 +199,17 @@ def test_loading_the_definitions_with_a_bad_value_fails_naming_the_variable(env,
     assert not set(ENV_FIELDS.values()) & set(re.findall(r"\w+", out.stderr))  # not even in the traceback
 
 
+@pytest.mark.parametrize("url", ["mysql://ticklake:hunter2@db.internal/ticklake", "db.internal:5432",
+                                 "postgresql://ticklake:hunter2@db.internal:port/ticklake",
+                                 "mysql://db.internal/ticklake?password=hunter2&sslmode=require"])
+def test_a_bad_coordination_url_is_refused_at_run_start_never_showing_its_password(monkeypatch, url):
+    monkeypatch.setenv("TICKLAKE_COORDINATION_URL", url)
+    with pytest.raises(ConfigError, match=r"TICKLAKE_COORDINATION_URL='.*' is invalid: use postgresql://") as err:
+        _run_start(ITickResource.from_env)()  # check_config, as the resource's setup runs it
+    assert "hunter2" not in str(err.value)
+    assert redact_url(url) in str(err.value)
+
+
 @pytest.mark.parametrize("url", ["postgresql://ticklake@db.internal:5432/ticklake", "postgres://db.internal/ticklake",
                                  "postgresql://ticklake:s3cret@db.internal/ticklake?sslmode=require",
                                  "postgresql:///ticklake?host=/var/run/postgresql"])
