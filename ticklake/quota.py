@@ -1,9 +1,11 @@
 """Client-side quota: a sliding-window limiter that never lets more than N calls start per window, and lowers N
 to what the server actually grants when it answers 429.
 
-One limiter instance is safe across threads. Given a `state_file`, the window *and* the adapted limit are
-shared by every process on the machine that uses the same file (Dagster's multiprocess executor, parallel
-backfills), because the iTick quota is per account, not per process.
+One limiter instance is safe across threads. Given a state store, the window *and* the adapted limit are shared by
+everyone using the same store, because the iTick quota is per account, not per process: a `state_file` (a
+`FileStateStore`) for every process of one machine (Dagster's multiprocess executor, parallel backfills), a
+`PostgresStateStore` for workers on several machines (ticklake.quota_state). A store that keeps a clock (PostgreSQL:
+the server's) supplies "now" for every instant in the state, so machines whose clocks disagree share one window.
 
 Adapting (AIMD): on a 429 the limit drops at once to the calls the server granted in the last window (by half
 when it granted none), never below 1; after a sustained run of successes it probes back up by one call, never
@@ -15,16 +17,19 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import orjson
-from filelock import FileLock
+
+from ticklake.quota_state import FileStateStore, StateStore
+
+T = TypeVar("T")
 
 PLAN_CALLS_PER_MINUTE: dict[str, int] = {"free": 5, "base": 120, "pro": 600, "premium": 1200}
 PROBE_AFTER_WINDOWS = 2  # probe up after this many windows' worth of successes at the current limit
@@ -147,23 +152,25 @@ class SlidingWindowLimiter:
         *,
         margin_s: float | None = None,
         state_file: Path | None = None,
+        store: StateStore | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         plan: str | None = None,
     ):
         if calls <= 0 or window_s <= 0:
             raise ValueError("a rate limit needs calls > 0 and window_s > 0")
+        if state_file is not None and store is not None:
+            raise ValueError("give the limiter a state_file or a store, not both")
         self.calls = calls
         self.plan = plan or str(calls)  # how ITICK_PLAN was written, for messages
         self.nominal_window_s = window_s
         # The server stamps a call when it arrives, we stamp it when it leaves: a small margin absorbs
         # the jitter between the two so both clocks agree the window was respected.
         self.window_s = window_s + (margin_s if margin_s is not None else max(0.05, window_s * 0.02))
-        self._clock, self._sleep = clock, sleep
+        self._clock, self._sleep = clock, sleep  # the clock only when the store keeps none
         self._lock = threading.Lock()
         self._memory = _State()
-        self._state_file = state_file
-        self._file_lock = FileLock(str(state_file) + ".lock") if state_file else None
+        self.store: StateStore | None = FileStateStore(state_file) if state_file is not None else store
         self.waited_s = 0.0
 
     # -- the quota ------------------------------------------------------------------------------------
@@ -172,62 +179,75 @@ class SlidingWindowLimiter:
         call could not start within `max_wait_s`."""
         waited = 0.0
         while True:
-            with self._locked() as state:
-                now = self._clock()
-                limit = self._limit(state)
-                if now >= state.blocked_until and len(state.starts) < limit:
-                    state.starts.append(now)
+            delay = self._transact(self._start)
+            if delay is None:
+                with self._lock:
                     self.waited_s += waited
-                    return waited
-                delay = max(state.blocked_until - now, _next_free(state.starts, limit, self.window_s) - now)
+                return waited
             delay = max(delay, 0.001)
             if max_wait_s is not None and waited + delay > max_wait_s:
                 raise QuotaWaitError(waited + delay)
             self._sleep(delay)
             waited += delay
 
+    def _start(self, state: _State, now: float) -> float | None:
+        """Record a call start now if the window and any pause allow it (None), else the seconds to wait."""
+        limit = self._limit(state)
+        if now >= state.blocked_until and len(state.starts) < limit:
+            state.starts.append(now)
+            return None
+        return max(state.blocked_until - now, _next_free(state.starts, limit, self.window_s) - now)
+
     @property
     def limit(self) -> int:
         """Calls per window the limiter admits now (the plan, or less after 429s)."""
-        with self._locked() as state:
-            return self._limit(state)
+        return self._transact(lambda state, now: self._limit(state))
+
+    def close(self) -> None:
+        """Close the store's connection, if it keeps one (a PostgreSQL store reopens it on next use)."""
+        if self.store is not None:
+            self.store.close()
 
     # -- adapting -------------------------------------------------------------------------------------
     def record_success(self) -> None:
         """The server answered (not 429): count the grant; after a sustained run, probe one call higher."""
-        with self._locked() as state:
-            state.granted.append(self._clock())
-            state.streak += 1
-            limit = self._limit(state)
-            if limit < self.calls and state.streak >= PROBE_AFTER_WINDOWS * limit:
-                state.limit, state.streak = limit + 1, 0
-                logger.debug("iTick quota: probing %d %s", limit + 1, per_window(self.nominal_window_s))
+        probed = self._transact(self._granted)
+        if probed:
+            logger.debug("iTick quota: probing %d %s", probed, per_window(self.nominal_window_s))
+
+    def _granted(self, state: _State, now: float) -> int | None:
+        state.granted.append(now)
+        state.streak += 1
+        limit = self._limit(state)
+        if limit < self.calls and state.streak >= PROBE_AFTER_WINDOWS * limit:
+            state.limit, state.streak = limit + 1, 0
+            return limit + 1
+        return None
 
     def record_rate_limited(self, retry_after: float | None = None) -> None:
         """The server answered 429: slow down to what it granted, pause for Retry-After, say so once."""
-        with self._locked() as state:
-            now = self._clock()
-            if retry_after is not None and retry_after > 0:
-                state.blocked_until = max(state.blocked_until, now + retry_after)
-            granted, limit = len(state.granted), self._limit(state)
-            recently_cut = state.cut_at is not None and now - state.cut_at < self.window_s
-            new = cut(limit, granted, recently_cut)
-            state.streak = 0
-            if granted:
-                state.observed = granted
-            if new < limit:
-                state.limit, state.cut_at = new, now
-            warn = new < limit and not state.warned
-            state.warned = state.warned or warn
-            message = self._slowing_down(granted, new) if warn else None
+        message = self._transact(lambda state, now: self._refused(state, now, retry_after))
         if message:
             logger.warning(message)
 
+    def _refused(self, state: _State, now: float, retry_after: float | None) -> str | None:
+        if retry_after is not None and retry_after > 0:
+            state.blocked_until = max(state.blocked_until, now + retry_after)
+        granted, limit = len(state.granted), self._limit(state)
+        recently_cut = state.cut_at is not None and now - state.cut_at < self.window_s
+        new = cut(limit, granted, recently_cut)
+        state.streak = 0
+        if granted:
+            state.observed = granted
+        if new < limit:
+            state.limit, state.cut_at = new, now
+        warn = new < limit and not state.warned
+        state.warned = state.warned or warn
+        return self._slowing_down(granted, new) if warn else None
+
     def describe(self) -> str:
         """What the server grants against what ITICK_PLAN allows, for warnings and errors."""
-        with self._locked() as state:
-            granted = state.observed
-            limit = self._limit(state)
+        granted, limit = self._transact(lambda state, now: (state.observed, self._limit(state)))
         unit = per_window(self.nominal_window_s)
         seen = f"about {granted} {unit}" if granted else f"fewer calls (now limited to {limit} {unit})"
         return f"the server granted {seen} while ITICK_PLAN={self.plan} allows {self.calls}"
@@ -244,18 +264,26 @@ class SlidingWindowLimiter:
     def _limit(self, state: _State) -> int:
         return min(self.calls, state.limit or self.calls)
 
-    # -- state: in memory, or a small file shared between processes ---------------------------------
-    def _locked(self):
-        return _Locked(self)
+    # -- state: in memory, or in a store shared with other processes and machines ------------------------
+    def _transact(self, change: Callable[[_State, float], T]) -> T:
+        """`change(state, now)` as one atomic step on the state everyone using the store shares (this limiter's
+        own, in memory, without a store). `now` is the store's clock if it keeps one, else this limiter's. A store
+        may run `change` again on a fresh read (after a dropped connection), so it only changes the state."""
+        with self._lock:
+            if self.store is None:
+                now = self._clock()
+                return change(self._current(self._memory, now), now)
 
-    def _load(self) -> _State:
-        now = self._clock()
-        state = self._memory
-        if self._state_file:
-            try:
-                state = _State.from_text(self._state_file.read_text())
-            except FileNotFoundError:
-                state = _State()
+            def update(text: str | None, store_now: float | None) -> tuple[bytes, T]:
+                now = self._clock() if store_now is None else store_now
+                state = self._current(_State.from_text(text or ""), now)
+                result = change(state, now)
+                return state.to_json(), result
+
+            return self.store.transact(update)
+
+    def _current(self, state: _State, now: float) -> _State:
+        """`state` as of `now`: instants older than the window dropped, an idle account's adaptation forgotten."""
         for times in (state.starts, state.granted):
             while times and times[0] <= now - self.window_s:
                 times.popleft()
@@ -264,48 +292,9 @@ class SlidingWindowLimiter:
         state.touched = now
         return state
 
-    def _store(self, state: _State) -> None:
-        if not self._state_file:
-            return
-        tmp = self._state_file.with_name(self._state_file.name + f".{os.getpid()}.tmp")
-        tmp.write_bytes(state.to_json())
-        os.replace(tmp, self._state_file)
-
 
 def _next_free(starts: deque[float], limit: int, window_s: float) -> float:
     """When the window will hold fewer than `limit` starts (it may hold more, right after a cut)."""
     if len(starts) < limit:
         return -math.inf
     return starts[len(starts) - limit] + window_s
-
-
-class _Locked:
-    """The limiter's thread lock, then its file lock: the state, loaded on entry and stored on exit."""
-
-    def __init__(self, limiter: SlidingWindowLimiter):
-        self.limiter = limiter
-        self.state: _State | None = None
-
-    def __enter__(self) -> _State:
-        self.limiter._lock.acquire()
-        try:
-            if self.limiter._file_lock:
-                self.limiter._file_lock.acquire()
-            self.state = self.limiter._load()
-        except BaseException:
-            self._release()
-            raise
-        return self.state
-
-    def __exit__(self, exc_type, *exc: object) -> bool:
-        try:
-            if exc_type is None and self.state is not None:
-                self.limiter._store(self.state)
-        finally:
-            self._release()
-        return False
-
-    def _release(self) -> None:
-        if self.limiter._file_lock and self.limiter._file_lock.is_locked:
-            self.limiter._file_lock.release()
-        self.limiter._lock.release()

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from ticklake import markets
 from ticklake.markets import DEFAULT_REGIONS, MARKETS
+from ticklake.urls import is_postgres_url, redact_url
 
 T = TypeVar("T")
 
@@ -169,10 +170,8 @@ def coordination_url() -> str | None:
     raw = _raw("TICKLAKE_COORDINATION_URL")
     if raw is None:
         return None
-    if urlsplit(raw.strip()).scheme not in ("postgresql", "postgres"):
-        from ticklake.mutex import redact  # the message shows the URL without its password
-
-        raise ConfigError(f"TICKLAKE_COORDINATION_URL={redact(raw.strip())!r} is invalid: use "
+    if not is_postgres_url(raw.strip()):  # the message shows the URL without its password, wherever written
+        raise ConfigError(f"TICKLAKE_COORDINATION_URL={redact_url(raw.strip())!r} is invalid: use "
                           "postgresql://user@host:5432/database")
     return raw.strip()
 

@@ -19,6 +19,7 @@ from resources.storage import StorageResource
 from ticklake import settings
 from ticklake.itick.config import ENV_FIELDS, check_config
 from ticklake.settings import ConfigError
+from ticklake.urls import redact_url
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "tok-51c0e9a7d2b4 f68e"  # a space: not a valid token
@@ -196,3 +197,39 @@ def test_loading_the_definitions_with_a_bad_value_fails_naming_the_variable(env,
     assert expected in last
     assert "ValidationError" not in out.stderr
     assert not set(ENV_FIELDS.values()) & set(re.findall(r"\w+", out.stderr))  # not even in the traceback
+
+
+@pytest.mark.parametrize("url", ["mysql://ticklake:hunter2@db.internal/ticklake", "db.internal:5432",
+                                 "postgresql://ticklake:hunter2@db.internal:port/ticklake",
+                                 "mysql://db.internal/ticklake?password=hunter2&sslmode=require"])
+def test_a_bad_coordination_url_is_refused_at_run_start_never_showing_its_password(monkeypatch, url):
+    monkeypatch.setenv("TICKLAKE_COORDINATION_URL", url)
+    with pytest.raises(ConfigError, match=r"TICKLAKE_COORDINATION_URL='.*' is invalid: use postgresql://") as err:
+        _run_start(ITickResource.from_env)()  # check_config, as the resource's setup runs it
+    assert "hunter2" not in str(err.value)
+    assert redact_url(url) in str(err.value)
+
+
+@pytest.mark.parametrize("url", ["postgresql://ticklake@db.internal:5432/ticklake", "postgres://db.internal/ticklake",
+                                 "postgresql://ticklake:s3cret@db.internal/ticklake?sslmode=require",
+                                 "postgresql:///ticklake?host=/var/run/postgresql"])
+def test_postgres_urls_are_accepted_as_the_coordination_url(monkeypatch, url):
+    monkeypatch.setenv("TICKLAKE_COORDINATION_URL", f" {url} ")
+    assert settings.coordination_url() == url
+    monkeypatch.setenv("TICKLAKE_COORDINATION_URL", "")
+    assert settings.coordination_url() is None
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql://ticklake:s3cret@db:5432/ticklake", "postgresql://ticklake:***@db:5432/ticklake"),
+    ("postgresql://ticklake:p%40ss@db/ticklake", "postgresql://ticklake:***@db/ticklake"),
+    ("postgresql://ticklake:p@ss@db/ticklake", "postgresql://ticklake:***@db/ticklake"),
+    ("postgresql://:s3cret@db/ticklake", "postgresql://:***@db/ticklake"),
+    ("postgres://db/ticklake?password=s3cret&sslmode=require", "postgres://db/ticklake?password=***&sslmode=require"),
+    ("postgresql:///ticklake?password=s3cret&host=/tmp", "postgresql:///ticklake?password=***&host=/tmp"),
+    ("postgresql://ticklake@db/ticklake", "postgresql://ticklake@db/ticklake"),
+    ("postgresql:///ticklake?host=/var/run/postgresql", "postgresql:///ticklake?host=/var/run/postgresql"),
+    ("postgresql://[db:s3cret/x", "(a URL that cannot be parsed, not shown)"),
+])
+def test_redact_url_masks_every_password(url, shown):
+    assert redact_url(url) == shown

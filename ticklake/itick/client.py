@@ -142,6 +142,7 @@ class ITickClient:
     # -- lifecycle ----------------------------------------------------------------------------------
     def close(self) -> None:
         self._http.close()
+        self.limiter.close()  # a PostgreSQL quota store's connection (reopened if the limiter is used again)
 
     def __enter__(self) -> ITickClient:
         return self

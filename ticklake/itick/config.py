@@ -22,6 +22,7 @@ import httpx
 from ticklake import settings
 from ticklake.itick.client import AuditLog, ITickClient, check_token
 from ticklake.quota import SlidingWindowLimiter, calls_per_minute
+from ticklake.quota_state import FileStateStore, PostgresStateStore, StateStore
 from ticklake.settings import ConfigError, env_choice, env_int, env_parsed, env_secret, env_url
 
 ITICK_URL = "https://api.itick.org"
@@ -118,9 +119,10 @@ def _rate(plan: str) -> int:
 
 def check_config(config: ITickConfig) -> None:
     """Refuse what can be refused without a file or a request: the plan, a server without a token, a token that
-    cannot travel as a header. Run before anything else, so a bad value costs no request, retry or audit line,
-    and the token never reaches an error message."""
+    cannot travel as a header, a TICKLAKE_COORDINATION_URL that is not PostgreSQL's. Run before anything else, so a
+    bad value costs no request, retry or audit line, and the token never reaches an error message."""
     _rate(config.plan)
+    settings.coordination_url()
     if config.endpoint == EMBEDDED:
         return
     if not settings.is_http_url(config.endpoint):
@@ -140,6 +142,15 @@ def embedded_simulator(symbols_per_region: int, seed: int, calls_per_minute: int
                                  calls_per_window=calls_per_minute, window_seconds=60.0))
 
 
+def quota_store(paths: settings.Paths, key: str) -> StateStore:
+    """Where the account's quota is shared: PostgreSQL when TICKLAKE_COORDINATION_URL is set (every worker on every
+    machine), else a file under the home's state/ directory (every process of this machine)."""
+    url = settings.coordination_url()
+    if url:
+        return PostgresStateStore(url, key)
+    return FileStateStore(paths.state / f"{key}.txt")
+
+
 def build_client(config: ITickConfig, tags: dict[str, str] | None = None) -> ITickClient:
     """A quota-aware client for `config`: the embedded simulator, or HTTP with a checked token."""
     check_config(config)
@@ -154,7 +165,7 @@ def build_client(config: ITickConfig, tags: dict[str, str] | None = None) -> ITi
     account = hashlib.sha256(f"{config.endpoint}\0{token}".encode()).hexdigest()[:16]  # never the token itself
     paths.state.mkdir(parents=True, exist_ok=True)
     limiter = SlidingWindowLimiter(rate, config.window_seconds, margin_s=config.quota_margin_s,
-                                   state_file=paths.state / f"quota-{account}.txt", plan=config.plan)
+                                   store=quota_store(paths, f"quota-{account}"), plan=config.plan)
     audit = AuditLog(paths.audit / f"api_calls-{dt.datetime.now(dt.UTC):%Y-%m-%d}.jsonl")
     return ITickClient(
         config.endpoint if config.endpoint != EMBEDDED else "http://itick-sim.local",
