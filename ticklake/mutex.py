@@ -13,20 +13,12 @@ import contextlib
 import hashlib
 import threading
 import time
-from urllib.parse import urlsplit, urlunsplit
+
+from ticklake.urls import redact_url
 
 
 class MutexTimeoutError(TimeoutError):
     """The lock stayed held by someone else for longer than the caller allows."""
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def lock_key(name: str) -> int:
@@ -39,7 +31,7 @@ class PostgresMutex:
 
     def __init__(self, url: str, name: str, *, poll_s: float = 0.05):
         self.url, self.name, self.key = url, name, lock_key(name)
-        self.lock_file = f"advisory lock {name!r} on {redact(url)}"  # how messages name it (FileLock's attribute)
+        self.lock_file = f"advisory lock {name!r} on {redact_url(url)}"  # how messages name it (FileLock's attribute)
         self._poll_s = poll_s
         self._thread_lock = threading.RLock()
         self._depth = 0
@@ -96,7 +88,7 @@ def _connect(url: str):
         conn = psycopg2.connect(url, connect_timeout=10, application_name="ticklake")
     except psycopg2.OperationalError as exc:
         raise ConnectionError(
-            f"cannot reach the coordination database {redact(url)} (TICKLAKE_COORDINATION_URL): "
+            f"cannot reach the coordination database {redact_url(url)} (TICKLAKE_COORDINATION_URL): "
             f"{str(exc).strip().splitlines()[0]}"
         ) from None
     conn.autocommit = True
