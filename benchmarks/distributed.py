@@ -28,7 +28,7 @@ REGIONS = ["US", "HK", "JP"]
 YEAR = ("2023-07", "2024-06")
 
 
-def one(workers: int, symbols: int, plan: int, window: float) -> dict:
+def one(workers: int, symbols: int, plan: int, window: float, codes_per_call: int) -> dict:
     server = serve(Simulator(SimSettings(now=FROZEN_NOW, symbols_per_region=symbols, calls_per_window=plan,
                                          window_seconds=window, tokens=frozenset({TOKEN}))))
     try:
@@ -39,8 +39,10 @@ def one(workers: int, symbols: int, plan: int, window: float) -> dict:
             try:
                 for i in range(workers):
                     cluster.start_worker(f"worker-{i}")
+                cluster.start_daemon()
                 cluster.wait_ready()
-                config = run_configs(FROZEN_NOW.isoformat(), {"window_seconds": window, "max_codes_per_call": 2})
+                config = run_configs(FROZEN_NOW.isoformat(), {"window_seconds": window, "quota_margin_s": 0.15 * window,
+                                                              "max_codes_per_call": codes_per_call})
                 result = backfill(cluster, REGIONS, *YEAR, config)
             finally:
                 cluster.stop()
@@ -68,10 +70,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plan", type=int, default=20, help="calls per window the simulator grants (ITICK_PLAN)")
     parser.add_argument("--window", type=float, default=2.0, help="seconds per quota window (iTick: 60)")
     parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--codes-per-call", type=int, default=2, help="ITICK_MAX_CODES")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    rows = [one(int(n), args.symbols, args.plan, args.window) for n in args.workers.split(",")]
-    print(f"backfill: {len(REGIONS)} regions x 12 months x {args.symbols} symbols, 2 codes per call; quota "
+    rows = [one(int(n), args.symbols, args.plan, args.window, args.codes_per_call) for n in args.workers.split(",")]
+    print(f"backfill: {len(REGIONS)} regions x 12 months x {args.symbols} symbols, {args.codes_per_call} codes per "
+          f"call, queued runs started by the daemon; quota "
           f"{args.plan} calls per {args.window:g} s window")
     print(f"{'workers':>7} {'wall s':>7} {'ref s':>6} {'klines s':>8} {'calls':>6} {'429s':>5} "
           f"{'busiest window':>14} {'calls/window':>12} {'quota used':>10}")

@@ -28,6 +28,7 @@ class Cluster:
     queue: str
     workers: dict[str, subprocess.Popen] = field(default_factory=dict)
     marks: dict[str, int] = field(default_factory=dict)  # each worker's log length when the klines runs started
+    daemon: subprocess.Popen | None = None
 
     @classmethod
     def create(cls, base: Path, *, postgres_url: str, storage_url: str, itick_url: str, token: str, plan: int,
@@ -94,28 +95,56 @@ class Cluster:
         proc.wait(10)
 
     def stop(self) -> None:
-        for proc in self.workers.values():
+        processes = [*self.workers.values(), *([self.daemon] if self.daemon else [])]
+        for proc in processes:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.workers.values():
+        for proc in processes:
             try:
                 proc.wait(15)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
 
-    def launch(self, name: str, job: str, *, run_config: dict, tags: dict[str, str] | None = None,
-               partition: str | None = None) -> subprocess.Popen:
-        """`dagster job execute` of one run from its own "machine" (the run's steps go to the workers)."""
-        config = self.base / f"{name}.run.json"
-        config.write_text(json.dumps(run_config))
+    def start_daemon(self) -> subprocess.Popen:
+        """`dagster-daemon run`: it takes runs from the queue in PostgreSQL (deploy/dagster.yaml's limits) and
+        starts each as a process on its machine, whose steps go to the workers."""
+        log = open(self.base / "daemon.log", "wb")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")],
+                                cwd=ROOT, env=self.machine_env("daemon"), stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.daemon = proc
+        return proc
+
+    def submit(self, name: str, job: str, *, run_config: dict, tags: dict[str, str] | None = None,
+               partition: str | None = None) -> str:
+        """`dagster job launch` from an operator's machine: the run is queued; the daemon starts it. Its id."""
         tags = dict(tags or {})
         if partition is not None:
             tags["dagster/partition"] = partition
-        log = open(self.base / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-        return subprocess.Popen(
-            [str(BIN / "dagster"), "job", "execute", "-m", "definitions", "-a", "defs", "-d", str(ROOT), "-j", job,
-             "-c", str(config), "--tags", json.dumps(tags)],
-            cwd=ROOT, env=self.machine_env(name), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        run_id = str(uuid.uuid4())
+        done = subprocess.run(
+            [str(BIN / "dagster"), "job", "launch", "-w", str(ROOT / "workspace.yaml"), "-j", job,
+             "--run-id", run_id, "--config-json", json.dumps(run_config), "--tags", json.dumps(tags)],
+            cwd=ROOT, env=self.machine_env(name), capture_output=True, timeout=180)
+        if done.returncode != 0:
+            raise RuntimeError(f"dagster job launch {job} failed:\n{done.stdout.decode()}{done.stderr.decode()}")
+        return run_id
+
+    def instance(self):
+        """The deployment's Dagster instance, as the webserver sees it."""
+        import dagster as dg
+
+        env = self.machine_env("observer")
+        saved = {k: os.environ.get(k) for k in ("DAGSTER_POSTGRES_URL", "TICKLAKE_MAX_CONCURRENT_RUNS")}
+        os.environ.update({k: env[k] for k in saved})
+        try:
+            return dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 @dataclass
@@ -147,35 +176,57 @@ def run_configs(now: str, itick: dict | None = None) -> tuple[dict, dict]:
 
 def backfill(cluster: Cluster, regions: list[str], first_month: str, last_month: str,
              run_config: tuple[dict, dict], *, while_klines_run=None, timeout_s: float = 900) -> Backfill:
-    """Reference data, then klines, one run per region launched at once (their steps go to the workers).
-    `while_klines_run(cluster)` is called once the klines runs are launched (to kill a worker, say)."""
-    started = time.perf_counter()
-    runs = {f"reference-{r}": cluster.launch(f"reference-{r}", "reference_refresh", run_config=run_config[0],
-                                             partition=r) for r in regions}
-    failed = _wait(cluster, runs, timeout_s)
-    reference_s = time.perf_counter() - started
-    if failed:
-        return Backfill(reference_s, 0.0, failed)
-    started = time.perf_counter()
-    cluster.marks = {name: len(cluster.log(name)) for name in cluster.workers}
-    runs = {f"klines-{r}": cluster.launch(f"klines-{r}", "nightly_refresh", run_config=run_config[1],
-                                          tags=klines_range_tags(r, first_month, last_month)) for r in regions}
-    if while_klines_run is not None:
-        while_klines_run(cluster)
-    failed = _wait(cluster, runs, timeout_s)
-    return Backfill(reference_s, time.perf_counter() - started, failed)
+    """Reference data, then klines: one run per region, all queued at once and started by the daemon (their
+    steps go to the workers). `while_klines_run(cluster)` is called once the klines runs are queued (to kill a
+    worker, say)."""
+    with cluster.instance() as instance:
+        started = time.perf_counter()
+        runs = _submit_all(cluster, {r: (f"reference-{r}", "reference_refresh", run_config[0], {}, r)
+                                     for r in regions})
+        failed = _wait(instance, runs, timeout_s)
+        reference_s = time.perf_counter() - started
+        if failed:
+            return Backfill(reference_s, 0.0, failed)
+        started = time.perf_counter()
+        cluster.marks = {name: len(cluster.log(name)) for name in cluster.workers}
+        runs = _submit_all(cluster, {r: (f"klines-{r}", "nightly_refresh", run_config[1],
+                                         klines_range_tags(r, first_month, last_month), None) for r in regions})
+        if while_klines_run is not None:
+            while_klines_run(cluster)
+        failed = _wait(instance, runs, timeout_s)
+        return Backfill(reference_s, time.perf_counter() - started, failed)
 
 
-def _wait(cluster: Cluster, runs: dict[str, subprocess.Popen], timeout_s: float) -> dict[str, str]:
-    failed = {}
-    for name, proc in runs.items():
-        try:
-            code = proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            code = -1
-        if code != 0:
-            failed[name] = cluster.log(name).decode(errors="replace")[-4000:]
+def _submit_all(cluster: Cluster, runs: dict[str, tuple]) -> dict[str, str]:
+    """Submit runs side by side (each `dagster job launch` loads the code location): {run id: region}."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def submit(item: tuple[str, tuple]) -> tuple[str, str]:
+        region, (name, job, config, tags, partition) = item
+        return cluster.submit(name, job, run_config=config, tags=tags, partition=partition), region
+
+    with ThreadPoolExecutor(len(runs)) as pool:
+        return dict(pool.map(submit, runs.items()))
+
+
+def _wait(instance, runs: dict[str, str], timeout_s: float) -> dict[str, str]:
+    """Wait for the runs to end; {region: what went wrong} for those that did not succeed."""
+    import dagster as dg
+
+    deadline = time.monotonic() + timeout_s
+    pending = set(runs)
+    while pending and time.monotonic() < deadline:
+        for record in instance.get_run_records(dg.RunsFilter(run_ids=list(pending))):
+            if record.dagster_run.is_finished:
+                pending.discard(record.dagster_run.run_id)
+        time.sleep(0.5)
+    failed = {runs[run_id]: "did not end in time" for run_id in pending}
+    for record in instance.get_run_records(dg.RunsFilter(run_ids=list(set(runs) - pending))):
+        run = record.dagster_run
+        if run.status != dg.DagsterRunStatus.SUCCESS:
+            errors = [e.message for e in instance.all_logs(run.run_id) if e.is_dagster_event and
+                      e.dagster_event.is_failure]
+            failed[runs[run.run_id]] = f"{run.status.value}: {errors[-3:]}"
     return failed
 
 

@@ -65,3 +65,16 @@ def test_bad_production_settings_are_refused_by_name(monkeypatch, name, value, m
         getter()
     assert name in str(raised.value)
     assert "hunter2" not in str(raised.value)
+
+
+def test_a_partial_launchpad_override_keeps_the_environments_server(monkeypatch):
+    """Dagster gives a resource whose run config names some fields the defaults of the others, not what
+    `from_env` set: the server and token must still come from the environment, never the embedded simulator."""
+    from resources.itick import ITickResource
+
+    monkeypatch.setenv("ITICK_BASE_URL", "http://127.0.0.1:9/")
+    monkeypatch.setenv("ITICK_TOKEN", "launchpad-test-token")
+    overridden = ITickResource(window_seconds=5.0)  # what a run config of {"window_seconds": 5} builds
+    assert overridden.endpoint == "http://127.0.0.1:9/"
+    assert overridden.source_name == "itick"
+    assert overridden.config.token == "launchpad-test-token"
