@@ -183,7 +183,7 @@ def backfill(cluster: Cluster, regions: list[str], first_month: str, last_month:
         started = time.perf_counter()
         runs = _submit_all(cluster, {r: (f"reference-{r}", "reference_refresh", run_config[0], {}, r)
                                      for r in regions})
-        failed = _wait(instance, runs, timeout_s)
+        failed = wait_for_runs(instance, runs, timeout_s)
         reference_s = time.perf_counter() - started
         if failed:
             return Backfill(reference_s, 0.0, failed)
@@ -193,7 +193,7 @@ def backfill(cluster: Cluster, regions: list[str], first_month: str, last_month:
                                          klines_range_tags(r, first_month, last_month), None) for r in regions})
         if while_klines_run is not None:
             while_klines_run(cluster)
-        failed = _wait(instance, runs, timeout_s)
+        failed = wait_for_runs(instance, runs, timeout_s)
         return Backfill(reference_s, time.perf_counter() - started, failed)
 
 
@@ -209,7 +209,7 @@ def _submit_all(cluster: Cluster, runs: dict[str, tuple]) -> dict[str, str]:
         return dict(pool.map(submit, runs.items()))
 
 
-def _wait(instance, runs: dict[str, str], timeout_s: float) -> dict[str, str]:
+def wait_for_runs(instance, runs: dict[str, str], timeout_s: float) -> dict[str, str]:
     """Wait for the runs to end; {region: what went wrong} for those that did not succeed."""
     import dagster as dg
 
@@ -224,10 +224,20 @@ def _wait(instance, runs: dict[str, str], timeout_s: float) -> dict[str, str]:
     for record in instance.get_run_records(dg.RunsFilter(run_ids=list(set(runs) - pending))):
         run = record.dagster_run
         if run.status != dg.DagsterRunStatus.SUCCESS:
-            errors = [e.message for e in instance.all_logs(run.run_id) if e.is_dagster_event and
-                      e.dagster_event.is_failure]
+            errors = [_failure_text(e.dagster_event) for e in instance.all_logs(run.run_id)
+                      if e.is_dagster_event and e.dagster_event.is_failure]
             failed[runs[run.run_id]] = f"{run.status.value}: {errors[-3:]}"
     return failed
+
+
+def _failure_text(event) -> str:
+    """A failure event's message with its error's (the exception a step raised)."""
+    error = getattr(event.event_specific_data, "error", None)
+    causes = []
+    while error is not None:
+        causes.append(error.message.strip())
+        error = error.cause
+    return " <- ".join([event.message, *causes])
 
 
 def audited_calls(cluster: Cluster) -> list[float]:

@@ -8,24 +8,35 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import subprocess
 import time
 
 import dagster as dg
 import duckdb
 import pandas as pd
 import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 import pytest
 
 from automation.jobs import run_partition_range
 from definitions import build_definitions
 from tests.conftest import FROZEN_NOW, TOKEN
-from tests.distributed import Cluster, audited_calls, backfill, busiest_window, run_configs
+from tests.distributed import (
+    Cluster,
+    audited_calls,
+    backfill,
+    busiest_window,
+    klines_range_tags,
+    run_configs,
+    wait_for_runs,
+)
 from tests.services import RABBITMQ_URL, require
 from ticklake.dictionary import KLINES_DAILY
 from ticklake.object_store import location
 from ticklake.remote_warehouse import RemoteDatabase
 
-pytestmark = pytest.mark.integration
+# One xdist worker runs them all, one after the other: one restarts the broker the others use.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("machine-services")]
 
 REGIONS = ["US", "HK", "JP"]
 YEAR = ("2023-07", "2024-06")  # twelve months ending at the frozen clock
@@ -123,3 +134,66 @@ def test_backfill_on_celery_workers_equals_the_embedded_default(tmp_path, servic
     assert not set(stored["run_id"]) & set(expected["run_id"])
     assert len(lake) == len(expected)
     assert dt.date(2023, 7, 3) <= stored["trade_date"].min().date()
+
+
+def restart_the_broker_mid_step(cluster: Cluster) -> None:
+    """Stop RabbitMQ for a few seconds while a worker holds a klines step, then start it again."""
+    deadline = time.monotonic() + 120
+    while not any(b"received" in cluster.log(w)[cluster.marks[w]:] for w in cluster.workers):
+        assert time.monotonic() < deadline, "no worker took the klines step"
+        time.sleep(0.1)
+    time.sleep(1.0)
+    subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True, timeout=60)
+    try:
+        time.sleep(3)
+    finally:
+        subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True, timeout=60)
+
+
+def test_a_broker_restart_and_an_object_store_outage_mid_run(tmp_path, services, s3, postgres_url, make_server):
+    """The broker restarted mid-step: workers reconnect, the step is delivered again and the run succeeds. The
+    object store down: the run fails naming the s3:// key, nothing stored changes, and a re-run completes it."""
+    if subprocess.run(["rabbitmqctl", "status"], capture_output=True, timeout=60).returncode != 0:
+        pytest.skip("rabbitmqctl cannot control the local broker here")
+    server = make_server(tokens=frozenset({TOKEN}), latency_ms=300)  # a step that lasts seconds
+    cluster = Cluster.create(tmp_path / "cluster", postgres_url=postgres_url, storage_url=s3.url("faults"),
+                             itick_url=server.url, token=TOKEN, plan=100_000, regions=["US"],
+                             start_date="2024-01-01", s3_env=s3.env)
+    configs = run_configs(FROZEN_NOW.isoformat(), {"max_codes_per_call": 1})
+    where = location(s3.url("faults"))
+    try:
+        for name in ("worker-a", "worker-b"):
+            cluster.start_worker(name)
+        cluster.start_daemon()
+        cluster.wait_ready()
+        result = backfill(cluster, ["US"], "2024-01", "2024-03", configs, while_klines_run=restart_the_broker_mid_step)
+        assert not result.failed, result.failed
+        before = {p: where.filesystem.open_input_file(p).read() for p in lake_objects(where)}
+        assert before
+
+        s3.stop()
+        try:
+            with cluster.instance() as instance:
+                run_id = cluster.submit("klines-outage", "nightly_refresh", run_config=configs[1],
+                                        tags=klines_range_tags("US", "2024-04", "2024-06"))
+                failed = wait_for_runs(instance, {run_id: "US"}, 300)
+        finally:
+            s3.restart()
+        assert "ObjectStoreError: could not" in failed["US"], failed
+        assert "s3://ticklake/faults/" in failed["US"], failed
+        assert s3.env["AWS_SECRET_ACCESS_KEY"] not in failed["US"]
+        assert {p: where.filesystem.open_input_file(p).read() for p in lake_objects(where)} == before
+
+        result = backfill(cluster, ["US"], "2024-04", "2024-06", configs)  # the re-run
+        assert not result.failed, result.failed
+    finally:
+        cluster.stop()
+    snapshot = RemoteDatabase(where).pull_snapshot(tmp_path / "analyst" / "warehouse.duckdb")
+    with duckdb.connect(str(snapshot), read_only=True) as con:
+        months = con.execute("SELECT DISTINCT strftime(trade_date, '%Y-%m') FROM klines_daily ORDER BY 1").fetchall()
+    assert [m for (m,) in months] == ["2024-01", "2024-02", "2024-03", "2024-04", "2024-05", "2024-06"]
+
+
+def lake_objects(where) -> list[str]:
+    selector = pafs.FileSelector(where.join("lake"), recursive=True)
+    return sorted(i.path for i in where.filesystem.get_file_info(selector) if i.type == pafs.FileType.File)
