@@ -7,10 +7,19 @@ everyone using the same store, because the iTick quota is per account, not per p
 `PostgresStateStore` for workers on several machines (ticklake.quota_state). A store that keeps a clock (PostgreSQL:
 the server's) supplies "now" for every instant in the state, so machines whose clocks disagree share one window.
 
-Adapting (AIMD): on a 429 the limit drops at once to the calls the server granted in the last window (by half
-when it granted none), never below 1; after a sustained run of successes it probes back up by one call, never
-above the plan. A Retry-After pauses every caller sharing the state. The adapted limit is forgotten once the
-account has been idle for `IDLE_RESET_WINDOWS` windows, so each run starts from the plan again.
+Adapting. A quota of S calls per window means that past S grants the server refuses *every* call until its window
+slides: quota 429s come in runs. A 429 for any other reason (an overloaded or faulty server, a proxy) comes alone,
+and the next calls are granted as usual. So a run of `REFUSALS_IN_A_ROW` 429s with no call granted between them
+(within one window) is what shows the quota: a real quota produces one with its first calls past S, at the cost
+of that many 429s, while stray 429s arriving at a rate q produce one only with probability q^(REFUSALS_IN_A_ROW-1)
+per stray (one in a thousand at q = 10%, a server refusing a tenth of all calls for reasons of its own). Shorter
+runs change nothing: the earlier rule, which cut at every 429 to what the last window granted, let such strays
+ratchet the limit down (a soak at 10% faults took 495 s instead of about 60 s). Then the limit drops at once to
+the calls the server granted in the last window (by half when it granted none, once per window), never below 1.
+After `PROBE_AFTER_WINDOWS` windows' worth of successes at the limit it probes back up by a quarter (at least one
+call), never above the plan: an unlucky cut recovers in a few probes, and a real quota answers each probe with one
+run of 429s. A Retry-After, even on a stray 429, pauses every caller sharing the state. The adapted limit is
+forgotten once the account has been idle for `IDLE_RESET_WINDOWS` windows, so each run starts from the plan again.
 """
 
 from __future__ import annotations
@@ -33,6 +42,8 @@ T = TypeVar("T")
 
 PLAN_CALLS_PER_MINUTE: dict[str, int] = {"free": 5, "base": 120, "pro": 600, "premium": 1200}
 PROBE_AFTER_WINDOWS = 2  # probe up after this many windows' worth of successes at the current limit
+PROBE_STEP = 4  # a probe raises the limit by limit // PROBE_STEP, at least one call
+REFUSALS_IN_A_ROW = 4  # 429s with no call granted between them (within a window) that show the quota
 IDLE_RESET_WINDOWS = 10  # an account idle this long starts again from the plan
 
 logger = logging.getLogger(__name__)
@@ -83,8 +94,10 @@ class _State:
     starts: deque[float] = field(default_factory=deque)
     granted: deque[float] = field(default_factory=deque)
     limit: int | None = None  # None: the plan
-    streak: int = 0  # successes since the last change of limit or the last 429
+    streak: int = 0  # successes since the last change of limit or the last run of 429s
     cut_at: float | None = None
+    refusals: int = 0  # 429s since the last grant: the current run (over once a window passes without a 429)
+    refused_at: float | None = None  # the last 429
     blocked_until: float = 0.0  # Retry-After
     observed: int | None = None  # the last measured grant per window
     warned: bool = False
@@ -92,6 +105,7 @@ class _State:
 
     def forget_adaptation(self) -> None:
         self.limit, self.streak, self.cut_at, self.observed, self.warned = None, 0, None, None, False
+        self.refusals, self.refused_at = 0, None
 
     def to_json(self) -> bytes:
         return orjson.dumps({**vars(self), "starts": list(self.starts), "granted": list(self.granted)})
@@ -111,7 +125,8 @@ class _State:
                        limit=_positive(raw.get("limit")), streak=int(raw.get("streak") or 0),
                        cut_at=_float_or_none(raw.get("cut_at")), blocked_until=float(raw.get("blocked_until") or 0.0),
                        observed=_positive(raw.get("observed")), warned=bool(raw.get("warned")),
-                       touched=float(raw.get("touched") or 0.0))
+                       touched=float(raw.get("touched") or 0.0), refusals=int(raw.get("refusals") or 0),
+                       refused_at=_float_or_none(raw.get("refused_at")))
         except (TypeError, ValueError):
             return cls()
 
@@ -210,7 +225,8 @@ class SlidingWindowLimiter:
 
     # -- adapting -------------------------------------------------------------------------------------
     def record_success(self) -> None:
-        """The server answered (not 429): count the grant; after a sustained run, probe one call higher."""
+        """The server answered (not 429): count the grant, end any run of 429s; after a sustained run of grants,
+        probe a quarter higher."""
         probed = self._transact(self._granted)
         if probed:
             logger.debug("iTick quota: probing %d %s", probed, per_window(self.nominal_window_s))
@@ -218,14 +234,16 @@ class SlidingWindowLimiter:
     def _granted(self, state: _State, now: float) -> int | None:
         state.granted.append(now)
         state.streak += 1
+        state.refusals = 0
         limit = self._limit(state)
         if limit < self.calls and state.streak >= PROBE_AFTER_WINDOWS * limit:
-            state.limit, state.streak = limit + 1, 0
-            return limit + 1
+            state.limit, state.streak = min(self.calls, limit + max(1, limit // PROBE_STEP)), 0
+            return state.limit
         return None
 
     def record_rate_limited(self, retry_after: float | None = None) -> None:
-        """The server answered 429: slow down to what it granted, pause for Retry-After, say so once."""
+        """The server answered 429: pause for Retry-After; when it ends a run of `REFUSALS_IN_A_ROW` 429s, slow down
+        to what the server granted and say so once (module docstring)."""
         message = self._transact(lambda state, now: self._refused(state, now, retry_after))
         if message:
             logger.warning(message)
@@ -233,6 +251,11 @@ class SlidingWindowLimiter:
     def _refused(self, state: _State, now: float, retry_after: float | None) -> str | None:
         if retry_after is not None and retry_after > 0:
             state.blocked_until = max(state.blocked_until, now + retry_after)
+        if state.refused_at is None or now - state.refused_at >= self.window_s:
+            state.refusals = 0
+        state.refusals, state.refused_at = state.refusals + 1, now
+        if state.refusals < REFUSALS_IN_A_ROW:
+            return None  # perhaps a stray 429: the next answers tell
         granted, limit = len(state.granted), self._limit(state)
         recently_cut = state.cut_at is not None and now - state.cut_at < self.window_s
         new = cut(limit, granted, recently_cut)

@@ -10,7 +10,7 @@ import time
 import psycopg2
 
 from tests.unit.test_rate_limit import _max_in_window
-from ticklake.quota import SlidingWindowLimiter
+from ticklake.quota import REFUSALS_IN_A_ROW, SlidingWindowLimiter
 from ticklake.quota_state import TABLE, FileStateStore, PostgresStateStore
 
 KEY = "quota-test"
@@ -71,7 +71,8 @@ def _refused_in_process(url, out):
         limiter.record_success()
     limiter.record_rate_limited(retry_after=1.0)
     paused_until = store.last_now + 1.0
-    limiter.record_rate_limited()  # a second refusal in a row: the server's quota, not a stray 429
+    for _ in range(REFUSALS_IN_A_ROW - 1):  # refusals in a row: the server's quota, not a stray 429
+        limiter.record_rate_limited()
     out.put(paused_until)
     limiter.close()
 
