@@ -123,3 +123,14 @@ def test_an_unreachable_store_fails_clearly_and_changes_nothing(tmp_path, s3, po
     assert s3.env["AWS_SECRET_ACCESS_KEY"] not in message
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3.endpoint)
     assert values(machine(tmp_path / "c", url, postgres_url)) == [1]
+
+
+def test_an_unreachable_coordination_database_is_named_without_its_password():
+    mutex = PostgresMutex("postgresql://ticklake:hunter2@127.0.0.1:9/coordination", "ticklake-warehouse:test")
+    with pytest.raises(ConnectionError) as raised:
+        mutex.acquire(timeout=5)
+    message = str(raised.value)
+    assert "127.0.0.1:9/coordination" in message
+    assert "TICKLAKE_COORDINATION_URL" in message
+    assert "hunter2" not in message
+    assert not mutex.is_locked
