@@ -94,8 +94,7 @@ def main(argv: list[str]) -> None:
     elif command == "test":
         _run(BIN / "ruff", "check", ".")
         _run(BIN / "lint-imports", "--no-cache", PYTHONPATH=str(ROOT))  # layers point one way (pyproject.toml)
-        # loadgroup: tests of one xdist_group share a worker (the distributed tests restart the broker one at a time)
-        _run(PY, "-m", "pytest", *(rest or ["-n", "2", "--dist", "loadgroup", "-q"]))
+        _run(PY, "-m", "pytest", *(rest or ["-n", "2", "-q"]))
     elif command == "bench":
         _run(PY, "-m", "benchmarks", *rest)
     elif command == "ui":

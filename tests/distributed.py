@@ -134,17 +134,11 @@ class Cluster:
         """The deployment's Dagster instance, as the webserver sees it."""
         import dagster as dg
 
+        from tests.services import environment
+
         env = self.machine_env("observer")
-        saved = {k: os.environ.get(k) for k in ("DAGSTER_POSTGRES_URL", "TICKLAKE_MAX_CONCURRENT_RUNS")}
-        os.environ.update({k: env[k] for k in saved})
-        try:
+        with environment({k: env[k] for k in ("DAGSTER_POSTGRES_URL", "TICKLAKE_MAX_CONCURRENT_RUNS")}):
             return dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
 
 @dataclass

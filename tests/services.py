@@ -41,6 +41,21 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the block, then put back what was there (or nothing)."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
 def postgres_database() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test (dropped afterwards): its URL."""
     import psycopg2
@@ -100,19 +115,14 @@ def s3_server(monkeypatch: pytest.MonkeyPatch | None = None, *, bucket: str = "t
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     s3 = S3Server(f"http://127.0.0.1:{port}", bucket, server)
-    previous = {k: os.environ.get(k) for k in s3.env}
-    os.environ.update(s3.env)
     try:
-        import boto3
+        with environment(s3.env):
+            import boto3
 
-        # moto keeps its buckets in this process, whichever server serves them: start each test from an empty store
-        urllib.request.urlopen(urllib.request.Request(f"{s3.endpoint}/moto-api/reset", method="POST"), timeout=10)
-        boto3.client("s3", endpoint_url=s3.endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
-        yield s3
+            # moto keeps its buckets in this process, whichever server serves them: start each test from an empty
+            # store
+            urllib.request.urlopen(urllib.request.Request(f"{s3.endpoint}/moto-api/reset", method="POST"), timeout=10)
+            boto3.client("s3", endpoint_url=s3.endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+            yield s3
     finally:
-        for key, value in previous.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         s3.stop()  # the server serving now (a test may have restarted it)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from ticklake import markets
 from ticklake.markets import DEFAULT_REGIONS, MARKETS
-from ticklake.urls import is_postgres_url, redact_url
+from ticklake.urls import is_postgres_url, parsed_url, redact_url
 
 T = TypeVar("T")
 
@@ -123,12 +123,8 @@ URL_RULE = "must be an http:// or https:// URL with a host, e.g. http://127.0.0.
 
 def is_http_url(text: str) -> bool:
     """An http(s) URL with a host and, if any, a numeric port: what httpx can send a request to."""
-    try:
-        url = urlsplit(text)
-        url.port  # noqa: B018 - raises ValueError for a port that is not a number from 0 to 65535
-    except ValueError:
-        return False
-    return url.scheme in ("http", "https") and bool(url.hostname)
+    url = parsed_url(text, ("http", "https"))
+    return url is not None and bool(url.hostname)
 
 
 def env_url(name: str) -> str | None:

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, parse_qsl, unquote, urlencode, urlsplit
+from urllib.parse import SplitResult, parse_qs, parse_qsl, unquote, urlencode, urlsplit
 
 
-def is_postgres_url(text: str) -> bool:
-    """A libpq connection URI: postgresql:// or postgres://, and, if any, a numeric port."""
+def parsed_url(text: str, schemes: tuple[str, ...]) -> SplitResult | None:
+    """`text` split, when it is a URL of one of `schemes` whose port, if any, is a number; else None."""
     try:
         url = urlsplit(text)
         url.port  # noqa: B018 - raises ValueError for a port that is not a number from 0 to 65535
     except ValueError:
-        return False
-    return url.scheme in ("postgresql", "postgres")
+        return None
+    return url if url.scheme in schemes else None
+
+
+def is_postgres_url(text: str) -> bool:
+    """A libpq connection URI: postgresql:// or postgres://, and, if any, a numeric port."""
+    return parsed_url(text, ("postgresql", "postgres")) is not None
 
 
 def redact_url(text: str) -> str:
