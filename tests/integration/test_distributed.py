@@ -59,9 +59,11 @@ def digest(frame: pd.DataFrame) -> str:
 
 
 # The limiter stamps a call when it may start, the server when it arrives: the margin added to the window absorbs
-# what happens in between (2% of iTick's 60 s is 1.2 s; 2% of this compressed window would be 40 ms, less than a
-# busy machine's scheduling jitter between processes).
-ITICK = {"window_seconds": WINDOW_S, "max_codes_per_call": 1, "quota_margin_s": 0.3}
+# what happens in between. iTick's is 2% of 60 s, 1.2 s; in this compressed window 2% would be 40 ms, and with the
+# whole suite running beside three workers a process can stall for more than 0.3 s between the two (seen: 3 429s
+# in CI at 0.3 s), so the test keeps about the same absolute margin as production. Without the shared quota the
+# three workers would still start up to 18 calls per 3 s against the server's 6 per 2 s.
+ITICK = {"window_seconds": WINDOW_S, "max_codes_per_call": 1, "quota_margin_s": 1.0}
 
 
 def embedded_klines(server, resources_for) -> pd.DataFrame:
@@ -125,7 +127,7 @@ def test_backfill_on_celery_workers_equals_the_embedded_default(tmp_path, servic
 
     symbols = {r: set(g["symbol"]) for r, g in expected.groupby("region")}
     assert server.simulator.counters.count("/stock/klines") >= sum(map(len, symbols.values()))  # this server's
-    assert server.simulator.counters.snapshot()["rate_limited"] == 0
+    assert server.simulator.counters.snapshot()["rate_limited"] == 0, server.simulator.counters.snapshot()
     assert busiest_window(audited_calls(cluster), WINDOW_S) <= PLAN
     where = location(s3.url("prod"))
     lake = pads.dataset(where.join("lake", "klines_daily"), filesystem=where.filesystem, format="parquet",
