@@ -17,6 +17,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.services import RABBITMQ_URL, REDIS_URL
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -43,9 +45,8 @@ class Cluster:
             "DAGSTER_POSTGRES_URL": postgres_url.replace("postgresql://", "postgresql+psycopg2://", 1),
             "TICKLAKE_MAX_CONCURRENT_RUNS": "4",
             "TICKLAKE_EXECUTOR": "celery",
-            "TICKLAKE_CELERY_BROKER": os.environ.get("TICKLAKE_TEST_BROKER_URL",
-                                                     "pyamqp://guest:guest@127.0.0.1:5672//"),
-            "TICKLAKE_CELERY_BACKEND": os.environ.get("TICKLAKE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+            "TICKLAKE_CELERY_BROKER": RABBITMQ_URL,
+            "TICKLAKE_CELERY_BACKEND": REDIS_URL,
             "TICKLAKE_CELERY_QUEUE": queue,
             "TICKLAKE_STORAGE_URL": storage_url,
             "TICKLAKE_COORDINATION_URL": postgres_url,

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from ticklake.object_store import Location, ObjectStoreError, location
+from ticklake.object_store import Location, ObjectStoreError, location, request_failed
 
 PIPELINE_KEY = "state/pipeline.duckdb"
 SNAPSHOT_KEY = "warehouse.duckdb"
@@ -124,12 +124,10 @@ class RemoteDatabase:
             raise self._error("upload", key, exc) from None
 
     def _error(self, action: str, key: str, exc: OSError) -> ObjectStoreError:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return ObjectStoreError(
-            f"could not {action} {self.where.describe(key)}: {first}. The stored database is unchanged. Check that "
-            "the object store is reachable (AWS_ENDPOINT_URL), that the credentials in the AWS variables may read "
-            "and write the bucket, then re-run."
-        )
+        """The lake's message for a failed request (what to check, the store's words scrubbed of secrets), plus
+        what it means here."""
+        error = request_failed(exc, self.where.describe(key), action)
+        return ObjectStoreError(f"{error} The stored database is unchanged; re-run once the store answers.")
 
 
 def _etag_of(metadata: dict) -> str:
