@@ -56,7 +56,18 @@ class Cluster:
             "ITICK_TOKEN": token,
             "ITICK_PLAN": str(plan),
         }
-        return cls(base, env, queue)
+        cluster = cls(base, env, queue)
+        cluster.create_instance_storage()
+        return cluster
+
+    def create_instance_storage(self) -> None:
+        """`dagster instance migrate` once, as the README tells an operator to before starting the processes:
+        dagster-postgres creates its tables when a process finds them missing, and workers and the daemon starting
+        together on an empty database race to create the same table (DuplicateTable)."""
+        done = subprocess.run([str(BIN / "dagster"), "instance", "migrate"], cwd=ROOT,
+                              env=self.machine_env("operator"), capture_output=True, timeout=180)
+        if done.returncode != 0:
+            raise RuntimeError(f"dagster instance migrate failed:\n{done.stdout.decode()}{done.stderr.decode()}")
 
     def machine_env(self, name: str) -> dict[str, str]:
         """The environment of one "machine": the shared configuration plus homes of its own."""
