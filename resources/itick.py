@@ -2,7 +2,9 @@
 
 Its fields mirror `ticklake.itick.config.ITickConfig` one for one (a unit test keeps them in step), so the
 launchpad can override any of them; `from_env` fills them from ITICK_* / TICKLAKE_* variables and keeps the
-token and base URL as `EnvVar`s, so the UI and the run storage show the variables' names, never the values.
+token and base URL as `EnvVar`s, so the UI and the run storage show the variables' names, never the values. The
+knobs' defaults are the environment's values too (`env_default`), because a run config naming only some fields
+gets the class defaults of the others.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from ticklake.itick.client import ITickClient
-from ticklake.itick.config import ITickConfig, build_client, check_config, env_values
+from ticklake.itick.config import ITickConfig, build_client, check_config, env_default, env_values
 from ticklake.itick.source import ITickSource, open_source
 from ticklake.settings import env_secret, env_url
 
@@ -24,17 +26,19 @@ class ITickResource(dg.ConfigurableResource):
     base_url: str | None = Field(default=None, description="ITICK_BASE_URL; unset -> api.itick.org with a token, "
                                  "else the embedded simulator")
     token: str | None = Field(default=None, description="ITICK_TOKEN (pass dg.EnvVar so the UI never shows it)")
-    plan: str = Field(default="base", description="ITICK_PLAN: free|base|pro|premium or calls per minute")
+    plan: str = Field(default_factory=env_default("plan"),
+                      description="ITICK_PLAN: free|base|pro|premium or calls per minute")
     window_seconds: float = Field(default=60.0, gt=0, description="Quota window; the plan's figure is per minute")
     quota_margin_s: float | None = Field(
         default=None, ge=0,
         description="Extra seconds added to the quota window to absorb network jitter (default 2% of the window)",
     )
-    max_codes_per_call: int = Field(default=50, ge=1, le=1000, description="Codes per batch call (ITICK_MAX_CODES)")
+    max_codes_per_call: int = Field(default_factory=env_default("max_codes_per_call"), ge=1, le=1000,
+                                    description="Codes per batch call (ITICK_MAX_CODES)")
     max_bars_per_call: int = Field(default=1000, ge=1, le=1000, description="Bars per code per kline call")
     max_concurrency: int = Field(default=4, ge=1, le=32, description="Parallel requests (the limiter still rules)")
     fetch_processes: int = Field(
-        default=0, ge=0, le=16,
+        default_factory=env_default("fetch_processes"), ge=0, le=16,
         description="Processes that fetch and parse kline pages in parallel for big backfills (parsing JSON is "
                     "CPU-bound); 0 = one per CPU when a fetch covers at least `parallel_fetch_min_bars` bars "
                     "(TICKLAKE_FETCH_PROCESSES)",
@@ -50,13 +54,14 @@ class ITickResource(dg.ConfigurableResource):
     )
     backoff_base_s: float = Field(default=0.5, ge=0)
     bar_time_convention: Literal["exchange_local", "utc"] = Field(
-        default="exchange_local",
+        default_factory=env_default("bar_time_convention"),
         description="How kline `t` maps to a trading date: instant in the exchange's zone, or 00:00 UTC "
                     "(ITICK_BAR_TIME)",
     )
-    sim_symbols_per_region: int = Field(default=20, ge=1, description="Embedded simulator: symbols per region "
-                                        "(TICKLAKE_SIM_SYMBOLS)")
-    sim_seed: int = Field(default=20240101, description="Embedded simulator: seed (TICKLAKE_SIM_SEED)")
+    sim_symbols_per_region: int = Field(default_factory=env_default("sim_symbols_per_region"), ge=1,
+                                        description="Embedded simulator: symbols per region (TICKLAKE_SIM_SYMBOLS)")
+    sim_seed: int = Field(default_factory=env_default("sim_seed"),
+                          description="Embedded simulator: seed (TICKLAKE_SIM_SEED)")
     home: str | None = Field(default=None, description="TICKLAKE_HOME for the audit log and shared quota state")
 
     _client: ITickClient | None = PrivateAttr(default=None)

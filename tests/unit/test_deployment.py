@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from automation.executors import CELERY_SETTINGS, DEFAULT_QUEUE, executor_from_env
+from resources.itick import ITickResource
 from resources.storage import StorageResource
 from tests.distributed import ROOT
 from ticklake import settings
@@ -67,14 +68,28 @@ def test_bad_production_settings_are_refused_by_name(monkeypatch, name, value, m
     assert "hunter2" not in str(raised.value)
 
 
-def test_a_partial_launchpad_override_keeps_the_environments_server(monkeypatch):
-    """Dagster gives a resource whose run config names some fields the defaults of the others, not what
-    `from_env` set: the server and token must still come from the environment, never the embedded simulator."""
-    from resources.itick import ITickResource
-
+def test_a_partial_launchpad_override_keeps_the_environments_settings(monkeypatch):
+    """A real run whose run config names one of the resource's fields: Dagster builds the resource with the
+    *class* defaults of the others, not what `from_env` set. The server, token, plan and the other knobs must
+    still be the environment's, never the embedded simulator or the `base` plan."""
     monkeypatch.setenv("ITICK_BASE_URL", "http://127.0.0.1:9/")
     monkeypatch.setenv("ITICK_TOKEN", "launchpad-test-token")
-    overridden = ITickResource(window_seconds=5.0)  # what a run config of {"window_seconds": 5} builds
-    assert overridden.endpoint == "http://127.0.0.1:9/"
-    assert overridden.source_name == "itick"
-    assert overridden.config.token == "launchpad-test-token"
+    monkeypatch.setenv("ITICK_PLAN", "free")
+    monkeypatch.setenv("ITICK_MAX_CODES", "7")
+    monkeypatch.setenv("ITICK_BAR_TIME", "utc")
+    seen: list = []
+
+    @dg.asset
+    def probe(itick: ITickResource) -> None:
+        seen.append(itick.config)
+
+    result = dg.materialize([probe], resources={"itick": ITickResource.from_env()},
+                            run_config={"resources": {"itick": {"config": {"window_seconds": 5.0}}}})
+    assert result.success
+    (config,) = seen
+    assert config.window_seconds == 5.0  # the override took
+    assert config.endpoint == "http://127.0.0.1:9/"
+    assert config.source_name == "itick"
+    assert config.token == "launchpad-test-token"
+    assert (config.plan, config.max_codes_per_call, config.bar_time_convention) == ("free", 7, "utc")
+

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
@@ -90,6 +91,15 @@ PLAN_RULE = "must be free, base, pro, premium or a positive whole number of call
 def env_values() -> dict:
     """The tuning knobs users set through the environment (README, Configuration), validated, by field name."""
     return {ENV_FIELDS[variable]: value for variable, value in _env_knobs().items()}
+
+
+def env_default(field: str) -> Callable[[], object]:
+    """A default factory for one knob's field: the environment's value, read when the resource is built. Dagster
+    builds a resource whose run config names only some fields (a launchpad override) with the *class* defaults
+    of the others, not what `from_env` set, so a fixed default would quietly turn ITICK_PLAN=free into `base`."""
+    if field not in ENV_FIELDS.values():
+        raise KeyError(f"{field!r} is not set by any environment variable")
+    return lambda: env_values()[field]
 
 
 def _env_knobs() -> dict[str, object]:
