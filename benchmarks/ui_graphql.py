@@ -141,9 +141,22 @@ query BenchRun($runId: ID!) {
 }
 """
 
+# What the asset page's partition bar counts (`AssetPartitions.tsx` reads the same `partitionStats`).
+PARTITION_STATS = """
+query BenchPartitionStats($assetKey: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $assetKey) {
+    __typename
+    ... on AssetNode {
+      partitionStats { numMaterialized numMaterializing numFailed numPartitions }
+    }
+    ... on AssetNotFoundError { message }
+  }
+}
+"""
+
 DOCUMENTS = {"READY": READY, "LAUNCH_BACKFILL": LAUNCH_BACKFILL, "BACKFILL_STATUS": BACKFILL_STATUS,
              "PARTITION_TAGS_AND_CONFIG": PARTITION_TAGS_AND_CONFIG, "LAUNCH_RUN": LAUNCH_RUN,
-             "RUN_STATUS": RUN_STATUS}
+             "RUN_STATUS": RUN_STATUS, "PARTITION_STATS": PARTITION_STATS}
 
 
 class GraphQLError(RuntimeError):
@@ -179,10 +192,20 @@ def tags_with_ui(tags: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
     return [*kept, dict(FROM_UI_TAG)]
 
 
-def ui_backfill_params(asset_path: Sequence[str], partition_keys: Sequence[str]) -> dict[str, Any]:
-    """`backfillParams` of the asset page's backfill (a hidden-asset-job target): keys listed one by one."""
-    return {"tags": tags_with_ui([]), "assetSelection": [{"path": list(asset_path)}],
+def ui_backfill_params(asset_path: Sequence[str], partition_keys: Sequence[str],
+                       *more_assets: Sequence[str]) -> dict[str, Any]:
+    """`backfillParams` of the asset page's backfill (a hidden-asset-job target): keys listed one by one. Assets
+    sharing one partitions definition, selected together in the asset graph, are `more_assets`."""
+    return {"tags": tags_with_ui([]), "assetSelection": [{"path": list(p)} for p in (asset_path, *more_assets)],
             "partitionNames": list(partition_keys), "fromFailure": False}
+
+
+def partition_stats(client: Client, asset: str) -> dict[str, int]:
+    """The counts the asset page's partition bar shows: materialized, in progress, failed, of all."""
+    node = client(PARTITION_STATS, {"assetKey": {"path": [asset]}})["assetNodeOrError"]
+    if node["__typename"] != "AssetNode" or not node.get("partitionStats"):
+        raise GraphQLError(f"{asset}: {launch_error(node)}")
+    return node["partitionStats"]
 
 
 def ui_run_params(*, location: str, repository: str, job: str, tags: Sequence[Mapping[str, str]],

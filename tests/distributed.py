@@ -16,8 +16,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tests.services import RABBITMQ_URL, REDIS_URL
+
+if TYPE_CHECKING:
+    from tests.netns import Namespace
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -31,6 +35,7 @@ class Cluster:
     workers: dict[str, subprocess.Popen] = field(default_factory=dict)
     marks: dict[str, int] = field(default_factory=dict)  # each worker's log length when the klines runs started
     daemon: subprocess.Popen | None = None
+    webserver: subprocess.Popen | None = None
 
     @classmethod
     def create(cls, base: Path, *, postgres_url: str, storage_url: str, itick_url: str, token: str, plan: int,
@@ -77,14 +82,18 @@ class Cluster:
         shutil.copy(ROOT / "deploy" / "dagster.yaml", dagster_home / "dagster.yaml")
         return {**self.env, "DAGSTER_HOME": str(dagster_home), "TICKLAKE_HOME": str(home / "ticklake")}
 
-    def start_worker(self, name: str) -> subprocess.Popen:
-        """`dagster-celery worker start` as the README tells an operator, one process taking one step at a time."""
+    def start_worker(self, name: str, netns: Namespace | None = None) -> subprocess.Popen:
+        """`dagster-celery worker start` as the README tells an operator, one process taking one step at a time;
+        in `netns`, a host of its own that reaches the services only through the addresses its environment names."""
         log = open(self.base / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(
-            [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
-             "-y", str(ROOT / "deploy" / "celery.yaml"), "-q", self.queue, "-n", f"{name}-{self.queue[-8:]}", "--",
-             "--concurrency", "1", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=self.machine_env(name), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        argv = [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
+                "-y", str(ROOT / "deploy" / "celery.yaml"), "-q", self.queue, "-n", f"{name}-{self.queue[-8:]}", "--",
+                "--concurrency", "1", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+        env = self.machine_env(name)
+        if netns is not None:
+            argv, env = netns.command(argv), netns.environment(env)
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
         self.workers[name] = proc
         return proc
 
@@ -107,7 +116,7 @@ class Cluster:
         proc.wait(10)
 
     def stop(self) -> None:
-        processes = [*self.workers.values(), *([self.daemon] if self.daemon else [])]
+        processes = [*self.workers.values(), *(p for p in (self.daemon, self.webserver) if p)]
         for proc in processes:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -126,6 +135,23 @@ class Cluster:
                                 start_new_session=True)
         self.daemon = proc
         return proc
+
+    def start_webserver(self, port: int) -> subprocess.Popen:
+        """`dagster-webserver` on a machine of its own: the UI reads runs, events and partitions from PostgreSQL,
+        and a backfill launched there is queued for the daemon."""
+        log = open(self.base / "webserver.log", "wb")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen([str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port),
+                                 "-w", str(ROOT / "workspace.yaml")],
+                                cwd=ROOT, env=self.machine_env("webserver"), stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.webserver = proc
+        return proc
+
+    def why(self, lines: int = 30) -> str:
+        """The last lines of every process's log, for a failure message."""
+        names = [*self.workers, *(n for n in ("daemon", "webserver") if getattr(self, n))]
+        return "\n".join(f"--- {n}.log\n" + "\n".join(self.log(n).decode(errors="replace").splitlines()[-lines:])
+                         for n in names)
 
     def submit(self, name: str, job: str, *, run_config: dict, tags: dict[str, str] | None = None,
                partition: str | None = None) -> str:

@@ -403,10 +403,12 @@ def poll_until(fetch: Callable[[], dict[str, Any]], done: Callable[[dict[str, An
         time.sleep(POLL_S)
 
 
-def ui_backfill(client: gql.Client, instance, keys: list[str], timeout_s: float, dev) -> dict[str, Any]:
+def ui_backfill(client: gql.Client, instance, keys: list[str], timeout_s: float, dev,
+                assets: Sequence[str] = (ASSET,)) -> dict[str, Any]:
     """Launch the backfill as the UI does, poll until it is done, and split its time with the run records."""
     mutation_at = time.time()
-    result = client(gql.LAUNCH_BACKFILL, {"backfillParams": gql.ui_backfill_params([ASSET], keys)})
+    params = gql.ui_backfill_params([assets[0]], keys, *([a] for a in assets[1:]))
+    result = client(gql.LAUNCH_BACKFILL, {"backfillParams": params})
     result = result["launchPartitionBackfill"]
     if result["__typename"] != "LaunchBackfillSuccess":
         raise ProcessFailedError(f"launchPartitionBackfill refused: {gql.launch_error(result)}")

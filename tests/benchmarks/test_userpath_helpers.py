@@ -148,6 +148,8 @@ def test_ui_params_carry_the_ui_tag_and_every_key():
     assert backfill["assetSelection"] == [{"path": ["klines_daily"]}]
     assert backfill["tags"] == [{"key": "dagster/from_ui", "value": "true"}]
     assert "partitionsByAssets" not in backfill  # the installed UI lists keys (see ui_graphql's docstring)
+    together = ui_graphql.ui_backfill_params(["securities"], ["US"], ["trading_calendar"])
+    assert together["assetSelection"] == [{"path": ["securities"]}, {"path": ["trading_calendar"]}]
     tags = ui_graphql.tags_with_ui([{"key": "dagster/from_ui", "value": "false"}, {"key": "x", "value": "1"}])
     assert tags == [{"key": "x", "value": "1"}, {"key": "dagster/from_ui", "value": "true"}]
 
@@ -280,3 +282,15 @@ def test_userpath_tables_render_every_figure():
     assert "cli large" in lines
     assert "6.67x wall" in lines
     assert "dequeue interval s" in lines
+
+
+# -- the production profile's UI benchmark --------------------------------------------------------------
+def test_the_ui_benchmark_backfills_whole_months_that_are_real_partitions():
+    from assets.partitions import month_region_partitions
+    from benchmarks import distributed_ui
+
+    assert distributed_ui.whole_months(dt.date(2026, 1, 15), 3) == ["2025-10", "2025-11", "2025-12"]
+    assert distributed_ui.whole_months(dt.date(2024, 7, 1), 1) == ["2024-06"]
+    keys = distributed_ui.klines_keys(["2024-05", "2024-06"], ("US", "HK"))
+    assert keys == ["2024-05|US", "2024-06|US", "2024-05|HK", "2024-06|HK"]
+    assert set(keys) <= set(month_region_partitions.get_partition_keys())

@@ -1,7 +1,8 @@
 """The production profile end to end, against real services on this machine: Dagster's instance in PostgreSQL,
-steps on three Celery workers fed by RabbitMQ, the lake and the warehouse in S3 (moto's server), one iTick quota
-and one warehouse lock in PostgreSQL. A backfill of 3 regions x 1 year, with a worker killed mid-run, stores
-exactly what the embedded default stores, row for row, with no 429 from a server that enforces the plan."""
+steps on three Celery workers fed by RabbitMQ (one on a host of its own, a network namespace), the lake and the
+warehouse in S3 (moto's server), one iTick quota and one warehouse lock in PostgreSQL. A backfill of 3 regions x
+1 year, with a worker killed mid-run, stores exactly what the embedded default stores, row for row, with no 429
+from a server that enforces the plan."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ from tests.distributed import (
     run_configs,
     wait_for_runs,
 )
-from tests.services import require
+from tests.netns import NamespaceUnavailableError, namespace
+from tests.services import missing, require
 from ticklake.dictionary import KLINES_DAILY
 from ticklake.object_store import location
 from ticklake.remote_warehouse import RemoteDatabase
@@ -102,8 +104,19 @@ def services():
         yield
 
 
+@pytest.fixture
+def own_host():
+    """A network namespace for one worker: a host of its own, reaching the services only by the addresses in its
+    environment (relayed over a veth pair), never by this machine's loopback or files another process shares."""
+    try:
+        with namespace() as ns:
+            yield ns
+    except NamespaceUnavailableError as exc:
+        missing(f"no network namespace for the worker on a host of its own: {exc}")
+
+
 def test_backfill_on_celery_workers_equals_the_embedded_default(tmp_path, services, s3, postgres_url, make_server,
-                                                                 resources_for):
+                                                                 resources_for, own_host):
     server = make_server(calls_per_window=PLAN, window_seconds=WINDOW_S, tokens=frozenset({TOKEN}))
     expected = embedded_klines(server, resources_for)
     server.simulator.counters.reset()
@@ -112,8 +125,9 @@ def test_backfill_on_celery_workers_equals_the_embedded_default(tmp_path, servic
                              itick_url=server.url, token=TOKEN, plan=PLAN, regions=REGIONS,
                              start_date="2023-07-01", s3_env=s3.env)
     try:
-        for name in ("worker-a", "worker-b", "worker-c"):
-            cluster.start_worker(name)
+        cluster.start_worker("worker-a")
+        cluster.start_worker("worker-b")
+        cluster.start_worker("worker-c", netns=own_host)
         cluster.start_daemon()
         cluster.wait_ready()
         result = backfill(cluster, REGIONS, *YEAR, run_configs(FROZEN_NOW.isoformat(), ITICK),
@@ -124,6 +138,8 @@ def test_backfill_on_celery_workers_equals_the_embedded_default(tmp_path, servic
     # worker-a was killed holding a klines step; another worker ran that same task to the end.
     [task] = re.findall(rb"execute_plan\[([0-9a-f-]+)\] received", cluster.log("worker-a")[cluster.marks["worker-a"]:])
     assert any(b"execute_plan[%s] succeeded" % task in cluster.log(w) for w in ("worker-b", "worker-c"))
+    # worker-c, on a host of its own, ran steps to the end with nothing but the code and the configuration.
+    assert re.search(rb"execute_plan\[[0-9a-f-]+\] succeeded", cluster.log("worker-c")), cluster.log("worker-c")[-3000:]
 
     symbols = {r: set(g["symbol"]) for r, g in expected.groupby("region")}
     assert server.simulator.counters.count("/stock/klines") >= sum(map(len, symbols.values()))  # this server's

@@ -263,3 +263,21 @@ def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(po
     assert store.transact(lambda text, now: (b"{}", text)) == '{"by": "child"}'
     assert store._conn is parents  # the parent's session survived the child: no reconnect
     store.close()
+
+
+def test_one_account_shares_one_quota_whatever_address_reaches_the_server(tmp_path):
+    """iTick counts calls per token: workers reaching it through different URLs (a relay, a proxy, another host
+    name) must share the one window, and the state's name must not reveal the token."""
+    from ticklake.itick.config import ITickConfig, build_client
+
+    def store_of(url: str, token: str) -> StateStore:
+        client = build_client(ITickConfig(base_url=url, token=token, home=str(tmp_path)))
+        client.close()
+        return client.limiter.store
+
+    direct = store_of("http://127.0.0.1:8080/", "account-one-token")
+    relayed = store_of("http://10.200.0.1:8080/", "account-one-token")
+    other = store_of("http://127.0.0.1:8080/", "account-two-token")
+    assert direct.path == relayed.path
+    assert other.path != direct.path
+    assert "account-one-token" not in direct.path.name

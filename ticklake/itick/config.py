@@ -152,6 +152,13 @@ def embedded_simulator(symbols_per_region: int, seed: int, calls_per_minute: int
                                  calls_per_window=calls_per_minute, window_seconds=60.0))
 
 
+def quota_key(token: str) -> str:
+    """The name of an account's shared quota state. iTick counts calls per token, whatever address reaches it (a
+    proxy, a relay, another host name for the same service), so workers that reach it by different URLs still
+    share one window; the key is a hash, never the token itself."""
+    return f"quota-{hashlib.sha256(token.encode()).hexdigest()[:16]}"
+
+
 def quota_store(paths: settings.Paths, key: str) -> StateStore:
     """Where the account's quota is shared: PostgreSQL when TICKLAKE_COORDINATION_URL is set (every worker on every
     machine), else a file under the home's state/ directory (every process of this machine)."""
@@ -172,10 +179,9 @@ def build_client(config: ITickConfig, tags: dict[str, str] | None = None) -> ITi
         sim = embedded_simulator(config.sim_symbols_per_region, config.sim_seed, rate, settings.regions())
         transport, token = httpx.WSGITransport(app=sim), SIM_TOKEN
     assert token is not None  # check_config refused a server without one
-    account = hashlib.sha256(f"{config.endpoint}\0{token}".encode()).hexdigest()[:16]  # never the token itself
     paths.state.mkdir(parents=True, exist_ok=True)
     limiter = SlidingWindowLimiter(rate, config.window_seconds, margin_s=config.quota_margin_s,
-                                   store=quota_store(paths, f"quota-{account}"), plan=config.plan)
+                                   store=quota_store(paths, quota_key(token)), plan=config.plan)
     audit = AuditLog(paths.audit / f"api_calls-{dt.datetime.now(dt.UTC):%Y-%m-%d}.jsonl")
     return ITickClient(
         config.endpoint if config.endpoint != EMBEDDED else "http://itick-sim.local",
