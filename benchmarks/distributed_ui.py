@@ -13,8 +13,8 @@ against a simulator that enforces the same plan.
 1. The reference data of every region: one backfill of the four reference assets over the region partitions.
 2. Klines: one backfill of `klines_daily` over every month x region of the last `--months` whole months.
 
-Writes benchmarks/results/distributed-ui.json; with `--screenshots`, PNGs of the asset's partitions page and the
-backfill's page rendered by headless Chromium (when installed).
+Writes benchmarks/results/distributed-ui.json; with `--screenshots`, PNGs of the asset's partitions page, the
+backfill's runs and one klines run's page, rendered by headless Chromium (when installed).
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import dagster as dg
 
 from benchmarks import ui_graphql as gql
 from benchmarks.procs import free_port
@@ -70,7 +72,7 @@ def steps_per_worker(instance, run_ids: list[str]) -> dict[str, int]:
                 continue
             worker = (getattr(event.event_specific_data, "metadata", None) or {}).get("Celery worker")
             if worker is not None:
-                counts[str(worker.value).split("-ticklake")[0]] += 1
+                counts[str(worker.value).split("@")[0].rsplit("-", 1)[0]] += 1  # worker-0-<queue>@host
     return dict(sorted(counts.items()))
 
 
@@ -116,14 +118,18 @@ def run(workers: int, symbols: int, months_count: int, plan: str, screenshots: P
                     record["klines"] = _summary(klines)
                     run_ids = [r.dagster_run.run_id for r in instance.get_run_records()]
                     record["steps_per_worker"] = steps_per_worker(instance, run_ids)
+                    klines_runs = instance.get_run_records(
+                        dg.RunsFilter(tags={"dagster/backfill": klines["backfill_id"]}), limit=1)
                 record["partition_bar"] = {a: gql.partition_stats(client, a) for a in (KLINES, "securities")}
                 if screenshots is not None:
                     screenshots.mkdir(parents=True, exist_ok=True)
                     ui = f"http://127.0.0.1:{port}"
                     record["screenshots"] = [s for s in (
                         screenshot(f"{ui}/assets/{KLINES}?view=partitions", screenshots / "klines-partitions.png"),
-                        screenshot(f"{ui}/runs/b/{klines['backfill_id']}?tab=partitions",
+                        screenshot(f"{ui}/runs/b/{klines['backfill_id']}?tab=runs",
                                    screenshots / "klines-backfill.png"),
+                        *(screenshot(f"{ui}/runs/{r.dagster_run.run_id}", screenshots / "klines-run.png")
+                          for r in klines_runs),
                     ) if s]
             finally:
                 cluster.stop()

@@ -7,9 +7,11 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
+import yaml
 
 from automation.jobs import run_partition_range
 from definitions import build_definitions
+from tests.distributed import ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -134,3 +136,17 @@ def test_symbol_list_entries_without_a_usable_code_are_refused_and_counted(make_
         symbols = {r[0] for r in con.execute("SELECT symbol FROM securities").fetchall()}
     assert "OK1" in symbols
     assert not symbols & {"None", "A,B", "A", "B", "X" * 1500}
+
+
+def test_the_librarys_warnings_are_events_of_the_run(make_server, resources_for, home):
+    """ticklake reports through Python's logging; both instance files make Dagster store those lines as events of
+    the run, so the UI shows them beside the step even when the step ran on a Celery worker elsewhere."""
+    python_logs = {name: yaml.safe_load((ROOT / name).read_text())["python_logs"]
+                   for name in ("instance/dagster.yaml", "deploy/dagster.yaml")}
+    assert python_logs["instance/dagster.yaml"] == python_logs["deploy/dagster.yaml"]
+    instance = dg.DagsterInstance.ephemeral(settings={"python_logs": python_logs["deploy/dagster.yaml"]})
+    live, _ = _first_run(make_server, resources_for, instance)
+    flaky = make_server(batch_omit_codes=frozenset(live[:2]))
+    result = run_partition_range(build_definitions(**resources_for(flaky)), "US", MONTH, MONTH, instance=instance)
+    warnings = [e.user_message for e in instance.all_logs(result.run_id) if e.level == 30]  # logging.WARNING
+    assert any("still missing" in m and live[0] in m for m in warnings), warnings
