@@ -4,7 +4,8 @@ table it validates (`<table>_expectations`, `klines_daily_completeness`, `<table
 One multi-asset check runs any subset in one step: Great Expectations is imported and its Data Docs rebuilt once,
 not once per check. A failed expectation the dictionary declares (a key, a bound, a reference) is an ERROR;
 completeness and distributions (daily returns, P/E) are WARN, because real markets move and sources keep listing
-codes that stopped trading. The metadata carries the statistics and a file:// link to the suite's Data Docs page.
+codes that stopped trading. The metadata carries the statistics and a file:// link to the suite's Data Docs page
+(in the production profile also `data_docs_object`, the page's copy in the project every worker shares).
 """
 
 import dagster as dg
@@ -64,6 +65,8 @@ def _metadata(result: expectations.SuiteResult, index: str) -> dict[str, dg.Meta
     }
     if result.docs_url:
         metadata["data_docs"] = dg.MetadataValue.url(result.docs_url)
+    if result.docs_object:  # the production profile: the page as stored for every machine
+        metadata["data_docs_object"] = dg.MetadataValue.url(result.docs_object)
     if "by_region" in result.stats:
         metadata["by_region"] = dg.MetadataValue.json(result.stats["by_region"])
     return metadata
@@ -76,14 +79,19 @@ def _check_result(key: dg.AssetCheckKey, result: expectations.SuiteResult, index
 
 
 @dg.multi_asset_check(specs=[spec for spec, _ in _SUITES.values()], can_subset=True, name="great_expectations",
-                      description="The warehouse-level Great Expectations suite, with Data Docs under TICKLAKE_HOME")
+                      description="The warehouse-level Great Expectations suite, with Data Docs under TICKLAKE_HOME "
+                                  "(one project for all workers in object storage, in the production profile)")
 def great_expectations_checks(context: dg.AssetCheckExecutionContext, storage: StorageResource):
     selected = {_SUITES[key][1].name: key for key in context.selected_asset_check_keys}
     home = storage.paths.home
+    shared, mutex = storage.expectations_sharing()
     with storage.warehouse().reader() as con:
-        results = expectations.run(con, home, selected)
+        results = expectations.run(con, home, selected, shared=shared, mutex=mutex)
     index = str(expectations.docs_index(home))
-    context.log.info(f"Great Expectations: {len(results)} suite(s) validated; Data Docs at file://{index}")
+    where = f"file://{index}" if shared is None else (
+        f"{shared.url(expectations.docs_index(home).relative_to(expectations.docs_root(home)).as_posix())} "
+        f"(`python -m ticklake.expectations docs` copies the site to this machine)")
+    context.log.info(f"Great Expectations: {len(results)} suite(s) validated; Data Docs at {where}")
     for result in results:
         yield _check_result(selected[result.suite.name], result, index)
 

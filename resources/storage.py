@@ -13,10 +13,11 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from ticklake import settings
+from ticklake import expectations, settings
 from ticklake.lake import Lake
 from ticklake.mutex import PostgresMutex
 from ticklake.object_store import location
+from ticklake.remote_tree import RemoteTree
 from ticklake.remote_warehouse import RemoteDatabase
 from ticklake.settings import ConfigError
 from ticklake.warehouse import Warehouse
@@ -64,6 +65,14 @@ class StorageResource(dg.ConfigurableResource):
             mutex = PostgresMutex(self._coordination(), f"ticklake-warehouse:{self.storage_url}")
         return Warehouse(self.paths.pipeline_db, self.paths.warehouse, lock_timeout_s=self.warehouse_lock_timeout_s,
                          remote=remote, mutex=mutex)
+
+    def expectations_sharing(self) -> tuple[RemoteTree | None, PostgresMutex | None]:
+        """The Great Expectations project every worker shares (in object storage, under `great_expectations/`) and
+        the lock its writers take; (None, None) in the embedded default, where it stays under the home."""
+        if not self.storage_url:
+            return None, None
+        return (RemoteTree(location(self.storage_url), expectations.SHARED_PREFIX),
+                PostgresMutex(self._coordination(), f"ticklake-great-expectations:{self.storage_url}"))
 
     def _coordination(self) -> str | None:
         return self.coordination_url or settings.coordination_url()

@@ -31,6 +31,9 @@ from ticklake.dictionary import DATASETS, Dataset, Field
 if TYPE_CHECKING:
     from great_expectations.data_context import AbstractDataContext
 
+    from ticklake.mutex import PostgresMutex
+    from ticklake.remote_tree import RemoteTree
+
 SESSIONS = 20  # the window a large table is validated over: its last SESSIONS dates per region
 FULL_SCAN_ROWS = 250_000  # up to this many rows a table is validated whole
 # Share of (session, listed symbol) pairs with a bar, per region, over the last SESSIONS. Not 1: sources keep
@@ -42,6 +45,8 @@ PE_BOUNDS = (-1000.0, 1000.0)
 PE_MOSTLY = 0.95
 EXAMPLES = 10  # unexpected values kept per failed expectation
 DATASOURCE = "ticklake_warehouse"
+SHARED_PREFIX = "great_expectations"  # the project's folder under TICKLAKE_STORAGE_URL (production profile)
+PROJECT_LOCK_TIMEOUT_S = 900.0  # how long a check step waits for another worker's validation to finish
 Severity = Literal["error", "warning"]
 Kind = Literal["expectations", "completeness", "references"]
 TABLES = ("securities", "trading_calendar", "security_master", "corporate_actions", "klines_daily",
@@ -100,6 +105,7 @@ class SuiteResult:
     seconds: float
     docs_url: str | None
     stats: dict[str, Any]
+    docs_object: str | None = None  # the production profile: the page's copy in object storage (s3://...)
 
     @property
     def severity(self) -> Severity:
@@ -346,18 +352,48 @@ def _validate(ctx: AbstractDataContext, con: duckdb.DuckDBPyConnection, suite: S
                                seconds=time.perf_counter() - started, docs_url=None, stats=stats)
 
 
-def run(con: duckdb.DuckDBPyConnection, home: Path, names: Iterable[str] | None = None) -> list[SuiteResult]:
-    """Validate the selected suites (all by default) and rebuild the Data Docs for their results, once."""
+def run(con: duckdb.DuckDBPyConnection, home: Path, names: Iterable[str] | None = None, *,
+        shared: RemoteTree | None = None, mutex: PostgresMutex | None = None) -> list[SuiteResult]:
+    """Validate the selected suites (all by default) and rebuild the Data Docs for their results, once.
+
+    With `shared` (the production profile) the project is the one every worker keeps in object storage: under
+    `mutex`, the cross-machine lock, pull what other workers validated, validate, and push what this run wrote, so
+    the Data Docs index lists every worker's validations and the site can be read from one place."""
     wanted = set(names) if names is not None else None
     selected = [s for s in suites() if wanted is None or s.name in wanted]
-    docs_root(home).parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(docs_root(home).parent / ".great_expectations.lock"):  # one writer of the GX project at a time
-        ctx = context(home)
-        validated = [_validate(ctx, con, s) for s in selected]
-        started = time.perf_counter()
-        ctx.build_data_docs(resource_identifiers=[_identifier(r) for r, _ in validated])
-        docs_seconds = time.perf_counter() - started
-        return [_with_docs(ctx, r, s, docs_seconds / max(1, len(validated))) for r, s in validated]
+    root = docs_root(home)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    if (shared is None) != (mutex is None):
+        raise ValueError("a shared Great Expectations project needs the cross-machine lock, and only it")
+    local = FileLock(root.parent / ".great_expectations.lock")  # one writer of the GX project here at a time
+    with local:
+        if mutex is not None:
+            mutex.acquire(timeout=PROJECT_LOCK_TIMEOUT_S)
+        try:
+            if shared is not None:
+                shared.pull(root)
+            ctx = context(home)
+            validated = [_validate(ctx, con, s) for s in selected]
+            started = time.perf_counter()
+            ctx.build_data_docs(resource_identifiers=[_identifier(r) for r, _ in validated])
+            docs_seconds = time.perf_counter() - started
+            results = [_with_docs(ctx, r, s, docs_seconds / max(1, len(validated))) for r, s in validated]
+            if shared is not None:
+                shared.push(root)
+                results = [_shared_docs(r, root, shared) for r in results]
+            return results
+        finally:
+            if mutex is not None:
+                mutex.release()
+
+
+def _shared_docs(result: SuiteResult, root: Path, shared: RemoteTree) -> SuiteResult:
+    """The stored copy of the result's Data Docs page (`s3://...`), which every machine can fetch."""
+    url = result.docs_url or ""
+    local = Path(url.removeprefix("file://")) if url.startswith("file://") else None
+    if local is None or not local.is_relative_to(root):
+        return result
+    return SuiteResult(**{**result.__dict__, "docs_object": shared.url(local.relative_to(root).as_posix())})
 
 
 def _identifier(result: Any) -> Any:
@@ -374,3 +410,34 @@ def _with_docs(ctx: AbstractDataContext, result: Any, summary: SuiteResult, docs
     urls = ctx.get_docs_sites_urls(resource_identifier=_identifier(result))
     url = urls[0].get("site_url") if urls else None
     return SuiteResult(**{**summary.__dict__, "docs_url": url, "seconds": summary.seconds + docs_seconds})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m ticklake.expectations docs`: the Data Docs every worker published (TICKLAKE_STORAGE_URL), copied
+    into this machine's TICKLAKE_HOME; prints the index to open in a browser."""
+    import argparse
+    import sys
+
+    from ticklake import settings
+    from ticklake.object_store import location
+    from ticklake.remote_tree import RemoteTree
+
+    parser = argparse.ArgumentParser(prog="python -m ticklake.expectations",
+                                     description="Copy the shared Data Docs down from object storage.")
+    parser.add_argument("command", choices=["docs"])
+    parser.parse_args(argv)
+    home = settings.home()
+    url = settings.storage_url()
+    if url is not None:
+        pulled = RemoteTree(location(url), SHARED_PREFIX).pull(docs_root(home))
+        print(f"{pulled} file(s) copied from {url}/{SHARED_PREFIX}", file=sys.stderr)
+    index = docs_index(home)
+    if not index.is_file():
+        print(f"no Data Docs yet at {index}: run the warehouse_checks job first", file=sys.stderr)
+        return 2
+    print(f"file://{index}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
