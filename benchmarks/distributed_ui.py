@@ -40,7 +40,10 @@ from benchmarks.scenarios.userpath import ui_backfill
 from itick_sim import SimSettings, Simulator, serve
 from tests.distributed import REFERENCE_ASSETS, Cluster, audited_calls, busiest_window
 from tests.services import postgres_database, s3_server
+from ticklake.expectations import SHARED_PREFIX
+from ticklake.object_store import location
 from ticklake.quota import calls_per_minute
+from ticklake.remote_tree import RemoteTree
 
 TOKEN = "bench-token-not-a-secret"
 REGIONS = ("US", "HK", "JP")
@@ -74,6 +77,12 @@ def steps_per_worker(instance, run_ids: list[str]) -> dict[str, int]:
             if worker is not None:
                 counts[str(worker.value).split("@")[0].rsplit("-", 1)[0]] += 1  # worker-0-<queue>@host
     return dict(sorted(counts.items()))
+
+
+def stored_validation_pages(storage_url: str) -> int:
+    """Data Docs validation pages in the Great Expectations project every worker shares (object storage)."""
+    stored = RemoteTree(location(storage_url), SHARED_PREFIX)._stored()
+    return sum(k.startswith("uncommitted/data_docs/local_site/validations/") for k in stored)
 
 
 def screenshot(url: str, out: Path) -> str | None:
@@ -121,6 +130,7 @@ def run(workers: int, symbols: int, months_count: int, plan: str, screenshots: P
                     klines_runs = instance.get_run_records(
                         dg.RunsFilter(tags={"dagster/backfill": klines["backfill_id"]}), limit=1)
                 record["partition_bar"] = {a: gql.partition_stats(client, a) for a in (KLINES, "securities")}
+                record["data_docs_pages_stored"] = stored_validation_pages(s3.url("ui"))
                 if screenshots is not None:
                     screenshots.mkdir(parents=True, exist_ok=True)
                     ui = f"http://127.0.0.1:{port}"
@@ -166,6 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     bar = record["partition_bar"][KLINES]
     print(f"partition bar ({KLINES}): {bar['numMaterialized']} of {bar['numPartitions']} materialized, "
           f"{bar['numFailed']} failed, {bar['numMaterializing']} in progress")
+    print(f"Data Docs validation pages in the shared project: {record['data_docs_pages_stored']}")
     print(f"steps per worker: {record['steps_per_worker']}; iTick calls {record['calls']}, 429s "
           f"{record['server_429']}, busiest minute {record['busiest_minute_calls']}/{record['plan_per_minute']}")
     args.json.write_text(json.dumps({"machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
