@@ -5,7 +5,8 @@ One multi-asset check runs any subset in one step: Great Expectations is importe
 not once per check. A failed expectation the dictionary declares (a key, a bound, a reference) is an ERROR;
 completeness and distributions (daily returns, P/E) are WARN, because real markets move and sources keep listing
 codes that stopped trading. The metadata carries the statistics and a file:// link to the suite's Data Docs page
-(in the production profile also `data_docs_object`, the page's copy in the project every worker shares).
+(in the production profile `data_docs_object` and `data_docs_index` instead: the copies in the project every worker
+shares, in object storage).
 """
 
 import dagster as dg
@@ -61,12 +62,14 @@ def _metadata(result: expectations.SuiteResult, index: str) -> dict[str, dg.Meta
         "scope": dg.MetadataValue.text(result.scope),
         "seconds": dg.MetadataValue.float(round(result.seconds, 3)),
         "failures": dg.MetadataValue.md(_failures_markdown(result)),
-        "data_docs_index": dg.MetadataValue.path(index),
     }
-    if result.docs_url:
-        metadata["data_docs"] = dg.MetadataValue.url(result.docs_url)
-    if result.docs_object:  # the production profile: the page as stored for every machine
+    if result.docs_object:  # the production profile: the pages as stored for every machine, not the worker's copy
+        metadata["data_docs_index"] = dg.MetadataValue.url(index)
         metadata["data_docs_object"] = dg.MetadataValue.url(result.docs_object)
+    else:
+        metadata["data_docs_index"] = dg.MetadataValue.path(index)
+        if result.docs_url:
+            metadata["data_docs"] = dg.MetadataValue.url(result.docs_url)
     if "by_region" in result.stats:
         metadata["by_region"] = dg.MetadataValue.json(result.stats["by_region"])
     return metadata
@@ -88,9 +91,11 @@ def great_expectations_checks(context: dg.AssetCheckExecutionContext, storage: S
     with storage.warehouse().reader() as con:
         results = expectations.run(con, home, selected, shared=shared, mutex=mutex)
     index = str(expectations.docs_index(home))
-    where = f"file://{index}" if shared is None else (
-        f"{shared.url(expectations.docs_index(home).relative_to(expectations.docs_root(home)).as_posix())} "
-        f"(`python -m ticklake.expectations docs` copies the site to this machine)")
+    if shared is None:
+        where = f"file://{index}"
+    else:  # the worker's copy is of no use on another machine: name the stored index and how to read it
+        index = shared.url(expectations.docs_index(home).relative_to(expectations.docs_root(home)).as_posix())
+        where = f"{index} (`python -m ticklake.expectations docs` copies the site to any machine)"
     context.log.info(f"Great Expectations: {len(results)} suite(s) validated; Data Docs at {where}")
     for result in results:
         yield _check_result(selected[result.suite.name], result, index)

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import threading
 
+import dagster as dg
 import pytest
 
+from checks.expectations import CHECK_KEYS
+from definitions import build_definitions
 from resources.storage import StorageResource
 from ticklake import expectations
 from ticklake.object_store import location
@@ -81,3 +84,22 @@ def test_validations_on_two_workers_at_once_wait_for_each_other(tmp_path, s3, po
     pages = {k for k in stored if k.startswith("uncommitted/data_docs/local_site/validations/")}
     assert len(pages) == 3
     assert max(len(_validation_pages(w.paths.home)) for w in workers) == 3
+
+
+def test_the_checks_name_the_stored_pages_not_the_workers_copy(tmp_path, s3, postgres_url, make_server,
+                                                               resources_for):
+    """In the UI, a check validated on a Celery worker links the shared copies (s3://...), never a file:// path on
+    the worker that ran it."""
+    url = s3.url("ge-checks")
+    resources = {**resources_for(make_server()), "storage": _worker(tmp_path, "worker", url, postgres_url)}
+    defs = build_definitions(**resources)
+    result = defs.resolve_job_def("warehouse_checks").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    evaluations = [c for c in result.get_asset_check_evaluations() if "data_docs_object" in c.metadata]
+    assert len(evaluations) == len(CHECK_KEYS)
+    for evaluation in evaluations:
+        metadata = evaluation.metadata
+        assert "data_docs" not in metadata
+        assert metadata["data_docs_index"].value == f"{url}/{expectations.SHARED_PREFIX}/" \
+                                                    "uncommitted/data_docs/local_site/index.html"
+        assert metadata["data_docs_object"].value.startswith(f"{url}/{expectations.SHARED_PREFIX}/")
