@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import unquote
 
 import duckdb
 import pandas as pd
@@ -390,7 +391,7 @@ def run(con: duckdb.DuckDBPyConnection, home: Path, names: Iterable[str] | None 
 def _shared_docs(result: SuiteResult, root: Path, shared: RemoteTree) -> SuiteResult:
     """The stored copy of the result's Data Docs page (`s3://...`), which every machine can fetch."""
     url = result.docs_url or ""
-    local = Path(url.removeprefix("file://")) if url.startswith("file://") else None
+    local = Path(unquote(url.removeprefix("file://"))) if url.startswith("file://") else None
     if local is None or not local.is_relative_to(root):
         return result
     return SuiteResult(**{**result.__dict__, "docs_object": shared.url(local.relative_to(root).as_posix())})
