@@ -45,8 +45,8 @@ class ITickResource(dg.ConfigurableResource):
     )
     parallel_fetch_min_bars: int = Field(default=2_000_000, ge=0)
     timeout_s: float = Field(default=30.0, gt=0)
-    max_retries: int = Field(default=5, ge=0, description="Retries of a 5xx, timeout or connection error (a 429 is "
-                             "retried until quota_deadline_s)")
+    max_retries: int = Field(default=5, ge=0, description="Retries of a 5xx, timeout, connection error or error "
+                             "code iTick does not document (a 429 is retried until quota_deadline_s)")
     quota_deadline_s: float = Field(
         default=600.0, gt=0,
         description="Seconds one call may keep being answered 429 (while the client slows down to what the server "

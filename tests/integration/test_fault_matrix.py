@@ -118,6 +118,7 @@ RECOVERED = [
     pytest.param("timeout", 1, id="timeout"),
     pytest.param("reset", 2, id="reset-mid-body"),
     pytest.param("malformed_json", 2, id="malformed-json-once"),
+    pytest.param("envelope_error", 2, id="envelope-undocumented-code"),  # 200 + code 5001: upstream briefly down
 ]
 
 
@@ -143,8 +144,9 @@ def test_transient_faults_are_retried_and_store_what_a_clean_run_stores(home, cl
     pytest.param("500", Exception, r"HTTP 500 from the source \(gave up after 3 attempts\)", id="http-500-persistent"),
     pytest.param("malformed_json", ITickProtocolError, r"body that is not JSON.*\(gave up after 3 attempts\)",
                  id="malformed-json-persistent"),
-    pytest.param("envelope_error", ITickRequestError, "code=5001 msg='injected fault: upstream data service",
-                 id="envelope-unknown-code"),
+    pytest.param("envelope_error", ITickRequestError,
+                 r"code=5001 msg='injected fault: upstream data service.*\(gave up after 3 attempts\)",
+                 id="envelope-undocumented-code-persistent"),
 ])
 def test_unrecovered_faults_fail_clearly_and_keep_what_is_stored(home, clean, kind, error, needle):
     settings = SimSettings(**BASE, fault_rate=1.0, fault_kinds=(kind,))

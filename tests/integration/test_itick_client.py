@@ -71,6 +71,9 @@ def test_protocol_rejections_name_the_problem(make_server, tmp_path):
         client.kline("stock", "US", _some_code(server), ktype=3, limit=5)
     with pytest.raises(ITickRequestError, match="too many codes"):
         client.klines("stock", "US", ["A", "B", "C", "D"], ktype=8, limit=5)
+    # a refused request (an envelope code in the 4xx range) is asked once: asking again changes nothing
+    assert server.simulator.counters.count("/stock/kline") == 1
+    assert server.simulator.counters.count("/stock/klines") == 1
 
 
 def test_429_is_retried_until_the_call_succeeds(make_server, tmp_path):

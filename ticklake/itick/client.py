@@ -307,8 +307,13 @@ class ITickClient:
                                           code=code)
         if status >= 500:
             raise _Retryable(ITickServerError(f"{path}: HTTP {status}: {msg}", endpoint=path, status=status), None)
-        raise ITickRequestError(f"{path}: the source rejected the request: code={code!r} msg={msg!r}",
-                                endpoint=path, status=status, code=code)
+        error = ITickRequestError(f"{path}: the source rejected the request: code={code!r} msg={msg!r}",
+                                  endpoint=path, status=status, code=code)
+        if status >= 400 or _refuses_the_request(code):
+            raise error
+        # Another code iTick does not document, in a 200 answer (an upstream service briefly down, say), is asked
+        # again within max_retries, like a 5xx; if it persists the call fails naming it.
+        raise _Retryable(error, None)
 
     def _auth_error(self, path: str, status: int, msg: object) -> ITickAuthError:
         return ITickAuthError(
@@ -418,6 +423,15 @@ def check_codes(codes: Sequence[str], endpoint: str) -> None:
         f"An instrument code is {SYMBOL_RULE}.",
         endpoint=endpoint,
     )
+
+
+def _refuses_the_request(code: object) -> bool:
+    """An envelope code in HTTP's client-error range (400-499: a bad parameter, a code too many) says the request
+    itself is wrong: asking again would be refused the same way."""
+    try:
+        return 400 <= int(str(code)) < 500
+    except ValueError:
+        return False
 
 
 class _Retryable(Exception):  # noqa: N818 - internal control flow, never escapes the client

@@ -24,7 +24,8 @@ class ITickQuotaError(ITickError):
 
 
 class ITickRequestError(ITickError):
-    """The source rejected the parameters (bad kType, too many codes, unknown region...). Not retried."""
+    """The source rejected the request (bad kType, too many codes, unknown region, or an error code iTick does not
+    document). An undocumented code in a 200 answer is asked again within max_retries; the others are not."""
 
 
 class ITickServerError(ITickError):
