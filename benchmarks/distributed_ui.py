@@ -40,7 +40,7 @@ from benchmarks.scenarios.userpath import ui_backfill
 from itick_sim import SimSettings, Simulator, serve
 from tests.distributed import REFERENCE_ASSETS, Cluster, audited_calls, busiest_window
 from tests.services import postgres_database, s3_server
-from ticklake.expectations import SHARED_PREFIX
+from ticklake.expectations import SHARED_PREFIX, VALIDATION_PAGES
 from ticklake.object_store import location
 from ticklake.quota import calls_per_minute
 from ticklake.remote_tree import RemoteTree
@@ -81,8 +81,8 @@ def steps_per_worker(instance, run_ids: list[str]) -> dict[str, int]:
 
 def stored_validation_pages(storage_url: str) -> int:
     """Data Docs validation pages in the Great Expectations project every worker shares (object storage)."""
-    stored = RemoteTree(location(storage_url), SHARED_PREFIX)._stored()
-    return sum(k.startswith("uncommitted/data_docs/local_site/validations/") for k in stored)
+    stored = RemoteTree(location(storage_url), SHARED_PREFIX).listing()
+    return sum(k.startswith(VALIDATION_PAGES) for k in stored)
 
 
 def screenshot(url: str, out: Path) -> str | None:

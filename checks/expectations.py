@@ -94,7 +94,7 @@ def great_expectations_checks(context: dg.AssetCheckExecutionContext, storage: S
     if shared is None:
         where = f"file://{index}"
     else:  # the worker's copy is of no use on another machine: name the stored index and how to read it
-        index = shared.url(expectations.docs_index(home).relative_to(expectations.docs_root(home)).as_posix())
+        index = shared.url(expectations.INDEX_PAGE)
         where = f"{index} (`python -m ticklake.expectations docs` copies the site to any machine)"
     context.log.info(f"Great Expectations: {len(results)} suite(s) validated; Data Docs at {where}")
     for result in results:

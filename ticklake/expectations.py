@@ -47,6 +47,9 @@ PE_MOSTLY = 0.95
 EXAMPLES = 10  # unexpected values kept per failed expectation
 DATASOURCE = "ticklake_warehouse"
 SHARED_PREFIX = "great_expectations"  # the project's folder under TICKLAKE_STORAGE_URL (production profile)
+SITE = "uncommitted/data_docs/local_site"  # the Data Docs site, within the project
+INDEX_PAGE = f"{SITE}/index.html"
+VALIDATION_PAGES = f"{SITE}/validations/"  # one page per validation run, under the suite's name
 PROJECT_LOCK_TIMEOUT_S = 900.0  # how long a check step waits for another worker's validation to finish
 Severity = Literal["error", "warning"]
 Kind = Literal["expectations", "completeness", "references"]
@@ -125,7 +128,7 @@ def docs_root(home: Path) -> Path:
 
 
 def docs_index(home: Path) -> Path:
-    return docs_root(home) / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    return docs_root(home) / INDEX_PAGE
 
 
 # --- expectations derived from the data dictionary ------------------------------------------------------------

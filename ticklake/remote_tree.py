@@ -40,7 +40,7 @@ class RemoteTree:
         """Download every stored file that changed since this tree was last in step with it; how many."""
         manifest = _Manifest.load(local)
         pulled = 0
-        for relative, stored in self._stored().items():
+        for relative, stored in self.listing().items():
             target = local / relative
             if manifest.stored.get(relative) == stored and target.exists():
                 continue
@@ -67,8 +67,8 @@ class RemoteTree:
         manifest.save()
         return pushed
 
-    # -- I/O ----------------------------------------------------------------------------------------
-    def _stored(self) -> dict[str, list[int]]:
+    def listing(self) -> dict[str, list[int]]:
+        """Every stored file, by path relative to the folder: its (size, mtime_ns)."""
         selector = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
         try:
             infos = self.where.filesystem.get_file_info(selector)
@@ -77,6 +77,7 @@ class RemoteTree:
         return {info.path[len(self.root) + 1:]: _stored_stat(info)
                 for info in infos if info.type == pafs.FileType.File}
 
+    # -- I/O ----------------------------------------------------------------------------------------
     def _stat_stored(self, relative: str) -> list[int]:
         try:
             return _stored_stat(self.where.filesystem.get_file_info(f"{self.root}/{relative}"))

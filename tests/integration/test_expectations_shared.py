@@ -32,7 +32,7 @@ def _validate(storage: StorageResource) -> expectations.SuiteResult:
 
 
 def _validation_pages(home) -> set[str]:
-    root = expectations.docs_root(home) / "uncommitted" / "data_docs" / "local_site" / "validations"
+    root = expectations.docs_root(home) / expectations.VALIDATION_PAGES
     return {p.relative_to(root).as_posix() for p in root.rglob("*.html")}
 
 
@@ -50,7 +50,7 @@ def test_workers_share_one_project_and_one_data_docs_site(tmp_path, s3, postgres
     # each result names its page's stored copy, which exists
     tree = RemoteTree(location(url), expectations.SHARED_PREFIX)
     for result in (first, second):
-        assert result.docs_object.startswith(f"{url}/{expectations.SHARED_PREFIX}/uncommitted/data_docs/")
+        assert result.docs_object.startswith(f"{url}/{expectations.SHARED_PREFIX}/{expectations.VALIDATION_PAGES}")
         key = result.docs_object.removeprefix("s3://")
         assert tree.where.filesystem.get_file_info(key).size > 0
 
@@ -80,8 +80,8 @@ def test_validations_on_two_workers_at_once_wait_for_each_other(tmp_path, s3, po
         thread.join(300)
     assert errors == []
     # whichever validated last pulled the other's result first: nothing one worker wrote was lost
-    stored = RemoteTree(location(url), expectations.SHARED_PREFIX)._stored()
-    pages = {k for k in stored if k.startswith("uncommitted/data_docs/local_site/validations/")}
+    stored = RemoteTree(location(url), expectations.SHARED_PREFIX).listing()
+    pages = {k for k in stored if k.startswith(expectations.VALIDATION_PAGES)}
     assert len(pages) == 3
     assert max(len(_validation_pages(w.paths.home)) for w in workers) == 3
 
@@ -100,6 +100,5 @@ def test_the_checks_name_the_stored_pages_not_the_workers_copy(tmp_path, s3, pos
     for evaluation in evaluations:
         metadata = evaluation.metadata
         assert "data_docs" not in metadata
-        assert metadata["data_docs_index"].value == f"{url}/{expectations.SHARED_PREFIX}/" \
-                                                    "uncommitted/data_docs/local_site/index.html"
+        assert metadata["data_docs_index"].value == f"{url}/{expectations.SHARED_PREFIX}/{expectations.INDEX_PAGE}"
         assert metadata["data_docs_object"].value.startswith(f"{url}/{expectations.SHARED_PREFIX}/")

@@ -3,6 +3,8 @@ send codes nobody asked for, or list entries without a usable code. Nothing stor
 
 from __future__ import annotations
 
+import logging
+
 import dagster as dg
 import duckdb
 import pandas as pd
@@ -117,7 +119,7 @@ def test_codes_nobody_asked_for_are_dropped_with_a_warning(make_server, resource
     assert "ZZZZ" not in set(_stored(home)["symbol"])
     meta = result.get_asset_materialization_events()[0].materialization.metadata
     assert meta["run_unrequested_codes"].value == 1
-    warnings = [e.message for e in instance.all_logs(result.run_id) if e.level == 30]  # logging.WARNING
+    warnings = [e.message for e in instance.all_logs(result.run_id) if e.level == logging.WARNING]
     assert any("ZZZZ" in w for w in warnings)
 
 
@@ -148,5 +150,5 @@ def test_the_librarys_warnings_are_events_of_the_run(make_server, resources_for,
     live, _ = _first_run(make_server, resources_for, instance)
     flaky = make_server(batch_omit_codes=frozenset(live[:2]))
     result = run_partition_range(build_definitions(**resources_for(flaky)), "US", MONTH, MONTH, instance=instance)
-    warnings = [e.user_message for e in instance.all_logs(result.run_id) if e.level == 30]  # logging.WARNING
+    warnings = [e.user_message for e in instance.all_logs(result.run_id) if e.level == logging.WARNING]
     assert any("still missing" in m and live[0] in m for m in warnings), warnings
