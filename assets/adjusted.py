@@ -55,10 +55,9 @@ REDERIVE_ON_UPSTREAM_UPDATE = (
 def klines_daily_adjusted(context: dg.AssetExecutionContext, config: RunClock,
                           storage: StorageResource):
     region, run_id = context.partition_key, context.run.run_id
-    lake, warehouse = storage.lake(), storage.warehouse()
-    result = derive_adjusted(lake, warehouse, region=region, run_id=run_id, now=config.instant(),
+    lake = storage.lakehouse()
+    result = derive_adjusted(lake, region=region, run_id=run_id, now=config.instant(),
                              log=context.log.info)
-    published = warehouse.publish()
     yield dg.MaterializeResult(metadata={
         "dagster/row_count": dg.MetadataValue.int(result.rows),
         "symbols_rederived": dg.MetadataValue.int(len(result.symbols_rederived)),
@@ -69,8 +68,8 @@ def klines_daily_adjusted(context: dg.AssetExecutionContext, config: RunClock,
         "months_written": dg.MetadataValue.int(len(result.months_written)),
         "sources": dg.MetadataValue.text(", ".join(result.sources) or "none"),
         **{k: dg.MetadataValue.float(v) for k, v in result.seconds.items()},
-        "lake_path": dg.MetadataValue.path(str(lake.dataset_dir(KLINES_DAILY_ADJUSTED) / f"region={region}")),
-        **snapshot_metadata(published),
+        "lake_path": dg.MetadataValue.text(f"{KLINES_DAILY_ADJUSTED.name}/region={region}"),
+        **snapshot_metadata(lake),
     })
     yield from _checks(result)
 

@@ -10,6 +10,7 @@ from resources.itick import ITickResource
 from resources.storage import StorageResource
 from ticklake.corporate_actions import refresh_corporate_actions
 from ticklake.dictionary.reference_data import CORPORATE_ACTIONS
+from ticklake.storage.ddl import partition_address
 
 
 @dg.asset(
@@ -21,10 +22,9 @@ def corporate_actions(context: dg.AssetExecutionContext, config: RunClock,
                       ) -> dg.MaterializeResult:
     region, run_id = context.partition_key, context.run.run_id
     source = itick.source(tags={"run_id": run_id, "asset": "corporate_actions"})
-    lake, warehouse = storage.lake(), storage.warehouse()
-    result = refresh_corporate_actions(source, lake, warehouse, region=region, run_id=run_id,
+    lake = storage.lakehouse()
+    result = refresh_corporate_actions(source, lake, region=region, run_id=run_id,
                                        now=config.instant(), log=context.log.info)
-    published = warehouse.publish()
     stored = result.stored
     return dg.MaterializeResult(
         metadata={
@@ -37,9 +37,9 @@ def corporate_actions(context: dg.AssetExecutionContext, config: RunClock,
             **{f"rows_{k}": dg.MetadataValue.int(v) for k, v in result.diff.items()},
             **fetch_metadata(result.fetch),
             "source": dg.MetadataValue.text(source.name),
-            "lake_path": dg.MetadataValue.path(str(lake.partition_path(CORPORATE_ACTIONS, region=region,
+            "lake_path": dg.MetadataValue.text(partition_address(CORPORATE_ACTIONS, dict(region=region,
                                                                       source=source.name))),
             "preview": preview(stored.sort_values("ex_date", ascending=False) if len(stored) else stored),
-            **snapshot_metadata(published),
+            **snapshot_metadata(lake),
         }
     )

@@ -25,6 +25,7 @@ from ticklake.fundamentals import (
     refresh_fx,
 )
 from ticklake.quota import calls_per_minute
+from ticklake.storage.ddl import partition_address
 
 MARKET_CAP_CHECK = "market_cap_matches_close_x_shares"
 MAX_LISTED = 50
@@ -44,15 +45,14 @@ def fundamentals_daily(context: dg.AssetExecutionContext, config: RunClock, itic
                        storage: StorageResource) -> dg.MaterializeResult:
     region, run_id, now = context.partition_key, context.run.run_id, config.instant()
     source = itick.source(tags={"run_id": run_id, "asset": "fundamentals_daily"})
-    lake, warehouse = storage.lake(), storage.warehouse()
+    lake = storage.lakehouse()
     codes = listed_codes(lake, region)
     if not codes:
         raise RuntimeError(f"{region}: the security master lists no symbol; materialize `securities` first")
     budget = settings.fundamentals_budget(calls_per_minute(itick.plan) * 60 / itick.window_seconds)
-    result = refresh_fundamentals(source, lake, warehouse, region=region, codes=codes, budget=budget,
+    result = refresh_fundamentals(source, lake, region=region, codes=codes, budget=budget,
                                   run_id=run_id, now=now, log=context.log.info)
-    published = warehouse.publish()
-    with warehouse.reader() as con:
+    with lake.reader() as con:
         check = market_cap_misses(con, region, result.as_of, result.as_of)
     misses = [f"{r.symbol} {r.as_of:%Y-%m-%d}: market cap {r.market_cap:,.0f} vs close {r.close} x "
               f"{r.shares_outstanding:,.0f} shares ({r.deviation:+.2%})" for r in check.misses.itertuples()]
@@ -74,10 +74,10 @@ def fundamentals_daily(context: dg.AssetExecutionContext, config: RunClock, itic
             **{f"rows_{k}": dg.MetadataValue.int(v) for k, v in result.diff.items()},
             **fetch_metadata(result.fetch),
             "source": dg.MetadataValue.text(source.name),
-            "lake_path": dg.MetadataValue.path(str(lake.partition_path(
-                FUNDAMENTALS_DAILY, region=region, month=f"{result.as_of:%Y-%m}", source=source.name))),
+            "lake_path": dg.MetadataValue.text(partition_address(
+                FUNDAMENTALS_DAILY, {"region": region, "month": f"{result.as_of:%Y-%m}", "source": source.name})),
             "preview": preview(result.rows),
-            **snapshot_metadata(published),
+            **snapshot_metadata(lake),
         },
         check_results=[dg.AssetCheckResult(
             check_name=MARKET_CAP_CHECK, passed=check.passed, severity=dg.AssetCheckSeverity.WARN,
@@ -99,10 +99,9 @@ def fx_daily(context: dg.AssetExecutionContext, config: RunClock, itick: ITickRe
              storage: StorageResource) -> dg.MaterializeResult:
     region, run_id, now = context.partition_key, context.run.run_id, config.instant()
     source = itick.source(tags={"run_id": run_id, "asset": "fx_daily"})
-    warehouse = storage.warehouse()
-    result = refresh_fx(source, storage.lake(), warehouse, region=region, run_id=run_id, now=now,
+    lake = storage.lakehouse()
+    result = refresh_fx(source, lake, region=region, run_id=run_id, now=now,
                         log=context.log.info)
-    published = warehouse.publish()
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(result.rows)),
@@ -113,7 +112,7 @@ def fx_daily(context: dg.AssetExecutionContext, config: RunClock, itick: ITickRe
             **fetch_metadata(result.fetch),
             "source": dg.MetadataValue.text(source.name),
             "preview": preview(result.rows.tail(10)),
-            **snapshot_metadata(published),
+            **snapshot_metadata(lake),
         }
     )
 
@@ -130,12 +129,11 @@ def fx_daily(context: dg.AssetExecutionContext, config: RunClock, itick: ITickRe
 def valuation_daily(context: dg.AssetExecutionContext, config: RunClock, storage: StorageResource
                     ) -> dg.MaterializeResult:
     region, run_id, now = context.partition_key, context.run.run_id, config.instant()
-    warehouse = storage.warehouse()
-    result = derive_valuation(storage.lake(), warehouse, region=region, run_id=run_id, now=now,
+    lake = storage.lakehouse()
+    result = derive_valuation(lake, region=region, run_id=run_id, now=now,
                               log=context.log.info)
-    published = warehouse.publish()
     rows = result.rows
-    with warehouse.reader() as con:
+    with lake.reader() as con:
         stored, symbols = con.execute("SELECT count(*), count(DISTINCT symbol) FROM valuation_daily WHERE region = ?",
                                       [region]).fetchall()[0]
     return dg.MaterializeResult(
@@ -151,6 +149,6 @@ def valuation_daily(context: dg.AssetExecutionContext, config: RunClock, storage
             "rows_with_pe_band": dg.MetadataValue.int(int(rows["pe_percentile"].notna().sum())),
             **{f"rows_{k}": dg.MetadataValue.int(v) for k, v in result.diff.items()},
             "preview": preview(rows.sort_values("as_of").tail(10)),
-            **snapshot_metadata(published),
+            **snapshot_metadata(lake),
         }
     )

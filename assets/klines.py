@@ -21,10 +21,10 @@ from ticklake import markets
 from ticklake.anomalies import anomalies
 from ticklake.dictionary import KLINES_DAILY, month_bounds
 from ticklake.ingest import DIFF_KEYS, IngestResult, PartitionReport, ingest_daily_bars, nightly_dates, universe
-from ticklake.lake import Lake
 from ticklake.settings import max_daily_move, max_missing_share
 from ticklake.sources import FetchReport
-from ticklake.warehouse import Warehouse
+from ticklake.storage import Lakehouse
+from ticklake.storage.ddl import partition_address
 
 ROWS_CHECK = "stored_rows_match_lake"
 COVERAGE_CHECK = "every_session_has_bars"
@@ -47,7 +47,7 @@ with warnings.catch_warnings():
         **dataset_asset(KLINES_DAILY),
         check_specs=[
             dg.AssetCheckSpec(ROWS_CHECK, asset="klines_daily", blocking=True,
-                              description="Warehouse rows of every partition the run wrote equal its lake file's rows"),
+                              description="Lakehouse rows of every partition the run wrote equal its lake file's rows"),
             dg.AssetCheckSpec(COVERAGE_CHECK, asset="klines_daily",
                               description="Every session the run fetched got bars from the source (a silent source "
                                           "warns)"),
@@ -74,7 +74,7 @@ with warnings.catch_warnings():
 def klines_daily(context: dg.AssetExecutionContext, config: RunClock,
                  itick: ITickResource, storage: StorageResource):
     missing_share_limit = max_missing_share()  # a bad TICKLAKE_MAX_MISSING_SHARE fails the step before any fetch
-    lake, warehouse = storage.lake(), storage.warehouse()
+    lake = storage.lakehouse()
     run_id = context.run.run_id
     source = itick.source(tags={"run_id": run_id, "asset": "klines_daily"})
     results: list[IngestResult] = []
@@ -82,21 +82,20 @@ def klines_daily(context: dg.AssetExecutionContext, config: RunClock,
     for region, months in months_by_region(context.partition_keys).items():
         dates = calendar_days(months)
         if nightly:  # the schedule's run: only what is new (the reconciliation sensor re-checks the rest)
-            dates = nightly_dates(warehouse, region=region, source=source.name,
+            dates = nightly_dates(lake, region=region, source=source.name,
                                   session=dt.date.fromisoformat(nightly), dates=dates)
             context.log.info(f"{region}: nightly run for {nightly}: fetching {dates[0]}..{dates[-1]}")
         results.append(ingest_daily_bars(
-            source, lake, warehouse, region=region, dates=dates, codes=universe(lake, region),
+            source, lake, region=region, dates=dates, codes=universe(lake, region),
             run_id=run_id, now=config.instant(), log=context.log.info,
         ))
     _refuse_if_nothing_closed(results)
-    published = warehouse.publish()  # analysts see the whole step at once, never a region or a page of it
     for result in results:
         if result.unrequested:
             context.log.warning(f"{result.region}: dropped bars of {len(result.unrequested)} code(s) the source sent "
                                 f"without being asked: {sorted(result.unrequested)[:MAX_LISTED]}")
     # Every partition gets its own figures first, then the run's (named run_*): a partition's page reads top down.
-    run = {**_run_metadata(results, source.spent(), source.name), **snapshot_metadata(published)}
+    run = {**_run_metadata(results, source.spent(), source.name), **snapshot_metadata(lake)}
     reports = {key(p.month, p.region): p for r in results for p in r.partitions.values()}
     for partition_key in context.partition_keys:
         report = reports.get(partition_key)
@@ -105,11 +104,11 @@ def klines_daily(context: dg.AssetExecutionContext, config: RunClock,
                else {"sessions_fetched": dg.MetadataValue.int(0)})
         context.add_asset_metadata({**own, **run}, partition_key=partition_key)
     yield dg.MaterializeResult()
-    yield _rows_check(results, warehouse)
+    yield _rows_check(results, lake)
     yield _coverage_check(results)
     yield _answered_check(results, missing_share_limit)
     yield _quarantine_check(results)
-    yield _plausibility_check(results, warehouse, source.name)
+    yield _plausibility_check(results, lake, source.name)
 
 
 def _quarantine_check(results: list[IngestResult]) -> dg.AssetCheckResult:
@@ -123,9 +122,9 @@ def _quarantine_check(results: list[IngestResult]) -> dg.AssetCheckResult:
     )
 
 
-def _plausibility_check(results: list[IngestResult], warehouse, source: str) -> dg.AssetCheckResult:
+def _plausibility_check(results: list[IngestResult], lake, source: str) -> dg.AssetCheckResult:
     found = []
-    with warehouse.reader() as con:
+    with lake.reader() as con:
         for r in results:
             if r.sessions:
                 found += [f"{r.region} {a}" for a in anomalies(con, region=r.region, source=source,
@@ -150,7 +149,7 @@ def _refuse_if_nothing_closed(results: list[IngestResult]) -> None:
     )
 
 
-def _partition_metadata(report: PartitionReport, lake: Lake, source: str) -> dict[str, dg.MetadataValue]:
+def _partition_metadata(report: PartitionReport, lake: Lakehouse, source: str) -> dict[str, dg.MetadataValue]:
     """This partition's own figures: what its page in the UI shows."""
     sessions = report.sessions
     empty = report.sessions_without_bars
@@ -167,7 +166,7 @@ def _partition_metadata(report: PartitionReport, lake: Lake, source: str) -> dic
         **({"missing_code_list": dg.MetadataValue.text(", ".join(sorted(report.missing)[:MAX_LISTED]))}
            if report.missing else {}),
         **{f"rows_{k}": dg.MetadataValue.int(report.diff[k]) for k in DIFF_KEYS},
-        "lake_path": dg.MetadataValue.path(str(lake.partition_path(KLINES_DAILY, region=report.region,
+        "lake_path": dg.MetadataValue.text(partition_address(KLINES_DAILY, dict(region=report.region,
                                                                    month=report.month, source=source))),
     }
 
@@ -182,18 +181,15 @@ def _run_metadata(results: list[IngestResult], fetch: FetchReport, source_name: 
         **{f"run_rows_{k}": dg.MetadataValue.int(v) for k, v in diff.items()},
         "run_unrequested_codes": dg.MetadataValue.int(sum(len(r.unrequested) for r in results)),
         "run_rows_quarantined": dg.MetadataValue.int(sum(r.rejected_rows for r in results)),
-        "run_drift_repaired": dg.MetadataValue.int(sum(len(r.repair.reloaded) + len(r.repair.rewritten)
-                                                       for r in results)),
-        "run_temp_files_removed": dg.MetadataValue.int(sum(r.repair.temp_files_removed for r in results)),
         "source": dg.MetadataValue.text(source_name),
         "run_preview": preview(next((r.preview for r in results if r.preview is not None), None)),
         **fetch_metadata(fetch, prefix="run_"),
     }
 
 
-def _rows_check(results: list[IngestResult], warehouse: Warehouse) -> dg.AssetCheckResult:
+def _rows_check(results: list[IngestResult], lake: Lakehouse) -> dg.AssetCheckResult:
     mismatches = []
-    with warehouse.reader() as con:  # the pipeline's own file: what this run stored
+    with lake.reader() as con:  # the pipeline's own file: what this run stored
         for r in results:
             written = {m: p for m, p in r.partitions.items() if p.committed}
             if not written:
@@ -202,7 +198,7 @@ def _rows_check(results: list[IngestResult], warehouse: Warehouse) -> dg.AssetCh
             stored = dict(con.execute(
                 "SELECT strftime(trade_date, '%Y-%m'), count(*) FROM klines_daily WHERE region = ? AND trade_date "
                 "BETWEEN ? AND ? GROUP BY 1", [r.region, lo, hi]).fetchall())
-            mismatches += [f"{r.region} {m}: lake {p.rows} vs warehouse {stored.get(m, 0)}"
+            mismatches += [f"{r.region} {m}: lake {p.rows} vs lake {stored.get(m, 0)}"
                            for m, p in written.items() if stored.get(m, 0) != p.rows]
     return dg.AssetCheckResult(
         check_name=ROWS_CHECK, passed=not mismatches, severity=dg.AssetCheckSeverity.ERROR,

@@ -7,7 +7,7 @@ import pandas as pd
 
 from ticklake.dictionary import Dataset
 from ticklake.sources import FetchReport
-from ticklake.warehouse import Publication
+from ticklake.storage import Lakehouse
 
 
 def table_schema(dataset: Dataset) -> dg.TableSchema:
@@ -23,12 +23,12 @@ def table_schema(dataset: Dataset) -> dg.TableSchema:
 
 def dataset_asset(dataset: Dataset) -> dict:
     """What every dataset's asset declares, all from the dictionary: its group (the domain), kinds, description,
-    column schema and warehouse table. `@dg.asset(partitions_def=..., **dataset_asset(DATASET))`."""
+    column schema and lake table. `@dg.asset(partitions_def=..., **dataset_asset(DATASET))`."""
     return {
         "group_name": dataset.domain,
         "kinds": {"parquet", "duckdb"} if dataset.in_lake else {"duckdb"},
         "description": dataset.description,
-        "metadata": {"dagster/column_schema": table_schema(dataset), "dagster/table_name": f"warehouse.{dataset.name}"},
+        "metadata": {"dagster/column_schema": table_schema(dataset), "dagster/table_name": f"lake.{dataset.name}"},
     }
 
 
@@ -49,12 +49,10 @@ def preview(frame: pd.DataFrame | None, rows: int = 10) -> dg.MetadataValue:
     return dg.MetadataValue.md(frame.head(rows).astype(str).to_markdown(index=False))
 
 
-def snapshot_metadata(published: Publication) -> dict[str, dg.MetadataValue]:
-    """What publishing the analysts' snapshot cost this step: the whole file is copied (or reflinked) each time,
-    so its size and time are worth watching as history grows."""
+def snapshot_metadata(lake: Lakehouse) -> dict[str, dg.MetadataValue]:
+    """Which lake snapshot holds what this step committed: `FROM klines_daily AT (VERSION => n)` reads the lake as
+    it was then, until `lake_maintenance` expires snapshots past TICKLAKE_SNAPSHOT_RETENTION_DAYS."""
     return {
-        "snapshot_path": dg.MetadataValue.path(str(published.path)),
-        "snapshot_mb": dg.MetadataValue.float(round(published.megabytes, 1)),
-        "snapshot_publish_s": dg.MetadataValue.float(round(published.seconds, 3)),
-        "snapshot_copy_method": dg.MetadataValue.text(published.method),
+        "lake_snapshot_id": dg.MetadataValue.int(lake.snapshot_id()),
+        "lake_catalog": dg.MetadataValue.text(lake.catalog.describe()),
     }

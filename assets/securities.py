@@ -11,6 +11,7 @@ from resources.itick import ITickResource
 from resources.storage import StorageResource
 from ticklake.dictionary import SECURITIES
 from ticklake.ingest import refresh_securities
+from ticklake.storage.ddl import partition_address
 
 
 @dg.asset(
@@ -22,10 +23,9 @@ def securities(context: dg.AssetExecutionContext, config: RunClock,
                ) -> dg.MaterializeResult:
     region, run_id = context.partition_key, context.run.run_id
     source = itick.source(tags={"run_id": run_id, "asset": "securities"})
-    warehouse = storage.warehouse()
-    result = refresh_securities(source, storage.lake(), warehouse, region=region, run_id=run_id,
+    lake = storage.lakehouse()
+    result = refresh_securities(source, lake, region=region, run_id=run_id,
                                 now=config.instant(), log=context.log.info)
-    published = warehouse.publish()
     if result.rejected:
         context.log.warning(f"{region}: refused {len(result.rejected)} symbol-list entr(ies): "
                             + "; ".join(result.rejected[:20]))
@@ -41,9 +41,9 @@ def securities(context: dg.AssetExecutionContext, config: RunClock,
             **{f"rows_{k}": dg.MetadataValue.int(v) for k, v in result.diff.items()},
             **fetch_metadata(result.fetch),
             "source": dg.MetadataValue.text(source.name),
-            "lake_path": dg.MetadataValue.path(str(storage.lake().partition_path(SECURITIES, region=region,
+            "lake_path": dg.MetadataValue.text(partition_address(SECURITIES, dict(region=region,
                                                                                 source=source.name))),
             "preview": preview(master),
-            **snapshot_metadata(published),
+            **snapshot_metadata(lake),
         }
     )

@@ -10,6 +10,7 @@ from resources.itick import ITickResource
 from resources.storage import StorageResource
 from ticklake.dictionary.reference_data import SECURITY_MASTER
 from ticklake.security_master import refresh_security_master
+from ticklake.storage.ddl import partition_address
 
 
 @dg.asset(
@@ -21,10 +22,9 @@ def security_master(context: dg.AssetExecutionContext, config: RunClock,
                     ) -> dg.MaterializeResult:
     region, run_id = context.partition_key, context.run.run_id
     source = itick.source(tags={"run_id": run_id, "asset": "security_master"})
-    warehouse = storage.warehouse()
-    result = refresh_security_master(source, storage.lake(), warehouse, region=region, run_id=run_id,
+    lake = storage.lakehouse()
+    result = refresh_security_master(source, lake, region=region, run_id=run_id,
                                      now=config.instant(), log=context.log.info)
-    published = warehouse.publish()
     current = result.current
     if result.rejected:
         context.log.warning(f"{region}: refused {len(result.rejected)} symbol-list entr(ies): "
@@ -43,9 +43,9 @@ def security_master(context: dg.AssetExecutionContext, config: RunClock,
             **{f"intervals_{k}": dg.MetadataValue.int(v) for k, v in result.diff.items()},
             **fetch_metadata(result.fetch),
             "source": dg.MetadataValue.text(source.name),
-            "lake_path": dg.MetadataValue.path(str(storage.lake().partition_path(SECURITY_MASTER, region=region,
+            "lake_path": dg.MetadataValue.text(partition_address(SECURITY_MASTER, dict(region=region,
                                                                                 source=source.name))),
             "preview": preview(current),
-            **snapshot_metadata(published),
+            **snapshot_metadata(lake),
         }
     )

@@ -9,6 +9,7 @@ from assets.partitions import region_partitions
 from resources.itick import ITickResource
 from resources.storage import StorageResource
 from ticklake.dictionary.reference_data import TRADING_CALENDAR
+from ticklake.storage.ddl import partition_address
 from ticklake.trading_calendar import CalendarResult, refresh_trading_calendar
 
 CALENDAR_MATCHES_SOURCE = "calendar_matches_source"
@@ -26,10 +27,9 @@ def trading_calendar(context: dg.AssetExecutionContext, config: RunClock,
                      itick: ITickResource, storage: StorageResource):
     region, run_id = context.partition_key, context.run.run_id
     source = itick.source(tags={"run_id": run_id, "asset": "trading_calendar"})
-    warehouse = storage.warehouse()
-    result = refresh_trading_calendar(source, storage.lake(), warehouse, region=region, run_id=run_id,
+    lake = storage.lakehouse()
+    result = refresh_trading_calendar(source, lake, region=region, run_id=run_id,
                                       now=config.instant(), log=context.log.info)
-    published = warehouse.publish()
     frame = result.frame
     yield dg.MaterializeResult(
         metadata={
@@ -42,10 +42,10 @@ def trading_calendar(context: dg.AssetExecutionContext, config: RunClock,
             **{f"rows_{k}": dg.MetadataValue.int(v) for k, v in result.diff.items()},
             **fetch_metadata(result.fetch),
             "source": dg.MetadataValue.text(source.name),
-            "lake_path": dg.MetadataValue.path(str(storage.lake().partition_path(TRADING_CALENDAR, region=region,
+            "lake_path": dg.MetadataValue.text(partition_address(TRADING_CALENDAR, dict(region=region,
                                                                                 source=source.name))),
             "preview": preview(frame[frame["is_session"]].tail(10)),
-            **snapshot_metadata(published),
+            **snapshot_metadata(lake),
         }
     )
     yield _matches_source(result)

@@ -110,9 +110,9 @@ def _calls(result: dg.ExecuteInProcessResult) -> int:
 
 
 def _summary(paths: settings.Paths, endpoint: str, calls: int, elapsed: float) -> None:
-    import duckdb
+    import ticklake
 
-    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+    with ticklake.connect(paths.home) as con:
         counts = [(d.name, con.execute(f'SELECT count(*) FROM "{d.name}"').fetchall()[0][0], d.domain)
                   for d in DATASETS.values()]
         silent = con.execute("SELECT count(*) FROM securities s ANTI JOIN klines_daily k USING (region, symbol)"
@@ -152,18 +152,16 @@ def _summary(paths: settings.Paths, endpoint: str, calls: int, elapsed: float) -
         print(f"            {silent} securities have no bars in these months: the security master keeps delisted "
               "and suspended codes (no survivorship bias); list them with\n            SELECT * FROM securities "
               "ANTI JOIN klines_daily USING (region, symbol)")
-    print(f"lake        {_short(paths.lake)}   (Parquet, hive layout, one file per partition and source)")
-    print(f"warehouse   {_short(paths.warehouse)}   (read-only snapshot for analysts, replaced after each run)")
+    print(f"lake        {_short(paths.catalog)}   (the DuckLake catalog: tables, snapshots, which files hold what)")
+    print(f"            {_short(paths.lake)}/   (its Parquet data files)")
     print(f"audit log   {_short(paths.audit)}")
     print()
     python = _short(Path(sys.executable))
-    print("Try (reconnect to see the next run's data):")
+    home = "" if paths.home == Path("data").resolve() else f"TICKLAKE_HOME={_short(paths.home)} "
+    print(f"Try ({home}{python} -m ticklake.sql opens an interactive session on the same lake):")
     for query, output in shown:
-        print(f"  {python} -c \"import duckdb; print(duckdb.connect('{_short(paths.warehouse)}', read_only=True)"
-              f".sql(\\\"{query}\\\"))\"")
+        print(f"  {home}{python} -m ticklake.sql \"{query}\"")
         print("\n".join("    " + line for line in output.rstrip().splitlines()))
-    print(f"  The lake directly: SELECT * FROM read_parquet('{_short(paths.lake)}/klines_daily/*/*/*.parquet', "
-          f"hive_partitioning = false) WHERE symbol = '{symbol}'")
 
 
 def _short(path: Path) -> str:

@@ -1,6 +1,6 @@
 """`record_run_failures`: one JSON line per failed step of any ticklake run, under TICKLAKE_HOME/audit.
 
-A file, not a warehouse table: it survives a warehouse that cannot be opened (a common reason runs fail), needs no
+A file, not a lake table: it survives a lake that cannot be opened (a common reason runs fail), needs no
 writer lock and no dictionary entry, and sits beside the API call audit (`api_calls-YYYY-MM-DD.jsonl`). The token
 is never written: any occurrence of ITICK_TOKEN's value in an error message is replaced before the line is.
 """

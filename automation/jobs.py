@@ -1,4 +1,4 @@
-"""Jobs: the nightly (L3) klines refresh, the reference-data refresh and the warehouse-wide checks."""
+"""Jobs: the nightly (L3) klines refresh, the reference-data refresh and the lake-wide checks."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from checks.freshness import FRESHNESS_CHECK_KEYS
 
 CHECK_KEYS = WAREHOUSE_CHECK_KEYS + FRESHNESS_CHECK_KEYS + EXPECTATION_CHECK_KEYS
 
-# Warehouse-wide checks scan everything stored: they run in their own job (and schedule), not in every nightly
+# Lakehouse-wide checks scan everything stored: they run in their own job (and schedule), not in every nightly
 # run. The checks a klines step evaluates on what it wrote run inside that step.
 nightly_refresh = dg.define_asset_job(
     "nightly_refresh",
@@ -53,12 +53,12 @@ fundamentals_refresh = dg.define_asset_job(
 warehouse_checks = dg.define_asset_job(
     "warehouse_checks",
     selection=dg.AssetSelection.checks(*CHECK_KEYS),
-    description="Warehouse-wide checks over everything stored: unique keys, bars only on sessions and inside "
-                "listing windows, lake and warehouse in step, security master not empty; each region's freshness; "
+    description="Lakehouse-wide checks over everything stored: unique keys, bars only on sessions and inside "
+                "listing windows, lake and lake in step, security master not empty; each region's freshness; "
                 "and the Great Expectations suite (completeness, distributions, references), with its Data Docs.",
 )
 
-# Freshness alone, for its hourly schedule: a max and a count per region, not the warehouse-wide checks' scans.
+# Freshness alone, for its hourly schedule: a max and a count per region, not the lake-wide checks' scans.
 klines_freshness = dg.define_asset_job(
     "klines_freshness",
     selection=dg.AssetSelection.checks(*FRESHNESS_CHECK_KEYS),

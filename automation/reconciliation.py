@@ -29,7 +29,7 @@ RESTATEMENT_TAG = "ticklake/restatement"
 
 
 def _last_stored(storage: StorageResource, region: str, source: str) -> dt.date | None:
-    with storage.warehouse().reader() as con:
+    with storage.lakehouse().reader() as con:
         return con.execute("SELECT max(trade_date) FROM klines_daily WHERE region = ? AND source = ?",
                            [region, source]).fetchall()[0][0]
 
@@ -57,11 +57,9 @@ def _reconciliation(region: str) -> dg.SensorDefinition:
                 f"sessions through {last} already re-checked; waiting for the next nightly run"))
         k = settings.reconcile_sessions()
         sessions = markets.sessions(region, last - dt.timedelta(days=7 * k + 14), last)[-k:]
-        result = reconcile_klines(source, storage.lake(), storage.warehouse(), region=region, sessions=sessions,
+        result = reconcile_klines(source, storage.lakehouse(), region=region, sessions=sessions,
                                   run_id=f"{context.sensor_name}@{now:%Y-%m-%dT%H:%M:%SZ}", now=now,
                                   log=context.log.info)
-        if result.recorded:
-            storage.warehouse().publish()
         requests = [
             dg.RunRequest(run_key=f"correct:{correction_key(region, month, rows)}",
                           partition_key=key(month, region),

@@ -1,4 +1,4 @@
-"""Per-region midnight schedules, each on its own exchange's clock and calendar, and the daily warehouse checks.
+"""Per-region midnight schedules, each on its own exchange's clock and calendar, and the daily lake checks.
 
 At 00:00 exchange-local the month of the session that just ended is refreshed (a month costs the same calls as
 a day); on a date that is not a session the tick is skipped with the reason (never a business-day cron, whose
@@ -70,7 +70,7 @@ def _fundamentals(region: str) -> dg.ScheduleDefinition:
 warehouse_checks_daily = dg.ScheduleDefinition(
     name="warehouse_checks_daily", job=warehouse_checks, cron_schedule="0 6 * * *", execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Warehouse-wide checks once a day, after every region's nightly run (US midnight is 04:00-05:00 "
+    description="Lakehouse-wide checks once a day, after every region's nightly run (US midnight is 04:00-05:00 "
                 "UTC)",
 )
 

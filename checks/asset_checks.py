@@ -1,6 +1,6 @@
-"""Warehouse-wide checks: they look at everything stored, not just the partitions a run wrote.
+"""Lakehouse-wide checks: they look at everything stored, not just the partitions a run wrote.
 
-They read the pipeline's own file (`Warehouse.reader()`), the pipeline's truth, not the analysts' snapshot. The
+They read the pipeline's own file (`Lakehouse.reader()`), the pipeline's truth, not the analysts' snapshot. The
 four checks share one step (a multi-asset check that can run any subset): one process-local connection and one
 step's bookkeeping instead of four. They run in the `warehouse_checks` job and its daily schedule, not in every
 nightly run; the checks a klines run needs on what it wrote run inside that run's own step.
@@ -15,13 +15,12 @@ from assets.klines import klines_daily
 from assets.securities import securities
 from resources.storage import StorageResource
 from ticklake import markets
-from ticklake.dictionary import KLINES_DAILY
-from ticklake.lake import Lake
+from ticklake.storage import Lakehouse
 
 MAX_LISTED = 50
 
 
-def _unique_key(con: duckdb.DuckDBPyConnection, lake: Lake) -> dg.AssetCheckResult:
+def _unique_key(con: duckdb.DuckDBPyConnection, lake: Lakehouse) -> dg.AssetCheckResult:
     dupes = con.execute(
         "SELECT region, symbol, trade_date, count(*) AS n FROM klines_daily GROUP BY ALL HAVING n > 1 LIMIT 20"
     ).fetchall()
@@ -34,7 +33,7 @@ def _unique_key(con: duckdb.DuckDBPyConnection, lake: Lake) -> dg.AssetCheckResu
     )
 
 
-def _on_calendar(con: duckdb.DuckDBPyConnection, lake: Lake) -> dg.AssetCheckResult:
+def _on_calendar(con: duckdb.DuckDBPyConnection, lake: Lakehouse) -> dg.AssetCheckResult:
     dates: dict[str, dict] = {}
     for region, day, n in con.execute("SELECT region, trade_date, count(*) FROM klines_daily GROUP BY ALL").fetchall():
         dates.setdefault(region, {})[day] = n
@@ -51,33 +50,25 @@ def _on_calendar(con: duckdb.DuckDBPyConnection, lake: Lake) -> dg.AssetCheckRes
     )
 
 
-def _lake_matches_warehouse(con: duckdb.DuckDBPyConnection, lake: Lake) -> dg.AssetCheckResult:
-    files = {lake.relative(found.path): found for found in lake.partition_files(KLINES_DAILY).values()}
-    # row counts come from Parquet footers, not a scan (read through the lake: a local directory or object storage)
-    in_lake = dict(zip(files, lake.row_counts(found.path for found in files.values()), strict=True))
-    stored = {lake.relative(lake.partition_path(KLINES_DAILY, region=region, month=month, source=source)): n
-              for region, month, source, n in con.execute(
-                  "SELECT region, strftime(trade_date, '%Y-%m'), source, count(*) FROM klines_daily GROUP BY ALL"
-              ).fetchall()}
-    recorded = {path: (size, mtime) for path, size, mtime in con.execute(
-        "SELECT path, file_bytes, file_mtime_ns FROM lake_partitions WHERE dataset = 'klines_daily'").fetchall()}
-    problems = []
-    for path in sorted(set(files) | set(stored)):
-        lake_rows, warehouse_rows = in_lake.get(path, 0), stored.get(path, 0)
-        if lake_rows != warehouse_rows:
-            problems.append(f"{path}: lake {lake_rows} rows vs warehouse {warehouse_rows}")
-        elif path in files and recorded.get(path) != (files[path].size, files[path].mtime_ns):
-            problems.append(f"{path}: not the file the warehouse recorded (the next run reloads it)")
+def _lake_matches_warehouse(con: duckdb.DuckDBPyConnection, lake: Lakehouse) -> dg.AssetCheckResult:
+    """`lake_partitions` (what each commit recorded) against the rows the lake holds, per month, region and source.
+    They commit in one transaction, so a difference means someone wrote around the pipeline."""
+    stored = {f"{region}/{month}/{source}": n for region, month, source, n in con.execute(
+        "SELECT region, strftime(trade_date, '%Y-%m'), source, count(*) FROM klines_daily GROUP BY ALL").fetchall()}
+    recorded = {f"{region}/{month}/{source}": n for region, month, source, n in con.execute(
+        "SELECT region, partition, source, rows FROM lake_partitions WHERE dataset = 'klines_daily'").fetchall()}
+    problems = [f"{name}: {stored.get(name, 0)} rows stored, {recorded.get(name, 0)} recorded in lake_partitions"
+                for name in sorted(set(stored) | set(recorded)) if stored.get(name, 0) != recorded.get(name, 0)]
     return dg.AssetCheckResult(
         asset_key=klines_daily.key, check_name="klines_daily_lake_matches_warehouse", passed=not problems,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"partitions": dg.MetadataValue.int(len(files)),
+        metadata={"partitions": dg.MetadataValue.int(len(recorded)),
                   "mismatches": dg.MetadataValue.int(len(problems)),
                   "details": dg.MetadataValue.text("\n".join(problems[:MAX_LISTED]) or "none")},
     )
 
 
-def _inside_listing_window(con: duckdb.DuckDBPyConnection, lake: Lake) -> dg.AssetCheckResult:
+def _inside_listing_window(con: duckdb.DuckDBPyConnection, lake: Lakehouse) -> dg.AssetCheckResult:
     """Bars before a symbol's listing date or on/after its delisting date (latest known state of the security
     master): a stray row, or a listing date the source has wrong. A warning listing them; nothing is removed."""
     outside = con.execute(
@@ -100,7 +91,7 @@ def _inside_listing_window(con: duckdb.DuckDBPyConnection, lake: Lake) -> dg.Ass
     )
 
 
-def _securities_not_empty(con: duckdb.DuckDBPyConnection, lake: Lake) -> dg.AssetCheckResult:
+def _securities_not_empty(con: duckdb.DuckDBPyConnection, lake: Lakehouse) -> dg.AssetCheckResult:
     counts = dict(con.execute("SELECT region, count(*) FROM securities GROUP BY 1").fetchall())
     return dg.AssetCheckResult(
         asset_key=securities.key, check_name="securities_not_empty", passed=bool(counts) and all(counts.values()),
@@ -115,8 +106,8 @@ _CHECKS: dict[dg.AssetCheckKey, tuple[dg.AssetCheckSpec, Callable]] = {
         (dg.AssetCheckSpec("klines_daily_on_calendar", asset=klines_daily,
                            description="Every stored bar falls on a session of its exchange calendar"), _on_calendar),
         (dg.AssetCheckSpec("klines_daily_lake_matches_warehouse", asset=klines_daily,
-                           description="Every lake partition file holds exactly the rows the warehouse holds for it, "
-                                       "and is the file the warehouse recorded"), _lake_matches_warehouse),
+                           description="Every lake partition file holds exactly the rows the lake holds for it, "
+                                       "and is the file the lake recorded"), _lake_matches_warehouse),
         (dg.AssetCheckSpec("klines_daily_inside_listing_window", asset=klines_daily,
                            description="Every stored bar lies inside its symbol's listing window (listing date to "
                                        "delisting date, from security_master); a warning listing the others"),
@@ -129,10 +120,10 @@ _CHECKS: dict[dg.AssetCheckKey, tuple[dg.AssetCheckSpec, Callable]] = {
 
 
 @dg.multi_asset_check(specs=[spec for spec, _ in _CHECKS.values()], can_subset=True, name="warehouse_wide_checks",
-                      description="Checks over everything the warehouse stores")
+                      description="Checks over everything the lake stores")
 def warehouse_wide_checks(context: dg.AssetCheckExecutionContext, storage: StorageResource):
-    lake = storage.lake()
-    with storage.warehouse().reader() as con:
+    lake = storage.lakehouse()
+    with lake.reader() as con:
         for key in sorted(context.selected_asset_check_keys, key=lambda k: k.name):
             yield _CHECKS[key][1](con, lake)
 

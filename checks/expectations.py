@@ -82,14 +82,14 @@ def _check_result(key: dg.AssetCheckKey, result: expectations.SuiteResult, index
 
 
 @dg.multi_asset_check(specs=[spec for spec, _ in _SUITES.values()], can_subset=True, name="great_expectations",
-                      description="The warehouse-level Great Expectations suite, with Data Docs under TICKLAKE_HOME "
+                      description="The lake-level Great Expectations suite, with Data Docs under TICKLAKE_HOME "
                                   "(one project for all workers in object storage, in the production profile)")
 def great_expectations_checks(context: dg.AssetCheckExecutionContext, storage: StorageResource):
     selected = {_SUITES[key][1].name: key for key in context.selected_asset_check_keys}
     home = storage.paths.home
-    shared, mutex = storage.expectations_sharing()
-    with storage.warehouse().reader() as con:
-        results = expectations.run(con, home, selected, shared=shared, mutex=mutex)
+    shared, locks = storage.expectations_sharing()
+    with storage.lakehouse().reader() as con:
+        results = expectations.run(con, home, selected, shared=shared, locks=locks)
     index = str(expectations.docs_index(home))
     if shared is None:
         where = f"file://{index}"

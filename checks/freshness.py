@@ -66,7 +66,7 @@ def _result(fresh: RegionFreshness) -> dg.AssetCheckResult:
 def klines_daily_freshness(context: dg.AssetCheckExecutionContext, config: RunClock, storage: StorageResource):
     now, allowed = config.instant(), dt.timedelta(hours=settings.freshness_hours())
     regions = sorted(_REGIONS[key.name] for key in context.selected_asset_check_keys)
-    with storage.warehouse().reader() as con:
+    with storage.lakehouse().reader() as con:
         latest = dict(con.execute("SELECT region, max(trade_date) FROM klines_daily GROUP BY 1").fetchall())
         for region in regions:
             due = due_session(region, now, allowed)

@@ -5,7 +5,7 @@ factors (ratio_from / ratio_to) of every split of the symbol with an ex-date aft
 ex-date on, so the latest prices are the raw ones. F is computed per symbol as a step function (one cumulative
 product in a fixed order), so the same inputs give bit-identical adjusted values on every run.
 
-Change detection: the whole region is recomputed in DuckDB from the warehouse's `klines_daily` and
+Change detection: the whole region is recomputed in DuckDB from the lake's `klines_daily` and
 `corporate_actions`, compared value by value with the stored `klines_daily_adjusted`, and only the month files
 holding a difference are written; unchanged rows inside them keep their lineage (the replace write mode carries
 it forward). A late split therefore re-derives that symbol's rows (in every month before its ex-date) and
@@ -26,10 +26,9 @@ import pandas as pd
 from ticklake.corporate_actions import split_misses, unrecorded_jumps
 from ticklake.dictionary.analytics import KLINES_DAILY_ADJUSTED
 from ticklake.ingest import with_lineage
-from ticklake.lake import Lake
 from ticklake.schemas import validate
-from ticklake.store import Part, Repair, commit, repair
-from ticklake.warehouse import Warehouse
+from ticklake.storage import Lakehouse
+from ticklake.store import Part, commit
 from ticklake.write_modes import contents
 
 PRICES = ("open", "high", "low", "close")
@@ -55,7 +54,7 @@ def factor_steps(splits: pd.DataFrame) -> pd.DataFrame:
 
 def adjust(raw: pd.DataFrame, splits: pd.DataFrame) -> pd.DataFrame:
     """Pure, for one region: raw bars (region, symbol, trade_date, OHLCV, turnover) -> adjusted columns. The
-    same arithmetic as the warehouse derivation (`_ADJUSTED_SQL`); tests and small callers use this one."""
+    same arithmetic as the lake derivation (`_ADJUSTED_SQL`); tests and small callers use this one."""
     with duckdb.connect() as con:
         con.register("raw_bars", raw)
         con.register("steps", factor_steps(splits))
@@ -93,29 +92,26 @@ class AdjustResult:
     splits_unverified: list[str] = field(default_factory=list)  # no raw bar on (or before) the ex-date
     unrecorded_jumps: list[str] = field(default_factory=list)  # split-sized raw moves without a recorded split
     seconds: dict[str, float] = field(default_factory=dict)
-    repair: Repair = field(default_factory=Repair)
 
 
-def derive_adjusted(lake: Lake, warehouse: Warehouse, *, region: str, run_id: str, now: dt.datetime,
+def derive_adjusted(lake: Lakehouse, *, region: str, run_id: str, now: dt.datetime,
                     log: Callable[[str], None] = lambda _msg: None) -> AdjustResult:
     """Bring the region's `klines_daily_adjusted` in line with its raw bars and splits, per source (a source's
     bars are adjusted by that source's splits), writing only the months that differ."""
     result = AdjustResult(region)
-    with warehouse.reader() as con:
+    with lake.reader() as con:
         result.sources = [s for (s,) in con.execute(
             "SELECT DISTINCT source FROM klines_daily WHERE region = ? ORDER BY 1", [region]).fetchall()]
     for source in result.sources:
-        result.repair = repair(lake, warehouse, KLINES_DAILY_ADJUSTED, region, source=source, run_id=run_id,
-                               now=now, log=log)
-        _derive_source(lake, warehouse, result, source, run_id=run_id, now=now, log=log)
+        _derive_source(lake, result, source, run_id=run_id, now=now, log=log)
     return result
 
 
-def _derive_source(lake: Lake, warehouse: Warehouse, result: AdjustResult, source: str, *, run_id: str,
+def _derive_source(lake: Lakehouse, result: AdjustResult, source: str, *, run_id: str,
                    now: dt.datetime, log: Callable[[str], None]) -> None:
     region = result.region
     started = time.perf_counter()
-    with warehouse.reader() as con:
+    with lake.reader() as con:
         splits = con.execute("SELECT symbol, ex_date, factor FROM corporate_actions WHERE region = ? AND source = ?",
                              [region, source]).fetchdf()
         _register(con, region, source, splits)
@@ -137,7 +133,7 @@ def _derive_source(lake: Lake, warehouse: Warehouse, result: AdjustResult, sourc
     started = time.perf_counter()
     for i in range(0, len(months), MONTHS_PER_COMMIT):
         batch = months[i : i + MONTHS_PER_COMMIT]
-        with warehouse.reader() as con:
+        with lake.reader() as con:
             _register(con, region, source, splits)
             fresh = con.execute("SELECT * FROM new_rows WHERE strftime(trade_date, '%Y-%m') IN "
                                 f"({', '.join('?' for _ in batch)}) ORDER BY symbol, trade_date", batch).fetchdf()
@@ -153,7 +149,7 @@ def _derive_source(lake: Lake, warehouse: Warehouse, result: AdjustResult, sourc
             parts.append(Part(values, lake.to_arrow(KLINES_DAILY_ADJUSTED, frame)))
             for k in result.diff:
                 result.diff[k] += diff[k]
-        commit(lake, warehouse, KLINES_DAILY_ADJUSTED, parts, run_id=run_id, now=now)
+        commit(lake, KLINES_DAILY_ADJUSTED, parts, run_id=run_id, now=now)
         result.months_written += batch
     result.rows_changed = result.diff["added"] + result.diff["changed"] + result.diff["removed"]
     result.seconds["write_s"] = round(result.seconds.get("write_s", 0.0) + time.perf_counter() - started, 3)

@@ -20,10 +20,9 @@ import pandas as pd
 from ticklake.dictionary.reference_data import CORPORATE_ACTIONS
 from ticklake.fetchers import fetch
 from ticklake.ingest import with_lineage
-from ticklake.lake import Lake
 from ticklake.sources import FetchReport, Source
-from ticklake.store import Repair, repair, write
-from ticklake.warehouse import Warehouse
+from ticklake.storage import Lakehouse
+from ticklake.store import write
 
 SPLIT = "split"
 _RATIO = re.compile(r"\s*(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)\s*")
@@ -102,14 +101,12 @@ class CorporateActionsResult:
     diff: dict[str, int]
     not_in_feed: list[str] = field(default_factory=list)  # stored splits the source no longer lists (kept)
     fetch: FetchReport = field(default_factory=FetchReport)
-    repair: Repair = field(default_factory=Repair)
 
 
-def refresh_corporate_actions(source: Source, lake: Lake, warehouse: Warehouse, *, region: str, run_id: str,
+def refresh_corporate_actions(source: Source, lake: Lakehouse, *, region: str, run_id: str,
                               now: dt.datetime, log: Callable[[str], None] = lambda _msg: None
                               ) -> CorporateActionsResult:
     """Upsert the source's current split list into the region's corporate_actions."""
-    fixed = repair(lake, warehouse, CORPORATE_ACTIONS, region, source=source.name, run_id=run_id, now=now, log=log)
     query = SplitsQuery(region)
     splits = fetch(source, CORPORATE_ACTIONS, query)
     values = {"region": region, "source": source.name}
@@ -124,10 +121,9 @@ def refresh_corporate_actions(source: Source, lake: Lake, warehouse: Warehouse, 
         if not_in_feed:
             log(f"{region}: {len(not_in_feed)} stored split(s) no longer listed by the source (kept): "
                 f"{not_in_feed[:10]}")
-    written = write(lake, warehouse, CORPORATE_ACTIONS, values, with_lineage(splits, source.name, run_id, now),
+    written = write(lake, CORPORATE_ACTIONS, values, with_lineage(splits, source.name, run_id, now),
                     run_id=run_id, now=now)
-    return CorporateActionsResult(region, written.frame, len(splits), written.diff, not_in_feed, source.spent(),
-                                  fixed)
+    return CorporateActionsResult(region, written.frame, len(splits), written.diff, not_in_feed, source.spent())
 
 
 # -- checks of the recorded splits against the raw prices ---------------------------------------------------------

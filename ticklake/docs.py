@@ -27,10 +27,10 @@ def _cell(text: str) -> str:
 
 def _dataset(dataset: Dataset) -> list[str]:
     lines = [f"### `{dataset.name}`", "", dataset.description, ""]
-    where = ("warehouse only" if not dataset.in_lake else
+    where = ("lake only" if not dataset.in_lake else
              "lake: `" + "/".join(f"{k.name}=…" for k in dataset.lake_keys) + "/<source>.parquet`")
     lines += [f"- Key: `({', '.join(dataset.key)})`; write mode **{dataset.write_mode}**: {_MODES[dataset.write_mode]}",
-              f"- Stored in: warehouse table `{dataset.name}`; {where}"]
+              f"- Stored in: lake table `{dataset.name}`; {where}"]
     if dataset.rules:
         lines.append("- Row rules: " + "; ".join(f"`{r.name}`" for r in dataset.rules))
     lines += ["", "| column | type | null | description |", "|---|---|---|---|"]

@@ -1,4 +1,4 @@
-"""A warehouse-level Great Expectations suite over the pipeline's DuckDB, with Data Docs under TICKLAKE_HOME.
+"""A lake-level Great Expectations suite over the pipeline's DuckDB, with Data Docs under TICKLAKE_HOME.
 
 Every table suite is derived from the data dictionary (key unique, non-null fields, bounds, value sets and
 patterns, row rules), so no field list is written twice. Three more kinds of suite look across tables:
@@ -14,6 +14,7 @@ code location does not pay for it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -32,8 +33,8 @@ from ticklake.dictionary import DATASETS, Dataset, Field
 if TYPE_CHECKING:
     from great_expectations.data_context import AbstractDataContext
 
-    from ticklake.mutex import PostgresMutex
     from ticklake.remote_tree import RemoteTree
+    from ticklake.storage.locks import CommitLocks
 
 SESSIONS = 20  # the window a large table is validated over: its last SESSIONS dates per region
 FULL_SCAN_ROWS = 250_000  # up to this many rows a table is validated whole
@@ -50,7 +51,7 @@ SHARED_PREFIX = "great_expectations"  # the project's folder under TICKLAKE_STOR
 SITE = "uncommitted/data_docs/local_site"  # the Data Docs site, within the project
 INDEX_PAGE = f"{SITE}/index.html"
 VALIDATION_PAGES = f"{SITE}/validations/"  # one page per validation run, under the suite's name
-PROJECT_LOCK_TIMEOUT_S = 900.0  # how long a check step waits for another worker's validation to finish
+PROJECT_LOCK = "__great_expectations__"  # the lake lock that one worker's pull-validate-push holds
 Severity = Literal["error", "warning"]
 Kind = Literal["expectations", "completeness", "references"]
 TABLES = ("securities", "trading_calendar", "security_master", "corporate_actions", "klines_daily",
@@ -357,38 +358,32 @@ def _validate(ctx: AbstractDataContext, con: duckdb.DuckDBPyConnection, suite: S
 
 
 def run(con: duckdb.DuckDBPyConnection, home: Path, names: Iterable[str] | None = None, *,
-        shared: RemoteTree | None = None, mutex: PostgresMutex | None = None) -> list[SuiteResult]:
+        shared: RemoteTree | None = None, locks: CommitLocks | None = None) -> list[SuiteResult]:
     """Validate the selected suites (all by default) and rebuild the Data Docs for their results, once.
 
     With `shared` (the production profile) the project is the one every worker keeps in object storage: under
-    `mutex`, the cross-machine lock, pull what other workers validated, validate, and push what this run wrote, so
-    the Data Docs index lists every worker's validations and the site can be read from one place."""
+    `locks` (the lake's cross-machine locks), pull what other workers validated, validate, and push what this run
+    wrote, so the Data Docs index lists every worker's validations and the site can be read from one place."""
     wanted = set(names) if names is not None else None
     selected = [s for s in suites() if wanted is None or s.name in wanted]
     root = docs_root(home)
     root.parent.mkdir(parents=True, exist_ok=True)
-    if (shared is None) != (mutex is None):
+    if (shared is None) != (locks is None):
         raise ValueError("a shared Great Expectations project needs the cross-machine lock, and only it")
     local = FileLock(root.parent / ".great_expectations.lock")  # one writer of the GX project here at a time
-    with local:
-        if mutex is not None:
-            mutex.acquire(timeout=PROJECT_LOCK_TIMEOUT_S)
-        try:
-            if shared is not None:
-                shared.pull(root)
-            ctx = context(home)
-            validated = [_validate(ctx, con, s) for s in selected]
-            started = time.perf_counter()
-            ctx.build_data_docs(resource_identifiers=[_identifier(r) for r, _ in validated])
-            docs_seconds = time.perf_counter() - started
-            results = [_with_docs(ctx, r, s, docs_seconds / max(1, len(validated))) for r, s in validated]
-            if shared is not None:
-                shared.push(root)
-                results = [_shared_docs(r, root, shared) for r in results]
-            return results
-        finally:
-            if mutex is not None:
-                mutex.release()
+    with local, locks.hold([PROJECT_LOCK]) if locks is not None else contextlib.nullcontext():
+        if shared is not None:
+            shared.pull(root)
+        ctx = context(home)
+        validated = [_validate(ctx, con, s) for s in selected]
+        started = time.perf_counter()
+        ctx.build_data_docs(resource_identifiers=[_identifier(r) for r, _ in validated])
+        docs_seconds = time.perf_counter() - started
+        results = [_with_docs(ctx, r, s, docs_seconds / max(1, len(validated))) for r, s in validated]
+        if shared is not None:
+            shared.push(root)
+            results = [_shared_docs(r, root, shared) for r in results]
+        return results
 
 
 def _shared_docs(result: SuiteResult, root: Path, shared: RemoteTree) -> SuiteResult:

@@ -21,10 +21,9 @@ from ticklake.dictionary.analytics import PE_BAND_MIN_SNAPSHOTS, PE_BAND_YEARS, 
 from ticklake.dictionary.fundamentals import FUNDAMENTALS_DAILY, FX_DAILY
 from ticklake.fetchers import fetch
 from ticklake.ingest import with_lineage
-from ticklake.lake import Lake
 from ticklake.sources import FetchReport, Source
-from ticklake.store import repair, write
-from ticklake.warehouse import Warehouse
+from ticklake.storage import Lakehouse
+from ticklake.store import write
 
 FX_LOOKBACK_DAYS = 10  # FX before the first snapshot, so "the last close on or before" exists over a holiday
 FX_OVERLAP_DAYS = 7  # FX days fetched again each run (a late or restated close replaces the stored one)
@@ -113,30 +112,25 @@ class FundamentalsResult:
     fetch: FetchReport = field(default_factory=FetchReport)
 
 
-def listed_codes(lake: Lake, region: str) -> list[str]:
+def listed_codes(lake: Lakehouse, region: str) -> list[str]:
     """Codes the region's security master lists now (a delisted symbol's profile no longer changes)."""
-    codes: set[str] = set()
-    for path in lake.partitions(SECURITIES, region=region).values():
-        table = lake.read_file(path, columns=["symbol", "in_latest_list"]).to_pandas()
-        codes |= set(table.loc[table["in_latest_list"], "symbol"].astype(str))
-    return sorted(codes)
+    return [str(c) for c in lake.distinct(SECURITIES, "symbol", region=region, in_latest_list=True)]
 
 
-def last_snapshots(warehouse: Warehouse, dataset_region: str, source: str) -> dict[str, dt.date]:
+def last_snapshots(lake: Lakehouse, dataset_region: str, source: str) -> dict[str, dt.date]:
     """symbol -> latest as_of stored by `source` in the region."""
-    with warehouse.reader() as con:
+    with lake.reader() as con:
         rows = con.execute("SELECT symbol, max(as_of) FROM fundamentals_daily WHERE region = ? AND source = ? "
                            "GROUP BY symbol", [dataset_region, source]).fetchall()
     return {symbol: day for symbol, day in rows}
 
 
-def refresh_fundamentals(source: Source, lake: Lake, warehouse: Warehouse, *, region: str, codes: Sequence[str],
+def refresh_fundamentals(source: Source, lake: Lakehouse, *, region: str, codes: Sequence[str],
                          budget: int, run_id: str, now: dt.datetime,
                          log: Callable[[str], None] = lambda _msg: None) -> FundamentalsResult:
     """Refresh the stalest `budget` symbols' snapshots (one call each), dated the exchange-local date of `now`."""
-    repair(lake, warehouse, FUNDAMENTALS_DAILY, region, source=source.name, run_id=run_id, now=now, log=log)
     as_of = local_date(region, now)
-    last = last_snapshots(warehouse, region, source.name)
+    last = last_snapshots(lake, region, source.name)
     plan = plan_refresh(codes, last, as_of, budget)
     before = staleness(codes, last, as_of)
     start = source.spent()
@@ -149,7 +143,7 @@ def refresh_fundamentals(source: Source, lake: Lake, warehouse: Warehouse, *, re
     diff: dict[str, int] = {}
     if len(frame):
         values = {"region": region, "month": f"{as_of:%Y-%m}", "source": source.name}
-        written = write(lake, warehouse, FUNDAMENTALS_DAILY, values, with_lineage(frame, source.name, run_id, now),
+        written = write(lake, FUNDAMENTALS_DAILY, values, with_lineage(frame, source.name, run_id, now),
                         run_id=run_id, now=now)
         diff = written.diff
     after = staleness(codes, {**last, **dict.fromkeys(frame["symbol"].astype(str), as_of)}, as_of)
@@ -169,9 +163,9 @@ class FxResult:
     fetch: FetchReport = field(default_factory=FetchReport)
 
 
-def region_currencies(warehouse: Warehouse, region: str) -> list[str]:
+def region_currencies(lake: Lakehouse, region: str) -> list[str]:
     """Every currency the region's snapshots name, plus the market's own (for symbols with none yet)."""
-    with warehouse.reader() as con:
+    with lake.reader() as con:
         found = {c for (c,) in con.execute("SELECT DISTINCT currency FROM fundamentals_daily WHERE region = ? "
                                            "AND currency IS NOT NULL", [region]).fetchall()}
     return sorted(found | {markets.market(region).currency})
@@ -186,17 +180,16 @@ def fx_window(currencies: Sequence[str], stored_last: Mapping[str, dt.date], fir
     return min(starts) if starts else today
 
 
-def refresh_fx(source: Source, lake: Lake, warehouse: Warehouse, *, region: str, run_id: str, now: dt.datetime,
+def refresh_fx(source: Source, lake: Lakehouse, *, region: str, run_id: str, now: dt.datetime,
                log: Callable[[str], None] = lambda _msg: None) -> FxResult:
     """Fetch the USD rates of every non-USD currency the region uses, from where stored rows end to today."""
-    repair(lake, warehouse, FX_DAILY, region, source=source.name, run_id=run_id, now=now, log=log)
     today = pd.Timestamp(now).tz_convert("UTC").date()
-    currencies = [c for c in region_currencies(warehouse, region) if c != "USD"]
+    currencies = [c for c in region_currencies(lake, region) if c != "USD"]
     start = source.spent()
     empty = FX_DAILY.arrow_schema.empty_table().to_pandas()
     if not currencies:
         return FxResult(region, [], None, today, empty)
-    with warehouse.reader() as con:
+    with lake.reader() as con:
         stored = dict(con.execute("SELECT currency, max(trade_date) FROM fx_daily WHERE region = ? AND source = ? "
                                   "GROUP BY currency", [region, source.name]).fetchall())
         (first_snapshot,) = con.execute("SELECT min(as_of) FROM fundamentals_daily WHERE region = ?",
@@ -211,7 +204,7 @@ def refresh_fx(source: Source, lake: Lake, warehouse: Warehouse, *, region: str,
     stamped = with_lineage(frame, source.name, run_id, now)
     month_of = pd.to_datetime(stamped["trade_date"]).dt.strftime("%Y-%m")
     for month in months:
-        write(lake, warehouse, FX_DAILY, {"region": region, "month": month, "source": source.name},
+        write(lake, FX_DAILY, {"region": region, "month": month, "source": source.name},
               stamped[month_of == month].reset_index(drop=True), run_id=run_id, now=now)
     return FxResult(region, currencies, first, today, frame, months, source.spent().minus(start))
 
@@ -316,12 +309,12 @@ def dirty_since(con, region: str, source: str) -> tuple[bool, dt.date | None]:
     return True, dt.date(since.year, since.month, 1)
 
 
-def derive_valuation(lake: Lake, warehouse: Warehouse, *, region: str, run_id: str, now: dt.datetime,
+def derive_valuation(lake: Lakehouse, *, region: str, run_id: str, now: dt.datetime,
                      log: Callable[[str], None] = lambda _msg: None) -> ValuationResult:
     """Derive the region's valuation_daily per source of the snapshots (one source's derivation never replaces
     another's), one lake file per month, re-deriving only the months whose inputs changed since the last run
     (`dirty_since`); the P/E band still sees each symbol's full trailing window."""
-    with warehouse.reader() as con:
+    with lake.reader() as con:
         sources = [r[0] for r in con.execute("SELECT DISTINCT source FROM fundamentals_daily WHERE region = ? "
                                              "ORDER BY 1", [region]).fetchall()]
         plans = {name: dirty_since(con, region, name) for name in sources}
@@ -338,12 +331,11 @@ def derive_valuation(lake: Lake, warehouse: Warehouse, *, region: str, run_id: s
         if not due:
             log(f"{region} {source_name}: valuation_daily is up to date with its inputs")
             continue
-        repair(lake, warehouse, VALUATION_DAILY, region, source=source_name, run_id=run_id, now=now, log=log)
         rates = fx[fx["source"] == source_name] if (fx["source"] == source_name).any() else fx
         frame = with_lineage(valuation_frame(rows, rates, region, since=since), str(source_name), run_id, now)
         month_of = frame["as_of"].dt.strftime("%Y-%m")
         for month in sorted(set(month_of)):
-            written = write(lake, warehouse, VALUATION_DAILY,
+            written = write(lake, VALUATION_DAILY,
                             {"region": region, "month": month, "source": str(source_name)},
                             frame[month_of == month].reset_index(drop=True), run_id=run_id, now=now)
             for key in diff:

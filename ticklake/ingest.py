@@ -3,9 +3,9 @@
 Bars arrive in pages (up to 1,000 sessions of every code). Each page is validated as a whole before anything
 is written, then split into the lake's month partitions. A month is committed once every session the run asked
 for in it has arrived (a page boundary may fall inside a month): merged with what is stored, where only what the
-source answered is replaced (absence is not data), written to the lake atomically, and loaded into the
-warehouse with its `lake_partitions` row in one transaction. A crash keeps every committed month; a failed
-warehouse load stops the run before the lake moves further ahead, and the next run repairs the drift first.
+source answered is replaced (absence is not data), and committed to the lake with its history, ledger and
+`lake_partitions` rows in one transaction. A crash keeps every committed month; a failed commit stops the run
+before anything later is written.
 """
 
 from __future__ import annotations
@@ -24,17 +24,17 @@ import pyarrow.compute as pc
 from ticklake import markets, settings
 from ticklake.dictionary import KLINES_DAILY, SECURITIES, Dataset, month_bounds
 from ticklake.dictionary.operations import QUARANTINE
-from ticklake.lake import Lake
 from ticklake.schemas import split_valid, validate
 from ticklake.sources import BarsPage, FetchReport, MarketDataSource
-from ticklake.store import Part, Repair, load, repair, stage, write
+from ticklake.storage import Lakehouse
+from ticklake.storage.frames import from_arrow, to_arrow
+from ticklake.store import Part, load, stage, write
 from ticklake.transforms import (
     merge_answered,
     merge_security_master,
     sort_table,
     with_lineage,
 )
-from ticklake.warehouse import Warehouse
 
 DIFF_KEYS = ("added", "changed", "removed", "unchanged", "kept")
 
@@ -70,7 +70,6 @@ class IngestResult:
     partitions: dict[str, PartitionReport] = field(default_factory=dict)  # by month
     requested_codes: int = 0
     unrequested: set[str] = field(default_factory=set)  # codes the source sent unasked (dropped)
-    repair: Repair = field(default_factory=Repair)
     fetch: FetchReport = field(default_factory=FetchReport)
     preview: pd.DataFrame | None = None
     quarantined: list[pd.DataFrame] = field(default_factory=list)  # rejected rows with their rule and reason
@@ -118,8 +117,7 @@ class _PendingMonth:
 
 def ingest_daily_bars(
     source: MarketDataSource,
-    lake: Lake,
-    warehouse: Warehouse,
+    lake: Lakehouse,
     *,
     region: str,
     dates: Sequence[dt.date],
@@ -134,7 +132,6 @@ def ingest_daily_bars(
     reported and left alone. Every month touched is committed as a whole lake partition.
     """
     result = IngestResult(region=region)
-    result.repair = repair(lake, warehouse, KLINES_DAILY, region, source=source.name, run_id=run_id, now=now, log=log)
     requested = sorted(set(dates))
     if not requested:
         return result
@@ -159,9 +156,9 @@ def ingest_daily_bars(
     if not codes:
         raise ValueError(f"{region}: the security master is empty; materialize `securities` for {region} first")
     result.requested_codes = len(codes)
-    _fetch_and_store(source, lake, warehouse, result, pending, codes, sessions, run_id=run_id, now=now, log=log)
+    _fetch_and_store(source, lake, result, pending, codes, sessions, run_id=run_id, now=now, log=log)
     if result.quarantined:
-        quarantine(lake, warehouse, pd.concat(result.quarantined, ignore_index=True), dataset=KLINES_DAILY,
+        quarantine(lake, pd.concat(result.quarantined, ignore_index=True), dataset=KLINES_DAILY,
                    region=region, source=source.name, run_id=run_id, now=now)
         log(f"{region}: quarantined {result.rejected_rows} row(s) that broke a hard rule; their codes keep what is "
             f"stored for those dates: {_shown_rejections(result.quarantined)}")
@@ -176,12 +173,12 @@ def _report(region: str, day: dt.date, last_closed: dt.date | None) -> Partition
                            and whole[-1] <= last_closed)
 
 
-def _fetch_and_store(source: MarketDataSource, lake: Lake, warehouse: Warehouse, result: IngestResult,
+def _fetch_and_store(source: MarketDataSource, lake: Lakehouse, result: IngestResult,
                      pending: dict[str, _PendingMonth], codes: Sequence[str], sessions: list[dt.date], *,
                      run_id: str, now: dt.datetime, log: Callable[[str], None]) -> None:
     region = result.region
     rejected_limit = settings.max_rejected_share()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="warehouse") as loader:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit") as loader:
         loading: Future | None = None
 
         def previous_load_done() -> None:
@@ -199,7 +196,7 @@ def _fetch_and_store(source: MarketDataSource, lake: Lake, warehouse: Warehouse,
                 month.report.committed = True
                 pending.pop(month.report.month)
             # DuckDB works outside the GIL, so the months load while the next page is fetched and parsed.
-            loading = loader.submit(load, warehouse, staged)
+            loading = loader.submit(load, lake, staged)
 
         for page in _prefetched(source.daily_bars(region, codes, sessions), gate=previous_load_done):
             frame = with_lineage(page.bars, source.name, run_id, now)
@@ -236,7 +233,7 @@ def _shown_rejections(frames: list[pd.DataFrame], limit: int = 5) -> str:
     return "; ".join(f"{r.symbol} {pd.Timestamp(r.trade_date):%Y-%m-%d} {r.reason}" for r in rows.itertuples())
 
 
-def quarantine(lake: Lake, warehouse: Warehouse, rejected: pd.DataFrame, *, dataset: Dataset, region: str,
+def quarantine(lake: Lakehouse, rejected: pd.DataFrame, *, dataset: Dataset, region: str,
                source: str, run_id: str, now: dt.datetime) -> int:
     """Keep rejected rows (with `rule` and `reason` columns) in the quarantine table; return how many are new."""
     date_column = dataset.date_column
@@ -251,8 +248,7 @@ def quarantine(lake: Lake, warehouse: Warehouse, rejected: pd.DataFrame, *, data
         "reason": pd.array(rejected["reason"].astype(str), dtype="string"),
         "raw": pd.array([json.dumps(r, sort_keys=True) for r in raw], dtype="string"),
     })
-    repair(lake, warehouse, QUARANTINE, region, source=source, run_id=run_id, now=now)
-    written = write(lake, warehouse, QUARANTINE, {"region": region, "source": source},
+    written = write(lake, QUARANTINE, {"region": region, "source": source},
                     with_lineage(rows, source, run_id, now), run_id=run_id, now=now)
     return written.diff.get("added", 0)
 
@@ -299,19 +295,19 @@ def _add_page(pending: dict[str, _PendingMonth], frame: pd.DataFrame, page: Bars
         target.report.missing |= set(page.missing)
 
 
-def _merge_month(lake: Lake, month: _PendingMonth, region: str, source: str) -> Part:
+def _merge_month(lake: Lakehouse, month: _PendingMonth, region: str, source: str) -> Part:
     """The month's partition file contents: the new rows merged with what is stored (see merge_answered)."""
     report = month.report
     new = month.tables[0] if len(month.tables) == 1 else sort_table(pa.concat_tables(month.tables), KLINES_DAILY)
     month.tables.clear()
     values = {"region": region, "month": report.month, "source": source}
     previous = lake.read_table(KLINES_DAILY, **values)
-    old = None if previous is None else Lake.from_arrow(KLINES_DAILY, previous)
+    old = None if previous is None else from_arrow(KLINES_DAILY, previous)
     if old is None:
         table, diff = new, {**dict.fromkeys(DIFF_KEYS, 0), "added": new.num_rows}
     else:
-        merged, diff = merge_answered(Lake.from_arrow(KLINES_DAILY, new), old, month.answered, KLINES_DAILY)
-        table = lake.to_arrow(KLINES_DAILY, merged)  # sorted by the dataset's sort key
+        merged, diff = merge_answered(from_arrow(KLINES_DAILY, new), old, month.answered, KLINES_DAILY)
+        table = to_arrow(KLINES_DAILY, merged)  # sorted by the dataset's sort key
         if month.empty:  # empty answers for codes we hold bars of in these sessions: kept, and reported as missing
             held = old["symbol"].isin(list(month.empty)) & old["trade_date"].isin(
                 pd.DatetimeIndex(sorted(month.seen)).as_unit("ms"))
@@ -328,7 +324,7 @@ def _merge_month(lake: Lake, month: _PendingMonth, region: str, source: str) -> 
 def _prefetched(pages: Iterator[BarsPage], gate: Callable[[], None]) -> Iterator[BarsPage]:
     """Fetch page k+1 while page k is validated and written (storing is mostly GIL-free Arrow/DuckDB work).
 
-    The fetch of the next page first waits on `gate` (the previous warehouse load), so at most two pages are
+    The fetch of the next page first waits on `gate` (the previous lake load), so at most two pages are
     ever held, whatever the length of the history: peak memory is bounded by the page size.
     """
 
@@ -352,13 +348,11 @@ class SecuritiesResult:
     rejected: list[str]
     diff: dict[str, int]
     fetch: FetchReport
-    repair: Repair
 
 
-def refresh_securities(source: MarketDataSource, lake: Lake, warehouse: Warehouse, *, region: str, run_id: str,
+def refresh_securities(source: MarketDataSource, lake: Lakehouse, *, region: str, run_id: str,
                        now: dt.datetime, log: Callable[[str], None] = lambda _msg: None) -> SecuritiesResult:
     """Fold the source's current symbol list into the region's security master."""
-    fixed = repair(lake, warehouse, SECURITIES, region, source=source.name, run_id=run_id, now=now, log=log)
     listing = source.list_securities(region)
     if listing.rejected:
         log(f"{region}: refused {len(listing.rejected)} symbol-list entr(ies): {'; '.join(listing.rejected[:5])}")
@@ -370,27 +364,24 @@ def refresh_securities(source: MarketDataSource, lake: Lake, warehouse: Warehous
     old = lake.read(SECURITIES, **values)
     master = merge_security_master(None if old is None else old.drop(columns=SECURITIES.lineage_columns),
                                    listing.securities, as_of)
-    written = write(lake, warehouse, SECURITIES, values, with_lineage(master, source.name, run_id, now),
+    written = write(lake, SECURITIES, values, with_lineage(master, source.name, run_id, now),
                     run_id=run_id, now=now)
     return SecuritiesResult(region, as_of, written.frame, len(listing.securities), listing.rejected, written.diff,
-                            source.spent(), fixed)
+                            source.spent())
 
 
-def nightly_dates(warehouse: Warehouse, *, region: str, source: str, session: dt.date,
+def nightly_dates(lake: Lakehouse, *, region: str, source: str, session: dt.date,
                   dates: Sequence[dt.date]) -> list[dt.date]:
     """What a nightly run fetches: `session` and the dates after the latest session already stored among `dates`
     (a missed night is caught up). Earlier sessions are not fetched again: re-checking them against the source is
     the reconciliation sensor's job, which records every difference before it is applied."""
-    with warehouse.reader() as con:
+    with lake.reader() as con:
         last = con.execute("SELECT max(trade_date) FROM klines_daily WHERE region = ? AND source = ? AND trade_date "
                            "BETWEEN ? AND ?", [region, source, min(dates), max(dates)]).fetchall()[0][0]
     return sorted({session, *(d for d in dates if last is None or d > last)})
 
 
-def universe(lake: Lake, region: str) -> list[str]:
+def universe(lake: Lakehouse, region: str) -> list[str]:
     """Codes to fetch for `region`: every code in its security master (delisted ones included, so backfills
     carry no survivorship bias; a code with no bars in a window simply yields no rows)."""
-    codes: set[str] = set()
-    for path in lake.partitions(SECURITIES, region=region).values():  # every source's master
-        codes |= set(lake.read_file(path, columns=["symbol"]).column("symbol").to_pylist())
-    return sorted(codes)
+    return [str(c) for c in lake.distinct(SECURITIES, "symbol", region=region)]  # every source's master

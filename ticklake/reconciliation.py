@@ -19,11 +19,10 @@ import pandas as pd
 from ticklake.dictionary import KLINES_DAILY
 from ticklake.dictionary.operations import RECONCILIATION_LOG
 from ticklake.ingest import universe
-from ticklake.lake import Lake
 from ticklake.ledger import compare, ledger_rows
 from ticklake.sources import FetchReport, MarketDataSource
-from ticklake.store import repair, write
-from ticklake.warehouse import Warehouse
+from ticklake.storage import Lakehouse
+from ticklake.store import write
 
 FIELDS = ("open", "high", "low", "close", "volume", "turnover")  # the values a restatement can change
 
@@ -64,14 +63,14 @@ class ReconciliationResult:
         return {m: rows for m, rows in self.differences.groupby(month, sort=True)}
 
 
-def stored_bars(warehouse: Warehouse, *, region: str, source: str, sessions: Sequence[dt.date]) -> pd.DataFrame:
-    with warehouse.reader() as con:
+def stored_bars(lake: Lakehouse, *, region: str, source: str, sessions: Sequence[dt.date]) -> pd.DataFrame:
+    with lake.reader() as con:
         return con.execute(
             f"SELECT symbol, trade_date, {', '.join(FIELDS)} FROM klines_daily WHERE region = ? AND source = ? "
             "AND trade_date BETWEEN ? AND ?", [region, source, min(sessions), max(sessions)]).df()
 
 
-def reconcile_klines(source: MarketDataSource, lake: Lake, warehouse: Warehouse, *, region: str,
+def reconcile_klines(source: MarketDataSource, lake: Lakehouse, *, region: str,
                      sessions: Sequence[dt.date], run_id: str, now: dt.datetime,
                      log: Callable[[str], None] = lambda _msg: None) -> ReconciliationResult:
     """Re-fetch `sessions` of every code of the region, compare, and record what differs in reconciliation_log."""
@@ -82,13 +81,13 @@ def reconcile_klines(source: MarketDataSource, lake: Lake, warehouse: Warehouse,
     fetched = pd.concat([p.bars for p in pages], ignore_index=True) if pages else pd.DataFrame(
         columns=["symbol", "trade_date", *FIELDS])
     answered = set(fetched["symbol"].astype(str))  # codes with at least one bar in the window
-    stored = stored_bars(warehouse, region=region, source=source.name, sessions=sessions) if sessions else \
+    stored = stored_bars(lake, region=region, source=source.name, sessions=sessions) if sessions else \
         fetched.iloc[:0]
     for frame in (stored, fetched):
         frame["symbol"] = frame["symbol"].astype(str)
         frame["trade_date"] = pd.to_datetime(frame["trade_date"]).astype("datetime64[ms]")
     found = differences(stored, fetched, answered)
-    recorded = record(lake, warehouse, found, region=region, source=source.name, run_id=run_id, now=now)
+    recorded = record(lake, found, region=region, source=source.name, run_id=run_id, now=now)
     if len(found):
         shown = "; ".join(f"{r.symbol} {r.date:%Y-%m-%d} {r.field} {r.stored_value:g} -> {r.source_value:g}"
                           for r in found.head(5).itertuples())
@@ -97,13 +96,12 @@ def reconcile_klines(source: MarketDataSource, lake: Lake, warehouse: Warehouse,
     return ReconciliationResult(region, list(sessions), len(codes), found, recorded, source.spent().minus(start))
 
 
-def record(lake: Lake, warehouse: Warehouse, found: pd.DataFrame, *, region: str, source: str, run_id: str,
+def record(lake: Lakehouse, found: pd.DataFrame, *, region: str, source: str, run_id: str,
            now: dt.datetime) -> int:
     """Add the differences to reconciliation_log (upsert by the correction's identity); return how many are new."""
-    repair(lake, warehouse, RECONCILIATION_LOG, region, source=source, run_id=run_id, now=now)
     if found.empty:
         return 0
     rows = ledger_rows(KLINES_DAILY, found, region=region, source=source, run_id=run_id, now=now)
-    written = write(lake, warehouse, RECONCILIATION_LOG, {"region": region, "source": source}, rows, run_id=run_id,
+    written = write(lake, RECONCILIATION_LOG, {"region": region, "source": source}, rows, run_id=run_id,
                     now=now)
     return written.diff.get("added", 0)

@@ -1,7 +1,7 @@
 """Pandera schemas derived from the data dictionary, run on every frame before it is written.
 
 A violation raises `DataValidationError` naming the rule and the offending rows, so a failed step
-says exactly what to look at and nothing reaches the lake or warehouse.
+says exactly what to look at and nothing reaches the lake or lake.
 """
 
 from __future__ import annotations

@@ -20,10 +20,9 @@ from ticklake import markets, settings
 from ticklake.dictionary.reference_data import SECURITY_MASTER
 from ticklake.fetchers import fetch
 from ticklake.ingest import with_lineage
-from ticklake.lake import Lake
 from ticklake.sources import FetchReport, Source
-from ticklake.store import Repair, repair, write
-from ticklake.warehouse import Warehouse
+from ticklake.storage import Lakehouse
+from ticklake.store import write
 from ticklake.write_modes import INTERVAL_COLUMNS
 
 CARRIED = ("listing_date", "sector", "industry", "currency")
@@ -93,7 +92,6 @@ class SecurityMasterResult:
     ipos: int
     diff: dict[str, int]
     fetch: FetchReport
-    repair: Repair
     rejected: list[str] = field(default_factory=list)
 
     @property
@@ -124,11 +122,10 @@ def _refuse_mass_vanishing(region: str, known: pd.DataFrame, listed: pd.DataFram
             "were delisted, raise TICKLAKE_MAX_VANISHED_SHARE for one run.")
 
 
-def refresh_security_master(source: Source, lake: Lake, warehouse: Warehouse, *, region: str, run_id: str,
+def refresh_security_master(source: Source, lake: Lakehouse, *, region: str, run_id: str,
                             now: dt.datetime, log: Callable[[str], None] = lambda _msg: None
                             ) -> SecurityMasterResult:
     """Fold the source's current symbol list (and IPO listing dates) into the region's interval history."""
-    fixed = repair(lake, warehouse, SECURITY_MASTER, region, source=source.name, run_id=run_id, now=now, log=log)
     query = ListingsQuery(region)
     listed = fetch(source, SECURITY_MASTER, query)
     rejected = list(listed.attrs.get("rejected", []))
@@ -142,14 +139,14 @@ def refresh_security_master(source: Source, lake: Lake, warehouse: Warehouse, *,
     stored = lake.read(SECURITY_MASTER, **values)
     before = latest(stored)
     _refuse_mass_vanishing(region, before, listed, settings.max_vanished_share())
-    with warehouse.reader() as con:
+    with lake.reader() as con:
         descriptors = con.execute(DESCRIPTORS_SQL, [region, source.name]).df()
     observed = observation(listed, stored, as_of, descriptors)
-    written = write(lake, warehouse, SECURITY_MASTER, values, with_lineage(observed, source.name, run_id, now),
+    written = write(lake, SECURITY_MASTER, values, with_lineage(observed, source.name, run_id, now),
                     run_id=run_id, now=now, as_of=as_of, complete=True)
     was_delisted = set(before.loc[before["delisting_date"].notna(), "symbol"]) if len(before) else set()
     now_delisted = set(observed.loc[observed["delisting_date"].notna(), "symbol"])
     return SecurityMasterResult(
         region, as_of, written.frame, len(listed), sorted(now_delisted - was_delisted),
         int(observed["listing_date"].notna().sum()), int(listed.attrs.get("ipos", 0)), written.diff,
-        source.spent(), fixed, rejected)
+        source.spent(), rejected)

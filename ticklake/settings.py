@@ -31,17 +31,13 @@ class Paths:
 
     @property
     def lake(self) -> Path:
+        """The lake's data files (Parquet, written by DuckLake) in the embedded default."""
         return self.home / "lake"
 
     @property
-    def warehouse(self) -> Path:
-        """The analysts' DuckDB file: an immutable snapshot, replaced atomically after each run."""
-        return self.home / "warehouse.duckdb"
-
-    @property
-    def pipeline_db(self) -> Path:
-        """ticklake's own DuckDB file, written by the pipeline only (analysts open `warehouse`)."""
-        return self.state / "pipeline.duckdb"
+    def catalog(self) -> Path:
+        """The embedded lake catalog (SQLite in WAL mode): what `ticklake.connect()` and analysts attach."""
+        return self.home / "catalog.sqlite"
 
     @property
     def audit(self) -> Path:
@@ -145,7 +141,7 @@ def env_secret(name: str) -> str | None:
 
 
 def storage_url() -> str | None:
-    """TICKLAKE_STORAGE_URL: `s3://bucket/prefix` puts the lake, the pipeline's database and the analysts' snapshot
+    """TICKLAKE_STORAGE_URL: `s3://bucket/prefix` puts the lake's data files
     in S3-compatible object storage (the production profile); unset, they stay under TICKLAKE_HOME."""
 
     def parse(text: str) -> str:
@@ -159,8 +155,16 @@ def storage_url() -> str | None:
                       "to keep everything under TICKLAKE_HOME")
 
 
+def catalog() -> str | None:
+    """TICKLAKE_CATALOG: where the lake's catalog lives. Unset: `sqlite:<TICKLAKE_HOME>/catalog.sqlite` (embedded);
+    `postgres:<libpq conninfo>` in production (ticklake.storage.catalog says why those two). Parsed and checked by
+    `ticklake.storage.catalog.Catalog`; returned raw here (it may hold a password, so it is never shown)."""
+    raw = _raw("TICKLAKE_CATALOG")
+    return raw.strip() if raw else None
+
+
 def coordination_url() -> str | None:
-    """TICKLAKE_COORDINATION_URL: the PostgreSQL database every worker shares for the quota and the warehouse lock
+    """TICKLAKE_COORDINATION_URL: the PostgreSQL database every worker shares for the quota and the lake lock
     (the production profile); unset, both are local files under TICKLAKE_HOME."""
 
     raw = _raw("TICKLAKE_COORDINATION_URL")

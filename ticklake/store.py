@@ -1,24 +1,16 @@
-"""The write path every dataset shares: commit partitions to the lake and the warehouse, and keep them in step.
+"""The write path every dataset shares: one lake commit per write.
 
-A partition is committed in two steps: its Parquet file is replaced atomically, then its warehouse rows and its
-`lake_partitions` status row are replaced in one transaction. The status row records the file's size and
-modification time, so a failure between the two steps (a full disk during the load, a killed process, an object
-store that stopped answering) leaves a visible mismatch; the next writer of that dataset and region calls `repair`
-first, which reloads every file the warehouse does not match, rewrites every file that vanished, and removes temp
-files left by dead writers.
-
-Every file access goes through the `Lake`, so all of this works the same on a local lake and on object storage
-(see ticklake/lake.py for what differs: per-object rather than all-or-nothing replacement of a multi-file write,
-and modification times to the second). Migrating the former layouts (`data.parquet` files) is local only: those
-layouts predate the object-storage lake, and `repair` refuses to run over an object-storage lake that holds them.
+A commit replaces logical partitions (a source's rows of one region, or region and month) in ONE lake transaction
+together with everything that must change with them: for a versioned dataset the versions they supersede (its
+`_history`) and the changes they apply (the `reconciliation_log` ledger), and for every partition its
+`lake_partitions` row. Readers see all of it or none of it; a failed or killed commit leaves the last snapshot.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 import pyarrow as pa
@@ -27,70 +19,62 @@ import pyarrow.compute as pc
 from ticklake import ledger, markets
 from ticklake.dictionary import HISTORY, LAKE_PARTITIONS, Dataset, LakeKey, month_bounds
 from ticklake.dictionary.operations import RECONCILIATION_LOG
-from ticklake.lake import LEGACY_FILE_NAME, Lake, LakePath
 from ticklake.schemas import validate
+from ticklake.storage import Lakehouse
+from ticklake.storage.ddl import partition_address, partition_label
+from ticklake.storage.frames import from_arrow, to_arrow
 from ticklake.transforms import sort_table
-from ticklake.warehouse import Warehouse, partition_label
 from ticklake.write_modes import contents
 
 
 @dataclass
 class Part:
-    """One partition file to commit: its lake-key values and source, and its complete contents."""
+    """One logical partition to commit: its lake-key values and source, and its complete contents."""
 
     values: dict[str, str]  # every lake key and "source"
     table: pa.Table
     missing_codes: int = 0  # requested codes the source did not answer (their stored rows are in `table`)
-    previous: pa.Table | None = None  # what the file held before (a versioned dataset keeps what this supersedes)
+    previous: pa.Table | None = None  # what the partition held before (a versioned dataset keeps what this supersedes)
+
+    @property
+    def unchanged(self) -> bool:
+        """The new contents are the stored ones, lineage included: nothing to rewrite (a re-run adds no files)."""
+        return self.previous is not None and self.previous.equals(self.table)
 
 
 @dataclass
 class Staged:
-    """A commit whose lake files are written: the warehouse loads still to run, in one transaction."""
+    """A commit's batches, ready for one lake transaction: (dataset, parts, their lake_partitions rows)."""
 
-    loads: list[tuple[Dataset, list[Part], pa.Table]]  # (dataset, parts, their lake_partitions rows)
-    paths: list[LakePath]  # the dataset's own files, in the parts' order
+    loads: list[tuple[Dataset, list[Part], pa.Table]]
+
+    @property
+    def addresses(self) -> list[str]:
+        dataset, parts, _ = self.loads[-1]
+        return [partition_address(dataset, p.values) for p in parts]
 
 
 @dataclass
 class Written:
-    """What `write` stored in one partition file."""
+    """What `write` stored in one partition."""
 
-    path: LakePath
+    path: str  # the partition's address (`lake_partitions.path`)
     frame: pd.DataFrame  # the partition's contents after the write
     diff: dict[str, int]
-
-
-@dataclass
-class Repair:
-    """What `repair` found and fixed before a write."""
-
-    reloaded: list[str] = field(default_factory=list)  # lake files loaded into the warehouse again
-    rewritten: list[str] = field(default_factory=list)  # lake files rebuilt from the warehouse
-    migrated: list[str] = field(default_factory=list)  # old daily files folded into month files
-    renamed: list[str] = field(default_factory=list)  # single-source `data.parquet` files given their source's name
-    temp_files_removed: int = 0
 
 
 def date_key(dataset: Dataset) -> LakeKey | None:
     return next((k for k in dataset.lake_keys if k.grain == "month"), None)
 
 
-def write_lake(lake: Lake, dataset: Dataset, parts: Sequence[Part]) -> list[LakePath]:
-    return lake.write_many(dataset, [(p.values, p.table) for p in parts])
-
-
-def status_table(lake: Lake, dataset: Dataset, parts: Sequence[Part], paths: Sequence[LakePath], *, run_id: str,
-                 now: dt.datetime, stats: Sequence[tuple[int, int]] | None = None) -> pa.Table:
-    """The `lake_partitions` rows of freshly written partitions (file size and mtime as they are now, or as `stats`
-    gives them when the caller has just listed them)."""
+def status_table(dataset: Dataset, parts: Sequence[Part], *, run_id: str, now: dt.datetime) -> pa.Table:
+    """The `lake_partitions` rows of the parts being committed."""
     key = date_key(dataset)
     rows: dict[str, list] = {f.name: [] for f in LAKE_PARTITIONS.fields}
     calendars = _Calendars(now)
     committed_at = dt.datetime.now(dt.UTC)  # the wall clock, even when the run acts at another `now` (a replay)
-    for i, (part, path) in enumerate(zip(parts, paths, strict=True)):
+    for part in parts:
         region = part.values["region"]
-        size, mtime_ns = lake.stat(path) if stats is None else stats[i]
         table = part.table
         first = last = None
         sessions = with_rows = 0
@@ -103,11 +87,11 @@ def status_table(lake: Lake, dataset: Dataset, parts: Sequence[Part], paths: Seq
             with_rows = len(pc.unique(dates))
         values = {
             "dataset": dataset.name, "region": region, "partition": partition_label(dataset, part.values),
-            "source": part.values["source"], "path": lake.relative(path), "rows": table.num_rows,
+            "source": part.values["source"], "path": partition_address(dataset, part.values), "rows": table.num_rows,
             "symbols": len(pc.unique(table.column("symbol"))) if "symbol" in table.column_names else 0,
             "first_date": first, "last_date": last, "sessions": sessions, "sessions_with_rows": with_rows,
-            "complete": complete, "missing_codes": part.missing_codes, "file_bytes": size,
-            "file_mtime_ns": mtime_ns, "run_id": run_id, "committed_at": committed_at,
+            "complete": complete, "missing_codes": part.missing_codes, "file_bytes": None, "file_mtime_ns": None,
+            "run_id": run_id, "committed_at": committed_at,
         }
         for name, value in values.items():
             rows[name].append(value)
@@ -131,19 +115,16 @@ class _Calendars:
         return closed, closed == len(days)
 
 
-def load_warehouse(warehouse: Warehouse, dataset: Dataset, parts: Sequence[Part], status: pa.Table) -> int:
-    """Replace the parts' warehouse rows and status rows in one transaction."""
-    return load(warehouse, Staged([(dataset, list(parts), status)], []))
-
-
-def load(warehouse: Warehouse, staged: Staged) -> int:
-    """Every warehouse load of a staged commit (rows, superseded versions, status rows) in one transaction."""
+def load(lake: Lakehouse, staged: Staged) -> int:
+    """Every batch of a staged commit (rows, superseded versions, ledger, status rows) in one lake transaction.
+    A partition whose contents did not change keeps its rows; only its status row is replaced."""
     batches = []
     for dataset, parts, status in staged.loads:
-        tables = [p.table for p in parts]
-        table = pa.concat_tables(tables) if tables else dataset.arrow_schema.empty_table()
-        batches.append((dataset, table, [p.values for p in parts], status))
-    return warehouse.replace_many(batches)
+        changed = [p for p in parts if not p.unchanged]
+        if changed:
+            batches.append((dataset, pa.concat_tables([p.table for p in changed]), [p.values for p in changed], None))
+        batches.append((dataset, None, [p.values for p in parts], status))
+    return lake.replace_many(batches)
 
 
 def superseded(dataset: Dataset, previous: pa.Table | None, current: pa.Table, *, at: dt.datetime,
@@ -163,9 +144,9 @@ def superseded(dataset: Dataset, previous: pa.Table | None, current: pa.Table, *
     return gone.append_column("superseded_at", stamp).append_column("superseded_by", runs).cast(history.arrow_schema)
 
 
-def _history_part(lake: Lake, history: Dataset, part: Part, gone: pa.Table) -> Part:
-    """The part's history file with the versions it supersedes added (upsert by key and ingested_at, so a retried
-    commit adds nothing twice)."""
+def _history_part(lake: Lakehouse, history: Dataset, part: Part, gone: pa.Table) -> Part:
+    """The part's history partition with the versions it supersedes added (upsert by key and ingested_at, so a
+    retried commit adds nothing twice)."""
     stored = lake.read_table(history, **part.values)
     if stored is not None:
         key = list(history.key)
@@ -174,10 +155,10 @@ def _history_part(lake: Lake, history: Dataset, part: Part, gone: pa.Table) -> P
     return Part(part.values, sort_table(gone, history))
 
 
-def _ledger_parts(lake: Lake, dataset: Dataset, gone: list[tuple[Part, pa.Table]], *, run_id: str,
+def _ledger_parts(lake: Lakehouse, dataset: Dataset, gone: list[tuple[Part, pa.Table]], *, run_id: str,
                   now: dt.datetime) -> list[Part]:
-    """reconciliation_log files with the changes this write applies (one per region and source), merged with what
-    is recorded there: a change the reconciliation sensor found first is already in, and stays once."""
+    """reconciliation_log partitions with the changes this write applies (one per region and source), merged with
+    what is recorded there: a change the reconciliation sensor found first is already in, and stays once."""
     by_file: dict[tuple[str, str], list[pd.DataFrame]] = {}
     for part, superseded_rows in gone:
         changes = ledger.applied_changes(dataset, superseded_rows.select(dataset.columns), part.table)
@@ -190,13 +171,13 @@ def _ledger_parts(lake: Lake, dataset: Dataset, gone: list[tuple[Part, pa.Table]
         values = {"region": region, "source": source}
         merged, _ = contents(RECONCILIATION_LOG, lake.read(RECONCILIATION_LOG, **values), rows)
         validate(merged, RECONCILIATION_LOG)
-        parts.append(Part(values, lake.to_arrow(RECONCILIATION_LOG, merged)))
+        parts.append(Part(values, to_arrow(RECONCILIATION_LOG, merged)))
     return parts
 
 
-def stage(lake: Lake, dataset: Dataset, parts: Sequence[Part], *, run_id: str, now: dt.datetime) -> Staged:
-    """Write the parts' lake files and build their status rows: everything but the warehouse load. For a versioned
-    dataset, the versions they supersede go to its history first, and the changes they apply to the ledger."""
+def stage(lake: Lakehouse, dataset: Dataset, parts: Sequence[Part], *, run_id: str, now: dt.datetime) -> Staged:
+    """Everything one commit of `parts` writes: for a versioned dataset, the versions they supersede (its history)
+    and the changes they apply (the ledger) first, then the parts themselves; each with its status rows."""
     loads = []
     extra: list[tuple[Dataset, list[Part]]] = []
     if dataset.versioned:
@@ -208,158 +189,28 @@ def stage(lake: Lake, dataset: Dataset, parts: Sequence[Part], *, run_id: str, n
             extra.append((RECONCILIATION_LOG, _ledger_parts(lake, dataset, gone, run_id=run_id, now=now)))
     for extra_dataset, extra_parts in extra:
         if extra_parts:
-            paths = write_lake(lake, extra_dataset, extra_parts)
-            loads.append((extra_dataset, extra_parts, status_table(lake, extra_dataset, extra_parts, paths,
-                                                                   run_id=run_id, now=now)))
-    paths = write_lake(lake, dataset, parts)
-    loads.append((dataset, list(parts), status_table(lake, dataset, parts, paths, run_id=run_id, now=now)))
-    return Staged(loads, paths)
+            loads.append((extra_dataset, extra_parts, status_table(extra_dataset, extra_parts, run_id=run_id,
+                                                                   now=now)))
+    loads.append((dataset, list(parts), status_table(dataset, parts, run_id=run_id, now=now)))
+    return Staged(loads)
 
 
-def commit(lake: Lake, warehouse: Warehouse, dataset: Dataset, parts: Sequence[Part], *, run_id: str,
-           now: dt.datetime) -> list[LakePath]:
-    """Write the parts to the lake, then load them (rows, superseded versions and status) into the warehouse."""
+def commit(lake: Lakehouse, dataset: Dataset, parts: Sequence[Part], *, run_id: str, now: dt.datetime) -> list[str]:
+    """Commit the parts (rows, superseded versions, ledger and status) in one lake transaction; their addresses."""
     staged = stage(lake, dataset, parts, run_id=run_id, now=now)
-    load(warehouse, staged)
-    return staged.paths
+    load(lake, staged)
+    return staged.addresses
 
 
-def write(lake: Lake, warehouse: Warehouse, dataset: Dataset, values: dict[str, str], incoming: pd.DataFrame, *,
-          run_id: str, now: dt.datetime, as_of: dt.date | None = None, complete: bool = True) -> Written:
-    """Write one partition file of one source under the dataset's write mode: merge `incoming` (rows carrying
-    their lineage) with what that source stored there, validate the result, then commit it (lake, warehouse rows
-    and status together). The path every dataset but the streamed klines takes."""
+def write(lake: Lakehouse, dataset: Dataset, values: dict[str, str], incoming: pd.DataFrame, *, run_id: str,
+          now: dt.datetime, as_of: dt.date | None = None, complete: bool = True) -> Written:
+    """Write one partition of one source under the dataset's write mode: merge `incoming` (rows carrying their
+    lineage) with what that source stored there, validate the result, then commit it. The path every dataset but
+    the streamed klines takes."""
     previous = lake.read_table(dataset, **values)
-    stored = None if previous is None else Lake.from_arrow(dataset, previous)
+    stored = None if previous is None else from_arrow(dataset, previous)
     frame, diff = contents(dataset, stored, incoming, as_of=as_of, complete=complete)
     validate(frame, dataset)
-    part = Part(values, lake.to_arrow(dataset, frame), previous=previous)
-    [path] = commit(lake, warehouse, dataset, [part], run_id=run_id, now=now)
+    part = Part(values, to_arrow(dataset, frame), previous=previous)
+    [path] = commit(lake, dataset, [part], run_id=run_id, now=now)
     return Written(path, frame, diff)
-
-
-def repair(lake: Lake, warehouse: Warehouse, dataset: Dataset, region: str, *, source: str, run_id: str,
-           now: dt.datetime, log: Callable[[str], None] = lambda _msg: None) -> Repair:
-    """Bring the lake and the warehouse of (`dataset`, `region`) back in step before writing to them (and those of
-    its history, for a versioned dataset)."""
-    if dataset.versioned:
-        history = repair(lake, warehouse, HISTORY[dataset.name], region, source=source, run_id=run_id, now=now,
-                         log=log)
-        if ledger.recorded(dataset):  # the ledger files this dataset's writes add to
-            repair(lake, warehouse, RECONCILIATION_LOG, region, source=source, run_id=run_id, now=now, log=log)
-    result = Repair(temp_files_removed=len(lake.remove_stale_temp_files(dataset)))
-    if result.temp_files_removed:
-        log(f"{dataset.name}: removed {result.temp_files_removed} temp file(s) left by a writer that died")
-    _refuse_former_layouts(lake, dataset, region)
-    result.renamed = _name_legacy_files(lake, dataset, region, source)
-    if result.renamed:
-        log(f"{dataset.name} {region}: named {len(result.renamed)} single-source file(s) after their source")
-    result.migrated = _migrate_daily_files(lake, dataset, region, source)
-    if result.migrated:
-        log(f"{dataset.name} {region}: folded one-file-per-date partitions into months {result.migrated[:5]}..")
-    files = lake.partition_files(dataset, region=region)
-    committed = warehouse.partition_status(dataset, region)
-    names = [k.name for k in dataset.lake_keys] + ["source"]
-    for key_values, found in files.items():
-        values = dict(zip(names, key_values, strict=True))
-        label = (partition_label(dataset, values), values["source"])
-        if committed.get(label) == (found.size, found.mtime_ns):
-            continue
-        table = lake.read_file(found.path, schema=dataset.arrow_schema)
-        part = Part(values, table)
-        load_warehouse(warehouse, dataset, [part], status_table(lake, dataset, [part], [found.path], run_id=run_id,
-                                                                now=now, stats=[(found.size, found.mtime_ns)]))
-        result.reloaded.append("/".join(label))
-    on_disk = {(partition_label(dataset, dict(zip(names, k, strict=True))), k[-1]) for k in files}
-    for label, source_name in sorted(set(committed) - on_disk):
-        values = {**_values_from_label(dataset, region, label), "source": source_name}
-        part = Part(values, warehouse.read_partitions(dataset, [values]))
-        commit(lake, warehouse, dataset, [part], run_id=run_id, now=now)
-        result.rewritten.append(f"{label}/{source_name}")
-    if result.reloaded or result.rewritten:
-        log(f"{dataset.name} {region}: lake and warehouse had drifted apart; reloaded {len(result.reloaded)} "
-            f"partition(s) from the lake {result.reloaded[:5]}, rebuilt {len(result.rewritten)} lake file(s) from "
-            f"the warehouse {result.rewritten[:5]}")
-    if dataset.versioned:  # one report for the dataset and its history
-        result.reloaded += history.reloaded
-        result.rewritten += history.rewritten
-        result.temp_files_removed += history.temp_files_removed
-    return result
-
-
-def _values_from_label(dataset: Dataset, region: str, label: str) -> dict[str, str]:
-    rest = [k.name for k in dataset.lake_keys if k.name != "region"]
-    return {"region": region, **dict(zip(rest, label.split("/"), strict=True))} if rest else {"region": region}
-
-
-def _refuse_former_layouts(lake: Lake, dataset: Dataset, region: str) -> None:
-    """On object storage, stop at files of the former layouts rather than skip them: they are migrated on a local lake
-    only (S3 has no rename, and those layouts predate the object-storage lake), and left in place they would be read
-    twice by a `*.parquet` glob next to the files that replaced them."""
-    if not lake.is_remote:
-        return
-    found = lake.legacy_files(dataset, region)
-    if found:
-        raise RuntimeError(
-            f"{dataset.name} {region}: {len(found)} file(s) of a former lake layout on object storage, e.g. "
-            f"{found[0]}; migrate them on a local copy of the lake (any write there repairs it) and upload the "
-            f"result, or delete them if the lake already holds their rows")
-
-
-def _name_legacy_files(lake: Lake, dataset: Dataset, region: str, source: str) -> list[str]:
-    """Rename `data.parquet` files of the single-source layout to `<source>.parquet`, by the source their rows
-    name (the writer's own source for an empty file). A file mixing sources cannot be attributed: refuse.
-    A local lake only (see `_refuse_former_layouts`)."""
-    if lake.is_remote:
-        return []
-    renamed = []
-    for path in sorted(Path(lake.dataset_dir(dataset) / f"region={region}").rglob(LEGACY_FILE_NAME)):
-        if path.parent.name.startswith("date="):
-            continue  # the daily layout: folded into months below
-        names = set(lake.read_file(path, columns=["source"]).column("source").unique().to_pylist()) or {source}
-        if len(names) != 1:
-            raise RuntimeError(f"{path} holds rows of several sources {sorted(names)}; split it by source by hand")
-        target = path.with_name(f"{names.pop()}.parquet")
-        if target.exists():
-            raise RuntimeError(f"{path} and {target} both exist; keep the right one and delete the other")
-        path.rename(target)
-        renamed.append(lake.relative(target))
-    return renamed
-
-
-def _migrate_daily_files(lake: Lake, dataset: Dataset, region: str, source: str) -> list[str]:
-    """Fold files of the former one-file-per-date layout (`region=US/date=2024-01-02/`) into month files.
-
-    A month file that already exists is newer and wins for any key both hold; the old files are deleted only
-    after the month file is durable. The caller's drift check then loads the months into the warehouse.
-    A local lake only (see `_refuse_former_layouts`).
-    """
-    key = date_key(dataset)
-    if lake.is_remote:
-        return []
-    folder = Path(lake.dataset_dir(dataset) / f"region={region}")
-    old = sorted(folder.glob(f"date=*/{LEGACY_FILE_NAME}"))
-    if key is None or not old:
-        return []
-    by_month: dict[str, list[Path]] = {}
-    for path in old:
-        by_month.setdefault(path.parent.name.split("=", 1)[1][:7], []).append(path)
-    schema = dataset.arrow_schema
-    for month, paths in by_month.items():
-        tables = [lake.read_file(p, schema=schema) for p in paths]
-        current = lake.partition_path(dataset, region=region, month=month, source=source)
-        if lake.exists(current):
-            newer = lake.read_file(current, schema=schema)
-            tables = [_without_keys(t, newer, dataset) for t in tables] + [newer]
-        lake.write(dataset, sort_table(pa.concat_tables(tables), dataset), region=region, month=month, source=source)
-        for path in paths:
-            path.unlink()
-            if not any(path.parent.iterdir()):
-                path.parent.rmdir()
-    return sorted(by_month)
-
-
-def _without_keys(table: pa.Table, other: pa.Table, dataset: Dataset) -> pa.Table:
-    """Rows of `table` whose key is not in `other`."""
-    key = list(dataset.key)
-    return table.join(other.select(key), keys=key, join_type="left anti").select(dataset.columns)

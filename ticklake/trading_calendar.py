@@ -18,10 +18,9 @@ from ticklake import markets, settings
 from ticklake.dictionary.reference_data import TRADING_CALENDAR
 from ticklake.fetchers import fetch
 from ticklake.ingest import with_lineage
-from ticklake.lake import Lake
 from ticklake.sources import FetchReport, Source
-from ticklake.store import Repair, repair, write
-from ticklake.warehouse import Warehouse
+from ticklake.storage import Lakehouse
+from ticklake.store import write
 
 
 @dataclass(frozen=True)
@@ -69,25 +68,23 @@ class CalendarResult:
     source_years: list[int]
     diff: dict[str, int]
     fetch: FetchReport
-    repair: Repair
 
     @property
     def sessions(self) -> int:
         return int(self.frame["is_session"].sum())
 
 
-def refresh_trading_calendar(source: Source, lake: Lake, warehouse: Warehouse, *, region: str, run_id: str,
+def refresh_trading_calendar(source: Source, lake: Lakehouse, *, region: str, run_id: str,
                              now: dt.datetime, query: CalendarQuery | None = None,
                              log: Callable[[str], None] = lambda _msg: None) -> CalendarResult:
     """Fetch the source's holidays, build the region's calendar and replace its lake file."""
-    fixed = repair(lake, warehouse, TRADING_CALENDAR, region, source=source.name, run_id=run_id, now=now, log=log)
     query = query or default_query(region)
     frame = fetch(source, TRADING_CALENDAR, query)
     years = sorted(int(y) for y in frame.attrs.get("source_years", []))
-    written = write(lake, warehouse, TRADING_CALENDAR, {"region": region, "source": source.name},
+    written = write(lake, TRADING_CALENDAR, {"region": region, "source": source.name},
                     with_lineage(frame, source.name, run_id, now), run_id=run_id, now=now)
     found = disagreements(written.frame)
     if len(found):
         log(f"{region}: the source's holidays disagree with the calendar on {len(found)} day(s): "
             + ", ".join(f"{d:%Y-%m-%d}" for d in found["date"][:10]))
-    return CalendarResult(region, written.frame, found, years, written.diff, source.spent(), fixed)
+    return CalendarResult(region, written.frame, found, years, written.diff, source.spent())

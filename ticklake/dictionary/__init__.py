@@ -1,6 +1,6 @@
 """The data dictionary: every stored field described once, every dataset declared once.
 
-Each domain module declares its datasets; `DATASETS` is the registry the generic write path, the warehouse DDL,
+Each domain module declares its datasets; `DATASETS` is the registry the generic write path, the lake DDL,
 the Dagster metadata and the table reference iterate over. Adding a dataset is adding it here.
 """
 

@@ -1,6 +1,6 @@
 """The types of the data dictionary: a field, a lake key, a row rule and a dataset.
 
-Pandera schemas (ticklake/schemas.py), DuckDB DDL (ticklake/warehouse.py), Arrow/Parquet schemas
+Pandera schemas (ticklake/schemas.py), DuckDB DDL (ticklake/lake.py), Arrow/Parquet schemas
 (ticklake/lake.py), Dagster table-schema metadata (assets/metadata.py) and the README's table reference
 (docs/tables.md) are all derived from the `Dataset`s built from these, so a field is added, renamed or
 re-described in exactly one place, and the write path handles every dataset by what it declares here.
@@ -131,7 +131,7 @@ _OPS: dict[str, tuple[Callable, str]] = {"<=": (operator.le, "min"), ">=": (oper
 class RowRule:
     """A rule across fields of one row: `column op other` for every one of `others` (where none is null).
 
-    Declared once, it is enforced by Pandera before a write and can be rendered as SQL for warehouse checks.
+    Declared once, it is enforced by Pandera before a write and can be rendered as SQL for lake checks.
     """
 
     column: str
@@ -161,12 +161,12 @@ class RowRule:
 
 @dataclass(frozen=True)
 class Dataset:
-    name: str  # lake folder and warehouse table name
+    name: str  # lake folder and lake table name
     description: str
     fields: tuple[Field, ...]
     key: tuple[str, ...]  # unique per row (within one source)
     domain: Domain = "market_data"
-    lake_keys: tuple[LakeKey, ...] = ()  # hive folders in the lake (empty: warehouse-only table)
+    lake_keys: tuple[LakeKey, ...] = ()  # hive folders in the lake (empty: lake-only table)
     sort_by: tuple[str, ...] = ()
     write_mode: WriteMode = "replace"
     rules: tuple[RowRule, ...] = ()
@@ -270,7 +270,7 @@ def as_of_macro(dataset: Dataset) -> Macro:
 
 @dataclass(frozen=True)
 class Macro:
-    """A documented DuckDB table macro analysts call, created in the warehouse with the tables
+    """A documented DuckDB table macro analysts call, created in the lake with the tables
     (`SELECT * FROM universe_on('US', DATE '2020-01-02')`): one answer to a recurring question, written once."""
 
     name: str

@@ -8,19 +8,20 @@ from ticklake.dictionary.fields import BY_REGION, LINEAGE, REGION, RUN_ID, SYMBO
 LAKE_PARTITIONS = Dataset(
     name="lake_partitions",
     description=(
-        "One row per lake partition file: what it holds and which run committed it. Written in the same "
-        "transaction as the partition's warehouse rows, so it is both the per-partition status analysts and "
-        "engineers read, and the record that lets the next run detect and repair lake/warehouse drift."
+        "One row per logical lake partition (one source's rows of a region, or of a region and month): what it "
+        "holds and which run committed it. Committed in the same transaction as the partition's rows, so it "
+        "never describes rows that are not visible, nor misses rows that are."
     ),
     domain="operations",
     fields=(
-        Field("dataset", "string", "Dataset (warehouse table) the partition belongs to"),
+        Field("dataset", "string", "Dataset (lake table) the partition belongs to"),
         REGION,
         Field("partition", "string", "The partition within the region: a month (YYYY-MM) or '-' for per-region "
                                      "datasets"),
-        Field("source", "string", "Source whose file this is (one file per partition and source)"),
-        Field("path", "string", "Parquet file, relative to the lake root"),
-        Field("rows", "int64", "Rows in the partition file", unit="rows", min_value=0),
+        Field("source", "string", "Source whose rows these are (each source's rows are replaced on their own)"),
+        Field("path", "string", "The partition's address: <dataset>/region=<R>[/month=<M>]/<source> (which Parquet "
+                                "files hold its rows is DuckLake's business: ducklake_list_files)"),
+        Field("rows", "int64", "Rows in the partition", unit="rows", min_value=0),
         Field("symbols", "int64", "Distinct symbols in the partition", unit="symbols", min_value=0),
         Field("first_date", "date", "Earliest date (the dataset's date column) in the partition", nullable=True),
         Field("last_date", "date", "Latest date (the dataset's date column) in the partition", nullable=True),
@@ -30,11 +31,14 @@ LAKE_PARTITIONS = Dataset(
         Field("complete", "bool", "Every session of the partition's period has closed (a past month)"),
         Field("missing_codes", "int64", "Requested codes the source did not answer in the run that wrote it; "
                                         "their previously stored rows were kept", unit="codes", min_value=0),
-        Field("file_bytes", "int64", "Size of the Parquet file when committed", unit="bytes", min_value=0),
-        Field("file_mtime_ns", "int64", "Modification time of the Parquet file when committed (drift detection)",
-              unit="ns since epoch"),
+        Field("file_bytes", "int64", "Always null since the lake is a DuckLake (one partition is no longer one "
+                                     "file); kept so scripts that select it still run", unit="bytes", min_value=0,
+              nullable=True),
+        Field("file_mtime_ns", "int64", "Always null since the lake is a DuckLake (DuckLake's own snapshots replace "
+                                        "the drift detection it served); kept for scripts", unit="ns since epoch",
+              nullable=True),
         RUN_ID,
-        Field("committed_at", "timestamp", "When the partition was committed to the warehouse (the wall clock, also "
+        Field("committed_at", "timestamp", "When the partition was committed to the lake (the wall clock, also "
                                             "in a run replayed at another instant)", unit="UTC",
               lineage=True),
     ),

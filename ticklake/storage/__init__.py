@@ -1,0 +1,41 @@
+"""The lake: DuckLake tables in one catalog (SQLite under TICKLAKE_HOME, or PostgreSQL) over Parquet files (under
+TICKLAKE_HOME/lake/, or on S3). `open_lakehouse()` is the pipeline's handle; `connect()` is the analysts'."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from ticklake import settings
+from ticklake.storage import extensions
+from ticklake.storage.catalog import ALIAS, Catalog, CatalogError
+from ticklake.storage.lakehouse import Lakehouse
+
+
+def catalog_from_env(home: Path | None = None) -> Catalog:
+    """The catalog and data path the environment names (TICKLAKE_CATALOG, TICKLAKE_STORAGE_URL, TICKLAKE_HOME)."""
+    return Catalog.from_settings(home or settings.home(), settings.catalog(), settings.storage_url())
+
+
+def open_lakehouse(home: Path | None = None, *, lock_timeout_s: float = 900.0) -> Lakehouse:
+    home = Path(home) if home else settings.home()
+    return Lakehouse(catalog_from_env(home), home / "state", lock_timeout_s=lock_timeout_s)
+
+
+def connect(home: str | Path | None = None, *, catalog: str | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the lake attached read-only as `lake` and selected, the as-of macros included:
+    `ticklake.connect().sql("FROM klines_daily LIMIT 5")`. Nothing is downloaded; the session never blocks a run
+    and sees one snapshot per transaction (reconnect, or start a new transaction, to see a newer one)."""
+    home = Path(home).expanduser().resolve() if home else settings.home()
+    where = Catalog.from_settings(home, catalog or settings.catalog(), settings.storage_url())
+    con = extensions.connect()
+    try:
+        where.attach(con, read_only=True)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+__all__ = ["ALIAS", "Catalog", "CatalogError", "Lakehouse", "catalog_from_env", "connect", "open_lakehouse"]

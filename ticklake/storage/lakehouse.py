@@ -1,0 +1,235 @@
+"""The lake: every dataset a DuckLake table, one copy of each row, read and written through one catalog.
+
+The pipeline and analysts open the same lake. Each connection sees one committed snapshot, so an analyst's
+session never blocks a run and never sees half of one, and a run's commit is one transaction: a partition's rows,
+the versions they supersede, the ledger entries they apply and their `lake_partitions` rows become visible
+together or not at all. A run killed mid-commit leaves the previous snapshot (its unreferenced files are deleted
+by `lake_maintenance`).
+
+Writes replace logical partitions (a source's rows of one region and month): DELETE then INSERT in one
+transaction, under that table's commit lock (`ticklake.storage.locks`), taken around the commit only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from ticklake.dictionary import DATASETS, LAKE_PARTITIONS, MACROS, Dataset
+from ticklake.storage import extensions
+from ticklake.storage.catalog import ALIAS, Catalog, CatalogError
+from ticklake.storage.ddl import (
+    cluster_order,
+    comment_sql,
+    create_table_sql,
+    layout_sql,
+    partition_filter,
+    quote,
+    status_filter,
+)
+from ticklake.storage.frames import from_arrow, to_arrow
+from ticklake.storage.locks import CommitLocks
+
+SCHEMA_TABLE = "ticklake_schema"  # the fingerprint of the DDL the lake was last brought to
+SCHEMA_LOCK = "__schema__"
+
+# (dataset, the partitions' new rows or None to keep them, the partitions, their lake_partitions rows or None)
+Batch = tuple[Dataset, pa.Table | None, Sequence[Mapping[str, str]], pa.Table | None]
+
+
+def schema_fingerprint() -> str:
+    digest = hashlib.sha256()
+    for dataset in DATASETS.values():
+        for statement in (create_table_sql(dataset), *comment_sql(dataset), *layout_sql(dataset)):
+            digest.update(statement.encode())
+    for macro in MACROS.values():
+        digest.update(macro.create_sql.encode())
+    return digest.hexdigest()[:16]
+
+
+class Lakehouse:
+    """One lake (catalog + data path) as seen by one process: a DuckDB database with the lake attached, whose
+    cursors are the connections handed out (they share the attachment; each runs its own transactions)."""
+
+    def __init__(self, catalog: Catalog, state_dir: Path, *, lock_timeout_s: float = 900.0):
+        self.catalog = catalog
+        self.state_dir = Path(state_dir)
+        self.locks = CommitLocks(scope=f"ticklake-lake:{catalog.data_path}", directory=self.state_dir / "locks",
+                                 conninfo=catalog.target if catalog.kind == "postgres" else None,
+                                 describe=catalog.describe(), timeout_s=lock_timeout_s, scrub=catalog.scrub)
+        self._db: duckdb.DuckDBPyConnection | None = None
+        self._guard = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Lakehouse({self.catalog.describe()}, data={self.catalog.data_path})"
+
+    # ------------------------------------------------------------------ connections
+    def _database(self) -> duckdb.DuckDBPyConnection:
+        with self._guard:
+            if self._db is None:
+                con = extensions.connect()
+                try:
+                    self.catalog.attach(con)
+                    self._ensure_schema(con)
+                except BaseException:
+                    con.close()
+                    raise
+                self._db = con
+            return self._db
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection with the lake as its default catalog (`FROM klines_daily`); each statement outside an
+        explicit transaction sees the latest committed snapshot."""
+        cursor = self._database().cursor()
+        try:
+            cursor.execute(f"USE {ALIAS}")
+            yield cursor
+        finally:
+            cursor.close()
+
+    writer = connection  # the names the write steps and checks use
+    reader = connection
+
+    def close(self) -> None:
+        with self._guard:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def _ensure_schema(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Create what the dictionary declares (tables, comments, layout, macros), once per dictionary version:
+        a process on a lake at the current fingerprint only reads one row."""
+        wanted = schema_fingerprint()
+        if self._fingerprint(con) == wanted:
+            return
+        with self.locks.hold([SCHEMA_LOCK]):
+            if self._fingerprint(con) == wanted:
+                return
+            con.execute("BEGIN")
+            try:
+                for dataset in DATASETS.values():
+                    existing = {r[0] for r in con.execute(
+                        "SELECT column_name FROM duckdb_columns() WHERE database_name = ? AND table_name = ?",
+                        [ALIAS, dataset.name]).fetchall()}
+                    if not existing:
+                        con.execute(create_table_sql(dataset))
+                    for f in dataset.fields:  # additive evolution: new dictionary fields become nullable columns
+                        if existing and f.name not in existing:
+                            con.execute(f"ALTER TABLE {quote(dataset.name)} ADD COLUMN {quote(f.name)} "
+                                        f"{f.duckdb_type}")
+                    for statement in (*comment_sql(dataset), *layout_sql(dataset)):
+                        con.execute(statement)
+                for macro in MACROS.values():  # after every table exists: macros may read any of them
+                    con.execute(macro.create_sql)
+                con.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} (fingerprint VARCHAR NOT NULL)")
+                con.execute(f"DELETE FROM {SCHEMA_TABLE}")
+                con.execute(f"INSERT INTO {SCHEMA_TABLE} VALUES (?)", [wanted])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    @staticmethod
+    def _fingerprint(con: duckdb.DuckDBPyConnection) -> str | None:
+        found = con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ?",
+                            [ALIAS, SCHEMA_TABLE]).fetchone()[0]
+        if not found:
+            return None
+        row = con.execute(f"SELECT max(fingerprint) FROM {SCHEMA_TABLE}").fetchone()
+        return row[0] if row else None
+
+    # ------------------------------------------------------------------ reads
+    def read_partitions(self, dataset: Dataset, partitions: Sequence[Mapping[str, str]]) -> pa.Table:
+        """The stored rows of the given logical partitions, in the dataset's Arrow schema and sort order."""
+        where, params = partition_filter(dataset, partitions)
+        columns = ", ".join(quote(c) for c in dataset.columns)
+        order = ", ".join(quote(c) for c in dataset.sort_by) or "ALL"
+        with self.connection() as con:
+            table = con.execute(f"SELECT {columns} FROM {quote(dataset.name)} WHERE {where} ORDER BY {order}",
+                                params).to_arrow_table()
+        return table.cast(dataset.arrow_schema)
+
+    def read_table(self, dataset: Dataset, **values: str) -> pa.Table | None:
+        """One source's rows of one partition; None when it holds none."""
+        table = self.read_partitions(dataset, [values])
+        return table if table.num_rows else None
+
+    def read(self, dataset: Dataset, **values: str) -> pd.DataFrame | None:
+        table = self.read_table(dataset, **values)
+        return None if table is None else from_arrow(dataset, table)
+
+    def distinct(self, dataset: Dataset, column: str, **fixed: str) -> list:
+        """The distinct values of `column` among the rows matching `fixed` (column = value), sorted."""
+        where = " AND ".join(f"{quote(k)} = ?" for k in fixed) or "TRUE"
+        with self.connection() as con:
+            rows = con.execute(f"SELECT DISTINCT {quote(column)} FROM {quote(dataset.name)} WHERE {where} "
+                               f"ORDER BY 1", list(fixed.values())).fetchall()
+        return [r[0] for r in rows]
+
+    def snapshot_id(self) -> int:
+        """The lake's latest snapshot: what a connection opened now would see."""
+        with self.connection() as con:
+            return int(con.execute("SELECT id FROM current_snapshot()").fetchone()[0])
+
+    to_arrow = staticmethod(to_arrow)
+    from_arrow = staticmethod(from_arrow)
+
+    # ------------------------------------------------------------------ writes
+    def replace_partitions(self, dataset: Dataset, table: pa.Table, partitions: Sequence[Mapping[str, str]],
+                           status: pa.Table | None = None) -> int:
+        """Replace the rows of the given logical partitions with `table` (and, given `status`, their rows in
+        `lake_partitions`) in one transaction; return rows inserted."""
+        return self.replace_many([(dataset, table, partitions, status)])
+
+    def replace_many(self, batches: Sequence[Batch]) -> int:
+        """Several `replace_partitions` in ONE transaction (a dataset's rows, the history of the versions they
+        supersede, the ledger and the status rows commit together or not at all); return rows inserted."""
+        batches = [b for b in batches if b[2]]
+        if not batches:
+            return 0
+        tables = {b[0].name for b in batches if b[1] is not None}
+        tables |= {LAKE_PARTITIONS.name} if any(b[3] is not None for b in batches) else set()
+        for dataset, table, _, _ in batches:
+            if table is not None and table.schema.remove_metadata() != dataset.arrow_schema.remove_metadata():
+                raise TypeError(f"{dataset.name}: table schema does not match the data dictionary")
+        with self.locks.hold(tables), self.connection() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for i, (dataset, table, partitions, status) in enumerate(batches):
+                    if table is not None:
+                        _delete_insert(con, dataset, table, f"incoming_rows_{i}",
+                                       *partition_filter(dataset, partitions))
+                    if status is not None:
+                        _delete_insert(con, LAKE_PARTITIONS, status, f"incoming_status_{i}",
+                                       *status_filter(dataset, partitions))
+                con.execute("COMMIT")
+            except BaseException as exc:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                if isinstance(exc, duckdb.IOException):
+                    raise CatalogError(f"could not commit to the lake (data at {self.catalog.data_path}, catalog "
+                                       f"TICKLAKE_CATALOG={self.catalog.describe()}): {self.catalog.scrub(str(exc))}. "
+                                       "Nothing of this commit is visible; the last snapshot is intact.") from exc
+                raise
+        return sum(b[1].num_rows for b in batches if b[1] is not None)
+
+
+def _delete_insert(con: duckdb.DuckDBPyConnection, dataset: Dataset, table: pa.Table, name: str, where: str,
+                   params: list) -> None:
+    columns = ", ".join(quote(c) for c in dataset.columns)
+    con.execute(f"DELETE FROM {quote(dataset.name)} WHERE {where}", params)
+    if table.num_rows:
+        con.register(name, table)
+        try:
+            con.execute(f"INSERT INTO {quote(dataset.name)} ({columns}) SELECT {columns} FROM {name} "
+                        f"ORDER BY {cluster_order(dataset)}")
+        finally:
+            con.unregister(name)
