@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-import duckdb
+
+import ticklake
 
 from assets.partitions import SESSION_TAG, key
 from automation.jobs import run_partition_range
@@ -90,7 +91,7 @@ def run(symbols: int = 20) -> Walkthrough:
                                                  resources={**resources, "clock": clock}) as context:
                         again = sensor(context)
                     skip = again.skip_reason.skip_message if again.skip_reason else "requested again"
-        with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        with ticklake.connect(home) as con:
             ledger = con.execute("SELECT detected_at, symbol, date, field, stored_value, source_value "
                                  "FROM reconciliation_log ORDER BY date, symbol, field").fetchall()
             [(old,)] = con.execute("SELECT close FROM klines_daily_as_of(?) WHERE symbol = ? AND trade_date = ?",

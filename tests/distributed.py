@@ -1,6 +1,6 @@
 """A production-profile cluster on one machine, for the distributed test and benchmark: a PostgreSQL-backed Dagster
-instance, Celery workers on RabbitMQ (results in Redis), the lake and warehouse in moto's S3 server, the quota
-and the warehouse lock in PostgreSQL. Every worker and run process gets its own DAGSTER_HOME and TICKLAKE_HOME:
+instance, Celery workers on RabbitMQ (results in Redis), the lake's data in moto's S3 server and its catalog, the
+quota and the commit locks in PostgreSQL. Every worker and run process gets its own DAGSTER_HOME and TICKLAKE_HOME:
 they share only what crosses the network, as workers on separate machines would.
 """
 
@@ -54,6 +54,7 @@ class Cluster:
             "TICKLAKE_CELERY_BACKEND": REDIS_URL,
             "TICKLAKE_CELERY_QUEUE": queue,
             "TICKLAKE_STORAGE_URL": storage_url,
+            "TICKLAKE_CATALOG": f"postgres:{postgres_url}",
             "TICKLAKE_COORDINATION_URL": postgres_url,
             "TICKLAKE_REGIONS": ",".join(regions),
             "TICKLAKE_START_DATE": start_date,

@@ -28,6 +28,7 @@ from ticklake.dictionary.analytics import KLINES_DAILY_ADJUSTED
 from ticklake.ingest import with_lineage
 from ticklake.schemas import validate
 from ticklake.storage import Lakehouse
+from ticklake.storage.frames import fetch_frame
 from ticklake.store import Part, commit
 from ticklake.write_modes import contents
 
@@ -58,7 +59,7 @@ def adjust(raw: pd.DataFrame, splits: pd.DataFrame) -> pd.DataFrame:
     with duckdb.connect() as con:
         con.register("raw_bars", raw)
         con.register("steps", factor_steps(splits))
-        return con.execute(_ADJUSTED_SQL.format(raw="raw_bars")).fetchdf()
+        return fetch_frame(con.execute(_ADJUSTED_SQL.format(raw="raw_bars")))
 
 
 _ADJUSTED_SQL = """
@@ -68,6 +69,7 @@ SELECT r.region, r.symbol, r.trade_date,
 FROM (SELECT r.*, coalesce(s.factor, 1.0) AS f
       FROM {raw} r LEFT JOIN steps s
         ON r.symbol = s.symbol AND r.trade_date < s.until AND (s.since IS NULL OR r.trade_date >= s.since)) r
+ORDER BY r.region, r.symbol, r.trade_date
 """
 
 _CHANGED_SQL = """
@@ -112,11 +114,11 @@ def _derive_source(lake: Lakehouse, result: AdjustResult, source: str, *, run_id
     region = result.region
     started = time.perf_counter()
     with lake.reader() as con:
-        splits = con.execute("SELECT symbol, ex_date, factor FROM corporate_actions WHERE region = ? AND source = ?",
-                             [region, source]).fetchdf()
+        splits = fetch_frame(con.execute(
+            "SELECT symbol, ex_date, factor FROM corporate_actions WHERE region = ? AND source = ?", [region, source]))
         _register(con, region, source, splits)
-        changed = con.execute(_CHANGED_SQL.format(differs=" OR ".join(f"n.{c} IS DISTINCT FROM o.{c}"
-                                                                      for c in _VALUES))).fetchdf()
+        changed = fetch_frame(con.execute(_CHANGED_SQL.format(differs=" OR ".join(f"n.{c} IS DISTINCT FROM o.{c}"
+                                                                      for c in _VALUES))))
         result.rows += con.execute("SELECT count(*) FROM new_rows").fetchall()[0][0]
         pairs = _pairs(con, splits)
     result.seconds["derive_and_compare_s"] = round(time.perf_counter() - started, 3)
@@ -135,8 +137,8 @@ def _derive_source(lake: Lakehouse, result: AdjustResult, source: str, *, run_id
         batch = months[i : i + MONTHS_PER_COMMIT]
         with lake.reader() as con:
             _register(con, region, source, splits)
-            fresh = con.execute("SELECT * FROM new_rows WHERE strftime(trade_date, '%Y-%m') IN "
-                                f"({', '.join('?' for _ in batch)}) ORDER BY symbol, trade_date", batch).fetchdf()
+            fresh = fetch_frame(con.execute("SELECT * FROM new_rows WHERE strftime(trade_date, '%Y-%m') IN "
+                                f"({', '.join('?' for _ in batch)}) ORDER BY symbol, trade_date", batch))
         fresh = with_lineage(_typed(fresh), source, run_id, now)
         by_month = fresh.groupby(fresh["trade_date"].dt.strftime("%Y-%m"), sort=True)
         parts = []
@@ -173,13 +175,13 @@ def _pairs(con: duckdb.DuckDBPyConnection, splits: pd.DataFrame) -> pd.DataFrame
     """Close and previous close of each raw bar that is on a recorded ex-date or moved by x0.6 or less, or x1.6 or
     more (every split size's band lies beyond): all the split checks need, without loading every bar."""
     con.register("recorded_splits", splits[["symbol", "ex_date"]])
-    frame = con.execute("""
+    frame = fetch_frame(con.execute("""
         SELECT b.symbol, b.trade_date, b.close, b.prev_close FROM (
             SELECT symbol, trade_date, close, lag(close) OVER (PARTITION BY symbol ORDER BY trade_date) AS prev_close
             FROM raw_bars) b
         LEFT JOIN recorded_splits s ON b.symbol = s.symbol AND b.trade_date = s.ex_date
         WHERE s.symbol IS NOT NULL OR b.close / b.prev_close <= 0.6 OR b.close / b.prev_close >= 1.6
-    """).fetchdf()
+    """))
     return frame.astype({"trade_date": "datetime64[ms]"})
 
 

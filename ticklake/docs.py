@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from ticklake.dictionary import DATASETS, DOMAINS, MACROS, Dataset, Macro
+from ticklake.storage.ddl import partitioning
 
 TABLES_MD = Path(__file__).resolve().parent.parent / "docs" / "tables.md"
 
@@ -27,10 +28,11 @@ def _cell(text: str) -> str:
 
 def _dataset(dataset: Dataset) -> list[str]:
     lines = [f"### `{dataset.name}`", "", dataset.description, ""]
-    where = ("lake only" if not dataset.in_lake else
-             "lake: `" + "/".join(f"{k.name}=…" for k in dataset.lake_keys) + "/<source>.parquet`")
+    replaced = " x ".join([*(k.name for k in dataset.lake_keys), "source"]) if dataset.lake_keys else "the table"
+    physical = ", ".join(partitioning(dataset)) or "none"
     lines += [f"- Key: `({', '.join(dataset.key)})`; write mode **{dataset.write_mode}**: {_MODES[dataset.write_mode]}",
-              f"- Stored in: lake table `{dataset.name}`; {where}"]
+              f"- Stored in: lake table `{dataset.name}`; a write replaces one {replaced}; "
+              f"DuckLake partitioning: {physical}"]
     if dataset.rules:
         lines.append("- Row rules: " + "; ".join(f"`{r.name}`" for r in dataset.rules))
     lines += ["", "| column | type | null | description |", "|---|---|---|---|"]
@@ -58,8 +60,8 @@ def _macro(macro: Macro) -> list[str]:
 def render() -> str:
     lines = ["# ticklake tables", "",
              "Generated from the data dictionary (`ticklake/dictionary/`) by `python -m ticklake.docs --write`; "
-             "do not edit by hand. Every table is in the analysts' DuckDB file (`warehouse.duckdb`); lake datasets "
-             "are also Parquet files under `lake/`, one file per partition and source.", ""]
+             "do not edit by hand. Every table is a DuckLake table of the one lake (`ticklake.connect()`, or "
+             "`python -m ticklake.sql`): its catalog says which Parquet files under `lake/` hold its rows.", ""]
     for domain, title in DOMAINS.items():
         datasets = [d for d in DATASETS.values() if d.domain == domain]
         macros = [m for m in MACROS.values() if m.domain == domain]

@@ -29,6 +29,7 @@ import pandas as pd
 from filelock import FileLock
 
 from ticklake.dictionary import DATASETS, Dataset, Field
+from ticklake.storage.frames import fetch_frame
 
 if TYPE_CHECKING:
     from great_expectations.data_context import AbstractDataContext
@@ -237,13 +238,13 @@ def _window(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> tuple[str, str]
 def _table_frame(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> tuple[pd.DataFrame, str]:
     where, scope = _window(con, dataset)
     if dataset.name != "klines_daily":
-        return con.execute(f'SELECT * FROM "{dataset.name}" WHERE {where}').df(), scope
-    frame = con.execute(
+        return fetch_frame(con.execute(f'SELECT * FROM "{dataset.name}" WHERE {where}')), scope
+    frame = fetch_frame(con.execute(
         f"SELECT k.*, CASE WHEN s.ex_date IS NULL THEN k.close / lag(k.close) OVER "
         f"(PARTITION BY k.region, k.symbol, k.source ORDER BY k.trade_date) - 1 END AS daily_return "
         f"FROM (SELECT * FROM klines_daily WHERE {where}) k LEFT JOIN (SELECT DISTINCT region, symbol, ex_date "
         f"FROM corporate_actions) s ON s.region = k.region AND s.symbol = k.symbol AND s.ex_date = k.trade_date"
-    ).df()
+    ))
     return frame, f"{scope}; daily_return excludes split ex-dates"
 
 
@@ -276,7 +277,7 @@ GROUP BY s.region ORDER BY s.region
 
 
 def _completeness_frame(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, str]:
-    frame = con.execute(COMPLETENESS_SQL, {"sessions": SESSIONS}).df()
+    frame = fetch_frame(con.execute(COMPLETENESS_SQL, {"sessions": SESSIONS}))
     frame["missing"] = frame["missing"].map(lambda text: ", ".join(str(text or "").split(", ")[:EXAMPLES]))
     return frame, (f"(session, listed symbol) pairs over each region's last {SESSIONS} sessions up to its latest "
                    "bar (trading_calendar x security_master)")
@@ -286,10 +287,10 @@ def _references_frame(con: duckdb.DuckDBPyConnection, relation: Relation) -> tup
     cols = ", ".join(f'"{c}"' for c in relation.columns)
     on = " AND ".join(f'p."{c}" = c."{c}"' for c in relation.columns)
     label = " || ' ' || ".join(f'CAST(c."{c}" AS VARCHAR)' for c in relation.columns)
-    frame = con.execute(
+    frame = fetch_frame(con.execute(
         f"SELECT c.*, CASE WHEN p.{relation.columns[0]} IS NULL THEN {label} END AS {relation.missing_column} "
         f"FROM (SELECT DISTINCT {cols} FROM {relation.child}) c "
-        f"LEFT JOIN (SELECT DISTINCT {cols} FROM {relation.parent}) p ON {on}").df()
+        f"LEFT JOIN (SELECT DISTINCT {cols} FROM {relation.parent}) p ON {on}"))
     return frame, f"distinct ({', '.join(relation.columns)}) of {relation.child}, looked up in {relation.parent}"
 
 

@@ -23,6 +23,7 @@ from ticklake.fetchers import fetch
 from ticklake.ingest import with_lineage
 from ticklake.sources import FetchReport, Source
 from ticklake.storage import Lakehouse
+from ticklake.storage.frames import fetch_frame
 from ticklake.store import write
 
 FX_LOOKBACK_DAYS = 10  # FX before the first snapshot, so "the last close on or before" exists over a holiday
@@ -321,10 +322,10 @@ def derive_valuation(lake: Lakehouse, *, region: str, run_id: str, now: dt.datet
         first = [since for due, since in plans.values() if due]
         start = None if any(s is None for s in first) or not first else min(first)
         history_from = None if start is None else start - dt.timedelta(days=366 * PE_BAND_YEARS + 1)
-        fundamentals = con.execute("SELECT region, symbol, as_of, currency, market_cap, pe, source "
+        fundamentals = fetch_frame(con.execute("SELECT region, symbol, as_of, currency, market_cap, pe, source "
                                    "FROM fundamentals_daily WHERE region = ? AND (? IS NULL OR as_of >= ?)",
-                                   [region, history_from, history_from]).df()
-        fx = con.execute("SELECT * FROM fx_daily WHERE region = ?", [region]).df()
+                                   [region, history_from, history_from]))
+        fx = fetch_frame(con.execute("SELECT * FROM fx_daily WHERE region = ?", [region]))
     frames, months, diff = [], set(), dict.fromkeys(("added", "changed", "removed", "unchanged"), 0)
     for source_name, rows in fundamentals.groupby("source"):
         due, since = plans[str(source_name)]
@@ -381,7 +382,7 @@ def market_cap_misses(con, region: str, first: dt.date, last: dt.date,
     """Snapshots of [first, last] whose market cap is not close x shares outstanding within `tolerance`, the
     close being klines_daily's on as_of or the last bar before it, whichever is nearer (a snapshot fetched before
     the session closed states the previous close); never a bar more than MAX_BAR_AGE_DAYS older."""
-    frame = con.execute(MARKET_CAP_SQL, {"region": region, "first": first, "last": last}).df()
+    frame = fetch_frame(con.execute(MARKET_CAP_SQL, {"region": region, "first": first, "last": last}))
     has_bar = frame["close"].notna()
     unverified = [f"{s} {d:%Y-%m-%d}" for s, d in zip(frame.loc[~has_bar, "symbol"], frame.loc[~has_bar, "as_of"],
                                                       strict=True)]

@@ -22,6 +22,7 @@ from ticklake.ingest import universe
 from ticklake.ledger import compare, ledger_rows
 from ticklake.sources import FetchReport, MarketDataSource
 from ticklake.storage import Lakehouse
+from ticklake.storage.frames import fetch_frame
 from ticklake.store import write
 
 FIELDS = ("open", "high", "low", "close", "volume", "turnover")  # the values a restatement can change
@@ -65,9 +66,9 @@ class ReconciliationResult:
 
 def stored_bars(lake: Lakehouse, *, region: str, source: str, sessions: Sequence[dt.date]) -> pd.DataFrame:
     with lake.reader() as con:
-        return con.execute(
+        return fetch_frame(con.execute(
             f"SELECT symbol, trade_date, {', '.join(FIELDS)} FROM klines_daily WHERE region = ? AND source = ? "
-            "AND trade_date BETWEEN ? AND ?", [region, source, min(sessions), max(sessions)]).df()
+            "AND trade_date BETWEEN ? AND ?", [region, source, min(sessions), max(sessions)]))
 
 
 def reconcile_klines(source: MarketDataSource, lake: Lakehouse, *, region: str,

@@ -22,6 +22,7 @@ from ticklake.fetchers import fetch
 from ticklake.ingest import with_lineage
 from ticklake.sources import FetchReport, Source
 from ticklake.storage import Lakehouse
+from ticklake.storage.frames import fetch_frame
 from ticklake.store import write
 from ticklake.write_modes import INTERVAL_COLUMNS
 
@@ -140,7 +141,7 @@ def refresh_security_master(source: Source, lake: Lakehouse, *, region: str, run
     before = latest(stored)
     _refuse_mass_vanishing(region, before, listed, settings.max_vanished_share())
     with lake.reader() as con:
-        descriptors = con.execute(DESCRIPTORS_SQL, [region, source.name]).df()
+        descriptors = fetch_frame(con.execute(DESCRIPTORS_SQL, [region, source.name]))
     observed = observation(listed, stored, as_of, descriptors)
     written = write(lake, SECURITY_MASTER, values, with_lineage(observed, source.name, run_id, now),
                     run_id=run_id, now=now, as_of=as_of, complete=True)

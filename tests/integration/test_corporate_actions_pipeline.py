@@ -11,12 +11,13 @@ import datetime as dt
 import hashlib
 
 import dagster as dg
-import duckdb
 import pandas as pd
 import pytest
 
+import ticklake
 from automation.jobs import run_partition_range
 from definitions import build_definitions
+from ticklake.storage.frames import fetch_frame
 
 pytestmark = pytest.mark.integration
 
@@ -27,8 +28,8 @@ LATE = {"symbols_per_region": 40, "split_publish_delay_days": 30, "late_split_co
 
 
 def _query(home, sql: str) -> pd.DataFrame:
-    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
-        return con.execute(sql).fetchdf()
+    with ticklake.connect(home) as con:
+        return fetch_frame(con.execute(sql))
 
 
 def _digest(home, dataset: str) -> dict[str, str]:

@@ -11,13 +11,13 @@ import hashlib
 import re
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pandas as pd
-import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pytest
 from filelock import FileLock
@@ -38,7 +38,8 @@ from tests.netns import NamespaceUnavailableError, namespace
 from tests.services import missing, require
 from ticklake.dictionary import KLINES_DAILY
 from ticklake.object_store import location
-from ticklake.remote_warehouse import RemoteDatabase
+from ticklake.storage import connect
+from ticklake.storage.frames import fetch_frame
 
 pytestmark = pytest.mark.integration
 
@@ -78,8 +79,45 @@ def embedded_klines(server, resources_for) -> pd.DataFrame:
         defs.resolve_job_def("reference_refresh").execute_in_process(instance=instance, partition_key=region,
                                                                      run_config=reference)
         run_partition_range(defs, region, *YEAR, instance=instance, run_config=klines)
-    with duckdb.connect(str(resources["storage"].warehouse().snapshot_path), read_only=True) as con:
-        return con.execute("SELECT * FROM klines_daily").fetchdf()
+    with resources["storage"].lakehouse().connection() as con:
+        return fetch_frame(con.execute("SELECT * FROM klines_daily"))
+
+
+def analyst(tmp_path, postgres_url: str, storage_url: str) -> duckdb.DuckDBPyConnection:
+    """An analyst's session on the production lake: the PostgreSQL catalog and the data on S3, read-only."""
+    return connect(tmp_path / "analyst", catalog=f"postgres:{postgres_url}", storage_url=storage_url)
+
+
+class WholeSnapshots(threading.Thread):
+    """A third process's view while the backfills commit: every read is one snapshot, in which the bars and their
+    `lake_partitions` rows (committed in one transaction) always agree."""
+
+    def __init__(self, tmp_path, postgres_url: str, storage_url: str):
+        super().__init__(daemon=True)
+        self.args, self.stop, self.reads, self.torn, self.errors = (tmp_path, postgres_url, storage_url), \
+            threading.Event(), [], [], []
+
+    def run(self) -> None:
+        try:
+            con = None
+            while not self.stop.is_set():
+                if con is None:
+                    try:
+                        con = analyst(*self.args)
+                    except Exception:
+                        time.sleep(0.5)
+                        continue
+                con.execute("BEGIN")
+                bars, recorded = con.execute(
+                    "SELECT (SELECT count(*) FROM klines_daily), (SELECT coalesce(sum(rows), 0) FROM lake_partitions "
+                    "WHERE dataset = 'klines_daily')").fetchone()
+                con.execute("COMMIT")
+                self.reads.append(bars)
+                if bars != recorded:
+                    self.torn.append((bars, recorded))
+                time.sleep(0.3)
+        except Exception as exc:
+            self.errors.append(repr(exc))
 
 
 def kill_worker_a_mid_step(cluster: Cluster) -> None:
@@ -130,8 +168,12 @@ def test_backfill_on_celery_workers_equals_the_embedded_default(tmp_path, servic
         cluster.start_worker("worker-c", netns=own_host)
         cluster.start_daemon()
         cluster.wait_ready()
+        reader = WholeSnapshots(tmp_path, postgres_url, s3.url("prod"))
+        reader.start()
         result = backfill(cluster, REGIONS, *YEAR, run_configs(FROZEN_NOW.isoformat(), ITICK),
                           while_klines_run=kill_worker_a_mid_step)
+        reader.stop.set()
+        reader.join(30)
     finally:
         cluster.stop()
     assert not result.failed, result.failed
@@ -145,18 +187,21 @@ def test_backfill_on_celery_workers_equals_the_embedded_default(tmp_path, servic
     assert server.simulator.counters.count("/stock/klines") >= sum(map(len, symbols.values()))  # this server's
     assert server.simulator.counters.snapshot()["rate_limited"] == 0, server.simulator.counters.snapshot()
     assert busiest_window(audited_calls(cluster), WINDOW_S) <= PLAN
-    where = location(s3.url("prod"))
-    lake = pads.dataset(where.join("lake", "klines_daily"), filesystem=where.filesystem, format="parquet",
-                        partitioning="hive").to_table().to_pandas()
-    snapshot = RemoteDatabase(where).pull_snapshot(tmp_path / "analyst" / "warehouse.duckdb")
-    with duckdb.connect(str(snapshot), read_only=True) as con:
-        stored = con.execute("SELECT * FROM klines_daily").fetchdf()
+    with analyst(tmp_path, postgres_url, s3.url("prod")) as con:
+        stored = fetch_frame(con.execute("SELECT * FROM klines_daily"))
+        files = [f for (f,) in con.execute("SELECT data_file FROM ducklake_list_files('lake', 'klines_daily')")
+                 .fetchall()]
+    # the reader saw the lake grow, and never a snapshot whose bars and status rows disagreed
+    assert reader.errors == [], reader.errors
+    assert reader.torn == [], reader.torn
+    assert len(set(reader.reads)) > 2, reader.reads
     assert len(stored) == len(expected) > 0
     assert {r: set(g["symbol"]) for r, g in stored.groupby("region")} == symbols
     assert digest(stored) == digest(expected)
     assert stored["run_id"].notna().all()
     assert not set(stored["run_id"]) & set(expected["run_id"])
-    assert len(lake) == len(expected)
+    assert files
+    assert all(f.startswith("s3://ticklake/prod/lake/") for f in files)
     assert dt.date(2023, 7, 3) <= stored["trade_date"].min().date()
 
 
@@ -203,8 +248,9 @@ def test_a_broker_restart_and_an_object_store_outage_mid_run(tmp_path, services,
                 failed = wait_for_runs(instance, {run_id: "US"}, 300)
         finally:
             s3.restart()
-        assert "ObjectStoreError: could not" in failed["US"], failed
-        assert "s3://ticklake/faults/" in failed["US"], failed
+        assert "LakeStorageError: the lake's storage failed" in failed["US"], failed
+        assert "s3://ticklake/faults/lake/" in failed["US"], failed
+        assert "TICKLAKE_STORAGE_URL" in failed["US"], failed
         assert s3.env["AWS_SECRET_ACCESS_KEY"] not in failed["US"]
         assert {p: where.filesystem.open_input_file(p).read() for p in lake_objects(where)} == before
 
@@ -212,8 +258,7 @@ def test_a_broker_restart_and_an_object_store_outage_mid_run(tmp_path, services,
         assert not result.failed, result.failed
     finally:
         cluster.stop()
-    snapshot = RemoteDatabase(where).pull_snapshot(tmp_path / "analyst" / "warehouse.duckdb")
-    with duckdb.connect(str(snapshot), read_only=True) as con:
+    with analyst(tmp_path, postgres_url, s3.url("faults")) as con:
         months = con.execute("SELECT DISTINCT strftime(trade_date, '%Y-%m') FROM klines_daily ORDER BY 1").fetchall()
     assert [m for (m,) in months] == ["2024-01", "2024-02", "2024-03", "2024-04", "2024-05", "2024-06"]
 

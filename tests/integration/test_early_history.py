@@ -8,6 +8,7 @@ import warnings
 import exchange_calendars as xcals
 import pandas as pd
 
+import ticklake
 from tests.conftest import TOKEN
 from ticklake import markets
 from ticklake.itick.config import ITickConfig
@@ -44,7 +45,6 @@ def test_1999_is_stored_through_the_cli_on_the_real_calendar(make_server, tmp_pa
     import sys
     from pathlib import Path
 
-    import duckdb
 
     root = Path(__file__).resolve().parents[2]
     server = make_server(regions=("US",), history_start=dt.date(1998, 6, 1))
@@ -62,7 +62,7 @@ def test_1999_is_stored_through_the_cli_on_the_real_calendar(make_server, tmp_pa
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         xnys = [ts.date() for ts in xcals.get_calendar("XNYS", start="1999-01-01", end="1999-12-31").sessions]
-    with duckdb.connect(str(tmp_path / "home" / "warehouse.duckdb"), read_only=True) as con:
+    with ticklake.connect(tmp_path / "home") as con:
         days = [r[0] for r in con.execute("SELECT DISTINCT trade_date FROM klines_daily ORDER BY 1").fetchall()]
         rows = con.execute("SELECT count(*) FROM klines_daily").fetchall()[0][0]
         status = con.execute("SELECT sum(sessions), bool_and(complete), count(*) FROM lake_partitions "

@@ -26,7 +26,7 @@ def _worker(tmp_path, name: str, storage_url: str, coordination_url: str) -> Sto
 
 def _validate(storage: StorageResource) -> expectations.SuiteResult:
     shared, mutex = storage.expectations_sharing()
-    with storage.warehouse().reader() as con:
+    with storage.lakehouse().reader() as con:
         [result] = expectations.run(con, storage.paths.home, {SUITE}, shared=shared, mutex=mutex)
     return result
 

@@ -31,6 +31,7 @@ from resources.storage import StorageResource
 from ticklake.dictionary import KLINES_DAILY
 from ticklake.ingest import ingest_daily_bars, refresh_securities, universe
 from ticklake.itick.errors import ITickAuthError, ITickProtocolError, ITickRequestError
+from ticklake.storage.frames import fetch_frame
 
 pytestmark = pytest.mark.integration
 NOW = dt.datetime(2024, 6, 28, 23, 0, tzinfo=dt.UTC)
@@ -44,11 +45,11 @@ BASE = {"now": NOW, "symbols_per_region": 8, "regions": ("US",)}
 
 # ------------------------------------------------------------------ stored data
 def stored(home: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(lake rows, warehouse rows) of klines_daily, sorted, lineage columns left out (they differ run to run)."""
+    """(lake rows, lake rows) of klines_daily, sorted, lineage columns left out (they differ run to run)."""
     files = sorted((home / "lake" / "klines_daily").rglob("*.parquet"))
     lake = pd.concat([pq.read_table(p).to_pandas() for p in files], ignore_index=True) if files else None
     with _storage(home).warehouse().reader() as con:
-        wh = con.execute("SELECT * FROM klines_daily").fetchdf()
+        wh = fetch_frame(con.execute("SELECT * FROM klines_daily"))
     return _canonical(lake if lake is not None else wh.iloc[:0]), _canonical(wh)
 
 
@@ -76,8 +77,8 @@ def _source(url: str, home: Path, **overrides):
 def ingest(url: str, home: Path, dates: list[dt.date], run_id: str, **overrides):
     """One real ingest of US daily bars for `dates` through the iTick source at `url`."""
     storage = _storage(home)
-    lake, warehouse = storage.lake(), storage.warehouse()
-    return ingest_daily_bars(_source(url, home, **overrides), lake, warehouse, region="US", dates=dates,
+    lake = storage.lakehouse()
+    return ingest_daily_bars(_source(url, home, **overrides), lake, region="US", dates=dates,
                              codes=universe(lake, "US"), run_id=run_id, now=NOW)
 
 
@@ -85,7 +86,7 @@ def prepare(home: Path, dates: list[dt.date]) -> None:
     """Security master and `dates` stored from a clean simulator."""
     with serve(Simulator(SimSettings(**BASE))) as server:
         storage = _storage(home)
-        refresh_securities(_source(server.url, home), storage.lake(), storage.warehouse(), region="US",
+        refresh_securities(_source(server.url, home), storage.lakehouse(), region="US",
                            run_id="ref", now=NOW)
         ingest(server.url, home, dates, "before")
 
@@ -169,7 +170,7 @@ def test_a_rejected_token_fails_clearly_and_keeps_what_is_stored(home, clean):
 # Partial batches (codes left out, null, empty, answered on the second ask, unrequested codes):
 # test_source_partial_answers (every test) and test_partial_answers_pipeline (stored data before and after).
 # Descending bars: test_itick_client::test_source_matches_ground_truth_under_every_protocol_variant.
-# A full warehouse disk: test_drift::test_a_full_disk_during_the_load_stops_the_run_and_the_next_run_repairs_the_drift.
+# A full lake disk: test_drift::test_a_full_disk_during_the_load_stops_the_run_and_the_next_run_repairs_the_drift.
 # A writer that died leaving a temp file: test_drift::test_the_next_run_removes_temp_files_of_a_writer_that_died.
 
 

@@ -5,21 +5,22 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
-import duckdb
 import pandas as pd
 import pytest
 
+import ticklake
 from definitions import build_definitions
 from tests.conftest import FROZEN_NOW
 from ticklake import markets
 from ticklake.fundamentals import local_date
+from ticklake.storage.frames import fetch_frame
 
 REGION = "SH"  # 12 listed symbols, none delisted, a non-USD currency (CNY via USDCNY)
 
 
 def _warehouse(home, sql: str, params: list | None = None) -> pd.DataFrame:
-    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
-        return con.execute(sql, params or []).df()
+    with ticklake.connect(home) as con:
+        return fetch_frame(con.execute(sql, params or []))
 
 
 def _clock(now: dt.datetime, *assets: str) -> dict:

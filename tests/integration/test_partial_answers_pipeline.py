@@ -6,14 +6,15 @@ from __future__ import annotations
 import logging
 
 import dagster as dg
-import duckdb
 import pandas as pd
 import pytest
 import yaml
 
+import ticklake
 from automation.jobs import run_partition_range
 from definitions import build_definitions
 from tests.distributed import ROOT
+from ticklake.storage.frames import fetch_frame
 
 pytestmark = pytest.mark.integration
 
@@ -21,8 +22,8 @@ MONTH = "2024-06"
 
 
 def _stored(home) -> pd.DataFrame:
-    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
-        return con.execute("SELECT * FROM klines_daily ORDER BY symbol, trade_date").fetchdf()
+    with ticklake.connect(home) as con:
+        return fetch_frame(con.execute("SELECT * FROM klines_daily ORDER BY symbol, trade_date"))
 
 
 def _first_run(make_server, resources_for, instance) -> tuple[list[str], dict]:
@@ -134,7 +135,7 @@ def test_symbol_list_entries_without_a_usable_code_are_refused_and_counted(make_
     [meta] = [e.materialization.metadata for e in result.get_asset_materialization_events()
               if e.asset_key == dg.AssetKey("securities")]
     assert meta["entries_refused"].value == 4
-    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+    with ticklake.connect(home) as con:
         symbols = {r[0] for r in con.execute("SELECT symbol FROM securities").fetchall()}
     assert "OK1" in symbols
     assert not symbols & {"None", "A,B", "A", "B", "X" * 1500}

@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
-import duckdb
 import pytest
 
+import ticklake
 from definitions import build_definitions
 from ticklake import markets
 
@@ -40,7 +40,7 @@ def test_each_partition_records_its_own_rows_and_sessions(make_server, resources
         "dagster/asset_partition_range_start": "2024-04|US", "dagster/asset_partition_range_end": "2024-06|HK"})
     assert result.success
 
-    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+    with ticklake.connect(home) as con:
         stored = {(r, m): (n, s, d) for r, m, n, s, d in con.execute(
             "SELECT region, strftime(trade_date, '%Y-%m'), count(*), count(DISTINCT symbol), "
             "count(DISTINCT trade_date) FROM klines_daily GROUP BY ALL").fetchall()}

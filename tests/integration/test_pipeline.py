@@ -8,15 +8,16 @@ import json
 import math
 
 import dagster as dg
-import duckdb
 import pandas as pd
 import pytest
 
+import ticklake
 from automation.jobs import run_partition_range
 from definitions import build_definitions
+from resources.storage import StorageResource
 from ticklake import markets
 from ticklake.dictionary import KLINES_DAILY
-from ticklake.lake import Lake
+from ticklake.storage.frames import fetch_frame
 
 pytestmark = pytest.mark.integration
 
@@ -40,8 +41,8 @@ def _month_sessions(region: str, first: dt.date, last: dt.date) -> list[dt.date]
 
 
 def _warehouse(home, sql: str = "SELECT * FROM klines_daily ORDER BY region, symbol, trade_date") -> pd.DataFrame:
-    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
-        return con.execute(sql).fetchdf()
+    with ticklake.connect(home) as con:
+        return fetch_frame(con.execute(sql))
 
 
 def _truth(simulator, region: str, sessions: list[dt.date]) -> pd.DataFrame:
@@ -80,7 +81,7 @@ def test_stored_rows_equal_the_simulators_ground_truth(make_server, resources_fo
     assert stored["run_id"].nunique() == 1
 
     # every month got its own lake partition holding exactly its rows
-    lake = Lake(home / "lake")
+    lake = StorageResource(home=str(home)).lakehouse()
     for month in ("2024-04", "2024-06"):
         part = lake.read(KLINES_DAILY, region=region, month=month, source="itick")
         assert len(part) == int((truth["trade_date"].dt.strftime("%Y-%m") == month).sum())
@@ -222,13 +223,13 @@ def test_quick_start_demo_runs_on_the_embedded_simulator(tmp_path):
         month = recent_months(region, 1, now)[0]
         closed = markets.last_completed_session(region, now)
         expected.append((region, len(markets.sessions(region, dt.date.fromisoformat(month + "-01"), closed))))
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+    with ticklake.connect(tmp_path) as con:
         days = con.execute("SELECT region, count(DISTINCT trade_date) FROM klines_daily GROUP BY 1 ORDER BY 1")
         assert days.fetchall() == expected
         assert con.execute("SELECT count(*) FROM securities").fetchall()[0][0] == 40
     # every hint the demo prints is a query that ran and shows prices
     assert "close" in out.stdout
-    assert "Try (reconnect" in out.stdout
+    assert "-m ticklake.sql" in out.stdout
     # the restatement walk-through: detected, recorded (ledger rows printed), applied, the old value kept
     assert "reconciliation_us found" in out.stdout
     assert " close     stored " in out.stdout
@@ -243,13 +244,12 @@ def test_a_session_that_has_not_closed_is_not_written_as_empty(make_server, reso
     server = make_server()
     resources = resources_for(server)
     source, storage = resources["itick"].source(), resources["storage"]
-    lake, warehouse = storage.lake(), storage.warehouse()
+    lake = storage.lakehouse()
     now = dt.datetime(2024, 6, 26, 12, 0, tzinfo=dt.UTC)
-    refresh_securities(source, lake, warehouse, region="US", run_id="ref", now=now)
+    refresh_securities(source, lake, region="US", run_id="ref", now=now)
     june = [dt.date(2024, 6, d) for d in range(1, 31)]
-    result = ingest_daily_bars(source, lake, warehouse, region="US", dates=june, codes=universe(lake, "US"),
+    result = ingest_daily_bars(source, lake, region="US", dates=june, codes=universe(lake, "US"),
                                run_id="r", now=now)
-    warehouse.publish()
     report = result.partitions["2024-06"]
     assert report.not_closed == [dt.date(2024, 6, d) for d in (26, 27, 28)]
     assert report.sessions[-1] == dt.date(2024, 6, 25)

@@ -1,4 +1,4 @@
-"""Point in time: a restatement never overwrites history. Every superseded version is kept (lake and warehouse, in
+"""Point in time: a restatement never overwrites history. Every superseded version is kept (lake and lake, in
 the same commit as what supersedes it) and `<dataset>_as_of(T)` answers what was known at T."""
 
 from __future__ import annotations
@@ -36,14 +36,14 @@ def _snapshot(market_cap: dict[str, float], as_of: str = "2024-06-24") -> pd.Dat
 
 
 def _write(storage: StorageResource, frame: pd.DataFrame, now: dt.datetime, run_id: str):
-    lake, warehouse = storage.lake(), storage.warehouse()
-    repair(lake, warehouse, FUNDAMENTALS_DAILY, "US", source="itick", run_id=run_id, now=now)
-    return write(lake, warehouse, FUNDAMENTALS_DAILY, VALUES, with_lineage(frame, "itick", run_id, now),
+    lake = storage.lakehouse()
+    repair(lake, FUNDAMENTALS_DAILY, "US", source="itick", run_id=run_id, now=now)
+    return write(lake, FUNDAMENTALS_DAILY, VALUES, with_lineage(frame, "itick", run_id, now),
                  run_id=run_id, now=now)
 
 
 def _as_of(storage: StorageResource, ts: dt.datetime) -> dict[str, float]:
-    with storage.warehouse().reader() as con:
+    with storage.lakehouse().reader() as con:
         rows = con.execute("SELECT symbol, market_cap FROM fundamentals_daily_as_of(?)", [ts]).fetchall()
     return dict(rows)
 
@@ -54,7 +54,7 @@ def test_a_restated_value_keeps_its_old_version_and_as_of_answers_what_was_known
     wednesday = MONDAY + dt.timedelta(days=2)
     _write(storage, _snapshot({"AAA": 101.0, "BBB": 200.0}), wednesday, "run-2")  # the source restated AAA
 
-    with storage.warehouse().reader() as con:
+    with storage.lakehouse().reader() as con:
         latest = dict(con.execute("SELECT symbol, market_cap FROM fundamentals_daily").fetchall())
         history = con.execute("SELECT symbol, market_cap, ingested_at, superseded_at, superseded_by "
                               "FROM fundamentals_daily_history").fetchall()
@@ -65,19 +65,19 @@ def test_a_restated_value_keeps_its_old_version_and_as_of_answers_what_was_known
     assert _as_of(storage, MONDAY - dt.timedelta(hours=1)) == {}  # nothing was known before the first run
 
     # the lake keeps enough to rebuild it: the history partition file holds the superseded version
-    [path] = storage.lake().partitions(HISTORY["fundamentals_daily"]).values()
+    [path] = storage.lakehouse().partitions(HISTORY["fundamentals_daily"]).values()
     assert pq.read_table(path).column("market_cap").to_pylist() == [100.0]
 
     # the same write again changes nothing and adds no history
     _write(storage, _snapshot({"AAA": 101.0, "BBB": 200.0}), wednesday + dt.timedelta(days=1), "run-3")
-    with storage.warehouse().reader() as con:
+    with storage.lakehouse().reader() as con:
         assert con.execute("SELECT count(*) FROM fundamentals_daily_history").fetchall()[0][0] == 1
 
 
 def test_history_and_rows_commit_together_or_not_at_all(tmp_path, monkeypatch):
     storage = StorageResource(home=str(tmp_path))
     _write(storage, _snapshot({"AAA": 100.0}), MONDAY, "run-1")
-    from ticklake import warehouse as warehouse_module
+    from ticklake import lake as warehouse_module
 
     real = warehouse_module._delete_insert
 
@@ -90,7 +90,7 @@ def test_history_and_rows_commit_together_or_not_at_all(tmp_path, monkeypatch):
     with pytest.raises(duckdb.IOException):
         _write(storage, _snapshot({"AAA": 101.0}), MONDAY + dt.timedelta(days=1), "run-2")
     monkeypatch.undo()
-    with storage.warehouse().reader() as con:
+    with storage.lakehouse().reader() as con:
         assert con.execute("SELECT market_cap FROM fundamentals_daily").fetchall() == [(100.0,)]
         assert con.execute("SELECT count(*) FROM fundamentals_daily_history").fetchall()[0][0] == 0
     # the lake ran ahead (both files written); the next writer reloads them, history included

@@ -8,7 +8,6 @@ import dataclasses
 import datetime as dt
 import json
 
-import duckdb
 import pytest
 
 from ticklake.ingest import ingest_daily_bars, refresh_securities, universe
@@ -43,51 +42,51 @@ def _setup(make_server, resources_for):
     server = make_server()
     resources = resources_for(server)
     source, storage = resources["itick"].source(), resources["storage"]
-    lake, warehouse = storage.lake(), storage.warehouse()
-    refresh_securities(source, lake, warehouse, region="US", run_id="ref", now=NOW)
-    ingest_daily_bars(source, lake, warehouse, region="US", dates=JUNE, codes=universe(lake, "US"), run_id="good",
+    lake = storage.lakehouse()
+    refresh_securities(source, lake, region="US", run_id="ref", now=NOW)
+    ingest_daily_bars(source, lake, region="US", dates=JUNE, codes=universe(lake, "US"), run_id="good",
                       now=NOW)
-    return source, lake, warehouse
+    return source, lake
 
 
-def _rows(warehouse, sql: str, params=None) -> list[tuple]:
-    with warehouse.reader() as con:
+def _rows(lake, sql: str, params=None) -> list[tuple]:
+    with lake.reader() as con:
         return con.execute(sql, params or []).fetchall()
 
 
 def test_a_broken_row_is_quarantined_and_the_rest_written(make_server, resources_for):
-    source, lake, warehouse = _setup(make_server, resources_for)
+    source, lake = _setup(make_server, resources_for)
     codes = universe(lake, "US")
     victim = codes[0]
-    before = _rows(warehouse, "SELECT * FROM klines_daily WHERE symbol = ? AND trade_date = ?", [victim, DAY])
+    before = _rows(lake, "SELECT * FROM klines_daily WHERE symbol = ? AND trade_date = ?", [victim, DAY])
     assert before
-    day_rows = _rows(warehouse, "SELECT count(*) FROM klines_daily WHERE trade_date = ?", [DAY])
+    day_rows = _rows(lake, "SELECT count(*) FROM klines_daily WHERE trade_date = ?", [DAY])
     later = NOW + dt.timedelta(hours=1)
-    result = ingest_daily_bars(BreakingSource(source, {victim}), lake, warehouse, region="US", dates=JUNE,
+    result = ingest_daily_bars(BreakingSource(source, {victim}), lake, region="US", dates=JUNE,
                                codes=codes, run_id="breaking", now=later)
     assert result.rejected_rows == 1
-    [(rule, reason, raw, run)] = _rows(warehouse, "SELECT rule, reason, raw, run_id FROM quarantine")
+    [(rule, reason, raw, run)] = _rows(lake, "SELECT rule, reason, raw, run_id FROM quarantine")
     assert rule == "low <= min(open, close)"
     assert reason.startswith("low <= min(open, close): low=")
     assert json.loads(raw)["symbol"] == victim
     assert run == "breaking"
     # what was stored for the victim on that date stays, as it was; every other row of the page was written
-    assert _rows(warehouse, "SELECT * FROM klines_daily WHERE symbol = ? AND trade_date = ?", [victim, DAY]) == before
-    assert _rows(warehouse, "SELECT count(*) FROM klines_daily WHERE trade_date = ?", [DAY]) == day_rows
+    assert _rows(lake, "SELECT * FROM klines_daily WHERE symbol = ? AND trade_date = ?", [victim, DAY]) == before
+    assert _rows(lake, "SELECT count(*) FROM klines_daily WHERE trade_date = ?", [DAY]) == day_rows
     # the same broken row sent again is recorded once
-    ingest_daily_bars(BreakingSource(source, {victim}), lake, warehouse, region="US", dates=JUNE, codes=codes,
+    ingest_daily_bars(BreakingSource(source, {victim}), lake, region="US", dates=JUNE, codes=codes,
                       run_id="breaking-again", now=later)
-    assert _rows(warehouse, "SELECT count(*) FROM quarantine") == [(1,)]
+    assert _rows(lake, "SELECT count(*) FROM quarantine") == [(1,)]
 
 
 def test_too_many_broken_rows_fail_the_step_and_keep_what_is_stored(make_server, resources_for, monkeypatch):
-    source, lake, warehouse = _setup(make_server, resources_for)
+    source, lake = _setup(make_server, resources_for)
     monkeypatch.setenv("TICKLAKE_MAX_REJECTED_SHARE", "0.02")  # 6 of the page's ~220 rows broken: above it
     codes = universe(lake, "US")
-    with duckdb.connect(str(warehouse.pipeline_path), read_only=True) as con:
+    with lake.reader() as con:
         before = con.execute("SELECT * FROM klines_daily ORDER BY ALL").fetchall()
     with pytest.raises(DataValidationError, match="low <= min"):
-        ingest_daily_bars(BreakingSource(source, set(codes[:6])), lake, warehouse, region="US", dates=JUNE,
+        ingest_daily_bars(BreakingSource(source, set(codes[:6])), lake, region="US", dates=JUNE,
                           codes=codes, run_id="broken", now=NOW + dt.timedelta(hours=1))
-    with duckdb.connect(str(warehouse.pipeline_path), read_only=True) as con:
+    with lake.reader() as con:
         assert con.execute("SELECT * FROM klines_daily ORDER BY ALL").fetchall() == before

@@ -8,9 +8,9 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
-import duckdb
 import pytest
 
+import ticklake
 from assets.partitions import SESSION_TAG, key
 from automation.jobs import run_partition_range
 from automation.reconciliation import RECONCILIATION_SENSORS
@@ -58,7 +58,7 @@ def _launch(defs: dg.Definitions, instance: dg.DagsterInstance, request: dg.RunR
 
 
 def _query(home, sql: str, params: list | None = None) -> list[tuple]:
-    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+    with ticklake.connect(home) as con:
         return con.execute(sql, params or []).fetchall()
 
 

@@ -6,16 +6,17 @@ import datetime as dt
 import json
 
 import dagster as dg
-import duckdb
 import pandas as pd
 import pytest
 
+import ticklake
 from assets.security_master import security_master
 from assets.trading_calendar import trading_calendar
 from definitions import build_definitions
 from ticklake import markets
 from ticklake.dictionary.reference_data import SECURITY_MASTER, TRADING_CALENDAR, UNIVERSE_ON
 from ticklake.itick.client import ITickClient
+from ticklake.storage.frames import fetch_frame
 
 pytestmark = pytest.mark.integration
 
@@ -23,8 +24,8 @@ NOW = dt.datetime(2024, 6, 28, 23, 0, tzinfo=dt.UTC)
 
 
 def _query(home, sql: str, params: list | None = None) -> pd.DataFrame:
-    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
-        return con.execute(sql, params or []).fetchdf()
+    with ticklake.connect(home) as con:
+        return fetch_frame(con.execute(sql, params or []))
 
 
 def _materialize(asset, resources: dict, region: str, instance=None, now: dt.datetime = NOW

@@ -107,7 +107,7 @@ def both_jobs(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[dg.Exe
 
 
 def every_job(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[dg.ExecuteInProcessResult]:
-    """Every job a deployment runs, so every file they write (lake, warehouse, audit, quarantine, ledger, Data
+    """Every job a deployment runs, so every file they write (lake, audit, quarantine, ledger, Data
     Docs, failure records) and every event they log is scanned."""
     runs = both_jobs(defs, instance)
     for name in ("fundamentals_refresh", "analytics_refresh"):

@@ -47,10 +47,11 @@ def test_the_production_instance_runs_on_postgres_with_a_queue(tmp_path, postgre
         assert instance.run_monitoring_enabled
 
 
-def test_object_storage_needs_the_coordination_database(monkeypatch, tmp_path):
+def test_object_storage_needs_a_shared_catalog(monkeypatch, tmp_path):
+    """Data on S3 with the embedded SQLite catalog would give every worker a lake of its own."""
     monkeypatch.setenv("TICKLAKE_STORAGE_URL", "s3://bucket/prefix")
-    monkeypatch.delenv("TICKLAKE_COORDINATION_URL", raising=False)
-    with pytest.raises(ConfigError, match="needs TICKLAKE_COORDINATION_URL"):
+    monkeypatch.delenv("TICKLAKE_CATALOG", raising=False)
+    with pytest.raises(ConfigError, match="needs a shared catalog: set TICKLAKE_CATALOG=postgres:"):
         StorageResource(home=str(tmp_path)).setup_for_execution(dg.build_init_resource_context())
 
 

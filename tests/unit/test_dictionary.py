@@ -12,6 +12,7 @@ import pytest
 from ticklake.dictionary import DATASETS, KLINES_DAILY, Dataset, Field, RowRule
 from ticklake.dictionary.fields import LINEAGE, REGION, SYMBOL, VALID_FROM, VALID_TO
 from ticklake.docs import TABLES_MD, render
+from ticklake.storage.frames import fetch_frame
 from ticklake.write_modes import contents, merge_intervals, upsert
 
 RUN = pd.Timestamp("2024-06-28 23:00", tz="UTC").as_unit("ms")
@@ -49,7 +50,7 @@ def test_row_rules_mean_the_same_in_pandas_and_in_sql():
     frame = pd.DataFrame({"open": [1.0, 2.0, 1.0, None], "close": [1.5, 1.0, 1.0, 1.0],
                           "low": [0.9, 1.5, 1.2, 1.0], "high": [1.6, 2.5, 1.3, 1.0]})
     for rule in KLINES_DAILY.rules:
-        in_sql = duckdb.sql(f"SELECT {rule.sql} AS ok FROM frame").df()["ok"].tolist()
+        in_sql = fetch_frame(duckdb.sql(f"SELECT {rule.sql} AS ok FROM frame"))["ok"].tolist()
         assert rule.holds(frame).tolist() == in_sql
     assert RowRule("low", "<=", ("open", "close")).holds(frame).tolist() == [True, False, False, True]
 
@@ -137,4 +138,4 @@ def test_every_stored_dataset_is_an_asset_grouped_by_its_domain_with_its_column_
         columns = spec.metadata["dagster/column_schema"].columns
         assert [(c.name, c.type, c.description) for c in columns] == [
             (f.name, f.dagster_type, f.doc) for f in dataset.fields]
-        assert spec.metadata["dagster/table_name"] == f"warehouse.{dataset.name}"
+        assert spec.metadata["dagster/table_name"] == f"lake.{dataset.name}"

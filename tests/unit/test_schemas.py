@@ -10,7 +10,7 @@ import pytest
 
 from ticklake.dictionary import DATASETS, KLINES_DAILY
 from ticklake.schemas import DataValidationError, dataframe_schema, validate
-from ticklake.warehouse import create_table_sql
+from ticklake.storage.ddl import create_table_sql
 
 DAY = dt.date(2024, 1, 2)
 

@@ -10,7 +10,7 @@ import duckdb
 from ticklake import settings
 from ticklake.storage import extensions
 from ticklake.storage.catalog import ALIAS, Catalog, CatalogError
-from ticklake.storage.lakehouse import Lakehouse
+from ticklake.storage.lakehouse import Lakehouse, LakeStorageError
 
 
 def catalog_from_env(home: Path | None = None) -> Catalog:
@@ -23,12 +23,13 @@ def open_lakehouse(home: Path | None = None, *, lock_timeout_s: float = 900.0) -
     return Lakehouse(catalog_from_env(home), home / "state", lock_timeout_s=lock_timeout_s)
 
 
-def connect(home: str | Path | None = None, *, catalog: str | None = None) -> duckdb.DuckDBPyConnection:
+def connect(home: str | Path | None = None, *, catalog: str | None = None,
+            storage_url: str | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the lake attached read-only as `lake` and selected, the as-of macros included:
     `ticklake.connect().sql("FROM klines_daily LIMIT 5")`. Nothing is downloaded; the session never blocks a run
     and sees one snapshot per transaction (reconnect, or start a new transaction, to see a newer one)."""
     home = Path(home).expanduser().resolve() if home else settings.home()
-    where = Catalog.from_settings(home, catalog or settings.catalog(), settings.storage_url())
+    where = Catalog.from_settings(home, catalog or settings.catalog(), storage_url or settings.storage_url())
     con = extensions.connect()
     try:
         where.attach(con, read_only=True)
@@ -38,4 +39,5 @@ def connect(home: str | Path | None = None, *, catalog: str | None = None) -> du
     return con
 
 
-__all__ = ["ALIAS", "Catalog", "CatalogError", "Lakehouse", "catalog_from_env", "connect", "open_lakehouse"]
+__all__ = ["ALIAS", "Catalog", "CatalogError", "LakeStorageError", "Lakehouse", "catalog_from_env", "connect",
+           "open_lakehouse"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
+
+import duckdb
 import pandas as pd
 import pyarrow as pa
 
@@ -21,3 +24,12 @@ def from_arrow(dataset: Dataset, table: pa.Table) -> pd.DataFrame:
         elif f.type == "bool" and f.nullable:
             frame[f.name] = frame[f.name].astype("boolean")
     return frame
+
+
+def fetch_frame(result: duckdb.DuckDBPyConnection | duckdb.DuckDBPyRelation) -> pd.DataFrame:
+    """`result.df()`, without the warning DuckDB 1.5's own conversion of TIMESTAMPTZ columns raises under pandas 3
+    (it calls `DataFrame.drop(inplace=True)`, deprecated by PDEP-8): not ours to fix, and the frame is the same."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The inplace keyword in DataFrame.drop is deprecated",
+                                category=pd.errors.Pandas4Warning)
+        return result.df()

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from ticklake.dictionary import DATASETS, LAKE_PARTITIONS, MACROS, Dataset
 from ticklake.storage import extensions
-from ticklake.storage.catalog import ALIAS, Catalog, CatalogError
+from ticklake.storage.catalog import ALIAS, Catalog
 from ticklake.storage.ddl import (
     cluster_order,
     comment_sql,
@@ -36,6 +36,12 @@ from ticklake.storage.ddl import (
 )
 from ticklake.storage.frames import from_arrow, to_arrow
 from ticklake.storage.locks import CommitLocks
+
+
+class LakeStorageError(RuntimeError):
+    """The lake's files could not be read or written (a full disk, an object store down or refusing); the message
+    names where and the setting behind it. Nothing half-written is ever visible."""
+
 
 SCHEMA_TABLE = "ticklake_schema"  # the fingerprint of the DDL the lake was last brought to
 SCHEMA_LOCK = "__schema__"
@@ -92,8 +98,17 @@ class Lakehouse:
         try:
             cursor.execute(f"USE {ALIAS}")
             yield cursor
+        except duckdb.IOException as exc:  # HTTP (object store) and file errors: say where, and which setting
+            raise LakeStorageError(self._storage_error(exc)) from exc
         finally:
             cursor.close()
+
+    def _storage_error(self, exc: BaseException) -> str:
+        where = ("TICKLAKE_STORAGE_URL" if self.catalog.is_remote else "TICKLAKE_HOME")
+        return (f"the lake's storage failed (data at {self.catalog.data_path}, set by {where}; catalog "
+                f"TICKLAKE_CATALOG={self.catalog.describe()}): {self.catalog.scrub(str(exc))}. Nothing of an "
+                "unfinished commit is visible: the last snapshot is intact, and a re-run completes the work once "
+                "the cause (a full disk, an unreachable store) is fixed.")
 
     writer = connection  # the names the write steps and checks use
     reader = connection
@@ -211,13 +226,9 @@ class Lakehouse:
                         _delete_insert(con, LAKE_PARTITIONS, status, f"incoming_status_{i}",
                                        *status_filter(dataset, partitions))
                 con.execute("COMMIT")
-            except BaseException as exc:
+            except BaseException:
                 with contextlib.suppress(duckdb.Error):
                     con.execute("ROLLBACK")
-                if isinstance(exc, duckdb.IOException):
-                    raise CatalogError(f"could not commit to the lake (data at {self.catalog.data_path}, catalog "
-                                       f"TICKLAKE_CATALOG={self.catalog.describe()}): {self.catalog.scrub(str(exc))}. "
-                                       "Nothing of this commit is visible; the last snapshot is intact.") from exc
                 raise
         return sum(b[1].num_rows for b in batches if b[1] is not None)
 

@@ -1,0 +1,195 @@
+"""The lake's write contract: a commit replaces exactly its partitions, atomically, and writers on several
+processes lose no update; nothing is downloaded; the catalog's settings are checked and its password never shown."""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import threading
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from tests.unit.test_schemas import _bars
+from ticklake.dictionary import KLINES_DAILY
+from ticklake.storage import Catalog, CatalogError, Lakehouse, connect
+from ticklake.storage.frames import to_arrow
+
+MONTH = "2024-01"
+US_JAN = [{"region": "US", "month": MONTH, "source": "itick"}]
+
+
+def _lake(home, **kwargs) -> Lakehouse:
+    return Lakehouse(Catalog.from_settings(home), home / "state", **kwargs)
+
+
+def _table(n: int = 3, close: float = 10.5, source: str = "itick", region: str = "US") -> pa.Table:
+    return to_arrow(KLINES_DAILY, _bars(n).assign(close=close, source=source, region=region))
+
+
+def _rows(lake: Lakehouse, region: str | None = None) -> list[tuple]:
+    where = f"WHERE region = '{region}'" if region else ""
+    with lake.connection() as con:
+        return con.execute(f"SELECT symbol, close FROM klines_daily {where} ORDER BY ALL").fetchall()
+
+
+def test_replace_is_delete_then_insert_of_exactly_those_partitions(tmp_path):
+    lake = _lake(tmp_path)
+    lake.replace_partitions(KLINES_DAILY, _table(3, 1.0), US_JAN)
+    lake.replace_partitions(KLINES_DAILY, _table(2, 2.0), US_JAN)
+    assert _rows(lake) == [("S0", 2.0), ("S1", 2.0)]
+    empty = KLINES_DAILY.arrow_schema.empty_table()
+    lake.replace_partitions(KLINES_DAILY, empty, [{"region": "HK", "month": MONTH, "source": "itick"}])
+    lake.replace_partitions(KLINES_DAILY, empty, [{"region": "US", "month": "2024-02", "source": "itick"}])
+    assert len(_rows(lake)) == 2  # another region's or month's replace leaves US January alone
+
+
+def test_one_source_never_replaces_another_sources_rows(tmp_path):
+    lake = _lake(tmp_path)
+    lake.replace_partitions(KLINES_DAILY, _table(2, 3.0, source="vendor"),
+                            [{"region": "US", "month": MONTH, "source": "vendor"}])
+    lake.replace_partitions(KLINES_DAILY, _table(3, 1.0), US_JAN)
+    lake.replace_partitions(KLINES_DAILY, _table(1, 2.0), US_JAN)  # itick re-run: only its own rows change
+    assert _rows(lake) == [("S0", 2.0), ("S0", 3.0), ("S1", 3.0)]
+
+
+def test_a_failing_commit_rolls_back_and_the_last_snapshot_stays(tmp_path):
+    lake = _lake(tmp_path)
+    lake.replace_partitions(KLINES_DAILY, _table(3, 1.0), US_JAN)
+    before = lake.snapshot_id()
+    good = _table(3, 5.0)  # a null where the dictionary says NOT NULL: the lake refuses it inside the transaction
+    broken = pa.Table.from_arrays([pa.nulls(3, pa.string()), *good.columns[1:]], schema=good.schema)
+    with pytest.raises(duckdb.ConstraintException):
+        lake.replace_partitions(KLINES_DAILY, broken, US_JAN)
+    assert _rows(lake) == [("S0", 1.0), ("S1", 1.0), ("S2", 1.0)]
+    assert lake.snapshot_id() == before  # nothing of the failed commit became a snapshot
+
+
+def test_a_table_that_does_not_match_the_dictionary_is_refused(tmp_path):
+    with pytest.raises(TypeError, match="does not match the data dictionary"):
+        _lake(tmp_path).replace_partitions(KLINES_DAILY, _table().drop_columns(["close"]), US_JAN)
+
+
+def _writer(home, region: str, n: int) -> None:
+    lake = _lake(home)
+    for i in range(n):
+        lake.replace_partitions(KLINES_DAILY, _table(3, float(i), region=region),
+                                [{"region": region, "month": MONTH, "source": "itick"}])
+
+
+def test_writer_processes_of_different_regions_on_one_table_lose_no_update(tmp_path):
+    """Two DELETE+INSERT transactions on one table conflict in DuckLake even on different partitions, and it does
+    not retry that: the per-table commit lock serialises the commits (only them)."""
+    _lake(tmp_path).snapshot_id()  # the schema exists before the writers race
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(tmp_path, region, 12)) for region in ("US", "HK", "SH", "JP")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=180)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    with _lake(tmp_path).connection() as con:
+        assert con.execute("SELECT region, count(*), max(close) FROM klines_daily GROUP BY 1 ORDER BY 1").fetchall() \
+            == [("HK", 3, 11.0), ("JP", 3, 11.0), ("SH", 3, 11.0), ("US", 3, 11.0)]
+
+
+def test_threads_of_one_process_commit_safely(tmp_path):
+    lake, errors = _lake(tmp_path), []
+
+    def work(region):
+        try:
+            for i in range(5):
+                lake.replace_partitions(KLINES_DAILY, _table(2, float(i), region=region),
+                                        [{"region": region, "month": MONTH, "source": "itick"}])
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(r,)) for r in ("US", "HK", "SH")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(_rows(lake)) == 6
+
+
+def test_a_commit_waits_for_the_tables_lock_and_gives_up_clearly(tmp_path):
+    lake = _lake(tmp_path, lock_timeout_s=0.3)
+    lake.snapshot_id()
+    other = _lake(tmp_path, lock_timeout_s=0.3)
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold():
+        with other.locks.hold(["klines_daily"]):
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(10)
+    try:
+        with pytest.raises(TimeoutError, match="commit lock of klines_daily"):
+            lake.replace_partitions(KLINES_DAILY, _table(), US_JAN)
+    finally:
+        release.set()
+        holder.join()
+    lake.replace_partitions(KLINES_DAILY, _table(), US_JAN)  # free again: it commits
+    assert len(_rows(lake)) == 3
+
+
+def test_extensions_come_from_the_installed_wheels_and_nothing_is_downloaded(tmp_path):
+    lake = _lake(tmp_path)
+    with lake.connection() as con:
+        settings = dict(con.execute("SELECT name, value FROM duckdb_settings() WHERE name IN "
+                                    "('autoinstall_known_extensions', 'autoload_known_extensions')").fetchall())
+        loaded = dict(con.execute("SELECT extension_name, install_mode FROM duckdb_extensions() WHERE loaded")
+                      .fetchall())
+    assert settings == {"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
+    assert {"ducklake", "sqlite_scanner"} <= set(loaded)
+
+
+def test_an_analyst_connection_is_read_only_and_has_the_macros(tmp_path):
+    lake = _lake(tmp_path)
+    lake.replace_partitions(KLINES_DAILY, _table(2, 1.0), US_JAN)
+    with connect(tmp_path) as con:
+        assert con.execute("SELECT count(*) FROM klines_daily").fetchone()[0] == 2
+        ts = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+        assert con.execute("SELECT count(*) FROM klines_daily_as_of(?)", [ts]).fetchone()[0] == 2
+        with pytest.raises(duckdb.Error, match=r"read-only|read only"):
+            con.execute("DELETE FROM klines_daily")
+
+
+def test_no_lake_yet_is_a_clear_error_for_analysts(tmp_path):
+    with pytest.raises(CatalogError, match=r"no lake at .* yet"):
+        connect(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize(("value", "kind"), [
+    (None, "sqlite"), ("sqlite:/x/c.sqlite", "sqlite"),
+    ("postgres:host=db dbname=lake user=tl password=s3cr3t", "postgres"),
+    ("postgres:postgresql://tl:s3cr3t@db/lake", "postgres"),
+])
+def test_catalog_settings_and_the_password_is_never_shown(tmp_path, value, kind):
+    catalog = Catalog.from_settings(tmp_path, value, None)
+    assert catalog.kind == kind
+    assert "s3cr3t" not in catalog.describe()
+    assert "s3cr3t" not in catalog.scrub(f"could not connect with {value}")
+    assert catalog.data_path == f"{tmp_path / 'lake'}/"
+    assert Catalog.from_settings(tmp_path, value, "s3://bucket/pre").data_path == "s3://bucket/pre/lake/"
+
+
+@pytest.mark.parametrize("value", ["duckdb:/x/c.duckdb", "/x/c.ducklake", "mysql:host=x", "postgres:"])
+def test_an_unsupported_catalog_is_refused_by_name(tmp_path, value):
+    with pytest.raises(CatalogError, match="TICKLAKE_CATALOG"):
+        Catalog.from_settings(tmp_path, value, None)
+
+
+def test_an_unreachable_postgres_catalog_is_named_without_its_password(tmp_path):
+    catalog = Catalog.from_settings(tmp_path, "postgres:host=127.0.0.1 port=1 dbname=x user=u password=hunter22 "
+                                              "connect_timeout=2", None)
+    with pytest.raises(CatalogError) as failure:
+        Lakehouse(catalog, tmp_path / "state").snapshot_id()
+    assert "TICKLAKE_CATALOG=postgres:" in str(failure.value)
+    assert "hunter22" not in str(failure.value)
