@@ -17,7 +17,6 @@ from pathlib import Path
 import dagster as dg
 
 import ticklake
-
 from assets.partitions import SESSION_TAG, key
 from automation.jobs import run_partition_range
 from automation.reconciliation import RECONCILIATION_SENSORS

@@ -9,8 +9,8 @@ recover from must fail with a clear error and leave "before" untouched.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import errno
 import multiprocessing
 import os
 import signal
@@ -22,7 +22,6 @@ from pathlib import Path
 
 import orjson
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 
 from itick_sim import SimSettings, Simulator, serve
@@ -31,6 +30,7 @@ from resources.storage import StorageResource
 from ticklake.dictionary import KLINES_DAILY
 from ticklake.ingest import ingest_daily_bars, refresh_securities, universe
 from ticklake.itick.errors import ITickAuthError, ITickProtocolError, ITickRequestError
+from ticklake.storage import CatalogError, LakeStorageError
 from ticklake.storage.frames import fetch_frame
 
 pytestmark = pytest.mark.integration
@@ -45,12 +45,13 @@ BASE = {"now": NOW, "symbols_per_region": 8, "regions": ("US",)}
 
 # ------------------------------------------------------------------ stored data
 def stored(home: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(lake rows, lake rows) of klines_daily, sorted, lineage columns left out (they differ run to run)."""
-    files = sorted((home / "lake" / "klines_daily").rglob("*.parquet"))
-    lake = pd.concat([pq.read_table(p).to_pandas() for p in files], ignore_index=True) if files else None
-    with _storage(home).warehouse().reader() as con:
-        wh = fetch_frame(con.execute("SELECT * FROM klines_daily"))
-    return _canonical(lake if lake is not None else wh.iloc[:0]), _canonical(wh)
+    """(klines_daily rows, their lake_partitions rows), sorted, lineage columns left out (they differ run to run)."""
+    with _storage(home).lakehouse().reader() as con:
+        bars = fetch_frame(con.execute("SELECT * FROM klines_daily"))
+        status = fetch_frame(con.execute(
+            "SELECT region, partition, source, rows, symbols, sessions, sessions_with_rows, complete, missing_codes "
+            "FROM lake_partitions WHERE dataset = 'klines_daily' ORDER BY ALL"))
+    return _canonical(bars), status
 
 
 def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
@@ -59,9 +60,9 @@ def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def assert_stored(home: Path, expected: tuple[pd.DataFrame, pd.DataFrame]) -> None:
-    lake, wh = stored(home)
-    pd.testing.assert_frame_equal(lake, expected[0])
-    pd.testing.assert_frame_equal(wh, expected[1])
+    bars, status = stored(home)
+    pd.testing.assert_frame_equal(bars, expected[0])
+    pd.testing.assert_frame_equal(status, expected[1])
 
 
 # ------------------------------------------------------------------ a store, a run
@@ -74,11 +75,12 @@ def _source(url: str, home: Path, **overrides):
                          **{"plan": "100000", "backoff_base_s": 0.05, **overrides}).source()
 
 
-def ingest(url: str, home: Path, dates: list[dt.date], run_id: str, **overrides):
-    """One real ingest of US daily bars for `dates` through the iTick source at `url`."""
-    storage = _storage(home)
-    lake = storage.lakehouse()
-    return ingest_daily_bars(_source(url, home, **overrides), lake, region="US", dates=dates,
+def ingest(url: str, home: Path, dates: list[dt.date], run_id: str, lake=None, client_home: Path | None = None,
+           **overrides):
+    """One real ingest of US daily bars for `dates` through the iTick source at `url` (into `lake` when given: a
+    lake this process already has open; the client's quota state under `client_home` when given)."""
+    lake = lake or _storage(home).lakehouse()
+    return ingest_daily_bars(_source(url, client_home or home, **overrides), lake, region="US", dates=dates,
                              codes=universe(lake, "US"), run_id=run_id, now=NOW)
 
 
@@ -266,19 +268,53 @@ def test_two_concurrent_processes_on_the_same_partitions_store_the_same(home, cl
 
 
 # ------------------------------------------------------------------ the disk
-def test_a_full_lake_disk_fails_clearly_and_the_next_run_stores_everything(home, clean, monkeypatch):
-    def full(*_args, **_kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
+@contextmanager
+def small_disk(folder: Path, megabytes: int = 48):
+    """A filesystem of its own at `folder` (tmpfs), so that it really fills up; skipped where it cannot be mounted."""
+    folder.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(folder)],
+                             capture_output=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small filesystem here: {mounted.stderr.decode()[:200]}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False)
 
-    with serve(Simulator(SimSettings(**BASE))) as server:
-        monkeypatch.setattr(pq, "write_table", full)
-        with pytest.raises(OSError, match="No space left on device"):
-            ingest(server.url, home, MAY_JUNE, "full")
-        monkeypatch.undo()
-        assert_stored(home, clean["june"])
-        assert not list((home / "lake").rglob(".tmp-*"))
-        ingest(server.url, home, MAY_JUNE, "freed")
-    assert_stored(home, clean["may_june"])
+
+def fill(folder: Path) -> Path:
+    """Take every free byte of `folder`'s filesystem with one file; return it (delete it to free the space)."""
+    filler = folder / "filler"
+    with open(filler, "wb", buffering=0) as fh:
+        for size in (1 << 20, 4096, 1):  # down to the last byte
+            with contextlib.suppress(OSError):
+                while True:
+                    fh.write(b"\0" * size)
+    return filler
+
+
+@pytest.mark.parametrize("when", ["mid-run", "at-start"])
+def test_a_full_disk_fails_clearly_keeps_the_last_snapshot_and_the_next_run_stores_everything(tmp_path, clean, when):
+    """Mid-run: the lake is open when the disk fills, and the commit's Parquet write fails. At start: the catalog
+    itself cannot be opened. Either way the error names where and the setting, and nothing stored is lost."""
+    with small_disk(tmp_path / "disk") as disk:
+        home = disk / "home"
+        prepare(home, JUNE)
+        lake = _storage(home).lakehouse() if when == "mid-run" else None
+        if lake is not None:
+            lake.snapshot_id()  # attached and in use before the disk fills
+        filler = fill(disk)
+        with serve(Simulator(SimSettings(**BASE))) as server:
+            with pytest.raises((LakeStorageError, CatalogError)) as failure:
+                # the client's quota state elsewhere: this is about the lake (its own full disk: test_quota_state)
+                ingest(server.url, home, MAY_JUNE, "full", lake=lake, client_home=tmp_path / "client")
+            message = str(failure.value)
+            assert "TICKLAKE_HOME" in message, message
+            assert str(home) in message, message
+            filler.unlink()
+            assert_stored(home, clean["june"])  # the last snapshot, readable and whole
+            ingest(server.url, home, MAY_JUNE, "freed", lake=lake)
+        assert_stored(home, clean["may_june"])
 
 
 @contextmanager
@@ -306,29 +342,31 @@ def read_only(folder: Path):
 
 
 def test_a_read_only_data_directory_fails_clearly_and_keeps_what_is_stored(home, clean):
-    with read_only(home / "lake" / "klines_daily"), serve(Simulator(SimSettings(**BASE))) as server, \
-            pytest.raises(OSError, match=r"Permission denied|Read-only file system"):
+    with read_only(home / "lake"), serve(Simulator(SimSettings(**BASE))) as server, \
+            pytest.raises(LakeStorageError, match=r"TICKLAKE_HOME.*(Permission denied|Read-only file system)"):
         ingest(server.url, home, MAY_JUNE, "read-only")
     assert_stored(home, clean["june"])
 
 
-# ------------------------------------------------------------------ SIGKILL mid-write
+# ------------------------------------------------------------------ SIGKILL mid-commit
 def _ingest_until_killed(url: str, home: str, marker: str) -> None:
-    """Ingest, but stall mid-write of the first lake file (half of it on disk) until the parent kills us."""
-    import ticklake.lake as lake_module
+    """Ingest, but stall inside the first commit, after its rows are inserted (their Parquet files written) and
+    before COMMIT, until the parent kills us."""
+    import ticklake.storage.lakehouse as lakehouse
 
-    def stall(table, path) -> None:
-        with open(path, "wb") as fh:
-            fh.write(b"PAR1 half a file")
-            fh.flush()
-        Path(marker).touch()
-        time.sleep(600)
+    real = lakehouse._delete_insert
 
-    lake_module._write_parquet = stall
+    def stall(con, dataset, *args) -> None:
+        real(con, dataset, *args)
+        if dataset is KLINES_DAILY:
+            Path(marker).touch()
+            time.sleep(600)
+
+    lakehouse._delete_insert = stall
     ingest(url, Path(home), MAY_JUNE, "killed")
 
 
-def test_sigkill_mid_partition_write_leaves_old_data_and_the_next_run_repairs(home, clean, tmp_path):
+def test_sigkill_mid_commit_leaves_the_last_snapshot_and_the_next_run_converges(home, clean, tmp_path):
     marker = tmp_path / "writing"
     with serve(Simulator(SimSettings(**BASE))) as server:
         proc = multiprocessing.get_context("spawn").Process(target=_ingest_until_killed,
@@ -337,12 +375,10 @@ def test_sigkill_mid_partition_write_leaves_old_data_and_the_next_run_repairs(ho
         deadline = time.monotonic() + 120
         while not marker.exists() and proc.is_alive() and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert marker.exists(), "the child never reached the lake write"
+        assert marker.exists(), "the child never reached the commit"
         os.kill(proc.pid, signal.SIGKILL)
         proc.join(timeout=30)
         assert proc.exitcode == -signal.SIGKILL
-        assert_stored(home, clean["june"])  # the previous version, readable, not torn
-        assert list((home / "lake").rglob(".tmp-*"))  # the torn file is only a temp file
-        ingest(server.url, home, MAY_JUNE, "after-kill")
+        assert_stored(home, clean["june"])  # nothing of the unfinished commit is visible
+        ingest(server.url, home, MAY_JUNE, "after-kill")  # its commit lock died with it
     assert_stored(home, clean["may_june"])
-    assert not list((home / "lake").rglob(".tmp-*"))

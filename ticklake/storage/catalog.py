@@ -87,12 +87,18 @@ class Catalog:
             self._prepare_sqlite(read_only)
         else:
             con.execute("SET pg_connection_limit = 8")  # a worker's threads share a few catalog connections
-        options = [f"DATA_PATH {_literal(self.data_path)}"] + (["READ_ONLY"] if read_only else [])
+        # No data inlining: every row lives in a Parquet file the catalog lists, so tools that read the files
+        # directly (`python -m ticklake.sql --files`) see every row, not only those of commits over 10 rows.
+        options = [f"DATA_PATH {_literal(self.data_path)}"] + (["READ_ONLY"] if read_only else
+                                                               ["DATA_INLINING_ROW_LIMIT 0"])
         try:
             con.execute(f"ATTACH {_literal(f'ducklake:{self.kind}:{self.target}')} AS {alias} ({', '.join(options)})")
         except duckdb.Error as exc:
+            hint = ("the catalog file and the data are under TICKLAKE_HOME unless TICKLAKE_CATALOG says otherwise: "
+                    "check that its filesystem is writable and has free space" if self.kind == "sqlite" else
+                    "check that the database is up, reachable from here, and that the user may connect to it")
             raise CatalogError(f"could not open the lake catalog {CATALOG_VARIABLE}={self.describe()} (data at "
-                               f"{self.data_path}): {self.scrub(str(exc))}") from None
+                               f"{self.data_path}): {self.scrub(str(exc))}; {hint}") from None
         con.execute(f"USE {alias}")
 
     def scrub(self, text: str) -> str:
