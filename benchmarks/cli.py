@@ -22,15 +22,16 @@ from benchmarks.runner import ROOT, run_in_subprocess
 from benchmarks.scenarios.common import SEPARATE, TRANSPORTS
 from benchmarks.stats import median_record, quota_table, ratio
 
-SCENARIOS = ("backfill", "nightly", "queries", "baseline", "userpath")
-DEFAULT_SCENARIOS = SCENARIOS[:4]  # the user path starts dagster dev per run: minutes, so only on request
+SCENARIOS = ("backfill", "nightly", "queries", "baseline", "lakehouse", "userpath")
+DEFAULT_SCENARIOS = SCENARIOS[:5]  # the user path starts dagster dev per run: minutes, so only on request
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "latest.json"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("--scale", choices=sorted(SCALES), default="small",
-                   help="tiny (smoke test), small (default, ~2 min), large (5,000 symbols x 10 years)")
+                   help="tiny (smoke test), small (default), large (5,000 symbols x 10 years; the lakehouse at "
+                   "4,400 x 2,520), xlarge (the lakehouse queries on 5,000 symbols x 20 years: --only lakehouse)")
     p.add_argument("--runs", type=int, default=3, help="runs per measurement; medians are reported (default 3)")
     p.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"result file (default {DEFAULT_JSON})")
     p.add_argument("--only", default=",".join(DEFAULT_SCENARIOS),
@@ -140,7 +141,7 @@ class Suite:
             self._run("backfill", {"transport": "inprocess", "symbols": s.backfill_symbols,
                                    "sessions": s.backfill_sessions, "seed": SEED,
                                    "keep_home": str(self.warehouse_home)}, "queries: build warehouse", runs=1)
-        params = {"warehouse": str(self.warehouse_home / "warehouse.duckdb"), "region": config.BACKFILL_REGION,
+        params = {"home": str(self.warehouse_home), "region": config.BACKFILL_REGION,
                   "warmup": s.query_warmup, "iterations": s.query_iterations, "fetch": "df"}
         runs = self._run("queries", params, "queries")
         names = list(runs[0]["queries"])
@@ -182,6 +183,32 @@ class Suite:
                "comparison": comparison}
         if self.userpath_selected:  # the same symbols x sessions as the user path, for its ratio
             out["seed_article_userpath_size"] = self.seed_at_userpath_size()
+        return out
+
+    def lakehouse(self) -> dict:
+        """Issue 16: the lake versus a native DuckDB table (and on S3 with a PostgreSQL catalog), the nightly's
+        commit cost versus lake size, and a symbol's history after many nights. One run each (every run builds
+        its lakes; the query figures are percentiles over many iterations inside it)."""
+        s = self.scale
+        q = {"symbols": s.lake_symbols, "sessions": s.lake_sessions, "seed": SEED, "warmup": s.query_warmup,
+             "iterations": s.query_iterations}
+        size = f"{s.lake_symbols}x{s.lake_sessions}"
+        out: dict[str, Any] = {"queries": {}}
+        backends = ("local", "s3-postgres") if s.lake_s3 else ("local",)
+        for name in backends:
+            [record] = self._run("lakehouse_queries", {**q, "backend": name}, f"lakehouse queries {name} {size}",
+                                 runs=1, timeout_s=4 * 3600)
+            out["queries"][name] = record
+        if s.name.startswith("xlarge"):
+            return out
+        [out["nightly"]] = self._run("lakehouse_nightly", {"sizes": [list(x) for x in s.lake_nightly_sizes],
+                                                           "seed": SEED, "nights": 3},
+                                     "lakehouse nightly vs lake size", runs=1, timeout_s=4 * 3600)
+        symbols, sessions, nights = s.lake_nights
+        [out["nights"]] = self._run("lakehouse_nights", {"symbols": symbols, "sessions": sessions, "nights": nights,
+                                                         "seed": SEED, "warmup": s.query_warmup,
+                                                         "iterations": s.query_iterations},
+                                    f"lakehouse {nights} nights", runs=1, timeout_s=4 * 3600)
         return out
 
     def seed_at_userpath_size(self) -> dict:
@@ -281,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
             results["scenarios"]["queries"] = suite.queries()
         if "baseline" in args.only:
             results["scenarios"]["baseline"] = suite.baseline()
+        if "lakehouse" in args.only:
+            results["scenarios"]["lakehouse"] = suite.lakehouse()
         if "userpath" in args.only:
             results["scenarios"]["userpath"] = suite.userpath()
     finally:

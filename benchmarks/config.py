@@ -29,6 +29,14 @@ class Scale:
     userpath_symbols: int = 60
     userpath_sessions: int = 120
     userpath_large: tuple[int, int] | None = None  # (symbols, sessions) of the extra CLI-only run, if any
+    # the lakehouse (issue 16): analyst queries on symbols x sessions (US), lake vs native DuckDB ...
+    lake_symbols: int = 100
+    lake_sessions: int = 126
+    # ... nightly commit cost on lakes of 4 regions x symbols x sessions (one lake per entry, smallest first) ...
+    lake_nightly_sizes: tuple[tuple[int, int], ...] = ((25, 63), (25, 504))
+    # ... and a symbol's history after N nights of one-session appends (symbols, history sessions, nights)
+    lake_nights: tuple[int, int, int] = (50, 126, 10)
+    lake_s3: bool = True  # also on S3 (moto) with a PostgreSQL catalog
 
     @property
     def backfill_years(self) -> float:
@@ -45,10 +53,18 @@ SCALES: dict[str, Scale] = {
         Scale("tiny", 60, 252, 40, (126, 252), 20, 10, 3, 30, userpath_symbols=60, userpath_sessions=120),
         # the default: about two minutes on 2 cores with --runs 3; the user path at the user's figure
         Scale("small", 1000, 504, 200, (630, 1260, 1890, 2520), 500, 100, 20, 200,
-              userpath_symbols=500, userpath_sessions=1000),
+              userpath_symbols=500, userpath_sessions=1000,
+              lake_symbols=1000, lake_sessions=1260, lake_nightly_sizes=((1100, 230), (1100, 1000)),
+              lake_nights=(1000, 252, 250)),
         # the issue's scale: 5,000 symbols x 10 years; the user path adds 5,000 symbols x 20 years (CLI)
         Scale("large", 5000, 2520, 5000, (630, 1260, 1890, 2520), 3500, 500, 20, 200,
-              userpath_symbols=500, userpath_sessions=1000, userpath_large=(5000, 20 * SESSIONS_PER_YEAR)),
+              userpath_symbols=500, userpath_sessions=1000, userpath_large=(5000, 20 * SESSIONS_PER_YEAR),
+              lake_symbols=4400, lake_sessions=2520, lake_nightly_sizes=((1100, 230), (1100, 2500), (1100, 11400)),
+              lake_nights=(4400, 2520, 250)),
+        # toward the whole universe (issue 16): the lakehouse queries only, on 5,000 symbols x 20 years
+        Scale("xlarge", 5000, 2520, 5000, (2520,), 3500, 500, 20, 200, lake_symbols=5000,
+              lake_sessions=20 * SESSIONS_PER_YEAR, lake_nightly_sizes=((1100, 230), (1100, 2500)),
+              lake_nights=(1000, 252, 20), lake_s3=False),
     )
 }
 
@@ -64,3 +80,11 @@ TARGET_429 = 0
 TARGET_USERPATH_CLI_RATIO = 1.5  # `dagster asset materialize` wall / the seed article's wall, same symbols x sessions
 TARGET_USERPATH_LARGE_S = 180.0  # 5,000 symbols x 20 years through the CLI, spawn to exit
 TARGET_NIGHTLY_LAUNCH_S = 10.0  # the nightly's Materialize under `dagster dev`: launch -> SUCCESS
+
+# Targets from issue 16 (the lakehouse).
+TARGET_LAKE_QUERY_P99_MS = 50.0  # one symbol's history and one date's cross-section (aim: 25)
+TARGET_LAKE_QUERY_AIM_MS = 25.0
+TARGET_FRESH_ATTACH_MS = 200.0  # a fresh process's ticklake.connect() + first query
+TARGET_NIGHTLY_GROWTH = 1.2  # nightly commit on the largest lake / on the smallest
+TARGET_LAKE_BYTES = 1.1  # lake data + catalog / one zstd Parquet copy of the same rows
+TARGET_NIGHTS_SLOWDOWN = 1.0  # symbol p99 after N nights / after 1 night ("no slower"; reported with noise)

@@ -46,6 +46,16 @@ def brief(kind: str, r: dict) -> str:
                 f"({b['runs']} run(s), run {b['run_s']:.1f}s, step {_n(b['step_s'], 2)}s, daemon overhead "
                 f"{b['daemon_overhead_s']:.1f}s); nightly {n['partition']} launch->success "
                 f"{n['launch_to_success_s']:.1f}s")
+    if kind == "lakehouse_queries":
+        lake = r["lake"]
+        return (f"{r['backend']}: {r['rows']:,} rows; lake symbol p99 {lake['symbol_history']['p99_ms']:.1f} ms, "
+                f"cross-section p99 {lake['cross_section']['p99_ms']:.1f} ms; fresh attach+query "
+                f"{r['fresh_process']['attach_and_first_query_ms']:.0f} ms")
+    if kind == "lakehouse_nightly":
+        return ", ".join(f"{x['lake_rows']:,} rows: {x['nightly_s']:.2f}s" for x in r["sizes"])
+    if kind == "lakehouse_nights":
+        return (f"symbol p99 after night 1 {r['first_night']['symbol_history']['p99_ms']:.1f} ms, after night "
+                f"{r['nights']} {r['last_night']['symbol_history']['p99_ms']:.1f} ms")
     if kind == "queries":
         return ", ".join(f"{k} p50 {v['p50_ms']:.2f} / p99 {v['p99_ms']:.2f} ms"
                          for k, v in r["queries"].items() if "p50_ms" in v)
@@ -115,8 +125,79 @@ def targets(results: dict) -> list[dict]:
         add("baseline", f"speedup vs seed article at plan {config.CONFIGURED_PLAN} (quota-bound wall)", at_plan,
             f">= {config.TARGET_SPEEDUP:g}x", at_plan >= config.TARGET_SPEEDUP,
             "wall = max(local wall, calls / plan rate)")
+    if "lakehouse" in sc:
+        lakehouse_targets(sc["lakehouse"], add)
     if "userpath" in sc:
         _userpath_targets(sc["userpath"], results["scale"], add)
+    return out
+
+
+def lakehouse_targets(lh: dict, add) -> None:
+    """Issue 16's figures: query p99 (lake; native beside it), fresh attach, nightly growth, bytes, nights."""
+    limit = config.TARGET_LAKE_QUERY_P99_MS
+    for backend, r in lh["queries"].items():
+        for shape in ("symbol_history", "cross_section"):
+            m = r["lake"][shape]
+            native = r.get("native", {}).get(shape)
+            note = f"{m['rows']:,} rows, p50 {m['p50_ms']:.1f} ms, aim {config.TARGET_LAKE_QUERY_AIM_MS:g}"
+            if native:
+                note += f"; native DuckDB p50/p99 {native['p50_ms']:.1f}/{native['p99_ms']:.1f} ms"
+            add("lakehouse", f"{shape} p99 ms ({backend}, {r['rows']:,} rows)", m["p99_ms"], f"<= {limit:g}",
+                m["p99_ms"] <= limit, note)
+        f = r["fresh_process"]
+        add("lakehouse", f"fresh process connect + first query ms ({backend})", f["attach_and_first_query_ms"],
+            f"<= {config.TARGET_FRESH_ATTACH_MS:g}", f["attach_and_first_query_ms"] <= config.TARGET_FRESH_ATTACH_MS,
+            f"connect {f['attach_ms']:.0f} + query {f['first_query_ms']:.0f} ms; "
+            f"imports apart {f['import_ms']:.0f} ms; whole process {f['process_wall_ms']:.0f} ms")
+        if "bytes" in r:
+            b = r["bytes"]
+            add("lakehouse", "bytes on disk / one zstd Parquet copy", b["ratio"], f"<= {config.TARGET_LAKE_BYTES:g}",
+                b["ratio"] <= config.TARGET_LAKE_BYTES,
+                f"lake {b['lake_data'] / 1e6:.1f} MB + catalog {b['catalog'] / 1e6:.2f} MB vs "
+                f"{b['one_zstd_parquet_copy'] / 1e6:.1f} MB")
+    if "nightly" in lh:
+        n = lh["nightly"]
+        sizes = n["sizes"]
+        add("lakehouse", f"nightly commit, {sizes[-1]['lake_rows']:,}-row lake / {sizes[0]['lake_rows']:,}-row",
+            n["largest_vs_smallest"], f"<= {config.TARGET_NIGHTLY_GROWTH:g}",
+            n["largest_vs_smallest"] <= config.TARGET_NIGHTLY_GROWTH,
+            " / ".join(f"{x['lake_rows'] / 1e6:.1f}M rows {x['nightly_s']:.2f}s" for x in sizes))
+    if "nights" in lh:
+        g = lh["nights"]
+        add("lakehouse", f"symbol p99 after {g['nights']} nights / after 1", g["symbol_p99_last_vs_first"],
+            f"<= {config.TARGET_NIGHTS_SLOWDOWN:g}", g["symbol_p99_last_vs_first"] <= config.TARGET_NIGHTS_SLOWDOWN,
+            f"p50 {g['first_night']['symbol_history']['p50_ms']:.1f} -> "
+            f"{g['last_night']['symbol_history']['p50_ms']:.1f} ms, "
+            f"p99 {g['first_night']['symbol_history']['p99_ms']:.1f} -> "
+            f"{g['last_night']['symbol_history']['p99_ms']:.1f} ms; maintenance every {g['maintenance_every']} nights")
+
+
+def render_lakehouse(lh: dict) -> list[str]:
+    rows = []
+    for backend, r in lh["queries"].items():
+        for engine in ("lake", "native"):
+            if engine not in r:
+                continue
+            s, c = r[engine]["symbol_history"], r[engine]["cross_section"]
+            rows.append([f"{engine} ({backend})" if engine == "lake" else "native DuckDB table", _n(r["rows"]),
+                         _n(s["p50_ms"], 1), _n(s["p99_ms"], 1), _n(c["p50_ms"], 1), _n(c["p99_ms"], 1),
+                         _n(r["fresh_process"]["attach_and_first_query_ms"], 0) if engine == "lake" else "-",
+                         _n(r["files"]["files"]) if engine == "lake" else "-"])
+    out = ["", "6. Lakehouse (issue 16) — lake written month by month through store.commit, then compacted; "
+               "queries fetched as DataFrames",
+           _table(["engine", "rows", "symbol p50", "symbol p99", "cross p50", "cross p99", "fresh ms", "files"], rows)]
+    if "nightly" in lh:
+        out += ["", "   Nightly (4 regions, 1 session each, store.commit of the current month) versus lake size",
+                _table(["lake rows", "symbols/region", "sessions", "build s", "nightly s", "files"],
+                       [[_n(x["lake_rows"]), _n(x["symbols_per_region"]), _n(x["sessions"]), _n(x["build_s"], 1),
+                         _n(x["nightly_s"], 3), _n(x["files_after"])] for x in lh["nightly"]["sizes"]])]
+    if "nights" in lh:
+        g = lh["nights"]
+        out += ["", f"   {g['nights']} nights of one-session appends, maintenance every {g['maintenance_every']}",
+                _table(["after", "symbol p50", "symbol p99", "cross p50", "cross p99", "files"],
+                       [[m["after"], _n(m["symbol_history"]["p50_ms"], 1), _n(m["symbol_history"]["p99_ms"], 1),
+                         _n(m["cross_section"]["p50_ms"], 1), _n(m["cross_section"]["p99_ms"], 1),
+                         _n(m["files"]["files"])] for m in (g["first_night"], g["last_night"])])]
     return out
 
 
@@ -201,8 +282,8 @@ def render(results: dict) -> str:
         q = sc["queries"]["median"]
         rows = [[name, v.get("description", ""), _n(v.get("rows")), _n(v.get("p50_ms"), 2), _n(v.get("p99_ms"), 2),
                  _n(v.get("target_p99_ms"), 0)] for name, v in q["queries"].items()]
-        parts += ["", f"3. Analyst queries — read-only DuckDB, {q['warehouse_rows']:,} rows, result fetched as "
-                      f"{q['fetch']}, {scale['query_iterations']} timed iterations per run",
+        parts += ["", f"3. Analyst queries — the lake read-only (ticklake.connect), {q['warehouse_rows']:,} rows, "
+                      f"result fetched as {q['fetch']}, {scale['query_iterations']} timed iterations per run",
                   _table(["query", "what", "rows", "p50 ms", "p99 ms", "target p99"], rows)]
     if "baseline" in sc:
         bl = sc["baseline"]
@@ -222,6 +303,8 @@ def render(results: dict) -> str:
                   f"{c['full_universe_calls_seed_article']:,} calls on the full {scale['backfill_symbols']:,}-symbol "
                   f"backfill ({c['full_universe_quota_seed_article'][config.CONFIGURED_PLAN]['quota_minutes']:.0f} "
                   f"min at {config.CONFIGURED_PLAN})"]
+    if "lakehouse" in sc:
+        parts += render_lakehouse(sc["lakehouse"])
     if "userpath" in sc:
         parts += render_userpath(sc["userpath"])
     t = results.get("targets") or []

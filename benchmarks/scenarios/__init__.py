@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.scenarios import backfill, baseline, nightly, queries, userpath
+from benchmarks.scenarios import backfill, baseline, lakehouse, nightly, queries, userpath
 
 RUNS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "backfill": backfill.run,
@@ -14,4 +14,7 @@ RUNS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "baseline": baseline.run,
     "userpath_cli": userpath.run_cli,
     "userpath_dev": userpath.run_dev,
+    "lakehouse_queries": lakehouse.run_queries,
+    "lakehouse_nightly": lakehouse.run_nightly,
+    "lakehouse_nights": lakehouse.run_nights,
 }

@@ -1,4 +1,4 @@
-"""Backfill: one region, N symbols x S sessions, end to end (symbol list -> klines -> validate -> lake -> DuckDB)."""
+"""Backfill: one region, N symbols x S sessions, end to end (symbol list -> klines -> validate -> the DuckLake lake)."""
 
 from __future__ import annotations
 
@@ -25,21 +25,22 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
     with bench_home(params.get("keep_home")) as home, \
             wiring(transport, symbols=symbols, seed=params["seed"], regions=(region,), home=home) as wired:
         storage = StorageResource(home=str(home))
-        lake, warehouse = storage.lake(), storage.warehouse()
+        lake = storage.lakehouse()
         rss_before = peak_rss_mb()
         started = time.perf_counter()
         ref_source = open_source(wired.config)
-        refresh_securities(ref_source, lake, warehouse, region=region, run_id="bench", now=now)
+        refresh_securities(ref_source, lake, region=region, run_id="bench", now=now)
         ref = ref_source.spent()  # spent() is cumulative over the shared client: read it before the klines
         codes = universe(lake, region)
         if cap:
             codes = codes[:cap]
         listed = time.perf_counter()
         bar_source = open_source(wired.config)
-        result = ingest_daily_bars(bar_source, lake, warehouse, region=region, dates=sessions, codes=codes,
+        result = ingest_daily_bars(bar_source, lake, region=region, dates=sessions, codes=codes,
                                    run_id="bench", now=now)
         finished = time.perf_counter()
-        published = warehouse.publish()  # what analysts open (and the queries scenario reads); timed apart
+        lake_mb = lake_megabytes(lake)  # the lake analysts read: no copy is published any more
+        lake.close()
         server = wired.simulator.counters.snapshot()
         sim_cpu = wired.clock.cpu_s
     fetch = result.fetch
@@ -60,9 +61,7 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
         "wall_s": round(wall, 3),
         "reference_s": round(listed - started, 3),
         "klines_s": round(finished - listed, 3),
-        "publish_s": round(published.seconds, 3),  # copy the pipeline's DuckDB file to the analysts' snapshot
-        "snapshot_mb": round(published.megabytes, 1),
-        "publish_method": published.method,
+        "lake_mb": lake_mb,
         "bars_per_s": round(result.rows / wall, 1) if wall else None,
         "sim_cpu_s": round(sim_cpu, 3),
         # the simulator's CPU is the pipeline's loss only when both share this interpreter (and its GIL)
@@ -81,3 +80,11 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
         "quota_waited_s": fetch.waited_s + ref.waited_s,
         "rss_before_mb": rss_before,
     }
+
+
+def lake_megabytes(lake) -> float:
+    """klines_daily's data files, in MB (what a backfill leaves on disk or in the bucket)."""
+    with lake.connection() as con:
+        size = con.execute("SELECT coalesce(sum(data_file_size_bytes), 0) FROM ducklake_list_files('lake', "
+                           "'klines_daily')").fetchone()[0]
+    return round(int(size) / 1e6, 1)

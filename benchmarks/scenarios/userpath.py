@@ -251,10 +251,10 @@ def new_run_ids(instance, known: set[str]) -> list[str]:
 
 
 def warehouse_counts(home: Path, region: str) -> dict[str, Any]:
-    """Bars, symbols and sessions the warehouse holds for `region` (opened read-only, closed at once)."""
-    import duckdb
+    """Bars, symbols and sessions the lake holds for `region` (attached read-only as analysts do, closed at once)."""
+    import ticklake
 
-    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+    with ticklake.connect(home) as con:
         bars, symbols, sessions, first, last = con.execute(
             "SELECT count(*), count(DISTINCT symbol), count(DISTINCT trade_date), min(trade_date), max(trade_date) "
             "FROM klines_daily WHERE region = ?", [region]).fetchone()

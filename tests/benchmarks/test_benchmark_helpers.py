@@ -74,7 +74,7 @@ def test_tiny_scale_runs_every_scenario(tmp_path, capsys):
     out = tmp_path / "tiny.json"
     assert main(["--scale", "tiny", "--runs", "1", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
-    assert set(result["scenarios"]) == {"backfill", "nightly", "queries", "baseline"}
+    assert set(result["scenarios"]) == {"backfill", "nightly", "queries", "baseline", "lakehouse"}
     backfill = result["scenarios"]["backfill"]
     for transport in ("inprocess", "loopback"):
         m = backfill[transport]["median"]

@@ -1,9 +1,19 @@
 """SQL derived from the data dictionary: tables, comments, physical layout and partition filters.
 
-A dataset's lake keys (region, month) are its *logical* partitions: the unit a run replaces. Its physical DuckLake
-partitioning is coarser, region and year, so a symbol's ten years read ten files per region while a date's
-cross-section reads one; rows are inserted in (region, year, symbol, date) order so DuckDB's zone maps prune row
-groups for both shapes, and `SORTED BY` makes compaction keep that order.
+A dataset's lake keys (region, month) are its *logical* partitions: the unit a run replaces. Its physical layout
+serves the analysts' two shapes, one symbol's history and one date's cross-section (measured in
+`benchmarks/scenarios/lakehouse.py`, figures in benchmarks/README.md, "Lakehouse"):
+
+- DuckLake partitions by region and year: a symbol's ten years read ten files per region, a date's cross-section
+  one. Month partitions made a symbol's history read 120 files; no year partition made a cross-section read all.
+- Inside a year file rows run in (quarter, symbol, date) order (`SORTED BY`, which DuckLake applies on insert and
+  when compaction merges a year's month files, and `cluster_order`): a cross-section's zone maps prune to its
+  quarter, and a symbol's rows are four runs per file. Plain (symbol, date) order left a cross-section scanning the
+  whole year (every row group holds every date); (month, symbol, date) made a symbol read 12 runs per file.
+- Row groups of 8,192 rows (DuckDB's default is 122,880) so a symbol's run costs one small row group to decode,
+  and zstd, so the lake stays within 1.1x of one compressed copy of its rows.
+PARQUET_OPTIONS are lake-wide (DuckLake refuses table-scoped options on a table created in the same
+transaction); they apply to every file written after they are set, compaction included.
 """
 
 from __future__ import annotations
@@ -11,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from ticklake.dictionary import Dataset
+from ticklake.storage.catalog import ALIAS
 
 
 def quote(identifier: str) -> str:
@@ -36,6 +47,10 @@ def comment_sql(dataset: Dataset) -> list[str]:
     return statements
 
 
+PARQUET_OPTIONS = {"parquet_compression": "'zstd'", "parquet_row_group_size": "8192"}
+BLOCK = "quarter"  # the date block a year file is sorted by before the symbol (see the module docstring)
+
+
 def partitioning(dataset: Dataset) -> list[str]:
     """DuckLake partition expressions: region, and the year of a month-keyed date column."""
     out = []
@@ -44,23 +59,32 @@ def partitioning(dataset: Dataset) -> list[str]:
     return out
 
 
+def sort_key(dataset: Dataset) -> list[str]:
+    """The physical row order: the dataset's sort key with, for a month-keyed date column, its quarter inserted
+    before the column preceding the date (region, quarter, symbol, trade_date). Partition columns lead (the quarter
+    implies the year), so an insert writes one file per partition instead of one per open writer."""
+    columns = [quote(c) for c in dataset.sort_by]
+    month_keys = [k.column for k in dataset.lake_keys if k.grain == "month"]
+    if month_keys and month_keys[0] in dataset.sort_by:
+        at = max(dataset.sort_by.index(month_keys[0]) - 1, 0)
+        columns.insert(at, f"date_trunc('{BLOCK}', {quote(month_keys[0])})")
+    return columns
+
+
 def layout_sql(dataset: Dataset) -> list[str]:
     statements = []
     if parts := partitioning(dataset):
         statements.append(f"ALTER TABLE {quote(dataset.name)} SET PARTITIONED BY ({', '.join(parts)})")
     if dataset.sort_by:
-        statements.append(f"ALTER TABLE {quote(dataset.name)} SET SORTED BY "
-                          f"({', '.join(quote(c) for c in dataset.sort_by)})")
+        statements.append(f"ALTER TABLE {quote(dataset.name)} SET SORTED BY ({', '.join(sort_key(dataset))})")
+    if any(k.grain == "month" for k in dataset.lake_keys):  # the time series: lake-wide, see the docstring
+        statements += [f"CALL {ALIAS}.set_option('{name}', {value})" for name, value in PARQUET_OPTIONS.items()]
     return statements
 
 
 def cluster_order(dataset: Dataset) -> str:
-    """Physical row order of an insert: partition columns first (DuckLake then writes one file per partition
-    instead of one per open writer), then the dataset's sort key."""
-    columns = [quote(c) for c in dataset.sort_by]
-    if "trade_date" in dataset.sort_by:
-        columns.insert(dataset.sort_by.index("trade_date") - 1, "date_trunc('year', \"trade_date\")")
-    return ", ".join(columns) or "ALL"
+    """Physical row order of an insert (`sort_key`): the order compaction keeps, so a file needs no re-sorting."""
+    return ", ".join(sort_key(dataset)) or "ALL"
 
 
 def partition_filter(dataset: Dataset, partitions: Sequence[Mapping[str, str]]) -> tuple[str, list]:
