@@ -99,7 +99,7 @@ def test_a_real_ticklake_run_that_fails_is_recorded(tmp_path, monkeypatch, make_
     home = tmp_path / "audit-home"
     monkeypatch.setenv("TICKLAKE_HOME", str(home))
     blocked = tmp_path / "not-a-directory"
-    blocked.write_text("")  # the run's storage home is a file: its step fails opening the warehouse
+    blocked.write_text("")  # the run's storage home is a file: its step fails opening the lake
     broken = build_definitions(itick=resources_for(make_server())["itick"], storage=StorageResource(home=str(blocked)))
     with dg.instance_for_test() as instance:
         result = broken.resolve_job_def("klines_freshness").execute_in_process(instance=instance,
@@ -111,4 +111,4 @@ def test_a_real_ticklake_run_that_fails_is_recorded(tmp_path, monkeypatch, make_
     assert line["partition"] is None
     assert line["step"] == "klines_daily_freshness"
     assert line["error_class"] == "NotADirectoryError"
-    assert "not-a-directory/state" in line["message"]
+    assert "not-a-directory/lake" in line["message"]  # the path that could not be created

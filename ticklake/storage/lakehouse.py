@@ -82,8 +82,11 @@ class Lakehouse:
             if self._db is None:
                 con = extensions.connect()
                 try:
-                    self.catalog.attach(con)
-                    self._ensure_schema(con)
+                    # Attaching an empty catalog creates DuckLake's metadata tables: workers starting together on a
+                    # new PostgreSQL catalog raced to create them ("relation ducklake_metadata already exists").
+                    with self.locks.hold([SCHEMA_LOCK]):
+                        self.catalog.attach(con)
+                        self._ensure_schema(con)
                 except BaseException:
                     con.close()
                     raise
