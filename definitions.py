@@ -20,6 +20,7 @@ from automation.jobs import (
     reference_refresh,
     warehouse_checks,
 )
+from automation.maintenance import lake_maintenance
 from automation.schedules import SCHEDULES
 from automation.sensors import SENSORS
 from checks.asset_checks import ASSET_CHECKS
@@ -38,7 +39,7 @@ def build_definitions(itick: ITickResource | None = None, storage: StorageResour
                 fundamentals_daily, fx_daily, valuation_daily],
         asset_checks=ASSET_CHECKS + FRESHNESS_CHECKS + EXPECTATION_CHECKS,
         jobs=[nightly_refresh, reference_refresh, analytics_refresh, fundamentals_refresh, warehouse_checks,
-              klines_freshness],
+              klines_freshness, lake_maintenance],
         schedules=SCHEDULES,
         sensors=SENSORS,
         resources={"itick": itick or ITickResource.from_env(), "storage": storage or StorageResource(),

@@ -19,6 +19,7 @@ from automation.jobs import (
     reference_refresh,
     warehouse_checks,
 )
+from automation.maintenance import lake_maintenance
 from ticklake import markets
 
 
@@ -83,6 +84,15 @@ klines_freshness_hourly = dg.ScheduleDefinition(
                 "(its local midnight + TICKLAKE_FRESHNESS_HOURS) is not stored",
 )
 
+# Sunday 10:00 UTC: no default region's nightly, reference or fundamentals run falls near it (US Sunday 05:00-06:00,
+# JP 19:00, HK/SH 18:00 local), though the per-table commit locks make a collision safe, only slower.
+lake_maintenance_weekly = dg.ScheduleDefinition(
+    name="lake_maintenance_weekly", job=lake_maintenance, cron_schedule="0 10 * * 0", execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Weekly lake upkeep: merge small files, rewrite files with many deletes, expire snapshots past "
+                "TICKLAKE_SNAPSHOT_RETENTION_DAYS, delete old and orphaned files",
+)
+
 SCHEDULES = [build(region) for region in region_partitions.get_partition_keys() for build in (_nightly, _reference)]
 SCHEDULES += [_fundamentals(region) for region in region_partitions.get_partition_keys()]
-SCHEDULES += [warehouse_checks_daily, klines_freshness_hourly]
+SCHEDULES += [warehouse_checks_daily, klines_freshness_hourly, lake_maintenance_weekly]

@@ -17,7 +17,7 @@ from ticklake import expectations, settings
 from ticklake.object_store import location
 from ticklake.remote_tree import RemoteTree
 from ticklake.settings import ConfigError
-from ticklake.storage import Catalog, CatalogError, Lakehouse
+from ticklake.storage import Catalog, CatalogError, Lakehouse, refuse_old_layout
 from ticklake.storage.locks import CommitLocks
 
 
@@ -52,6 +52,7 @@ class StorageResource(dg.ConfigurableResource):
         """Resolve the settings while the run initialises, so a bad value fails it before any step."""
         self.paths  # noqa: B018 - a file where the home directory should be is a ConfigError naming the variable
         where = self.lake_catalog()
+        refuse_old_layout(self.paths.home)  # the previous release's files: migrate them first (the error says how)
         if where.is_remote and where.kind == "sqlite":
             raise ConfigError(
                 f"TICKLAKE_STORAGE_URL={self.storage_url} needs a shared catalog: set TICKLAKE_CATALOG=postgres:"

@@ -275,3 +275,20 @@ def freshness_hours() -> int:
     """TICKLAKE_FRESHNESS_HOURS: hours after a region's exchange-local midnight by which the session that midnight
     ends must be stored (the `klines_daily_fresh_<region>` checks)."""
     return env_int("TICKLAKE_FRESHNESS_HOURS", 6, minimum=0, maximum=168)
+
+
+# How long DuckLake snapshots are kept (lake_maintenance expires older ones; docs/lake-operations.md).
+SNAPSHOT_RETENTION_DEFAULT_DAYS = 30
+
+
+def snapshot_retention_days() -> int:
+    """TICKLAKE_SNAPSHOT_RETENTION_DAYS: how far back the lake can be time-travelled (`AT (TIMESTAMP => ...)`,
+    `AT (VERSION => n)` with a run's `lake_snapshot_id`); `lake_maintenance` expires snapshots superseded before
+    then and deletes the files only they referenced.
+
+    Default 30 days: every run of the last month (a whole monthly partition's nightly rewrites, and four weekly
+    maintenance runs) can be re-read exactly as it committed, the window in which a bad run is noticed and
+    investigated. Restatement history does not depend on it: the `_history` tables, the `_as_of` macros and the
+    `reconciliation_log` ledger are tables, never expired. 0 is refused rather than read as "forever" or "keep
+    nothing" (the latter destroys time travel); to keep every snapshot use the maximum, 36500."""
+    return env_int("TICKLAKE_SNAPSHOT_RETENTION_DAYS", SNAPSHOT_RETENTION_DEFAULT_DAYS, minimum=1, maximum=36500)

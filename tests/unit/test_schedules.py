@@ -27,7 +27,8 @@ def test_every_region_has_a_nightly_and_a_reference_schedule_in_its_own_zone():
     kinds = ("nightly", "securities", "fundamentals")
     regions = ("us", "hk", "sh", "jp")
     assert set(BY_NAME) == {f"{kind}_{r}" for kind in kinds for r in regions} | {"warehouse_checks_daily",
-                                                                                  "klines_freshness_hourly"}
+                                                                                  "klines_freshness_hourly",
+                                                                                  "lake_maintenance_weekly"}
     assert BY_NAME["nightly_us"].execution_timezone == "America/New_York"
     assert BY_NAME["nightly_jp"].execution_timezone == "Asia/Tokyo"
     assert all(s.cron_schedule == "0 0 * * *" for name, s in BY_NAME.items() if name.startswith("nightly"))

@@ -11,6 +11,7 @@ from ticklake import settings
 from ticklake.storage import extensions
 from ticklake.storage.catalog import ALIAS, Catalog, CatalogError
 from ticklake.storage.lakehouse import Lakehouse, LakeStorageError
+from ticklake.storage.legacy import OldLayoutError, refuse_old_layout
 
 
 def catalog_from_env(home: Path | None = None) -> Catalog:
@@ -30,6 +31,7 @@ def connect(home: str | Path | None = None, *, catalog: str | None = None,
     and sees one snapshot per transaction (reconnect, or start a new transaction, to see a newer one)."""
     home = Path(home).expanduser().resolve() if home else settings.home()
     where = Catalog.from_settings(home, catalog or settings.catalog(), storage_url or settings.storage_url())
+    refuse_old_layout(home)
     con = extensions.connect()
     try:
         where.attach(con, read_only=True)
@@ -39,5 +41,5 @@ def connect(home: str | Path | None = None, *, catalog: str | None = None,
     return con
 
 
-__all__ = ["ALIAS", "Catalog", "CatalogError", "LakeStorageError", "Lakehouse", "catalog_from_env", "connect",
-           "open_lakehouse"]
+__all__ = ["ALIAS", "Catalog", "CatalogError", "LakeStorageError", "Lakehouse", "OldLayoutError", "catalog_from_env",
+           "connect", "open_lakehouse", "refuse_old_layout"]

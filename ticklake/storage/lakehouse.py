@@ -35,6 +35,7 @@ from ticklake.storage.ddl import (
     status_filter,
 )
 from ticklake.storage.frames import from_arrow, to_arrow
+from ticklake.storage.legacy import refuse_old_layout
 from ticklake.storage.locks import CommitLocks
 
 
@@ -64,9 +65,13 @@ class Lakehouse:
     """One lake (catalog + data path) as seen by one process: a DuckDB database with the lake attached, whose
     cursors are the connections handed out (they share the attachment; each runs its own transactions)."""
 
-    def __init__(self, catalog: Catalog, state_dir: Path, *, lock_timeout_s: float = 900.0):
+    def __init__(self, catalog: Catalog, state_dir: Path, *, lock_timeout_s: float = 900.0,
+                 check_old_layout: bool = True):
         self.catalog = catalog
         self.state_dir = Path(state_dir)
+        # TICKLAKE_HOME (state_dir's parent) may still hold the previous release's storage: refused unless this is
+        # the migration itself (ticklake.storage.legacy says why)
+        self.check_old_layout = check_old_layout
         self.locks = CommitLocks(scope=f"ticklake-lake:{catalog.data_path}", directory=self.state_dir / "locks",
                                  conninfo=catalog.target if catalog.kind == "postgres" else None,
                                  describe=catalog.describe(), timeout_s=lock_timeout_s, scrub=catalog.scrub)
@@ -80,6 +85,8 @@ class Lakehouse:
     def _database(self) -> duckdb.DuckDBPyConnection:
         with self._guard:
             if self._db is None:
+                if self.check_old_layout:
+                    refuse_old_layout(self.state_dir.parent)
                 con = extensions.connect()
                 try:
                     # Attaching an empty catalog creates DuckLake's metadata tables: workers starting together on a
