@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.as_of --symbols 5000 --sessions 2200 --restated 0.03
 
-1. A warehouse of symbols x sessions daily bars (11M rows at the defaults) with a share of them restated once
+1. A lake of symbols x sessions daily bars (11M rows at the defaults) with a share of them restated once
    (their earlier version in klines_daily_history), laid out as the pipeline loads it (DuckDB, clustered by
    region, year, symbol, date). Synthetic values: the query cost depends on the layout and the sizes, not on
    where the numbers came from. Timed, p50/p99: a symbol's history and a date's cross-section, from the latest
@@ -22,11 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import duckdb
-
+import ticklake
 from benchmarks.stats import percentile
 from ticklake.quota import PLAN_CALLS_PER_MINUTE
-from ticklake.warehouse import Warehouse
+from ticklake.storage import open_lakehouse
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LOADED = dt.datetime(2024, 6, 1, tzinfo=dt.UTC)  # every first version was stored by then
@@ -34,9 +33,9 @@ RESTATED = dt.datetime(2024, 6, 20, tzinfo=dt.UTC)  # the restatements were appl
 
 
 def build(path: Path, symbols: int, sessions: int, restated: float) -> int:
-    """The synthetic warehouse: klines_daily (latest) and klines_daily_history (the versions restated)."""
-    warehouse = Warehouse(path, path.with_name("snapshot.duckdb"))
-    with warehouse.writer() as con:  # creates every table and macro of the dictionary
+    """The synthetic lake under home `path`: klines_daily (latest) and klines_daily_history (the versions restated)."""
+    lake = open_lakehouse(path)
+    with lake.writer() as con:  # creates every table and macro of the dictionary
         con.execute(f"""
             CREATE TEMP TABLE bars AS
             SELECT 'US' AS region, 'S' || lpad(s::VARCHAR, 5, '0') AS symbol,
@@ -65,7 +64,7 @@ def build(path: Path, symbols: int, sessions: int, restated: float) -> int:
 
 def time_queries(path: Path, iterations: int) -> dict[str, dict]:
     at = (RESTATED - dt.timedelta(days=1)).isoformat()
-    with duckdb.connect(str(path), read_only=True) as con:
+    with ticklake.connect(path) as con:
         symbol = "S00042"
         day = con.execute("SELECT max(trade_date) FROM klines_daily").fetchall()[0][0]
         queries = {
@@ -111,11 +110,11 @@ def reconciliation_calls(symbols: int, home: Path) -> dict:
         itick = ITickResource(base_url=server.url, token="benchmark-token", home=str(home), plan="1000000")
         storage = StorageResource(home=str(home))
         source = itick.source()
-        refresh_securities(source, storage.lake(), storage.warehouse(), region="US", run_id="bench", now=now)
+        refresh_securities(source, storage.lakehouse(), region="US", run_id="bench", now=now)
         k = settings.reconcile_sessions()
         sessions = markets.sessions("US", now.date() - dt.timedelta(days=14), now.date())[-k:]
         started = time.perf_counter()
-        result = reconcile_klines(itick.source(), storage.lake(), storage.warehouse(), region="US",
+        result = reconcile_klines(itick.source(), storage.lakehouse(), region="US",
                                   sessions=sessions, run_id="bench", now=now)
         seconds = time.perf_counter() - started
     calls = result.fetch.calls
@@ -135,10 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="ticklake-as-of-") as tmp:
         started = time.perf_counter()
-        rows = build(Path(tmp) / "pipeline.duckdb", args.symbols, args.sessions, args.restated)
+        rows = build(Path(tmp) / "lake-home", args.symbols, args.sessions, args.restated)
         print(f"built {rows:,} rows, {args.restated:.0%} restated, in {time.perf_counter() - started:.1f} s",
               flush=True)
-        queries = time_queries(Path(tmp) / "pipeline.duckdb", args.iterations)
+        queries = time_queries(Path(tmp) / "lake-home", args.iterations)
         reconcile = reconciliation_calls(args.reconcile_symbols, Path(tmp) / "home")
         print(json.dumps(reconcile), flush=True)
     result = {"rows": rows, "restated_share": args.restated, "queries": queries, "reconciliation": reconcile}

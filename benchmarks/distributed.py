@@ -3,8 +3,8 @@ against the quota the simulator enforces (its own 429s and every machine's audit
 
     .venv/bin/python -m benchmarks.distributed [--symbols 40] [--plan 20] [--window 2] [--workers 1,2]
 
-Real services on this machine: PostgreSQL (Dagster's instance, the shared quota and the warehouse lock),
-RabbitMQ (steps), Redis (step results) and moto's S3 server (lake and warehouse). The quota window is compressed
+Real services on this machine: PostgreSQL (Dagster's instance, the shared quota and the lake lock),
+RabbitMQ (steps), Redis (step results) and moto's S3 server (lake and lake). The quota window is compressed
 (`--window` seconds instead of 60) so that a run is quota-bound in seconds; per-minute figures are scaled to it.
 Writes benchmarks/results/distributed-<symbols>.json.
 """

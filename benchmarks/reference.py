@@ -27,6 +27,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
+import ticklake
 from assets.partitions import key
 from benchmarks.stats import percentile
 from itick_sim import SimSettings, Simulator, serve
@@ -70,9 +71,9 @@ def _months_before(month: str, count: int) -> tuple[str, str] | None:
 def _seed_pe_history(home: Path, region: str, days: int) -> int:
     """Synthetic daily valuation snapshots for the `days` before the night, from the stored closes (market cap =
     close x a fixed share count, P/E = close / a fixed EPS per symbol), so the P/E band has history to read."""
-    import duckdb
+    from ticklake.storage import open_lakehouse
 
-    with duckdb.connect(str(home / "state" / "pipeline.duckdb")) as con:
+    with open_lakehouse(home).connection() as con:
         con.execute(
             "INSERT INTO fundamentals_daily BY NAME SELECT region, symbol, trade_date AS as_of, "
             "close * 1e8 AS market_cap, 1e8 AS shares_outstanding, close / (1 + hash(symbol) % 7) AS pe, "
@@ -144,9 +145,9 @@ def cookbook(region: str) -> dict[str, str]:
     }
 
 
-def time_queries(warehouse: Path, region: str, iterations: int) -> dict[str, dict]:
+def time_queries(home: Path, region: str, iterations: int) -> dict[str, dict]:
     out: dict[str, dict] = {}
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with ticklake.connect(home) as con:
         symbol = con.execute("SELECT symbol FROM klines_daily WHERE region = ? GROUP BY 1 ORDER BY count(*) DESC "
                              "LIMIT 1", [region]).fetchone()
         for name, sql in cookbook(region).items():
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ticklake-reference-") as tmp:
         home = Path(tmp)
         assets, setup = run_assets(args.symbols, args.region, home, args.history_months, args.pe_history_days)
-        queries = time_queries(home / "warehouse.duckdb", args.region, args.iterations)
+        queries = time_queries(home, args.region, args.iterations)
     result = {"symbols": args.symbols, "region": args.region, "now": NOW.isoformat(),
               "history_months": args.history_months, "pe_history_days": args.pe_history_days, "setup": setup,
               "assets": assets,

@@ -1,5 +1,5 @@
 """Soak (issue #9, item 5): a few hundred partition materializations against a simulator that injects transport
-faults at a given rate; at the end the lake and the warehouse must equal a fault-free run's, row for row.
+faults at a given rate; at the end the lake and the lake must equal a fault-free run's, row for row.
 
     .venv/bin/python -m benchmarks.soak --rate 0.1 [--regions US,HK,SH,JP] [--months 60] [--symbols 8]
 
@@ -21,13 +21,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 
 from itick_sim import SimSettings, Simulator, serve
 from resources.itick import ITickResource
 from resources.storage import StorageResource
 from ticklake.dictionary import KLINES_DAILY
 from ticklake.ingest import ingest_daily_bars, refresh_securities, universe
+from ticklake.storage.frames import fetch_frame
 
 NOW = dt.datetime(2024, 6, 28, 23, 0, tzinfo=dt.UTC)
 TOKEN = "soak-token-not-a-secret"
@@ -73,17 +73,17 @@ def run(home: Path, settings: SimSettings, month_days: list[list[dt.date]], atte
     """Reference data, then one ingest per (region, month) partition, each re-run until it succeeds."""
     tally = Tally()
     storage = StorageResource(home=str(home))
-    lake, warehouse = storage.lake(), storage.warehouse()
+    lake = storage.lakehouse()
     with serve(Simulator(settings)) as server:
         itick = ITickResource(base_url=server.url, token=TOKEN, home=str(home), plan="100000", backoff_base_s=0.05,
                               timeout_s=0.5)
         for region in settings.regions:
             _with_retries(tally, attempts, lambda r=region: refresh_securities(
-                itick.source(), lake, warehouse, region=r, run_id=f"ref-{r}", now=NOW))
+                itick.source(), lake, region=r, run_id=f"ref-{r}", now=NOW))
             codes = universe(lake, region)
             for days in month_days:
                 result = _with_retries(tally, attempts, lambda r=region, d=days, c=codes: ingest_daily_bars(
-                    itick.source(), lake, warehouse, region=r, dates=d, codes=c, run_id=f"{r}-{d[0]:%Y-%m}",
+                    itick.source(), lake, region=r, dates=d, codes=c, run_id=f"{r}-{d[0]:%Y-%m}",
                     now=NOW))
                 tally.partitions += 1
                 tally.retries += result.fetch.retries
@@ -92,14 +92,14 @@ def run(home: Path, settings: SimSettings, month_days: list[list[dt.date]], atte
 
 
 def stored(home: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(lake, warehouse) klines_daily rows, sorted, without the lineage columns (they differ run to run)."""
+    """(klines_daily rows, their lake_partitions rows), sorted, without the lineage columns (they differ run to
+    run)."""
     kept = [c for c in KLINES_DAILY.columns if c not in LINEAGE]
-    lake = pd.concat([pq.read_table(p).to_pandas() for p in sorted((home / "lake" / "klines_daily").rglob(
-        "*.parquet"))], ignore_index=True)
-    with StorageResource(home=str(home)).warehouse().reader() as con:
-        wh = con.execute("SELECT * FROM klines_daily").fetchdf()
-    return tuple(f[kept].astype(str).sort_values(["region", "symbol", "trade_date"]).reset_index(drop=True)
-                 for f in (lake, wh))
+    with StorageResource(home=str(home)).lakehouse().reader() as con:
+        bars = fetch_frame(con.execute("SELECT * FROM klines_daily"))
+        status = fetch_frame(con.execute("SELECT region, partition, source, rows FROM lake_partitions "
+                                         "WHERE dataset = 'klines_daily' ORDER BY ALL"))
+    return bars[kept].astype(str).sort_values(["region", "symbol", "trade_date"]).reset_index(drop=True), status
 
 
 def rows_lost(clean: pd.DataFrame, faulty: pd.DataFrame) -> int:
@@ -117,12 +117,12 @@ def soak(rate: float, regions: tuple[str, ...], count: int, symbols: int, seed: 
                      attempts)
         elapsed = time.monotonic() - started
         run(Path(tmp) / "clean", SimSettings(**base), month_days, 1)
-        (lake_f, wh_f), (lake_c, wh_c) = stored(Path(tmp) / "faulty"), stored(Path(tmp) / "clean")
+        (bars_f, status_f), (bars_c, status_c) = stored(Path(tmp) / "faulty"), stored(Path(tmp) / "clean")
     return {
         "fault_rate": rate, "regions": list(regions), "months": count, "symbols_per_region": symbols, "seed": seed,
         **asdict(faulty), "faults_injected": sum(faulty.faults.values()), "seconds": round(elapsed, 1),
-        "rows": len(wh_c), "rows_lost": rows_lost(lake_c, lake_f) + rows_lost(wh_c, wh_f),
-        "lake_equal": lake_f.equals(lake_c), "warehouse_equal": wh_f.equals(wh_c),
+        "rows": len(bars_c), "rows_lost": rows_lost(bars_c, bars_f),
+        "lake_equal": bars_f.equals(bars_c), "status_equal": status_f.equals(status_c),
     }
 
 
@@ -144,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"partitions {report['partitions']}  runs {report['runs']}  faults injected {report['faults_injected']} "
           f"{report['faults']}\nclient retries {report['retries']}  failures (re-run) {report['failures']} "
           f"{report['errors']}\nrows {report['rows']}  rows lost {report['rows_lost']}  lake equal "
-          f"{report['lake_equal']}  warehouse equal {report['warehouse_equal']}  ({report['seconds']} s)\n-> {out}")
-    return 0 if report["rows_lost"] == 0 and report["lake_equal"] and report["warehouse_equal"] else 1
+          f"{report['lake_equal']}  status equal {report['status_equal']}  ({report['seconds']} s)\n-> {out}")
+    return 0 if report["rows_lost"] == 0 and report["lake_equal"] and report["status_equal"] else 1
 
 
 if __name__ == "__main__":

@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 
+import ticklake
 from automation.jobs import run_partition_range
 from definitions import build_definitions
 from tests.conftest import FROZEN_NOW
@@ -67,11 +67,11 @@ def warehouse(tmp_path_factory) -> Path:
             assert result.success
             job("fundamentals_refresh", region)
             job("analytics_refresh", region)
-    return home / "warehouse.duckdb"
+    return home
 
 
 def _rows(warehouse: Path, sql: str) -> int:
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with ticklake.connect(warehouse) as con:
         return len(con.execute(sql).fetchall())
 
 

@@ -25,9 +25,9 @@ def _worker(tmp_path, name: str, storage_url: str, coordination_url: str) -> Sto
 
 
 def _validate(storage: StorageResource) -> expectations.SuiteResult:
-    shared, mutex = storage.expectations_sharing()
+    shared, locks = storage.expectations_sharing()
     with storage.lakehouse().reader() as con:
-        [result] = expectations.run(con, storage.paths.home, {SUITE}, shared=shared, mutex=mutex)
+        [result] = expectations.run(con, storage.paths.home, {SUITE}, shared=shared, locks=locks)
     return result
 
 

@@ -4,12 +4,12 @@ offending keys when the pipeline's database is corrupted, and writes its Data Do
 from __future__ import annotations
 
 import dagster as dg
-import duckdb
 import pytest
 
 from automation.jobs import run_partition_range
 from checks.expectations import CHECK_KEYS
 from definitions import build_definitions
+from resources.storage import StorageResource
 from ticklake import expectations
 
 pytestmark = pytest.mark.integration
@@ -46,7 +46,7 @@ def test_suite_passes_then_fails_on_corruption_with_docs_under_home(make_server,
         expectations.docs_index(home))
     assert list(cwd.iterdir()) == []  # nothing written to the working directory
 
-    with duckdb.connect(str(home / "state" / "pipeline.duckdb")) as con:  # what a bug could do
+    with StorageResource(home=str(home)).lakehouse().connection() as con:  # what a bug could do, around the pipeline
         con.execute("INSERT INTO klines_daily SELECT * FROM klines_daily WHERE trade_date = '2024-06-03' "
                     "ORDER BY symbol LIMIT 1")
         con.execute("INSERT INTO klines_daily SELECT * REPLACE ('ZZZZ' AS symbol) FROM klines_daily "

@@ -7,14 +7,14 @@ import datetime as dt
 
 import duckdb
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 
 from resources.storage import StorageResource
 from ticklake.dictionary import HISTORY
 from ticklake.dictionary.fundamentals import FUNDAMENTALS_DAILY
 from ticklake.ingest import with_lineage
-from ticklake.store import repair, write
+from ticklake.storage import LakeStorageError
+from ticklake.store import write
 
 pytestmark = pytest.mark.integration
 MONDAY = dt.datetime(2024, 6, 24, 23, 0, tzinfo=dt.UTC)
@@ -37,7 +37,6 @@ def _snapshot(market_cap: dict[str, float], as_of: str = "2024-06-24") -> pd.Dat
 
 def _write(storage: StorageResource, frame: pd.DataFrame, now: dt.datetime, run_id: str):
     lake = storage.lakehouse()
-    repair(lake, FUNDAMENTALS_DAILY, "US", source="itick", run_id=run_id, now=now)
     return write(lake, FUNDAMENTALS_DAILY, VALUES, with_lineage(frame, "itick", run_id, now),
                  run_id=run_id, now=now)
 
@@ -64,9 +63,9 @@ def test_a_restated_value_keeps_its_old_version_and_as_of_answers_what_was_known
     assert _as_of(storage, wednesday) == {"AAA": 101.0, "BBB": 200.0}
     assert _as_of(storage, MONDAY - dt.timedelta(hours=1)) == {}  # nothing was known before the first run
 
-    # the lake keeps enough to rebuild it: the history partition file holds the superseded version
-    [path] = storage.lakehouse().partitions(HISTORY["fundamentals_daily"]).values()
-    assert pq.read_table(path).column("market_cap").to_pylist() == [100.0]
+    # the history's own partition holds the superseded version, with its status row like any partition
+    stored = storage.lakehouse().read_table(HISTORY["fundamentals_daily"], **VALUES)
+    assert stored.column("market_cap").to_pylist() == [100.0]
 
     # the same write again changes nothing and adds no history
     _write(storage, _snapshot({"AAA": 101.0, "BBB": 200.0}), wednesday + dt.timedelta(days=1), "run-3")
@@ -77,23 +76,23 @@ def test_a_restated_value_keeps_its_old_version_and_as_of_answers_what_was_known
 def test_history_and_rows_commit_together_or_not_at_all(tmp_path, monkeypatch):
     storage = StorageResource(home=str(tmp_path))
     _write(storage, _snapshot({"AAA": 100.0}), MONDAY, "run-1")
-    from ticklake import lake as warehouse_module
+    from ticklake.storage import lakehouse
 
-    real = warehouse_module._delete_insert
+    real = lakehouse._delete_insert
 
-    def fail_on_the_rows(con, dataset, view, where, params):  # the history goes in first, then this fails
+    def fail_on_the_rows(con, dataset, *args):  # the history goes in first, then this fails
         if dataset.name == "fundamentals_daily":
             raise duckdb.IOException("IO Error: No space left on device")
-        return real(con, dataset, view, where, params)
+        return real(con, dataset, *args)
 
-    monkeypatch.setattr(warehouse_module, "_delete_insert", fail_on_the_rows)
-    with pytest.raises(duckdb.IOException):
+    monkeypatch.setattr(lakehouse, "_delete_insert", fail_on_the_rows)
+    with pytest.raises(LakeStorageError, match="No space left on device"):
         _write(storage, _snapshot({"AAA": 101.0}), MONDAY + dt.timedelta(days=1), "run-2")
     monkeypatch.undo()
     with storage.lakehouse().reader() as con:
         assert con.execute("SELECT market_cap FROM fundamentals_daily").fetchall() == [(100.0,)]
         assert con.execute("SELECT count(*) FROM fundamentals_daily_history").fetchall()[0][0] == 0
-    # the lake ran ahead (both files written); the next writer reloads them, history included
+    # nothing of the failed commit is visible; the next write supersedes the stored version as if it never ran
     later = MONDAY + dt.timedelta(days=2)
     _write(storage, _snapshot({"AAA": 101.0}), later, "run-3")
     assert _as_of(storage, MONDAY + dt.timedelta(hours=12)) == {"AAA": 100.0}

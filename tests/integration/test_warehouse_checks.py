@@ -4,12 +4,12 @@ store: duplicate keys, bars on a non-session, a lake file the warehouse does not
 from __future__ import annotations
 
 import dagster as dg
-import duckdb
 import pytest
 
 from automation.jobs import run_partition_range
 from checks.expectations import CHECK_KEYS
 from definitions import build_definitions
+from resources.storage import StorageResource
 
 pytestmark = pytest.mark.integration
 EXPECTATION_CHECKS = {key.name for key in CHECK_KEYS}
@@ -37,7 +37,7 @@ def test_warehouse_checks_pass_on_good_data_and_fail_on_corruption(make_server, 
                                        "klines_daily_lake_matches_warehouse": True, "securities_not_empty": True,
                                        "klines_daily_inside_listing_window": True}
 
-    with duckdb.connect(str(home / "state" / "pipeline.duckdb")) as con:  # what a bug could do
+    with StorageResource(home=str(home)).lakehouse().connection() as con:  # what a bug could do, around the pipeline
         con.execute("INSERT INTO klines_daily SELECT * FROM klines_daily WHERE trade_date = '2024-06-03' LIMIT 1")
         con.execute("INSERT INTO klines_daily SELECT * REPLACE (DATE '2024-06-09' AS trade_date) FROM klines_daily "
                     "WHERE trade_date = '2024-06-07' LIMIT 1")  # a Sunday
