@@ -10,9 +10,12 @@ import datetime as dt
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import exchange_calendars as xcals
 import pandas as pd
+
+if TYPE_CHECKING:
+    import exchange_calendars as xcals
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,9 @@ def _calendar(name: str, start: dt.date) -> xcals.ExchangeCalendar:
         try:
             with warnings.catch_warnings():  # exchange_calendars' own pandas deprecation noise, not ours
                 warnings.simplefilter("ignore", DeprecationWarning)
+                import exchange_calendars as xcals  # ~1 s: imported when a calendar is first needed, not with
+                # the settings (an analyst's `ticklake.connect()` never builds one)
+
                 return xcals.get_calendar(name, start=start, end=end)
         except ValueError as exc:
             error = exc

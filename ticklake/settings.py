@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from ticklake import markets
-from ticklake.markets import DEFAULT_REGIONS, MARKETS
 from ticklake.urls import is_postgres_url, parsed_url, redact_url
 
 T = TypeVar("T")
@@ -191,6 +189,7 @@ def home() -> Path:
 
 def regions() -> tuple[str, ...]:
     """TICKLAKE_REGIONS (comma-separated), default US,HK,SH,JP; each must be a known market."""
+    from ticklake.markets import DEFAULT_REGIONS, MARKETS  # pandas: not loaded for settings that need none
 
     def parse(text: str) -> tuple[str, ...]:
         chosen = tuple(dict.fromkeys(r.strip().upper() for r in text.split(",") if r.strip()))
@@ -207,6 +206,8 @@ def start_date() -> dt.date:
 
     Refused when that month starts before a configured region's calendar knows it whole (every partition of
     every region must be fetchable), or lies in the future (there would be no partition to run)."""
+    from ticklake import markets
+
     start = env_date("TICKLAKE_START_DATE", dt.date(2016, 1, 1), latest=dt.date.today())
     month = start.replace(day=1)
     if month >= markets.RECENT_START:  # every calendar knows these: no calendar is built for the common case

@@ -4,14 +4,28 @@ TICKLAKE_HOME/lake/, or on S3). `open_lakehouse()` is the pipeline's handle; `co
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from ticklake import settings
 from ticklake.storage import extensions
 from ticklake.storage.catalog import ALIAS, Catalog, CatalogError
-from ticklake.storage.lakehouse import Lakehouse, LakeStorageError
+
 from ticklake.storage.legacy import OldLayoutError, refuse_old_layout
+
+if TYPE_CHECKING:
+    from ticklake.storage.lakehouse import Lakehouse, LakeStorageError
+
+
+def __getattr__(name: str):
+    """The pipeline's classes load pandas and pyarrow (through the dictionary): imported on first use, so that an
+    analyst's `ticklake.connect()` in a fresh process pays only for DuckDB."""
+    if name in ("Lakehouse", "LakeStorageError"):
+        from ticklake.storage import lakehouse
+
+        return getattr(lakehouse, name)
+    raise AttributeError(f"module 'ticklake.storage' has no attribute {name!r}")
 
 
 def catalog_from_env(home: Path | None = None) -> Catalog:
@@ -20,6 +34,8 @@ def catalog_from_env(home: Path | None = None) -> Catalog:
 
 
 def open_lakehouse(home: Path | None = None, *, lock_timeout_s: float = 900.0) -> Lakehouse:
+    from ticklake.storage.lakehouse import Lakehouse
+
     home = Path(home) if home else settings.home()
     return Lakehouse(catalog_from_env(home), home / "state", lock_timeout_s=lock_timeout_s)
 
