@@ -11,7 +11,6 @@ import duckdb
 from ticklake import settings
 from ticklake.storage import extensions
 from ticklake.storage.catalog import ALIAS, Catalog, CatalogError
-
 from ticklake.storage.legacy import OldLayoutError, refuse_old_layout
 
 if TYPE_CHECKING:
