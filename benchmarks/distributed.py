@@ -4,7 +4,8 @@ against the quota the simulator enforces (its own 429s and every machine's audit
     .venv/bin/python -m benchmarks.distributed [--symbols 40] [--plan 20] [--window 2] [--workers 1,2]
 
 Real services on this machine: PostgreSQL (Dagster's instance, the shared quota and the lake lock),
-RabbitMQ (steps), Redis (step results) and moto's S3 server (lake and lake). The quota window is compressed
+RabbitMQ (steps), Redis (step results) and moto's S3 server (the lake's data; its catalog in PostgreSQL). A
+third process reads the lake all along: every read must be one whole snapshot. The quota window is compressed
 (`--window` seconds instead of 60) so that a run is quota-bound in seconds; per-minute figures are scaled to it.
 Writes benchmarks/results/distributed-<symbols>.json.
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from itick_sim import SimSettings, Simulator, serve
 from tests.conftest import FROZEN_NOW
-from tests.distributed import Cluster, audited_calls, backfill, busiest_window, run_configs
+from tests.distributed import Cluster, WholeSnapshots, audited_calls, backfill, busiest_window, run_configs
 from tests.services import postgres_database, s3_server
 
 TOKEN = "bench-token-not-a-secret"
@@ -43,7 +44,11 @@ def one(workers: int, symbols: int, plan: int, window: float, codes_per_call: in
                 cluster.wait_ready()
                 config = run_configs(FROZEN_NOW.isoformat(), {"window_seconds": window, "quota_margin_s": 0.15 * window,
                                                               "max_codes_per_call": codes_per_call})
+                reader = WholeSnapshots(Path(base) / "analyst", pg, s3.url("bench"))  # a third process reads
+                reader.start()
                 result = backfill(cluster, REGIONS, *YEAR, config)
+                reader.stop.set()
+                reader.join(30)
             finally:
                 cluster.stop()
             if result.failed:
@@ -61,6 +66,8 @@ def one(workers: int, symbols: int, plan: int, window: float, codes_per_call: in
         # Calls per window over the span the calls took: at iTick's 60 s window this is calls per minute.
         "mean_calls_per_window": round(len(starts) / span * window, 2) if span else 0.0,
         "share_of_quota_used": round(len(starts) / span * window / plan, 3) if span else 0.0,
+        # the analyst beside the backfill: reads of whole snapshots (bars = their lake_partitions rows), torn ones
+        "reader_reads": len(reader.reads), "reader_torn": len(reader.torn), "reader_errors": reader.errors[:3],
     }
 
 

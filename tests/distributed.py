@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -292,3 +293,42 @@ def busiest_window(starts: list[float], window_s: float) -> int:
             first += 1
         best = max(best, last - first + 1)
     return best
+
+
+def analyst(home: Path, postgres_url: str, storage_url: str):
+    """An analyst's session on the production lake: the PostgreSQL catalog and the data on S3, read-only."""
+    from ticklake.storage import connect
+
+    return connect(home, catalog=f"postgres:{postgres_url}", storage_url=storage_url)
+
+
+class WholeSnapshots(threading.Thread):
+    """A third process's view while the backfills commit: every read is one snapshot, in which the bars and their
+    `lake_partitions` rows (committed in one transaction) always agree."""
+
+    def __init__(self, home: Path, postgres_url: str, storage_url: str):
+        super().__init__(daemon=True)
+        self.args, self.stop, self.reads, self.torn, self.errors = (home, postgres_url, storage_url), \
+            threading.Event(), [], [], []
+
+    def run(self) -> None:
+        try:
+            con = None
+            while not self.stop.is_set():
+                if con is None:
+                    try:
+                        con = analyst(*self.args)
+                    except Exception:
+                        time.sleep(0.5)
+                        continue
+                con.execute("BEGIN")
+                bars, recorded = con.execute(
+                    "SELECT (SELECT count(*) FROM klines_daily), (SELECT coalesce(sum(rows), 0) FROM lake_partitions "
+                    "WHERE dataset = 'klines_daily')").fetchone()
+                con.execute("COMMIT")
+                self.reads.append(bars)
+                if bars != recorded:
+                    self.torn.append((bars, recorded))
+                time.sleep(0.3)
+        except Exception as exc:
+            self.errors.append(repr(exc))

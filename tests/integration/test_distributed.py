@@ -11,12 +11,10 @@ import hashlib
 import re
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pandas as pd
 import pyarrow.fs as pafs
 import pytest
@@ -27,6 +25,8 @@ from definitions import build_definitions
 from tests.conftest import FROZEN_NOW, TOKEN
 from tests.distributed import (
     Cluster,
+    WholeSnapshots,
+    analyst,
     audited_calls,
     backfill,
     busiest_window,
@@ -38,7 +38,6 @@ from tests.netns import NamespaceUnavailableError, namespace
 from tests.services import missing, require
 from ticklake.dictionary import KLINES_DAILY
 from ticklake.object_store import location
-from ticklake.storage import connect
 from ticklake.storage.frames import fetch_frame
 
 pytestmark = pytest.mark.integration
@@ -81,43 +80,6 @@ def embedded_klines(server, resources_for) -> pd.DataFrame:
         run_partition_range(defs, region, *YEAR, instance=instance, run_config=klines)
     with resources["storage"].lakehouse().connection() as con:
         return fetch_frame(con.execute("SELECT * FROM klines_daily"))
-
-
-def analyst(tmp_path, postgres_url: str, storage_url: str) -> duckdb.DuckDBPyConnection:
-    """An analyst's session on the production lake: the PostgreSQL catalog and the data on S3, read-only."""
-    return connect(tmp_path / "analyst", catalog=f"postgres:{postgres_url}", storage_url=storage_url)
-
-
-class WholeSnapshots(threading.Thread):
-    """A third process's view while the backfills commit: every read is one snapshot, in which the bars and their
-    `lake_partitions` rows (committed in one transaction) always agree."""
-
-    def __init__(self, tmp_path, postgres_url: str, storage_url: str):
-        super().__init__(daemon=True)
-        self.args, self.stop, self.reads, self.torn, self.errors = (tmp_path, postgres_url, storage_url), \
-            threading.Event(), [], [], []
-
-    def run(self) -> None:
-        try:
-            con = None
-            while not self.stop.is_set():
-                if con is None:
-                    try:
-                        con = analyst(*self.args)
-                    except Exception:
-                        time.sleep(0.5)
-                        continue
-                con.execute("BEGIN")
-                bars, recorded = con.execute(
-                    "SELECT (SELECT count(*) FROM klines_daily), (SELECT coalesce(sum(rows), 0) FROM lake_partitions "
-                    "WHERE dataset = 'klines_daily')").fetchone()
-                con.execute("COMMIT")
-                self.reads.append(bars)
-                if bars != recorded:
-                    self.torn.append((bars, recorded))
-                time.sleep(0.3)
-        except Exception as exc:
-            self.errors.append(repr(exc))
 
 
 def kill_worker_a_mid_step(cluster: Cluster) -> None:
@@ -168,7 +130,7 @@ def test_backfill_on_celery_workers_equals_the_embedded_default(tmp_path, servic
         cluster.start_worker("worker-c", netns=own_host)
         cluster.start_daemon()
         cluster.wait_ready()
-        reader = WholeSnapshots(tmp_path, postgres_url, s3.url("prod"))
+        reader = WholeSnapshots(tmp_path / "analyst", postgres_url, s3.url("prod"))
         reader.start()
         result = backfill(cluster, REGIONS, *YEAR, run_configs(FROZEN_NOW.isoformat(), ITICK),
                           while_klines_run=kill_worker_a_mid_step)
@@ -187,7 +149,7 @@ def test_backfill_on_celery_workers_equals_the_embedded_default(tmp_path, servic
     assert server.simulator.counters.count("/stock/klines") >= sum(map(len, symbols.values()))  # this server's
     assert server.simulator.counters.snapshot()["rate_limited"] == 0, server.simulator.counters.snapshot()
     assert busiest_window(audited_calls(cluster), WINDOW_S) <= PLAN
-    with analyst(tmp_path, postgres_url, s3.url("prod")) as con:
+    with analyst(tmp_path / "analyst", postgres_url, s3.url("prod")) as con:
         stored = fetch_frame(con.execute("SELECT * FROM klines_daily"))
         files = [f for (f,) in con.execute("SELECT data_file FROM ducklake_list_files('lake', 'klines_daily')")
                  .fetchall()]
@@ -258,7 +220,7 @@ def test_a_broker_restart_and_an_object_store_outage_mid_run(tmp_path, services,
         assert not result.failed, result.failed
     finally:
         cluster.stop()
-    with analyst(tmp_path, postgres_url, s3.url("faults")) as con:
+    with analyst(tmp_path / "analyst", postgres_url, s3.url("faults")) as con:
         months = con.execute("SELECT DISTINCT strftime(trade_date, '%Y-%m') FROM klines_daily ORDER BY 1").fetchall()
     assert [m for (m,) in months] == ["2024-01", "2024-02", "2024-03", "2024-04", "2024-05", "2024-06"]
 
