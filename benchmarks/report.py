@@ -49,7 +49,8 @@ def brief(kind: str, r: dict) -> str:
     if kind == "lakehouse_queries":
         lake = r["lake"]
         return (f"{r['backend']}: {r['rows']:,} rows; lake symbol p99 {lake['symbol_history']['p99_ms']:.1f} ms, "
-                f"cross-section p99 {lake['cross_section']['p99_ms']:.1f} ms; fresh attach+query "
+                f"cross-section p99 {lake['cross_section']['p99_ms']:.1f} ms; symbol p99 on the previous snapshot "
+                f"(time travel) {lake['symbol_history_time_travel']['p99_ms']:.1f} ms; fresh attach+query "
                 f"{r['fresh_process']['attach_and_first_query_ms']:.0f} ms")
     if kind == "lakehouse_nightly":
         return ", ".join(f"{x['lake_rows']:,} rows: {x['nightly_s']:.2f}s" for x in r["sizes"])

@@ -320,6 +320,10 @@ def run_queries(params: dict[str, Any]) -> dict[str, Any]:
         maintenance = compact_full(lake)
         with lake.connection() as con:
             files = file_stats(con)
+            # one more commit (a day restated) so that the compacted state is a past snapshot to travel to
+            before = con.execute("SELECT id FROM current_snapshot()").fetchone()[0]
+            con.execute("UPDATE klines_daily SET close = close * 1.0 WHERE trade_date = "
+                        "(SELECT max(trade_date) FROM klines_daily)")
         lake.close()
         built_rss = peak_rss_mb()
         out: dict[str, Any] = {**where, "region": region, "symbols": symbols, "sessions": sessions,
@@ -328,7 +332,11 @@ def run_queries(params: dict[str, Any]) -> dict[str, Any]:
         con = ticklake.connect(home)
         sym_args, day_args = probe_args(con, region)
         out["lake"] = {"symbol_history": timed(con, SYMBOL_SQL, sym_args, warmup=warmup, iterations=iterations),
-                       "cross_section": timed(con, CROSS_SQL, day_args, warmup=warmup, iterations=iterations)}
+                       "cross_section": timed(con, CROSS_SQL, day_args, warmup=warmup, iterations=iterations),
+                       # the same symbol query on the snapshot before the last commit (DuckLake time travel)
+                       "symbol_history_time_travel": timed(
+                           con, SYMBOL_SQL.replace("FROM klines_daily", f"FROM klines_daily AT (VERSION => {before})"),
+                           sym_args, warmup=warmup, iterations=iterations)}
         out["fresh_process"] = fresh_process(home, SYMBOL_SQL, sym_args[len(sym_args) // 2],
                                              params.get("fresh_runs", 5))
         if where["backend"] == "local":
