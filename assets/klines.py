@@ -182,6 +182,7 @@ def _run_metadata(results: list[IngestResult], fetch: FetchReport, source_name: 
         **{f"run_rows_{k}": dg.MetadataValue.int(v) for k, v in diff.items()},
         "run_unrequested_codes": dg.MetadataValue.int(sum(len(r.unrequested) for r in results)),
         "run_rows_quarantined": dg.MetadataValue.int(sum(r.rejected_rows for r in results)),
+        "run_rows_off_window": dg.MetadataValue.int(sum(r.off_window_rows for r in results)),
         "run_drift_repaired": dg.MetadataValue.int(sum(len(r.repair.reloaded) + len(r.repair.rewritten)
                                                        for r in results)),
         "run_temp_files_removed": dg.MetadataValue.int(sum(r.repair.temp_files_removed for r in results)),

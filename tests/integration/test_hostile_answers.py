@@ -1,0 +1,186 @@
+"""Hostile answers (issue 21): bars a misbehaving source sends inside a well-formed batch kline answer, over real
+loopback HTTP through the real client, source and ingest. Each case asserts what is stored, what the quarantine
+holds and what the ledger records. June is stored from a clean simulator first ("before"); then May and June are
+ingested from a server whose answers are rewritten.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from urllib.parse import parse_qs
+
+import orjson
+import pandas as pd
+import pytest
+
+from itick_sim import SimSettings, Simulator, serve
+from tests.integration.test_fault_matrix import (
+    BASE,
+    JUNE,
+    MAY_JUNE,
+    _storage,
+    assert_stored,
+    ingest,
+    prepare,
+    stored,
+)
+from ticklake.ingest import universe
+from ticklake.schemas import DataValidationError
+
+pytestmark = pytest.mark.integration
+DAY = dt.date(2024, 6, 27)  # stored before the hostile run
+MAY_DAY = dt.date(2024, 5, 15)  # not stored before it
+DAY_MS = 86_400_000
+
+
+class Rewrite:
+    """WSGI middleware: each batch kline answer's bars of `victim` passed through `change(bars, et_ms)`."""
+
+    def __init__(self, app: Simulator, victim: str, change: Callable[[list[dict], int], list[dict]]):
+        self.app, self.victim, self.change = app, victim, change
+
+    def __call__(self, environ, start_response):
+        captured = {}
+
+        def keep(status, headers, exc_info=None):
+            captured.update(status=status, headers=headers)
+
+        body = b"".join(self.app(environ, keep))
+        if environ.get("PATH_INFO", "").endswith("/klines") and captured["status"].startswith("200"):
+            envelope = orjson.loads(body)
+            et = int(parse_qs(environ["QUERY_STRING"])["et"][0])
+            if envelope["data"].get(self.victim):
+                envelope["data"][self.victim] = self.change(envelope["data"][self.victim], et)
+            body = orjson.dumps(envelope)
+        headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
+        start_response(captured["status"], [*headers, ("Content-Length", str(len(body)))])
+        return [body]
+
+
+def _on(day: dt.date) -> Callable[[dict], bool]:
+    start = int(pd.Timestamp(day, tz="America/New_York").value // 10**6)
+    return lambda bar: start <= bar["t"] < start + DAY_MS
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    home = tmp_path_factory.mktemp("clean-may-june")
+    prepare(home, MAY_JUNE)
+    return {"may_june": stored(home)}
+
+
+@pytest.fixture
+def home(tmp_path):
+    home = tmp_path / "home"
+    prepare(home, JUNE)
+    return home
+
+
+def _victim(home) -> str:
+    return universe(_storage(home).lake(), "US")[0]
+
+
+def _run(home, victim: str, change, run_id: str = "hostile"):
+    with serve(Rewrite(Simulator(SimSettings(**BASE)), victim, change)) as server:  # type: ignore[arg-type]
+        return ingest(server.url, home, MAY_JUNE, run_id)
+
+
+def _sql(home, sql: str, params=()) -> list[tuple]:
+    with _storage(home).warehouse().reader() as con:
+        return con.execute(sql, list(params)).fetchall()
+
+
+def _without(expected: tuple[pd.DataFrame, pd.DataFrame], symbol: str, day: dt.date):
+    def drop(frame: pd.DataFrame) -> pd.DataFrame:
+        gone = (frame["symbol"] == symbol) & frame["trade_date"].str.startswith(day.isoformat())
+        return frame[~gone].reset_index(drop=True)
+
+    return drop(expected[0]), drop(expected[1])
+
+
+def _ledger(home, symbol: str) -> list[tuple]:
+    return _sql(home, "SELECT date, field FROM reconciliation_log WHERE symbol = ?", [symbol])
+
+
+# ------------------------------------------------------------------ 1. a conflicting duplicate bar
+def test_a_conflicting_duplicate_bar_is_quarantined_whole_and_the_stored_bar_stays(home, clean):
+    victim = _victim(home)
+    stored_close = _sql(home, "SELECT close FROM klines_daily WHERE symbol = ? AND trade_date = ?", [victim, DAY])
+
+    def twice(bars: list[dict], _et: int) -> list[dict]:
+        out = list(bars)
+        for day in (DAY, MAY_DAY):
+            bar = next(b for b in bars if _on(day)(b))
+            other = dict(bar, c=bar["c"] * 1.5, h=max(bar["h"], bar["c"] * 1.5))  # valid alone: only the key clashes
+            out += [dict(bar), other]  # an identical copy collapses; the other disagrees
+        return out
+
+    result = _run(home, victim, twice)
+    rows = _sql(home, "SELECT date, rule, reason, raw FROM quarantine WHERE code = ? ORDER BY date, raw", [victim])
+    assert [(r[0], r[1]) for r in rows] == [(MAY_DAY, "duplicate_key")] * 2 + [(DAY, "duplicate_key")] * 2
+    on_day = [json.loads(r[3])["close"] for r in rows if r[0] == DAY]
+    assert sorted(float(c) for c in on_day) == pytest.approx(sorted([stored_close[0][0], stored_close[0][0] * 1.5]))
+    assert all(f"close={c}" in r[2] for c, r in zip(on_day, [r for r in rows if r[0] == DAY], strict=True))
+    assert result.rejected_rows == 4
+    # the stored bar stays, the unstored date gets no bar, every other row is what a clean run stores
+    assert _sql(home, "SELECT close FROM klines_daily WHERE symbol = ? AND trade_date = ?", [victim, DAY]) == \
+        stored_close
+    assert_stored(home, _without(clean["may_june"], victim, MAY_DAY))
+    assert _ledger(home, victim) == []  # nothing recorded as if the source had restated it
+
+
+def test_identical_duplicate_bars_collapse_silently(home, clean):
+    victim = _victim(home)
+    result = _run(home, victim, lambda bars, _et: bars + [dict(b) for b in bars if _on(DAY)(b)])
+    assert result.rejected_rows == 0
+    assert_stored(home, clean["may_june"])
+
+
+# ------------------------------------------------------------------ 2. a field that is not a number
+def test_a_non_numeric_field_quarantines_its_bar_with_the_raw_value_and_the_rest_is_written(home, clean):
+    victim = _victim(home)
+    before = _sql(home, "SELECT * FROM klines_daily WHERE symbol = ? AND trade_date = ?", [victim, DAY])
+
+    def garble(bars: list[dict], _et: int) -> list[dict]:
+        return [dict(b, c="12.5abc") if _on(DAY)(b) or _on(MAY_DAY)(b) else b for b in bars]
+
+    result = _run(home, victim, garble)
+    rows = _sql(home, "SELECT date, rule, reason, raw FROM quarantine ORDER BY date")
+    assert [(r[0], r[1]) for r in rows] == [(MAY_DAY, "close is a number"), (DAY, "close is a number")]
+    assert all("close='12.5abc'" in r[2] and json.loads(r[3])["close"] == "12.5abc" for r in rows)
+    assert all(json.loads(r[3])["symbol"] == victim for r in rows)
+    assert result.rejected_rows == 2
+    assert _sql(home, "SELECT * FROM klines_daily WHERE symbol = ? AND trade_date = ?", [victim, DAY]) == before
+    assert_stored(home, _without(clean["may_june"], victim, MAY_DAY))
+    assert _ledger(home, victim) == []
+
+
+def test_non_numeric_fields_above_the_rejected_share_fail_the_step_and_keep_what_is_stored(home, monkeypatch):
+    monkeypatch.setenv("TICKLAKE_MAX_REJECTED_SHARE", "0.01")  # the victim's 41 bars are ~10% of the page
+    victim = _victim(home)
+    before = stored(home)
+    with pytest.raises(DataValidationError, match=r"\[close is a number\] broken by \d+ row\(s\): US/" + victim):
+        _run(home, victim, lambda bars, _et: [dict(b, c="n/a") for b in bars])
+    assert_stored(home, before)
+
+
+# ------------------------------------------------------------------ 5. bars off the call's window
+def test_bars_outside_the_requested_window_are_quarantined_and_counted(home, clean):
+    victim = _victim(home)
+
+    def outside(bars: list[dict], et: int) -> list[dict]:
+        newest, oldest = max(b["t"] for b in bars), min(b["t"] for b in bars)
+        late = dict(max(bars, key=lambda b: b["t"]), t=et + 3 * DAY_MS)  # after `et`: a session not asked for
+        early = dict(min(bars, key=lambda b: b["t"]), t=oldest - 7 * DAY_MS)  # one bar more than `limit`
+        assert newest <= et
+        return [*bars, late, early]
+
+    result = _run(home, victim, outside)
+    rows = _sql(home, "SELECT code, date, rule FROM quarantine ORDER BY date")
+    assert [(r[0], r[1]) for r in rows] == [(victim, dt.date(2024, 4, 24)), (victim, dt.date(2024, 7, 1))]
+    assert all(r[2].startswith("trade_date inside the partition (") for r in rows)
+    assert result.off_window_rows == result.rejected_rows == 2
+    assert_stored(home, clean["may_june"])
+
