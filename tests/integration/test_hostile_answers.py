@@ -184,3 +184,61 @@ def test_bars_outside_the_requested_window_are_quarantined_and_counted(home, cle
     assert result.off_window_rows == result.rejected_rows == 2
     assert_stored(home, clean["may_june"])
 
+
+# ------------------------------------------------------------------ 3. valid JSON that is not the envelope
+class Answers:
+    """WSGI middleware: the first `times` batch kline requests (None: every one) get `body` with HTTP 200 instead
+    of the simulator's answer; the rest reach the simulator."""
+
+    def __init__(self, app: Simulator, body: bytes, times: int | None):
+        self.app, self.body, self.times, self.sent = app, body, times, 0
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO", "").endswith("/klines") and (self.times is None or self.sent < self.times):
+            self.sent += 1
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(self.body)))])
+            return [self.body]
+        return self.app(environ, start_response)
+
+
+NOT_ENVELOPES = {
+    "a-list": b"[1,2,3]",
+    "an-object-without-code": b'{"status": "ok", "bars": []}',
+    "data-a-list": b'{"code": 0, "msg": null, "data": [{"t": 1, "o": 1}]}',
+    "data-a-string": b'{"code": 0, "msg": null, "data": "AAPL"}',
+}
+
+
+@pytest.mark.parametrize("case", list(NOT_ENVELOPES))
+def test_valid_json_that_is_not_the_envelope_is_asked_again_like_a_garbled_body(home, clean, case):
+    app = Answers(Simulator(SimSettings(**BASE)), NOT_ENVELOPES[case], times=2)
+    with serve(app) as server:  # type: ignore[arg-type]
+        result = ingest(server.url, home, MAY_JUNE, "recovered")
+    assert app.sent == 2
+    assert result.fetch.retries >= 2
+    assert_stored(home, clean["may_june"])
+
+
+@pytest.mark.parametrize(("case", "needle"), [
+    ("a-list", r"not the \{code, msg, data\} envelope: '\[1,2,3\]' \(gave up after 3 attempts\)"),
+    ("data-a-list", r"`data` is a list where an object was expected: "
+                    r"'\{\"code\": 0, \"msg\": null, \"data\": \[\{\"t\": 1.*\(gave up after 3 attempts\)"),
+])
+def test_an_answer_that_stays_off_the_envelope_fails_quoting_its_start_and_keeps_what_is_stored(home, case, needle):
+    from tests.integration.test_fault_matrix import TOKEN
+    from ticklake.itick.errors import ITickProtocolError
+
+    before = stored(home)
+    app = Answers(Simulator(SimSettings(**BASE)), NOT_ENVELOPES[case], times=None)
+    with serve(app) as server, pytest.raises(ITickProtocolError, match=needle):  # type: ignore[arg-type]
+        ingest(server.url, home, MAY_JUNE, "off-envelope", max_retries=2)
+    assert app.sent == 3
+    assert_stored(home, before)
+    # a server that echoes the token in such an answer: the quoted start of the body masks it
+    echo = Answers(Simulator(SimSettings(**BASE)), orjson.dumps(["your token", TOKEN, "x" * 500]), times=None)
+    with serve(echo) as server, pytest.raises(ITickProtocolError) as err:  # type: ignore[arg-type]
+        ingest(server.url, home, MAY_JUNE, "echo", max_retries=1)
+    assert TOKEN not in str(err.value)
+    assert "'[\"your token\",\"***\",\"xxx" in str(err.value)
+    assert len(str(err.value)) < 600
+
