@@ -242,3 +242,70 @@ def test_an_answer_that_stays_off_the_envelope_fails_quoting_its_start_and_keeps
     assert "'[\"your token\",\"***\",\"xxx" in str(err.value)
     assert len(str(err.value)) < 600
 
+
+# ------------------------------------------------------------------ 4. a full disk under TICKLAKE_HOME (quota state)
+@pytest.fixture
+def full_state_dir(tmp_path):
+    """home/state on a real 64 KiB filesystem (tmpfs) filled to the last block; yields (home, filler). Root only
+    (as the read-only data directory test): skipped where no filesystem can be mounted."""
+    import os
+    import subprocess
+
+    home = tmp_path / "home"
+    state = home / "state"
+    state.mkdir(parents=True)
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small filesystem needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(state)], capture_output=True,
+                             check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode()[:200]}")
+    try:
+        filler = state / "filler"
+        _fill(filler)
+        yield home, filler
+    finally:
+        subprocess.run(["umount", str(state)], capture_output=True, check=False)
+
+
+def _fill(path) -> None:
+    """Append to `path` until its filesystem has no block left."""
+    import errno
+    import os
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        while True:
+            os.write(fd, b"x" * 1024)
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+
+
+def test_a_full_disk_under_the_quota_state_names_the_file_and_setting_and_leaves_no_temp_file(full_state_dir):
+    from resources.itick import ITickResource
+    from tests.integration.test_fault_matrix import TOKEN
+    from ticklake.itick.config import quota_key
+    from ticklake.quota_state import QuotaStateError
+
+    home, filler = full_state_dir
+    state = home / "state"
+    leftover = state / f"{quota_key(TOKEN)}.txt.4194999.tmp"  # a writer that died mid-write, long ago
+    filler.write_bytes(filler.read_bytes()[:-8192])  # room for the leftover only
+    leftover.write_bytes(b"{")
+    _fill(filler)
+    with serve(Simulator(SimSettings(**BASE))) as server:
+        client = ITickResource(base_url=server.url, token=TOKEN, home=str(home), plan="100000").client()
+        with pytest.raises(QuotaStateError) as err:
+            client.symbol_list("US")
+        message = str(err.value)
+        assert str(state / f"{quota_key(TOKEN)}.txt") in message
+        assert "No space left on device" in message
+        assert "TICKLAKE_HOME" in message
+        assert TOKEN not in message
+        assert not list(state.glob("*.tmp"))  # its own temp file, and the dead writer's
+        filler.unlink()  # space freed: the next call stores the state
+        assert client.symbol_list("US")
+        assert (state / f"{quota_key(TOKEN)}.txt").read_bytes().startswith(b"{")
+        assert not list(state.glob("*.tmp"))
