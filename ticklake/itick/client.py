@@ -234,6 +234,7 @@ class ITickClient:
                     self.limiter.record_success()  # the server answered, so it granted the call
                 error = exc
                 break
+        self.limiter.done()  # this thread's call is over, however it ended
         rows = 0
         if error is None:
             try:
