@@ -275,10 +275,10 @@ def _fill(path) -> None:
 
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     try:
-        while True:
-            os.write(fd, b"x" * 1024)
-    except OSError as exc:
-        assert exc.errno == errno.ENOSPC
+        with pytest.raises(OSError) as full:
+            while True:
+                os.write(fd, b"x" * 1024)
+        assert full.value.errno == errno.ENOSPC
     finally:
         os.close(fd)
 
