@@ -275,12 +275,18 @@ def _fill(path) -> None:
 
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     try:
-        with pytest.raises(OSError) as full:
-            while True:
-                os.write(fd, b"x" * 1024)
+        with pytest.raises(OSError, match="No space left") as full:
+            _write_forever(fd)
         assert full.value.errno == errno.ENOSPC
     finally:
         os.close(fd)
+
+
+def _write_forever(fd: int) -> None:
+    import os
+
+    while True:
+        os.write(fd, b"x" * 1024)
 
 
 def test_a_full_disk_under_the_quota_state_names_the_file_and_setting_and_leaves_no_temp_file(full_state_dir):
