@@ -181,6 +181,7 @@ def _run_metadata(results: list[IngestResult], fetch: FetchReport, source_name: 
         **{f"run_rows_{k}": dg.MetadataValue.int(v) for k, v in diff.items()},
         "run_unrequested_codes": dg.MetadataValue.int(sum(len(r.unrequested) for r in results)),
         "run_rows_quarantined": dg.MetadataValue.int(sum(r.rejected_rows for r in results)),
+        "run_rows_off_window": dg.MetadataValue.int(sum(r.off_window_rows for r in results)),
         "source": dg.MetadataValue.text(source_name),
         "run_preview": preview(next((r.preview for r in results if r.preview is not None), None)),
         **fetch_metadata(fetch, prefix="run_"),

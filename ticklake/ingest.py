@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from ticklake import markets, settings
 from ticklake.dictionary import KLINES_DAILY, SECURITIES, Dataset, month_bounds
 from ticklake.dictionary.operations import QUARANTINE
-from ticklake.schemas import split_valid, validate
+from ticklake.schemas import is_window_rule, split_page
 from ticklake.sources import BarsPage, FetchReport, MarketDataSource
 from ticklake.storage import Lakehouse
 from ticklake.storage.frames import from_arrow, to_arrow
@@ -77,6 +77,10 @@ class IngestResult:
     @property
     def rejected_rows(self) -> int:
         return sum(len(q) for q in self.quarantined)
+
+    @property
+    def off_window_rows(self) -> int:  # quarantined for a date off the run's window
+        return sum(int(q["rule"].map(is_window_rule).sum()) for q in self.quarantined)
 
     @property
     def rows(self) -> int:
@@ -219,9 +223,8 @@ def _quarantine_split(frame: pd.DataFrame, page: BarsPage, result: IngestResult,
     """The page's valid rows, and those that broke a hard rule (kept in `result.quarantined` for the quarantine
     table). More than `limit` of the page rejected fails the step as before: a source that sends mostly broken
     rows is broken, and writing the rest would hide it."""
-    good, rejected = split_valid(frame, KLINES_DAILY, allowed_dates=page.sessions)
-    if len(rejected.rows) > max(limit * len(frame), 1):
-        validate(frame, KLINES_DAILY, allowed_dates=page.sessions)  # raises, naming the rules and rows
+    good, rejected = split_page(frame, KLINES_DAILY, allowed_dates=page.sessions, max_share=limit,
+                                refused=page.refused)  # page.refused: bars with a value that is not a number
     if len(rejected.rows):
         result.quarantined.append(rejected.rows.assign(rule=rejected.rules.to_numpy(),
                                                        reason=rejected.reasons.to_numpy()))

@@ -24,6 +24,7 @@ forgotten once the account has been idle for `IDLE_RESET_WINDOWS` windows, so ea
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import threading
@@ -187,6 +188,11 @@ class SlidingWindowLimiter:
         self._memory = _State()
         self.store: StateStore | None = FileStateStore(state_file) if state_file is not None else store
         self.waited_s = 0.0
+        # Calls of this process in flight (thread -> its start, on the state's clock), and the advice of a cut that
+        # waits for the calls in flight at the cut: their grants count in the window the server measured.
+        self._flight_lock = threading.Lock()
+        self._in_flight: dict[int, float] = {}
+        self._advice: _Advice | None = None
 
     # -- the quota ------------------------------------------------------------------------------------
     def acquire(self, max_wait_s: float | None = None) -> float:
@@ -194,10 +200,11 @@ class SlidingWindowLimiter:
         call could not start within `max_wait_s`."""
         waited = 0.0
         while True:
-            delay = self._transact(self._start)
+            delay, now = self._transact(self._start)
             if delay is None:
                 with self._lock:
                     self.waited_s += waited
+                self._begin(now)
                 return waited
             delay = max(delay, 0.001)
             if max_wait_s is not None and waited + delay > max_wait_s:
@@ -205,13 +212,13 @@ class SlidingWindowLimiter:
             self._sleep(delay)
             waited += delay
 
-    def _start(self, state: _State, now: float) -> float | None:
-        """Record a call start now if the window and any pause allow it (None), else the seconds to wait."""
+    def _start(self, state: _State, now: float) -> tuple[float | None, float]:
+        """Record a call start now if the window and any pause allow it (None), else the seconds to wait; and now."""
         limit = self._limit(state)
         if now >= state.blocked_until and len(state.starts) < limit:
             state.starts.append(now)
-            return None
-        return max(state.blocked_until - now, _next_free(state.starts, limit, self.window_s) - now)
+            return None, now
+        return max(state.blocked_until - now, _next_free(state.starts, limit, self.window_s) - now), now
 
     @property
     def limit(self) -> int:
@@ -220,19 +227,68 @@ class SlidingWindowLimiter:
 
     def close(self) -> None:
         """Close the store's connection, if it keeps one (a PostgreSQL store reopens it on next use)."""
+        with self._flight_lock:
+            advice, self._advice = self._advice, None
+        if advice is not None:
+            self._advise(advice)
         if self.store is not None:
             self.store.close()
+
+    def done(self) -> None:
+        """The calling thread's call is over, however it ended (the client calls this after every call)."""
+        self._end(None)
+
+    # -- calls in flight, and the advice that waits for them -------------------------------------------
+    def _begin(self, now: float) -> None:
+        self._end(None)  # a call this thread left unrecorded (a transport error) ended before this one started
+        with self._flight_lock:
+            self._in_flight[threading.get_ident()] = now
+
+    def _end(self, granted: bool | None) -> float | None:
+        """Forget this thread's call in flight (counting its grant toward a pending advice); return its start."""
+        me = threading.get_ident()
+        with self._flight_lock:
+            start = self._in_flight.pop(me, None)
+            advice = self._advice
+            if advice is None or me not in advice.awaiting:
+                return start
+            advice.awaiting.discard(me)
+            if granted and start is not None and advice.since < start <= advice.at:
+                advice.granted += 1
+            if advice.awaiting:
+                return start
+            self._advice = None
+        self._advise(advice)
+        return start
+
+    def _advise(self, advice: _Advice) -> None:
+        """The one warning of a cut, once every call in flight at the cut is answered: the calls the server granted
+        in the window that ended with the run of 429s. Below that figure, the limit is raised to it."""
+
+        def settle(state: _State, now: float) -> int:
+            if advice.granted:
+                state.observed = max(state.observed or 0, advice.granted)
+                if self._limit(state) < advice.granted:
+                    state.limit = min(self.calls, advice.granted)
+            return self._limit(state)
+
+        limit = self._transact(settle)
+        logger.warning(self._slowing_down(advice.granted, limit))
+
 
     # -- adapting -------------------------------------------------------------------------------------
     def record_success(self) -> None:
         """The server answered (not 429): count the grant, end any run of 429s; after a sustained run of grants,
         probe a quarter higher."""
-        probed = self._transact(self._granted)
+        start = self._end(True)
+        probed = self._transact(lambda state, now: self._granted(state, now, start))
         if probed:
             logger.debug("iTick quota: probing %d %s", probed, per_window(self.nominal_window_s))
 
-    def _granted(self, state: _State, now: float) -> int | None:
-        state.granted.append(now)
+    def _granted(self, state: _State, now: float, start: float | None = None) -> int | None:
+        # A grant counts at its call's start: the server counted it when the call arrived, not when its (perhaps
+        # long) answer did, so a slow answer falls in the same window as the server's count.
+        bisect.insort(state.granted, now if start is None else min(start, now))
         state.streak += 1
         state.refusals = 0
         limit = self._limit(state)
@@ -244,11 +300,22 @@ class SlidingWindowLimiter:
     def record_rate_limited(self, retry_after: float | None = None) -> None:
         """The server answered 429: pause for Retry-After; when it ends a run of `REFUSALS_IN_A_ROW` 429s, slow down
         to what the server granted and say so once (module docstring)."""
-        message = self._transact(lambda state, now: self._refused(state, now, retry_after))
-        if message:
-            logger.warning(message)
+        self._end(False)
+        cut_at = self._transact(lambda state, now: self._refused(state, now, retry_after))
+        if cut_at is None:
+            return
+        at, granted = cut_at
+        me = threading.get_ident()
+        with self._flight_lock:  # the calls still in flight that started before the run: their grants count too
+            awaiting = {t for t, start in self._in_flight.items() if start <= at and t != me}
+            advice = _Advice(at, at - self.nominal_window_s, granted, awaiting)
+            if awaiting:
+                self._advice = advice
+                return
+        self._advise(advice)
 
-    def _refused(self, state: _State, now: float, retry_after: float | None) -> str | None:
+    def _refused(self, state: _State, now: float, retry_after: float | None) -> tuple[float, int] | None:
+        """Count a 429; at a cut that should be announced, (now, calls granted in the window up to now)."""
         if retry_after is not None and retry_after > 0:
             state.blocked_until = max(state.blocked_until, now + retry_after)
         if state.refused_at is None or now - state.refused_at >= self.window_s:
@@ -266,7 +333,7 @@ class SlidingWindowLimiter:
             state.limit, state.cut_at = new, now
         warn = new < limit and not state.warned
         state.warned = state.warned or warn
-        return self._slowing_down(granted, new) if warn else None
+        return (now, sum(1 for t in state.granted if t > now - self.nominal_window_s)) if warn else None
 
     def describe(self) -> str:
         """What the server grants against what ITICK_PLAN allows, for warnings and errors."""
@@ -314,6 +381,16 @@ class SlidingWindowLimiter:
             state.forget_adaptation()
         state.touched = now
         return state
+
+
+@dataclass
+class _Advice:
+    """A cut's warning, held until the calls in flight at the cut (`awaiting` threads) are answered."""
+
+    at: float  # the 429 that ended the run
+    since: float  # the start of the window the server measured (`at` less one nominal window)
+    granted: int  # calls granted in (since, at], counted at their start
+    awaiting: set[int]
 
 
 def _next_free(starts: deque[float], limit: int, window_s: float) -> float:

@@ -55,23 +55,61 @@ class StateStore(Protocol):
 
 
 class FileStateStore:
-    """The state as a file next to a lock file: shared by the processes of one machine. Keeps no clock."""
+    """The state as a file next to a lock file: shared by the processes of one machine. Keeps no clock.
+
+    The file is replaced atomically through `<name>.<pid>.tmp`. A write that fails (a full disk) removes its temp
+    file and raises QuotaStateError naming the file and TICKLAKE_HOME; temp files left by a process that died
+    mid-write are removed by the next store to take the lock (only the lock holder ever writes one, so any other
+    temp file found under the lock is a leftover)."""
+
+    setting = "TICKLAKE_HOME"  # what decides where the file lives, for messages
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self._lock = FileLock(str(self.path) + ".lock")
+        self._swept = False
 
     def transact(self, update: Update[R]) -> R:
-        with self._lock:
+        try:
+            self._lock.acquire()
+        except OSError as exc:
+            raise self._error("lock", Path(self._lock.lock_file), exc) from exc
+        try:
+            if not self._swept:
+                self._swept = True
+                self._remove_leftovers()
             try:
                 text: str | None = self.path.read_text()
             except FileNotFoundError:
                 text = None
+            except OSError as exc:
+                raise self._error("read", self.path, exc) from exc
             data, result = update(text, None)
             tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, self.path)  # a reader sees the old state or the new one, never half of it
+            try:
+                tmp.write_bytes(data)
+                os.replace(tmp, self.path)  # a reader sees the old state or the new one, never half of it
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                raise self._error("write", self.path, exc) from exc
             return result
+        finally:
+            self._lock.release()
+
+    def _remove_leftovers(self) -> None:
+        for leftover in self.path.parent.glob(f"{self.path.name}.*.tmp"):
+            try:
+                leftover.unlink(missing_ok=True)
+                logger.info("removed %s, left by a process that died while writing the quota state", leftover)
+            except OSError as exc:  # not fatal: the state itself is intact
+                logger.warning("could not remove %s: %s", leftover, exc.strerror or exc)
+
+    def _error(self, verb: str, path: Path, exc: OSError) -> QuotaStateError:
+        why = exc.strerror or type(exc).__name__
+        return QuotaStateError(
+            f"cannot {verb} the quota state file {path}: {why} (errno {exc.errno}); the file lives under "
+            "TICKLAKE_HOME (its state/ directory): free space there or point TICKLAKE_HOME at a writable disk"
+        )
 
     def describe(self) -> str:
         return str(self.path)

@@ -87,6 +87,9 @@ def reconcile_klines(source: MarketDataSource, lake: Lakehouse, *, region: str,
     for frame in (stored, fetched):
         frame["symbol"] = frame["symbol"].astype(str)
         frame["trade_date"] = pd.to_datetime(frame["trade_date"]).astype("datetime64[ms]")
+    if sessions:  # what ingest would quarantine is no restatement: bars off the window, keys sent twice differently
+        inside = fetched["trade_date"].between(pd.Timestamp(sessions[0]), pd.Timestamp(sessions[-1]))
+        fetched = fetched[inside & ~fetched.duplicated(["symbol", "trade_date"], keep=False)]
     found = differences(stored, fetched, answered)
     recorded = record(lake, found, region=region, source=source.name, run_id=run_id, now=now)
     if len(found):

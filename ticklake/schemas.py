@@ -63,10 +63,14 @@ def row_rule(rule: RowRule) -> pa.Check:
     return pa.Check(rule.holds, error=rule.name)
 
 
+DUPLICATE_KEY = "duplicate_key"  # the unique-key rule's name: every row sharing a key with another breaks it
+
+
 def unique_key(dataset: Dataset) -> pa.Check:
-    """The dataset's key is unique. Keys are packed into one integer per row first (dates by their value,
-    strings by factorizing), because pandas' multi-column duplicated() is the slowest part of validating a
-    large page; only a frame that really has duplicates pays for locating them."""
+    """The dataset's key is unique (rule `duplicate_key`, broken by every row of a repeated key). Keys are packed
+    into one integer per row first (dates by their value, strings by factorizing), because pandas' multi-column
+    duplicated() is the slowest part of validating a large page; only a frame with duplicates pays for locating
+    them."""
     key = list(dataset.key)
 
     def check(df: pd.DataFrame) -> pd.Series:
@@ -85,7 +89,7 @@ def unique_key(dataset: Dataset) -> pa.Check:
             return pd.Series(True, index=df.index)
         return ~pd.Series(packed, index=df.index).duplicated(keep=False)
 
-    return pa.Check(check, error=f"unique ({', '.join(key)})")
+    return pa.Check(check, error=DUPLICATE_KEY)
 
 
 def dataframe_schema(dataset: Dataset, extra_checks: Iterable[pa.Check] = ()) -> pa.DataFrameSchema:
@@ -102,13 +106,21 @@ def dataframe_schema(dataset: Dataset, extra_checks: Iterable[pa.Check] = ()) ->
     )
 
 
+WINDOW_RULE = "inside the partition"  # how the window rule reads: `trade_date inside the partition (...)`
+
+
+def is_window_rule(rule: str) -> bool:
+    """Whether `rule` (a quarantine row's) is the run-window rule of `dates_within`: a date off the run's window."""
+    return WINDOW_RULE in rule
+
+
 def dates_within(column: str, allowed: Iterable[dt.date]) -> pa.Check:
     """Every value of `column` is one of the partition's dates (the run may only write its own window)."""
     allowed_ts = pd.DatetimeIndex(sorted(pd.Timestamp(d) for d in allowed))
     span = f"{allowed_ts.min().date()}..{allowed_ts.max().date()}" if len(allowed_ts) else "(none)"
     return pa.Check(
         lambda df: df[column].isin(allowed_ts),
-        error=f"{column} inside the partition ({len(allowed_ts)} session(s) {span})",
+        error=f"{column} {WINDOW_RULE} ({len(allowed_ts)} session(s) {span})",
     )
 
 
@@ -164,11 +176,68 @@ def split_valid(frame: pd.DataFrame, dataset: Dataset, *, allowed_dates: Iterabl
     return frame[~bad], Rejected(rows, rules, reasons)
 
 
+def split_page(frame: pd.DataFrame, dataset: Dataset, *, allowed_dates: Iterable[dt.date] | None,
+               max_share: float, refused: pd.DataFrame | None = None) -> tuple[pd.DataFrame, Rejected]:
+    """`split_valid`, with rows a source refused before validation (`refused`: the dataset's columns plus `rule`
+    and `reason`, e.g. a value that is not a number) added to the rejected ones. A valid row sharing its key with
+    a refused one is a conflicting duplicate too, and is rejected as `duplicate_key`: neither is trusted.
+
+    More than `max_share` of the page's rows (and more than one) rejected raises DataValidationError naming the
+    rules and rows, with nothing of the page written: a source that sends mostly broken rows is broken."""
+    good, rejected = split_valid(frame, dataset, allowed_dates=allowed_dates)
+    refused = refused if refused is not None and len(refused) else None
+    total = len(frame) + (0 if refused is None else len(refused))
+    if refused is not None:
+        key = [c for c in dataset.key if c in good.columns]
+        clash = pd.MultiIndex.from_frame(good[key].astype(str)).isin(pd.MultiIndex.from_frame(refused[key].astype(str)))
+        if clash.any():
+            twins = good[clash]
+            good = good[~clash]
+            reasons = [_reason(dataset, DUPLICATE_KEY, row) for _, row in twins.iterrows()]
+            rejected = _joined(rejected, Rejected(twins, pd.Series(DUPLICATE_KEY, index=twins.index, dtype="string"),
+                                                  pd.Series(reasons, index=twins.index, dtype="string")))
+        rows = refused.drop(columns=["rule", "reason"])
+        rejected = _joined(rejected, Rejected(rows, refused["rule"].astype("string"),
+                                              refused["reason"].astype("string")))
+    if len(rejected.rows) > max(max_share * total, 1):
+        if refused is None:
+            validate(frame, dataset, allowed_dates=allowed_dates)  # raises, naming the rules and rows
+        raise DataValidationError(dataset.name, pd.DataFrame({"rule": rejected.rules.to_numpy()}),
+                                  _describe_rejected(rejected, dataset, total))
+    return good, rejected
+
+
+def _joined(a: Rejected, b: Rejected) -> Rejected:
+    """Two sets of rejected rows as one (the first's frame may carry lineage columns the second lacks: left out)."""
+    if not len(a.rows):
+        return Rejected(b.rows.reset_index(drop=True), b.rules.reset_index(drop=True), b.reasons.reset_index(drop=True))
+    columns = [c for c in a.rows.columns if c in b.rows.columns]
+    rows = pd.concat([a.rows[columns], b.rows[columns]], ignore_index=True)
+    return Rejected(rows, pd.concat([a.rules, b.rules], ignore_index=True).astype("string"),
+                    pd.concat([a.reasons, b.reasons], ignore_index=True).astype("string"))
+
+
+def _describe_rejected(rejected: Rejected, dataset: Dataset, total: int, max_listed: int = 10) -> str:
+    key = [c for c in dataset.key if c in rejected.rows.columns]
+    lines = [f"{dataset.name}: {len(rejected.rows)} of {total} row(s) broke a hard rule, more than "
+             "TICKLAKE_MAX_REJECTED_SHARE allows; nothing was written."]
+    labels = rejected.rows[key].astype(str).agg("/".join, axis=1) if key else pd.Series("", index=rejected.rows.index)
+    for rule, idx in rejected.rules.groupby(rejected.rules.to_numpy(), sort=False).groups.items():
+        shown = ", ".join(labels.loc[idx[:max_listed]])
+        more = f" (+{len(idx) - max_listed} more)" if len(idx) > max_listed else ""
+        lines.append(f"- [{rule}] broken by {len(idx)} row(s): {shown}{more}")
+    return "\n".join(lines)
+
+
 def _reason(dataset: Dataset, rule: str, row: pd.Series) -> str:
     """A rejected row's rule with the values it judged: `low <= min(open, close): low=12.5, open=10, close=11`."""
     row_rule = next((r for r in dataset.rules if r.name == rule), None)
     if row_rule is not None:
         columns = [row_rule.column, *row_rule.others]
+    elif rule == DUPLICATE_KEY:  # the key, then this row's values: each row of the key says what it holds
+        columns = [*(c for c in dataset.key if c in row.index),
+                   *(f.name for f in dataset.fields if f.name not in dataset.key and f.name not in
+                     dataset.lineage_columns and f.name in row.index)]
     elif ":" in rule and rule.split(":", 1)[0] in row.index:
         columns = [rule.split(":", 1)[0]]
     else:  # the unique key, the partition window: the key says which row

@@ -51,6 +51,7 @@ class BarsPage:
     answered: frozenset[str]
     missing: frozenset[str] = frozenset()
     unrequested: frozenset[str] = frozenset()
+    refused: pd.DataFrame | None = None  # bars refused before validation (a value not a number), rule and reason
 
 
 @dataclass

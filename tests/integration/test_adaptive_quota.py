@@ -114,3 +114,46 @@ def test_retry_after_is_honoured_before_the_retry(tmp_path):
     assert sent[1] - sent[0] >= 0.6
     assert client.stats.rate_limited == 1
     assert client.stats.retries == 1
+
+
+class SlowGrants:
+    """WSGI middleware: every granted answer (HTTP 200) of the simulator leaves `delay_s` late, a 429 at once, as a
+    large kline answer does against a tiny refusal. Calls granted but still in flight when a run of 429s ends are
+    what the server granted too."""
+
+    def __init__(self, app, delay_s: float):
+        self.app, self.delay_s = app, delay_s
+
+    def __call__(self, environ, start_response):
+        captured = {}
+
+        def keep(status, headers, exc_info=None):
+            captured.update(status=status, headers=headers)
+
+        body = b"".join(self.app(environ, keep))
+        if captured["status"].startswith("200"):
+            time.sleep(self.delay_s)
+        start_response(captured["status"], captured["headers"])
+        return [body]
+
+
+def test_the_advised_plan_is_what_the_server_granted_over_the_window_calls_in_flight_included(caplog):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from itick_sim import SimSettings, Simulator, serve
+
+    window = 3.0
+    simulator = Simulator(SimSettings(now=dt.datetime(2024, 6, 28, 23, tzinfo=dt.UTC), symbols_per_region=4,
+                                      calls_per_window=5, window_seconds=window))
+    with serve(SlowGrants(simulator, delay_s=1.0)) as server, \
+            caplog.at_level(logging.WARNING, logger="ticklake.quota"):  # type: ignore[arg-type]
+        limiter = SlidingWindowLimiter(120, window, margin_s=0.2, plan="base")
+        client = ITickClient(server.url, TOKEN, limiter=limiter, backoff_base_s=0.05, quota_deadline_s=120)
+        with ThreadPoolExecutor(4) as pool:  # four calls in flight at a time, as max_concurrency does
+            assert all(pool.map(lambda _: client.symbol_list("US"), range(10)))
+        client.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert f"the server granted about 5 calls per {window:g} s while ITICK_PLAN=base allows 120" in warnings[0]
+    assert "set ITICK_PLAN=5 " in warnings[0]  # not 4 or 3: the grants still in flight at the run count too
+    assert simulator.counters.rate_limited >= 4

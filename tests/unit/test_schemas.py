@@ -44,7 +44,7 @@ def test_a_clean_frame_passes():
         (lambda f: f.assign(open=[10.0, np.inf, 10.0], high=[11.0, np.inf, 11.0]), "open is finite"),
         (lambda f: f.assign(open=[10.0, 0.0, 10.0], low=[9.0, 0.0, 9.0]), "open > 0"),
         (lambda f: f.assign(symbol=pd.array(["S0", "S0", "S2"], dtype="string")),
-         "unique (region, symbol, trade_date)"),
+         "duplicate_key"),
         (lambda f: f.assign(trade_date=pd.Series([pd.Timestamp(DAY), pd.Timestamp("2024-01-06"),
                                                   pd.Timestamp(DAY)]).astype("datetime64[ms]")),
          "trade_date inside the partition"),

@@ -6,6 +6,7 @@ import datetime as dt
 import math
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 from hypothesis import given, settings
@@ -17,6 +18,7 @@ from ticklake.itick.wire import (
     PayloadError,
     bars_to_frame,
     minimum_kline_calls,
+    parse_bars,
     plan_kline_requests,
     session_end_ms,
     trade_dates,
@@ -82,7 +84,13 @@ def test_bars_to_frame_keeps_every_distinct_bar_and_types_it(payload):
         for d in trade_dates(np.array([b["t"] for b in bars]), NY, "exchange_local")
     }
     assert set(zip(frame["symbol"], frame["trade_date"].astype(str).str[:10], strict=True)) == expected_keys
-    assert len(frame) == len(expected_keys)  # one row per (symbol, date): the last bar sent wins
+    # one row per (symbol, date, values): identical bars collapse, bars that disagree all stay (for the quarantine)
+    distinct = {
+        (code, str(d)[:10], *(float(b[k]) for k in ("o", "h", "l", "c", "v", "tu")))
+        for code, bars in payload.items() if bars
+        for b, d in zip(bars, trade_dates(np.array([b["t"] for b in bars]), NY, "exchange_local"), strict=True)
+    }
+    assert len(frame) == len(distinct)
     assert list(frame.columns) == ["region", "symbol", "trade_date", "open", "high", "low", "close", "volume",
                                    "turnover", "bar_ts"]
     assert frame["volume"].dtype == "float64"
@@ -92,9 +100,63 @@ def test_bars_to_frame_keeps_every_distinct_bar_and_types_it(payload):
 def test_bars_to_frame_rejects_malformed_bars_with_the_code():
     with pytest.raises(PayloadError, match="AAPL"):
         bars_to_frame({"AAPL": [{"t": 1, "o": 1}]}, region="US", timezone=NY, convention="utc")
-    with pytest.raises(PayloadError, match="non-numeric"):
-        bars_to_frame({"AAPL": [{"t": 1, "o": "x", "h": 1, "l": 1, "c": 1, "v": 1, "tu": 1}]},
+    with pytest.raises(PayloadError, match="AAPL: bar timestamp `t` is not a number: 'soon'"):
+        bars_to_frame({"AAPL": [{"t": "soon", "o": 1, "h": 1, "l": 1, "c": 1, "v": 1, "tu": 1}]},
                       region="US", timezone=NY, convention="utc")
+
+
+INT64 = st.integers(-(2**63), 2**63 - 1)  # what JSON decoding yields
+CLEAN = {"o": 10.0, "h": 11.0, "l": 9.0, "c": 10.5, "v": 100.0, "tu": 1050.0}
+not_a_number = (st.text(min_size=1, max_size=300).filter(lambda s: _not_float(s)) | st.lists(INT64, max_size=3)
+                | st.dictionaries(st.text(max_size=3), INT64, max_size=2))
+
+
+def _not_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return True
+    return False
+
+
+@settings(max_examples=80, deadline=None)
+@given(bad=st.lists(st.tuples(st.integers(0, 9), st.sampled_from(["o", "h", "l", "c", "v", "tu"]), not_a_number),
+                    min_size=1, max_size=6))
+def test_a_value_that_is_not_a_number_refuses_only_its_bar_keeping_the_raw_value(bad):
+    bars = [{"t": 1_718_841_600_000 + i * 86_400_000, **CLEAN} for i in range(10)]
+    for i, key, value in bad:
+        bars[i][key] = value
+    frame, refused = parse_bars({"AAPL": bars, "MSFT": [dict(b, **CLEAN) for b in bars]}, region="US", timezone=NY,
+                                convention="utc")
+    broken = {i for i, _, _ in bad}
+    assert len(refused) == len(broken)
+    kept = frame[frame["symbol"] == "AAPL"]
+    assert set(kept["bar_ts"].array.asi8) == {bars[i]["t"] for i in range(10) if i not in broken}
+    assert (frame["symbol"] == "MSFT").sum() == 10  # the other code is whole
+    assert frame[["open", "high", "low", "close", "volume", "turnover"]].notna().all().all()
+    names = {"o": "open", "h": "high", "l": "low", "c": "close", "v": "volume", "tu": "turnover"}
+    for row in refused.itertuples():
+        i = (row.bar_ts.value // 10**6 - 1_718_841_600_000) // 86_400_000
+        bad_fields = [names[k] for k in ("o", "h", "l", "c", "v", "tu") if _is_bad(bars[i][k])]
+        assert row.rule == f"{bad_fields[0]} is a number"
+        for key, field in names.items():
+            value = bars[i][key]
+            if field in bad_fields:
+                text = value if isinstance(value, str) else orjson.dumps(value).decode()
+                assert getattr(row, field) == text or (len(text) > 200 and getattr(row, field).startswith(text[:200]))
+                assert f"{field}=" in row.reason
+            else:
+                assert getattr(row, field) == value
+        assert row.reason.isprintable()
+        assert len(row.reason) < 400
+
+
+def _is_bad(value) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return True
+    return False
 
 
 def test_plan_for_a_contiguous_range_is_the_theoretical_minimum():

@@ -122,6 +122,7 @@ class ITickClient:
             raise ITickAuthError("no iTick token: set ITICK_TOKEN (or unset ITICK_BASE_URL to use the simulator)")
         check_token(token)
         self.base_url = base_url.rstrip("/")
+        self._token = token  # only to mask it in quoted bodies; never shown
         self.limiter = limiter
         self.max_retries, self.backoff_base_s, self.backoff_max_s = max_retries, backoff_base_s, backoff_max_s
         self.quota_deadline_s = quota_deadline_s
@@ -164,8 +165,12 @@ class ITickClient:
             return list(self._records)
 
     # -- the one request path -------------------------------------------------------------------------
-    def get(self, path: str, params: Mapping[str, Any], *, count_rows: Callable[[Any], int] = len) -> Any:
+    def get(self, path: str, params: Mapping[str, Any], *, count_rows: Callable[[Any], int] = len,
+            expect: type | None = None) -> Any:
         """GET `path` and return the envelope's `data`, or raise a typed ITickError.
+
+        `expect` (dict or list): the JSON type `data` must have when it is not null; another answer is retried like
+        a garbled body, then fails quoting it.
 
         A 429 is not a lost call: the limiter slows down to what the server grants and the call is retried until
         it has been rate limited for `quota_deadline_s`. Other transient failures get `max_retries` retries."""
@@ -190,7 +195,7 @@ class ITickClient:
             try:
                 response = self._http.get(path, params=clean)
                 status = response.status_code
-                data = self._unwrap(path, response)
+                data = self._unwrap(path, response, expect)
                 self.limiter.record_success()
                 error = None
                 break
@@ -229,6 +234,7 @@ class ITickClient:
                     self.limiter.record_success()  # the server answered, so it granted the call
                 error = exc
                 break
+        self.limiter.done()  # this thread's call is over, however it ended
         rows = 0
         if error is None:
             try:
@@ -271,7 +277,16 @@ class ITickClient:
         ceiling = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
         return self._rng.uniform(ceiling / 2, ceiling)  # "equal jitter": never zero, never in lockstep
 
-    def _unwrap(self, path: str, response: httpx.Response) -> Any:
+    def _quoted(self, response: httpx.Response, limit: int = 200) -> str:
+        """The start of an answer's body for a message: cut to `limit` characters, the token masked (a hostile or
+        debugging server may echo the request's headers)."""
+        text = response.content[: limit * 4].decode("utf-8", "replace")[:limit]
+        if self._token:
+            text = text.replace(self._token, "***")
+        more = f" ({len(response.content)} bytes)" if len(response.content) > limit else ""
+        return f"{text!r}{more}"
+
+    def _unwrap(self, path: str, response: httpx.Response, expect: type | None = None) -> Any:
         status = response.status_code
         if status == 429:
             raise _Retryable(ITickQuotaError(f"{path}: HTTP 429 rate limited by the source", endpoint=path,
@@ -287,15 +302,24 @@ class ITickClient:
             # A garbled body (a proxy's error page, a truncated answer) says nothing about the request itself:
             # worth asking again, within max_retries; a body that stays garbled fails naming it.
             raise _Retryable(ITickProtocolError(
-                f"{path}: HTTP {status} with a body that is not JSON: {response.text[:200]!r}",
+                f"{path}: HTTP {status} with a body that is not JSON: {self._quoted(response)}",
                 endpoint=path, status=status,
             ), None) from None
         if not isinstance(body, dict) or "code" not in body:
-            raise ITickProtocolError(f"{path}: answer is not the {{code, msg, data}} envelope", endpoint=path,
-                                     status=status)
+            if status in (401, 403):
+                raise self._auth_error(path, status, "HTTP auth failure")
+            # Valid JSON that is not the envelope (`[1,2,3]`, a proxy's own JSON) is as garbled as HTML: asked again.
+            raise _Retryable(ITickProtocolError(
+                f"{path}: HTTP {status} with an answer that is not the {{code, msg, data}} envelope: "
+                f"{self._quoted(response)}", endpoint=path, status=status), None)
         code, msg = body.get("code"), body.get("msg")
         if (code == 0 or code == "0") and status < 400:
-            return body.get("data")
+            data = body.get("data")
+            if expect is not None and data is not None and not isinstance(data, expect):
+                raise _Retryable(ITickProtocolError(
+                    f"{path}: `data` is {_json_type(data)} where {_json_type(expect)} was expected: "
+                    f"{self._quoted(response)}", endpoint=path, status=status), None)
+            return data
         text = f"{code} {msg or ''}"
         if code == 429 or RATE_LIMIT_MESSAGE in text:
             raise _Retryable(ITickQuotaError(f"{path}: rate limited by the source ({msg})", endpoint=path,
@@ -351,7 +375,7 @@ class ITickClient:
 
     # -- endpoints -----------------------------------------------------------------------------------
     def symbol_list(self, region: str, security_type: str = "stock") -> list[dict[str, Any]]:
-        return self.get("/symbol/list", {"type": security_type, "region": region}) or []
+        return self.get("/symbol/list", {"type": security_type, "region": region}, expect=list) or []
 
     def holidays(self, code: str | None = None) -> list[dict[str, Any]]:
         return self.get("/symbol/v2/holidays", {"code": code}) or []
@@ -386,7 +410,7 @@ class ITickClient:
               et_ms: int | None = None) -> list[dict[str, Any]]:
         check_codes([code], f"/{asset}/kline")
         return self.get(f"/{asset}/kline", {"region": region, "code": code, "kType": ktype, "limit": limit,
-                                             "et": et_ms}) or []
+                                             "et": et_ms}, expect=list) or []
 
     def klines(self, asset: str, region: str, codes: Sequence[str], *, ktype: int, limit: int,
                et_ms: int | None = None) -> dict[str, list[dict[str, Any]] | None]:
@@ -395,14 +419,10 @@ class ITickClient:
         data = self.get(
             f"/{asset}/klines",
             {"region": region, "codes": ",".join(codes), "kType": ktype, "limit": limit, "et": et_ms},
-            count_rows=lambda d: sum(len(v or []) for v in d.values()) if isinstance(d, dict) else 0,
+            count_rows=lambda d: sum(len(v) if isinstance(v, list) else 0 for v in d.values()),
+            expect=dict,  # an object keyed by code
         )
-        if data is None:
-            return {}
-        if not isinstance(data, dict):
-            raise ITickProtocolError(f"/{asset}/klines: expected an object keyed by code, got {type(data).__name__}",
-                                     endpoint=f"/{asset}/klines")
-        return data
+        return data or {}
 
 
 def check_codes(codes: Sequence[str], endpoint: str) -> None:
@@ -438,6 +458,11 @@ class _Retryable(Exception):  # noqa: N818 - internal control flow, never escape
     def __init__(self, error: ITickError, retry_after: float | None):
         super().__init__(str(error))
         self.error, self.retry_after = error, retry_after
+
+
+def _json_type(value: object) -> str:
+    kind = value if isinstance(value, type) else type(value)
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(kind, f"a {kind.__name__}")
 
 
 def _retry_after(response: httpx.Response) -> float | None:

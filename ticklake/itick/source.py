@@ -33,6 +33,7 @@ from ticklake.itick.wire import (
     batch_answer,
     listing_frame,
     merge_answers,
+    off_window,
     plan_kline_requests,
     session_end_ms,
 )
@@ -144,14 +145,21 @@ class ITickSource:
         page = merge_answers((c for r in requests for c in r.codes), answers)
         _report(region, page_sessions, page, reasked=sum(len(r.codes) for r in again))
         return BarsPage(page_sessions, page.bars, answered=page.answered, missing=page.missing,
-                        unrequested=page.unrequested)
+                        unrequested=page.unrequested, refused=page.refused)
 
     def _fetch(self, region: str, timezone: str, request: KlineRequest, keep: _PageFilter) -> BatchAnswer:
         """One batch call, its rows cut to the call's sessions."""
+        et_ms = session_end_ms(request.end, timezone, self.convention)
         payload = self.client.klines("stock", region, request.codes, ktype=DAILY_KTYPE, limit=request.limit,
-                                     et_ms=session_end_ms(request.end, timezone, self.convention))
+                                     et_ms=et_ms)
         answer = batch_answer(payload, request.codes, region=region, timezone=timezone, convention=self.convention)
-        return dataclasses.replace(answer, bars=keep(answer.bars, request.sessions))
+        # Bars the call did not ask for (after `et`, or past `limit`) stay, so validation quarantines them as off
+        # the run's window: dropping them would hide a source that answers outside what it was asked.
+        unasked = off_window(answer.bars, et_ms=et_ms, limit=request.limit)
+        if unasked.any():
+            logger.warning("%s: the source sent %d bar(s) outside the call's window (et=%s, limit=%d); they are "
+                           "quarantined", region, int(unasked.sum()), request.end, request.limit)
+        return dataclasses.replace(answer, bars=keep(answer.bars, request.sessions, also=unasked))
 
 
 def reask_requests(requests: Sequence[KlineRequest], answers: Sequence[BatchAnswer],
@@ -206,7 +214,8 @@ class _PageFilter:
     def _days(self, values: np.ndarray) -> np.ndarray:
         return (values.astype("datetime64[D]") - self.origin).astype(np.int64)
 
-    def __call__(self, frame: pd.DataFrame, page: Sequence[dt.date]) -> pd.DataFrame:
+    def __call__(self, frame: pd.DataFrame, page: Sequence[dt.date], also: np.ndarray | None = None) -> pd.DataFrame:
+        """`frame`'s rows for `page`, and those flagged in `also` (bars off the call's window, for validation)."""
         if frame.empty:
             return frame
         days = self._days(frame["trade_date"].to_numpy())
@@ -218,6 +227,8 @@ class _PageFilter:
         offset = np.where(inside, days - lo, 0)
         session = np.where(inside, self.is_session[np.clip(days, 0, len(self.is_session) - 1)], True)
         keep = inside & (wanted[offset] | ~session)
+        if also is not None:
+            keep |= also
         return frame if keep.all() else frame[keep].reset_index(drop=True)
 
 
