@@ -268,6 +268,13 @@ def test_two_concurrent_processes_on_the_same_partitions_store_the_same(home, cl
 
 
 # ------------------------------------------------------------------ the disk
+def leftover_files(home: Path) -> list[str]:
+    """Files under the lake's data path that no snapshot references (a failed or killed commit's)."""
+    with _storage(home).lakehouse().connection() as con:
+        return [p for (p, *_) in con.execute("SELECT * FROM ducklake_delete_orphaned_files('lake', dry_run => true, "
+                                             "older_than => now() + INTERVAL 1 DAY)").fetchall()]
+
+
 @contextmanager
 def small_disk(folder: Path, megabytes: int = 48):
     """A filesystem of its own at `folder` (tmpfs), so that it really fills up; skipped where it cannot be mounted."""
@@ -315,6 +322,7 @@ def test_a_full_disk_fails_clearly_keeps_the_last_snapshot_and_the_next_run_stor
             assert_stored(home, clean["june"])  # the last snapshot, readable and whole
             ingest(server.url, home, MAY_JUNE, "freed", lake=lake)
         assert_stored(home, clean["may_june"])
+        assert leftover_files(home) == []
 
 
 @contextmanager
@@ -380,5 +388,7 @@ def test_sigkill_mid_commit_leaves_the_last_snapshot_and_the_next_run_converges(
         proc.join(timeout=30)
         assert proc.exitcode == -signal.SIGKILL
         assert_stored(home, clean["june"])  # nothing of the unfinished commit is visible
-        ingest(server.url, home, MAY_JUNE, "after-kill")  # its commit lock died with it
+        assert leftover_files(home)  # the killed commit's files, referenced by no snapshot
+        ingest(server.url, home, MAY_JUNE, "after-kill")  # its commit lock died with it; it removes them first
     assert_stored(home, clean["may_june"])
+    assert leftover_files(home) == []

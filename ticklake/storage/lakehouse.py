@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -77,6 +78,7 @@ class Lakehouse:
                                  describe=catalog.describe(), timeout_s=lock_timeout_s, scrub=catalog.scrub)
         self._db: duckdb.DuckDBPyConnection | None = None
         self._guard = threading.Lock()
+        self._swept: set[str] = set()  # tables whose leftover files this process has looked for
 
     def __repr__(self) -> str:
         return f"Lakehouse({self.catalog.describe()}, data={self.catalog.data_path})"
@@ -226,6 +228,9 @@ class Lakehouse:
             if table is not None and table.schema.remove_metadata() != dataset.arrow_schema.remove_metadata():
                 raise TypeError(f"{dataset.name}: table schema does not match the data dictionary")
         with self.locks.hold(tables), self.connection() as con:
+            if unswept := tables - self._swept:  # the first commit of a table in this process: "by the next run"
+                self._remove_orphans(con, unswept)
+                self._swept |= unswept
             con.execute("BEGIN TRANSACTION")
             try:
                 for i, (dataset, table, partitions, status) in enumerate(batches):
@@ -239,8 +244,27 @@ class Lakehouse:
             except BaseException:
                 with contextlib.suppress(duckdb.Error):
                     con.execute("ROLLBACK")
+                with contextlib.suppress(duckdb.Error, OSError):  # a full disk, say: what it half-wrote goes now
+                    self._remove_orphans(con, tables)
                 raise
         return sum(b[1].num_rows for b in batches if b[1] is not None)
+
+    def _remove_orphans(self, con: duckdb.DuckDBPyConnection, tables: set[str]) -> int:
+        """Delete the files under these tables' folders that no snapshot references: what a commit that failed (a
+        full disk) or a writer killed mid-commit left. Only a holder of a table's commit lock writes its files, and
+        the caller holds these, so none of them belongs to a commit in flight. A local data path only: on object
+        storage `lake_maintenance` deletes orphans once they are a day old."""
+        if self.catalog.is_remote:
+            return 0
+        found = con.execute("SELECT * FROM ducklake_delete_orphaned_files(?, dry_run => true, older_than => "
+                            "now() + INTERVAL 1 DAY)", [ALIAS]).fetchall()
+        folders = [f"{Path(self.catalog.data_path) / 'main' / table}{os.sep}" for table in tables]
+        removed = 0
+        for (path, *_rest) in found:
+            if any(str(path).startswith(folder) for folder in folders):
+                Path(path).unlink(missing_ok=True)
+                removed += 1
+        return removed
 
 
 def _delete_insert(con: duckdb.DuckDBPyConnection, dataset: Dataset, table: pa.Table, name: str, where: str,
