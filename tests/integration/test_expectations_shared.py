@@ -20,8 +20,9 @@ pytestmark = pytest.mark.integration
 SUITE = "securities.expectations"
 
 
-def _worker(tmp_path, name: str, storage_url: str, coordination_url: str) -> StorageResource:
-    return StorageResource(home=str(tmp_path / name), url=storage_url, coordination_url=coordination_url)
+def _worker(tmp_path, name: str, storage_url: str, postgres_url: str) -> StorageResource:
+    """A worker of the production profile: a home of its own, the lake's catalog (and its locks) in PostgreSQL."""
+    return StorageResource(home=str(tmp_path / name), url=storage_url, catalog=f"postgres:{postgres_url}")
 
 
 def _validate(storage: StorageResource) -> expectations.SuiteResult:

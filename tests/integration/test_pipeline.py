@@ -53,9 +53,11 @@ def _truth(simulator, region: str, sessions: list[dt.date]) -> pd.DataFrame:
 
 
 def _lake_digest(home) -> dict[str, str]:
+    """The data files of every table but `lake_partitions`, whose rows say when each partition was last committed
+    (a re-run commits them again; a partition whose rows did not change is not rewritten)."""
     root = home / "lake"
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*.parquet"))}
+            for p in sorted(root.rglob("*.parquet")) if p.relative_to(root).parts[:2] != ("main", "lake_partitions")}
 
 
 @pytest.mark.parametrize(("region", "bar_time", "convention"),

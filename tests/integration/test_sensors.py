@@ -111,4 +111,4 @@ def test_a_real_ticklake_run_that_fails_is_recorded(tmp_path, monkeypatch, make_
     assert line["partition"] is None
     assert line["step"] == "klines_daily_freshness"
     assert line["error_class"] == "NotADirectoryError"
-    assert "not-a-directory/lake" in line["message"]  # the path that could not be created
+    assert "not-a-directory/" in line["message"]  # the path that could not be created

@@ -96,6 +96,9 @@ class Lakehouse:
                     with self.locks.hold([SCHEMA_LOCK]):
                         self.catalog.attach(con)
                         self._ensure_schema(con)
+                except duckdb.IOException as exc:  # the fingerprint's file on an object store that does not answer
+                    con.close()
+                    raise LakeStorageError(self._storage_error(exc)) from exc
                 except BaseException:
                     con.close()
                     raise
@@ -117,7 +120,7 @@ class Lakehouse:
 
     def _storage_error(self, exc: BaseException) -> str:
         where = ("TICKLAKE_STORAGE_URL" if self.catalog.is_remote else "TICKLAKE_HOME")
-        return (f"the lake's storage failed (data at {self.catalog.data_path}, set by {where}; catalog "
+        return (f"lake storage failed (data at {self.catalog.data_path}, set by {where}; catalog "
                 f"TICKLAKE_CATALOG={self.catalog.describe()}): {self.catalog.scrub(str(exc))}. Nothing of an "
                 "unfinished commit is visible: the last snapshot is intact, and a re-run completes the work once "
                 "the cause (a full disk, an unreachable store) is fixed.")

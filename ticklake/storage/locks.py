@@ -19,6 +19,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from ticklake.storage.catalog import CatalogError
+
 
 class LockTimeoutError(TimeoutError):
     """A table's commit lock stayed held by another writer for longer than the configured timeout."""
@@ -79,8 +81,9 @@ class CommitLocks:
         try:
             conn = psycopg2.connect(self.conninfo, connect_timeout=10, application_name="ticklake-commit")
         except psycopg2.OperationalError as exc:
-            raise ConnectionError(f"cannot reach the lake catalog {self.describe} (TICKLAKE_CATALOG) for a commit "
-                                  f"lock: {self.scrub(_first_line(exc))}") from None
+            raise CatalogError(f"could not open the lake catalog TICKLAKE_CATALOG={self.describe} for a commit lock: "
+                               f"{self.scrub(_first_line(exc))}; check that the database is up, reachable from here, "
+                               "and that the user may connect to it") from None
         conn.autocommit = True
         try:
             with conn.cursor() as cur:
