@@ -3,9 +3,9 @@
 
     .venv/bin/python -m benchmarks.distributed_ui [--workers 2] [--symbols 40] [--months 12] [--screenshots DIR]
 
-Real services on this machine: PostgreSQL (Dagster's instance, the shared quota, the lake lock), RabbitMQ
-and Redis (Celery), moto's S3 server (lake and lake). `dagster-webserver`, `dagster-daemon` and the Celery
-workers each run as their own "machine" (own DAGSTER_HOME and TICKLAKE_HOME), configured only by
+Real services on this machine: PostgreSQL (Dagster's instance, the shared quota, the lake's catalog and commit
+locks), RabbitMQ and Redis (Celery), moto's S3 server (the lake's data). `dagster-webserver`, `dagster-daemon`
+and the Celery workers each run as their own "machine" (own DAGSTER_HOME and TICKLAKE_HOME), configured only by
 deploy/dagster.yaml and the environment, as README "Deployment" says. The UI's backfills carry no run config, so
 everything runs at the real clock and a real quota window (ITICK_PLAN, default `pro`: 600 calls per minute),
 against a simulator that enforces the same plan.

@@ -1,5 +1,5 @@
 """Soak (issue #9, item 5): a few hundred partition materializations against a simulator that injects transport
-faults at a given rate; at the end the lake and the lake must equal a fault-free run's, row for row.
+faults at a given rate; at the end the bars and their status rows must equal a fault-free run's, row for row.
 
     .venv/bin/python -m benchmarks.soak --rate 0.1 [--regions US,HK,SH,JP] [--months 60] [--symbols 8]
 

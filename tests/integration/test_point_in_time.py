@@ -1,4 +1,4 @@
-"""Point in time: a restatement never overwrites history. Every superseded version is kept (lake and lake, in
+"""Point in time: a restatement never overwrites history. Every superseded version is kept (in its `_history`, in
 the same commit as what supersedes it) and `<dataset>_as_of(T)` answers what was known at T."""
 
 from __future__ import annotations
