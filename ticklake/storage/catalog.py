@@ -62,9 +62,9 @@ class Catalog:
             return cls("postgres", target.strip(), data)
         shown = describe_target(catalog)
         if kind in ("duckdb", "ducklake") or catalog.endswith((".duckdb", ".ducklake")):
-            raise CatalogError(f"{CATALOG_VARIABLE}={shown!r} is refused: a DuckDB-file catalog admits no writer while any other "
-                               "process has it attached (an analyst's read-only session blocks the nightly run); use "
-                               "sqlite:<file> (the default) or postgres:<libpq conninfo>")
+            raise CatalogError(f"{CATALOG_VARIABLE}={shown!r} is refused: a DuckDB-file catalog admits no writer while "
+                               "any other process has it attached (an analyst's read-only session blocks the nightly "
+                               "run); use sqlite:<file> (the default) or postgres:<libpq conninfo>")
         raise CatalogError(f"{CATALOG_VARIABLE}={shown!r} is invalid: use sqlite:<file> or postgres:<libpq conninfo> "
                            "(e.g. postgres:host=127.0.0.1 dbname=ticklake user=ticklake), or unset it for the "
                            "embedded default")
