@@ -2,11 +2,14 @@
 table it validates (`<table>_expectations`, `klines_daily_completeness`, `<table>_references`).
 
 One multi-asset check runs any subset in one step: Great Expectations is imported and its Data Docs rebuilt once,
-not once per check. A failed expectation the dictionary declares (a key, a bound, a reference) is an ERROR;
-completeness and distributions (daily returns, P/E) are WARN, because real markets move and sources keep listing
-codes that stopped trading. The metadata carries the statistics and a file:// link to the suite's Data Docs page
-(in the production profile `data_docs_object` and `data_docs_index` instead: the copies in the project every worker
-shares, in object storage).
+not once per check. It validates only in runs that materialize no asset (warehouse_checks, or the checks executed
+alone): a run that materializes assets, such as a UI backfill of klines_daily, which Dagster always gives every check
+of the asset, skips it instead of paying seconds of Great Expectations for a lake-wide suite.
+
+A failed expectation the dictionary declares (a key, a bound, a reference) is an ERROR; completeness and
+distributions (daily returns, P/E) are WARN, because real markets move and sources keep listing codes that stopped
+trading. The metadata carries the statistics and a link to the suite's Data Docs page (in the production profile
+`data_docs_object` and `data_docs_index` instead: the copies in the project every worker shares, in object storage).
 """
 
 import dagster as dg
@@ -85,6 +88,17 @@ def _check_result(key: dg.AssetCheckKey, result: expectations.SuiteResult, index
                       description="The lake-level Great Expectations suite, with Data Docs under TICKLAKE_HOME "
                                   "(one project for all workers in object storage, in the production profile)")
 def great_expectations_checks(context: dg.AssetCheckExecutionContext, storage: StorageResource):
+    materialized = set(context.run.asset_selection or ()) | set(context.job_def.asset_layer.selected_asset_keys)
+    if materialized:
+        # A run that materializes assets: an asset backfill from the UI, or `dagster asset materialize`. Dagster
+        # puts every check of the selected assets into such a run (asset backfills always run the implicit asset
+        # job with all of them), and importing Great Expectations alone costs seconds per run. The suites look at
+        # the whole lake, not at what one run wrote, so they run in the checks-only runs: the warehouse_checks job
+        # (daily), or Execute on the checks in the UI. Here they yield nothing: the UI shows them as skipped.
+        context.log.info(f"Great Expectations: skipped in a run that materializes assets "
+                         f"({', '.join(sorted(k.to_user_string() for k in materialized))}); "
+                         "the suites run in the warehouse_checks job, or when their checks alone are executed")
+        return
     selected = {_SUITES[key][1].name: key for key in context.selected_asset_check_keys}
     home = storage.paths.home
     shared, locks = storage.expectations_sharing()

@@ -75,3 +75,27 @@ def test_one_check_runs_on_its_own(make_server, resources_for, home):
     assert evaluation.check_name == "securities_expectations"
     assert evaluation.passed
     assert expectations.docs_index(home).is_file()
+
+
+def test_a_ui_backfill_of_klines_skips_the_suites_which_run_in_warehouse_checks(make_server, resources_for, home):
+    """An asset backfill from the UI runs Dagster's implicit asset job with every check of klines_daily (GE's three
+    among them): the suites yield nothing there (seconds of GE per run, for lake-wide suites); the checks-only job
+    validates them."""
+    from assets.klines import klines_daily
+
+    defs = build_definitions(**resources_for(make_server()))
+    instance = dg.DagsterInstance.ephemeral()
+    assert defs.resolve_job_def("reference_refresh").execute_in_process(instance=instance, partition_key="US").success
+    checks = defs.resolve_asset_graph().get_check_keys_for_assets({klines_daily.key})  # what an asset backfill runs
+    assert {k.name for k in checks} >= {"klines_daily_expectations", "klines_daily_completeness"}
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={klines_daily.key},
+                                                                  asset_check_selection=checks)
+    result = job.execute_in_process(instance=instance, raise_on_error=False, tags={
+        "dagster/asset_partition_range_start": "2024-05|US", "dagster/asset_partition_range_end": "2024-06|US"})
+    assert result.success
+    evaluated = {c.check_name for c in result.get_asset_check_evaluations()}
+    assert {"stored_rows_match_lake", "klines_daily_unique_key"} <= evaluated
+    assert not evaluated & NAMES
+    assert not expectations.docs_root(home).exists()  # Great Expectations never ran
+    assert {"klines_daily_expectations", "klines_daily_completeness", "klines_daily_references"} <= set(
+        _evaluations(defs, instance))
