@@ -28,7 +28,40 @@ from ticklake import markets, settings
 from ticklake.dictionary import DATASETS
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-INSTANCE_YAML = Path(__file__).resolve().parents[1] / "instance" / "dagster.yaml"  # the embedded default's settings
+ROOT = Path(__file__).resolve().parents[1]
+INSTANCE_YAML = ROOT / "instance" / "dagster.yaml"  # the embedded default's settings
+LOCATION = "ticklake"  # workspace.yaml's location_name: the code location `python3 dev.py ui` loads
+REPOSITORY = "__repository__"  # the repository Dagster makes of a Definitions object
+
+
+def show_in_ui(instance: dg.DagsterInstance, run_id: str, location: str = LOCATION) -> None:
+    """Attribute an in-process run to the UI's code location, as if it had been launched there.
+
+    `execute_in_process` records a run with its job's name but no code-location origin and no repository label, so
+    the UI's job pages (runs filtered by job name and the `.dagster/repository` tag) say "No runs found" and the
+    Overview timeline (runs grouped by their repository origin) leaves it out. Dagster has no public call to set
+    them on an in-process run; this does what `dagster run migrate-repository` does (`replace_job_origin`), after
+    adding the label tag that call only updates."""
+    from dagster._core.remote_origin import (
+        ManagedGrpcPythonEnvCodeLocationOrigin,
+        RemoteJobOrigin,
+        RemoteRepositoryOrigin,
+    )
+    from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    run = instance.get_run_by_id(run_id)
+    if run is None:
+        return
+    target = LoadableTargetOrigin(executable_path=sys.executable, module_name="definitions", attribute="defs",
+                                  working_directory=str(ROOT))
+    repository = RemoteRepositoryOrigin(
+        code_location_origin=ManagedGrpcPythonEnvCodeLocationOrigin(loadable_target_origin=target,
+                                                                    location_name=location),
+        repository_name=REPOSITORY)
+    origin = RemoteJobOrigin(repository_origin=repository, job_name=run.job_name)
+    instance.add_run_tags(run_id, {REPOSITORY_LABEL_TAG: repository.get_label()})
+    instance.run_storage.replace_job_origin(instance.get_run_by_id(run_id), origin)
 
 
 def recent_months(region: str, count: int, now: dt.datetime) -> list[str]:
@@ -75,6 +108,8 @@ def first_night(defs: dg.Definitions, instance: dg.DagsterInstance, months: dict
         regions[region] = (ref, klines, fundamentals, analytics)
     checks = defs.resolve_job_def("warehouse_checks").execute_in_process(
         instance=instance, run_config=run_config, raise_on_error=False)  # a failed check is a result, not a crash
+    for result in [*(r for results in regions.values() for r in results), checks]:
+        show_in_ui(instance, result.run_id)
     return FirstNight(months={r: m for r, m in months.items() if m}, regions=regions, checks=checks)
 
 

@@ -3,6 +3,8 @@ checks) every asset check of the definitions has an evaluation: none reads "Not 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 import pytest
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
@@ -29,3 +31,26 @@ def test_every_check_has_an_evaluation_after_the_demos_jobs(make_server, resourc
     assert unevaluated == []
     # the checks job ran once for the whole lake, after the night's jobs, under its own name
     assert night.checks.dagster_run.job_name == "warehouse_checks"
+
+
+def test_the_demos_runs_belong_to_the_ui_code_location(make_server, resources_for, home):
+    """The UI lists a job's runs by job name and repository label, and the Overview timeline groups runs by their
+    repository origin: the demo's in-process runs carry both, under their own job names (never __ASSET_JOB)."""
+    import yaml
+
+    from automation.demo import LOCATION, REPOSITORY
+
+    [location] = yaml.safe_load((Path(__file__).parents[2] / "workspace.yaml").read_text())["load_from"]
+    assert location["python_module"]["location_name"] == LOCATION
+    defs = build_definitions(**resources_for(make_server()))
+    instance = dg.DagsterInstance.ephemeral()
+    first_night(defs, instance, {"US": ["2024-06"]})
+    label = f"{REPOSITORY}@{LOCATION}"
+    runs = instance.get_runs(dg.RunsFilter(tags={".dagster/repository": label}))
+    assert sorted(r.job_name for r in runs) == ["analytics_refresh", "fundamentals_refresh", "nightly_refresh",
+                                                "reference_refresh", "warehouse_checks"]
+    assert len(instance.get_runs(dg.RunsFilter(job_name="nightly_refresh", tags={".dagster/repository": label}))) == 1
+    for run in runs:
+        origin = run.remote_job_origin.repository_origin
+        assert (origin.repository_name, origin.code_location_origin.location_name) == (REPOSITORY, LOCATION)
+        assert run.remote_job_origin.job_name == run.job_name
