@@ -111,11 +111,19 @@ def ui(webserver_args: list[str], home: str) -> None:
     """What `dagster dev` starts, by the entry points Dagster documents for running them (`dagster dev` itself is
     superseded in Dagster 1.13 and warns "Use 'dg dev' instead"; `dg` is another package, dagster-dg-cli): the
     webserver (`dagster-webserver`, any extra arguments go to it: `-p 3001`) and the daemon (`dagster-daemon run`:
-    schedules, sensors, backfills), on the same instance and workspace. Ctrl-C or SIGTERM stops both."""
+    schedules, sensors, backfills), on the same instance and workspace; and the Data Docs server
+    (`python -m ticklake.expectations serve`, on TICKLAKE_DATA_DOCS_URL's port, default 8766). Ctrl-C or SIGTERM stops
+    them."""
     env = {**os.environ, "DAGSTER_HOME": home}
     workspace = ["-w", str(ROOT / "workspace.yaml")]
     procs = [subprocess.Popen([str(BIN / "dagster-webserver"), *workspace, *webserver_args], cwd=ROOT, env=env),
              subprocess.Popen([str(BIN / "dagster-daemon"), "run", *workspace], cwd=ROOT, env=env)]
+    # the Data Docs over http, where the Great Expectations checks link them (TICKLAKE_DATA_DOCS_URL to move it);
+    # not essential: when its port is taken, the UI runs on without it
+    from urllib.parse import urlparse
+
+    port = urlparse(os.environ.get("TICKLAKE_DATA_DOCS_URL") or "http://127.0.0.1:8766").port or 8766
+    docs = subprocess.Popen([str(PY), "-m", "ticklake.expectations", "serve", "--port", str(port)], cwd=ROOT, env=env)
 
     def stop(*_: object) -> None:
         raise KeyboardInterrupt
@@ -127,10 +135,10 @@ def ui(webserver_args: list[str], home: str) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        for p in procs:
+        for p in [*procs, docs]:
             if p.poll() is None:
-                p.send_signal(signal.SIGINT)  # both shut down cleanly on an interrupt (code servers included)
-        for p in procs:
+                p.send_signal(signal.SIGINT)  # each shuts down cleanly on an interrupt (code servers included)
+        for p in [*procs, docs]:
             try:
                 p.wait(timeout=30)
             except subprocess.TimeoutExpired:

@@ -56,7 +56,7 @@ def _failures_markdown(result: expectations.SuiteResult) -> str:
     return "\n".join(["| severity | expectation | column | observed | examples |", "|---|---|---|---|---|", *rows])
 
 
-def _metadata(result: expectations.SuiteResult, index: str) -> dict[str, dg.MetadataValue]:
+def _metadata(result: expectations.SuiteResult, index: str, home) -> dict[str, dg.MetadataValue]:
     metadata = {
         "suite": dg.MetadataValue.text(result.suite.name),
         "expectations_evaluated": dg.MetadataValue.int(result.evaluated),
@@ -69,19 +69,23 @@ def _metadata(result: expectations.SuiteResult, index: str) -> dict[str, dg.Meta
     if result.docs_object:  # the production profile: the pages as stored for every machine, not the worker's copy
         metadata["data_docs_index"] = dg.MetadataValue.url(index)
         metadata["data_docs_object"] = dg.MetadataValue.url(result.docs_object)
-    else:
-        metadata["data_docs_index"] = dg.MetadataValue.path(index)
-        if result.docs_url:
-            metadata["data_docs"] = dg.MetadataValue.url(result.docs_url)
+    else:  # served over http (`python -m ticklake.expectations serve`, started by `python3 dev.py ui`): the UI
+        # opens an http link, never a file:// one ("Not allowed to load local resource")
+        metadata["data_docs_index"] = dg.MetadataValue.url(f"{expectations.docs_base_url()}/index.html")
+        page = expectations.docs_http_url(home, result.docs_url)
+        if page:
+            metadata["data_docs"] = dg.MetadataValue.url(page)
+        metadata["data_docs_path"] = dg.MetadataValue.path(index)
     if "by_region" in result.stats:
         metadata["by_region"] = dg.MetadataValue.json(result.stats["by_region"])
     return metadata
 
 
-def _check_result(key: dg.AssetCheckKey, result: expectations.SuiteResult, index: str) -> dg.AssetCheckResult:
+def _check_result(key: dg.AssetCheckKey, result: expectations.SuiteResult, index: str,
+                  home) -> dg.AssetCheckResult:
     severity = dg.AssetCheckSeverity.ERROR if result.severity == "error" else dg.AssetCheckSeverity.WARN
     return dg.AssetCheckResult(asset_key=key.asset_key, check_name=key.name, passed=result.success,
-                               severity=severity, metadata=_metadata(result, index))
+                               severity=severity, metadata=_metadata(result, index, home))
 
 
 @dg.multi_asset_check(specs=[spec for spec, _ in _SUITES.values()], can_subset=True, name="great_expectations",
@@ -106,13 +110,13 @@ def great_expectations_checks(context: dg.AssetCheckExecutionContext, storage: S
         results = expectations.run(con, home, selected, shared=shared, locks=locks)
     index = str(expectations.docs_index(home))
     if shared is None:
-        where = f"file://{index}"
+        where = f"{expectations.docs_base_url()}/index.html (python -m ticklake.expectations serve; {index})"
     else:  # the worker's copy is of no use on another machine: name the stored index and how to read it
         index = shared.url(expectations.INDEX_PAGE)
         where = f"{index} (`python -m ticklake.expectations docs` copies the site to any machine)"
     context.log.info(f"Great Expectations: {len(results)} suite(s) validated; Data Docs at {where}")
     for result in results:
-        yield _check_result(selected[result.suite.name], result, index)
+        yield _check_result(selected[result.suite.name], result, index, home)
 
 
 ASSET_CHECKS = [great_expectations_checks]

@@ -3,6 +3,8 @@ offending keys when the pipeline's database is corrupted, and writes its Data Do
 
 from __future__ import annotations
 
+import re
+
 import dagster as dg
 import pytest
 
@@ -26,6 +28,7 @@ def test_suite_passes_then_fails_on_corruption_with_docs_under_home(make_server,
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     monkeypatch.chdir(cwd)
+    monkeypatch.delenv("TICKLAKE_DATA_DOCS_URL", raising=False)
     defs = build_definitions(**resources_for(make_server()))
     instance = dg.DagsterInstance.ephemeral()
     for job in ("reference_refresh",):
@@ -40,10 +43,20 @@ def test_suite_passes_then_fails_on_corruption_with_docs_under_home(make_server,
     klines = good["klines_daily_expectations"].metadata
     assert klines["expectations_failed"].value == 0
     assert klines["rows_validated"].value > 0
-    assert klines["data_docs"].value.startswith(f"file://{home}/docs/great_expectations/")
+    # links the UI can open: http, served by `python -m ticklake.expectations serve` (never file://)
+    assert klines["data_docs"].value.startswith("http://127.0.0.1:8766/validations/klines_daily/expectations/")
+    page = expectations.docs_root(home) / expectations.SITE / klines["data_docs"].value.removeprefix(
+        "http://127.0.0.1:8766/")
+    assert page.is_file()
     assert expectations.docs_index(home).is_file()
-    assert klines["data_docs_index"].value == str(
-        expectations.docs_index(home))
+    assert klines["data_docs_index"].value == "http://127.0.0.1:8766/index.html"
+    assert klines["data_docs_path"].value == str(expectations.docs_index(home))
+    # offline: no page loads a script, a style or an image from the network; the index lists every validation
+    site = expectations.docs_root(home) / expectations.SITE
+    for html in site.rglob("*.html"):
+        assert not re.search(r"""(src=|<link[^>]*href=)["']https?://""", html.read_text()), html
+    index = expectations.docs_index(home).read_text()
+    assert index.count('<tr><td><a href="validations/') == len(NAMES)
     assert list(cwd.iterdir()) == []  # nothing written to the working directory
 
     with StorageResource(home=str(home)).lakehouse().connection() as con:  # what a bug could do, around the pipeline
