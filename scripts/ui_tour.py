@@ -146,25 +146,50 @@ def tour(home: Path, dagster_home: Path) -> list[str]:
         _wait(f"http://127.0.0.1:{docs_port}/index.html", 30)
         with _browser() as (context, refused):
             page = context.new_page()
-            page.set_default_timeout(60_000)
+            page.set_default_timeout(45_000)
 
-            def visit(path: str, must_show: list[str], shot: str) -> None:
+            def visit(path: str, must_show: list[str], shot: str, tab: str | None = None,
+                      must_not_show: tuple[str, ...] = ()) -> None:
                 page.goto(f"{base}{path}", wait_until="domcontentloaded")
-                for text in must_show:
-                    page.get_by_text(text, exact=False).first.wait_for(state="visible")
+                skip = page.get_by_role("button", name="Skip")  # "Join the Dagster community", on a first visit
+                with contextlib.suppress(Exception):
+                    skip.wait_for(state="visible", timeout=4000)
+                    skip.click()
+                if tab:
+                    page.get_by_role("tab", name=tab).or_(page.get_by_text(tab, exact=True)).first.click()
+                try:
+                    for text in must_show:
+                        page.get_by_text(text, exact=False).first.wait_for(state="visible")
+                except Exception as error:
+                    page.screenshot(path=str(dagster_home / "ui_tour_failed.png"))
+                    failed = dagster_home / "ui_tour_failed.png"
+                    raise AssertionError(f"{path} does not show {text!r} (see {failed})") from error
                 time.sleep(1.5)  # let the page settle before the screenshot
+                body = page.inner_text("body")
+                shown = [t for t in must_not_show if t.lower() in body.lower()]
+                if shown:
+                    page.screenshot(path=str(dagster_home / "ui_tour_failed.png"))
+                    raise AssertionError(f"{path} shows {shown}")
                 page.screenshot(path=str(SHOTS / shot))
                 seen.append(f"{path}: shows {', '.join(must_show)} -> docs/screenshots/{shot}")
 
-            visit("/asset-groups", ["klines_daily", "lake_partitions", "operations"], "asset_graph.png")
-            visit("/assets/klines_daily?view=partitions", ["Partitions", "month"], "partitions.png")
-            visit("/assets/klines_daily?view=partitions&partition=" + _latest_partition(home).replace("|", "%7C"),
-                  ["complete", "data_lag_hours", "run_api_latency_ms"], "partition_now.png")
+            visit("/asset-groups", ["market_data", "reference_data", "operations"], "asset_graph.png")
+            visit("/locations/ticklake/asset-groups/operations", ["lake_partitions", "reconciliation_log",
+                                                                  "quarantine", "klines_daily_history"],
+                  "operations_group.png", tab="List")
+            latest, stored = _partitions(home)
+            visit("/assets/klines_daily?view=partitions", [f"Materialized ({stored})", "Missing", latest.split("|")[0]],
+                  "partitions.png")
+            # the month in progress: its own figures, and the job that wrote it (not __ASSET_JOB, not None)
+            visit("/assets/klines_daily?view=partitions&partition=" + latest.replace("|", "%7C"),
+                  ["nightly_refresh", "complete", "data_lag_hours", "run_api_latency_ms", "sessions_not_closed"],
+                  "partition_now.png", must_not_show=("__ASSET_JOB",))
             visit("/assets/klines_daily?view=checks", ["month_complete", "klines_daily_expectations",
-                                                        "stored_rows_match_lake"], "klines_checks.png")
+                                                        "stored_rows_match_lake"], "klines_checks.png",
+                  must_not_show=("Not evaluated",))
             visit("/automation", ["nightly_us", "warehouse_checks_daily", "reconciliation_us"], "automation.png")
-            visit("/locations/ticklake/jobs/nightly_refresh/runs",
-                  ["nightly_refresh"], "nightly_refresh_runs.png")
+            visit("/locations/ticklake/jobs/nightly_refresh/runs", ["nightly_refresh", "Success"],
+                  "nightly_refresh_runs.png", must_not_show=("No runs found",))
             seen += check_docs(context, refused, f"http://127.0.0.1:{docs_port}", home, shot=True)
     finally:
         proc.terminate()  # dev.py stops its webserver, daemon and docs server
@@ -176,13 +201,14 @@ def tour(home: Path, dagster_home: Path) -> list[str]:
     return seen
 
 
-def _latest_partition(home: Path) -> str:
+def _partitions(home: Path) -> tuple[str, int]:
+    """The latest klines partition stored (`2026-12|US`) and how many are."""
     import ticklake
 
     with ticklake.connect(home) as con:
-        region, month = con.execute("SELECT region, max(partition) FROM lake_partitions WHERE dataset = 'klines_daily' "
-                                    "GROUP BY 1 ORDER BY 1 DESC LIMIT 1").fetchall()[0]
-    return f"{month}|{region}"
+        rows = con.execute("SELECT DISTINCT partition, region FROM lake_partitions WHERE dataset = 'klines_daily' "
+                           "ORDER BY 1 DESC, 2 DESC").fetchall()
+    return f"{rows[0][0]}|{rows[0][1]}", len(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
