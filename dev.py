@@ -4,7 +4,7 @@
     python3 dev.py demo     # create .venv from requirements.lock, run the nightly job on the simulator
     python3 dev.py test     # same setup, then ruff and the whole test suite
     python3 dev.py bench    # same setup, then the benchmark suite (see benchmarks/README.md)
-    python3 dev.py ui       # same setup, then `dagster dev` on the code location in workspace.yaml
+    python3 dev.py ui       # same setup, then the Dagster UI and daemon on the code location in workspace.yaml
 
 Setup is idempotent: the virtualenv is rebuilt only when requirements.lock or pyproject.toml change.
 Only the standard library is used here, because nothing else exists yet when it runs.
@@ -15,8 +15,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
@@ -102,7 +104,46 @@ def main(argv: list[str]) -> None:
         Path(home).mkdir(parents=True, exist_ok=True)
         if not (Path(home) / "dagster.yaml").exists():  # the embedded default's instance settings
             shutil.copyfile(ROOT / "instance" / "dagster.yaml", Path(home) / "dagster.yaml")
-        _run(BIN / "dagster", "dev", "-w", ROOT / "workspace.yaml", *rest, DAGSTER_HOME=home)
+        ui(rest, home)
+
+
+def ui(webserver_args: list[str], home: str) -> None:
+    """What `dagster dev` starts, by the entry points Dagster documents for running them (`dagster dev` itself is
+    superseded in Dagster 1.13 and warns "Use 'dg dev' instead"; `dg` is another package, dagster-dg-cli): the
+    webserver (`dagster-webserver`, any extra arguments go to it: `-p 3001`) and the daemon (`dagster-daemon run`:
+    schedules, sensors, backfills), on the same instance and workspace; and the Data Docs server
+    (`python -m ticklake.expectations serve`, on TICKLAKE_DATA_DOCS_URL's port, default 8766). Ctrl-C or SIGTERM stops
+    them."""
+    env = {**os.environ, "DAGSTER_HOME": home}
+    workspace = ["-w", str(ROOT / "workspace.yaml")]
+    procs = [subprocess.Popen([str(BIN / "dagster-webserver"), *workspace, *webserver_args], cwd=ROOT, env=env),
+             subprocess.Popen([str(BIN / "dagster-daemon"), "run", *workspace], cwd=ROOT, env=env)]
+    # the Data Docs over http, where the Great Expectations checks link them (TICKLAKE_DATA_DOCS_URL to move it);
+    # not essential: when its port is taken, the UI runs on without it
+    from urllib.parse import urlparse
+
+    port = urlparse(os.environ.get("TICKLAKE_DATA_DOCS_URL") or "http://127.0.0.1:8766").port or 8766
+    docs = subprocess.Popen([str(PY), "-m", "ticklake.expectations", "serve", "--port", str(port)], cwd=ROOT, env=env)
+
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in [*procs, docs]:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)  # each shuts down cleanly on an interrupt (code servers included)
+        for p in [*procs, docs]:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    sys.exit(next((p.returncode for p in procs if p.returncode not in (0, None, -signal.SIGINT)), 0))
 
 
 if __name__ == "__main__":

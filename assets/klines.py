@@ -12,7 +12,7 @@ import dagster as dg
 import pandas as pd
 
 from assets.clock import RunClock
-from assets.metadata import dataset_asset, fetch_metadata, preview, snapshot_metadata
+from assets.metadata import dataset_asset, fetch_metadata, latency_metadata, preview, snapshot_metadata
 from assets.partitions import REGION, SESSION_TAG, calendar_days, key, month_region_partitions, months_by_region
 from assets.securities import securities
 from resources.itick import ITickResource
@@ -31,6 +31,7 @@ COVERAGE_CHECK = "every_session_has_bars"
 ANSWERED_CHECK = "requested_codes_answered"
 QUARANTINE_CHECK = "no_rows_quarantined"
 PLAUSIBLE_CHECK = "daily_moves_plausible"
+MONTH_CHECK = "month_complete"
 MAX_LISTED = 50
 
 
@@ -66,6 +67,10 @@ with warnings.catch_warnings():
                                           "TICKLAKE_MAX_DAILY_MOVE (default 25%) on a day without a recorded split, "
                                           "and stale prices (a bar equal to the previous close while volume traded). "
                                           "A warning: real markets move more than 10% in a day"),
+            dg.AssetCheckSpec(MONTH_CHECK, asset="klines_daily",
+                              description="Every month the run wrote is complete: all its sessions had closed. The "
+                                          "month still in progress fails it (a warning naming the partitions and "
+                                          "their sessions still to close), so it does not read as finished"),
         ],
     )
 
@@ -77,6 +82,7 @@ def klines_daily(context: dg.AssetExecutionContext, config: RunClock,
     lake = storage.lakehouse()
     run_id = context.run.run_id
     source = itick.source(tags={"run_id": run_id, "asset": "klines_daily"})
+    earlier = {id(c) for c in source.client.records}  # a client shared with earlier runs in this process
     results: list[IngestResult] = []
     nightly = context.run.tags.get(SESSION_TAG)
     for region, months in months_by_region(context.partition_keys).items():
@@ -95,13 +101,19 @@ def klines_daily(context: dg.AssetExecutionContext, config: RunClock,
             context.log.warning(f"{result.region}: dropped bars of {len(result.unrequested)} code(s) the source sent "
                                 f"without being asked: {sorted(result.unrequested)[:MAX_LISTED]}")
     # Every partition gets its own figures first, then the run's (named run_*): a partition's page reads top down.
-    run = {**_run_metadata(results, source.spent(), source.name), **snapshot_metadata(lake)}
+    lag = _data_lag_hours(lake, [r.region for r in results], config.instant())
+    calls = [c for c in source.client.records if id(c) not in earlier]  # this process's calls (not workers')
+    run = {**_run_metadata(results, source.spent(), source.name), **latency_metadata(calls, prefix="run_"),
+           "run_data_lag_hours": dg.MetadataValue.json(lag), **snapshot_metadata(lake)}
     reports = {key(p.month, p.region): p for r in results for p in r.partitions.values()}
     for partition_key in context.partition_keys:
         report = reports.get(partition_key)
         # a month with no session at all would have no report: say what the run did, not a row count it never read
         own = (_partition_metadata(report, lake, source.name) if report
                else {"sessions_fetched": dg.MetadataValue.int(0)})
+        region_lag = lag.get(partition_key.split("|")[-1])
+        if region_lag is not None:
+            own["data_lag_hours"] = dg.MetadataValue.float(region_lag)
         context.add_asset_metadata({**own, **run}, partition_key=partition_key)
     yield dg.MaterializeResult()
     yield _rows_check(results, lake)
@@ -109,6 +121,33 @@ def klines_daily(context: dg.AssetExecutionContext, config: RunClock,
     yield _answered_check(results, missing_share_limit)
     yield _quarantine_check(results)
     yield _plausibility_check(results, lake, source.name)
+    yield _month_check(results)
+
+
+def _data_lag_hours(lake: Lakehouse, regions: list[str], now: dt.datetime) -> dict[str, float | None]:
+    """Per region: hours from the close of its latest stored session to the run's `now` (None: nothing stored)."""
+    with lake.reader() as con:
+        latest = dict(con.execute("SELECT region, max(trade_date) FROM klines_daily GROUP BY 1").fetchall())
+    out: dict[str, float | None] = {}
+    for region in sorted(set(regions)):
+        day = latest.get(region)
+        out[region] = (None if day is None else
+                       round((now - markets.session_close(region, pd.Timestamp(day).date())).total_seconds() / 3600, 2))
+    return out
+
+
+def _month_check(results: list[IngestResult]) -> dg.AssetCheckResult:
+    """The month in progress is written as far as it has closed; this says so where the asset's checks show."""
+    open_months = [(key(p.month, p.region), p) for r in results for p in r.partitions.values() if not p.complete]
+    return dg.AssetCheckResult(
+        check_name=MONTH_CHECK, passed=not open_months, severity=dg.AssetCheckSeverity.WARN,
+        description=("; ".join(f"{k}: incomplete, {len(p.not_closed)} session(s) still to close"
+                               for k, p in open_months) or "every month written is complete"),
+        metadata={"incomplete_partitions": dg.MetadataValue.text(", ".join(k for k, _ in open_months) or "none"),
+                  "sessions_not_closed": dg.MetadataValue.int(sum(len(p.not_closed) for _, p in open_months)),
+                  "next_to_close": dg.MetadataValue.text(", ".join(
+                      f"{k} {min(p.not_closed)}" for k, p in open_months if p.not_closed) or "none")},
+    )
 
 
 def _quarantine_check(results: list[IngestResult]) -> dg.AssetCheckResult:

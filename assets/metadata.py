@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from ticklake.dictionary import Dataset
+from ticklake.itick.client import CallRecord, latency_summary
 from ticklake.sources import FetchReport
 from ticklake.storage import Lakehouse
 
@@ -41,6 +42,21 @@ def fetch_metadata(report: FetchReport, prefix: str = "") -> dict[str, dg.Metada
         f"{prefix}api_errors": dg.MetadataValue.int(report.errors),
         f"{prefix}api_quota_wait_s": dg.MetadataValue.float(round(float(report.waited_s), 3)),
     }
+
+
+def latency_metadata(records: list[CallRecord], prefix: str = "") -> dict[str, dg.MetadataValue]:
+    """Request latency per endpoint (p50 / p95 / max ms, from the client's per-call records; the audit file has every
+    call): a table, and the p50 and p95 of each endpoint as numbers the UI can plot across runs."""
+    summary = latency_summary(records)
+    out: dict[str, dg.MetadataValue] = {f"{prefix}api_latency_ms": dg.MetadataValue.md(
+        "\n".join(["| endpoint | calls | p50 ms | p95 ms | max ms |", "|---|---|---|---|---|",
+                   *(f"| {e} | {v['calls']} | {v['p50_ms']} | {v['p95_ms']} | {v['max_ms']} |"
+                     for e, v in summary.items())]) if summary else "_no calls_")}
+    for endpoint, v in summary.items():
+        name = endpoint.strip("/").replace("/", "_")
+        out[f"{prefix}api_{name}_p50_ms"] = dg.MetadataValue.float(v["p50_ms"])
+        out[f"{prefix}api_{name}_p95_ms"] = dg.MetadataValue.float(v["p95_ms"])
+    return out
 
 
 def preview(frame: pd.DataFrame | None, rows: int = 10) -> dg.MetadataValue:

@@ -1,6 +1,7 @@
 """The quick-start run, per configured region: the reference data (symbol list, trading calendar, point-in-time
 security master, splits), the nightly klines job over the most recent months (one single-run backfill), the
-fundamentals (valuation snapshots within the call budget, FX, valuation), then the split-adjusted bars; then it
+fundamentals (valuation snapshots within the call budget, FX, valuation), then the split-adjusted bars; then the
+`warehouse_checks` job once (lake-wide checks, freshness, Great Expectations), so that every check has a result; it
 prints what was built and queries to try, and walks through a restatement being detected by the reconciliation
 sensor, recorded and applied (three simulated evenings in a temporary home).
 
@@ -18,6 +19,7 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -26,7 +28,40 @@ from ticklake import markets, settings
 from ticklake.dictionary import DATASETS
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-INSTANCE_YAML = Path(__file__).resolve().parents[1] / "instance" / "dagster.yaml"  # the embedded default's settings
+ROOT = Path(__file__).resolve().parents[1]
+INSTANCE_YAML = ROOT / "instance" / "dagster.yaml"  # the embedded default's settings
+LOCATION = "ticklake"  # workspace.yaml's location_name: the code location `python3 dev.py ui` loads
+REPOSITORY = "__repository__"  # the repository Dagster makes of a Definitions object
+
+
+def show_in_ui(instance: dg.DagsterInstance, run_id: str, location: str = LOCATION) -> None:
+    """Attribute an in-process run to the UI's code location, as if it had been launched there.
+
+    `execute_in_process` records a run with its job's name but no code-location origin and no repository label, so
+    the UI's job pages (runs filtered by job name and the `.dagster/repository` tag) say "No runs found" and the
+    Overview timeline (runs grouped by their repository origin) leaves it out. Dagster has no public call to set
+    them on an in-process run; this does what `dagster run migrate-repository` does (`replace_job_origin`), after
+    adding the label tag that call only updates."""
+    from dagster._core.remote_origin import (
+        ManagedGrpcPythonEnvCodeLocationOrigin,
+        RemoteJobOrigin,
+        RemoteRepositoryOrigin,
+    )
+    from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    run = instance.get_run_by_id(run_id)
+    if run is None:
+        return
+    target = LoadableTargetOrigin(executable_path=sys.executable, module_name="definitions", attribute="defs",
+                                  working_directory=str(ROOT))
+    repository = RemoteRepositoryOrigin(
+        code_location_origin=ManagedGrpcPythonEnvCodeLocationOrigin(loadable_target_origin=target,
+                                                                    location_name=location),
+        repository_name=REPOSITORY)
+    origin = RemoteJobOrigin(repository_origin=repository, job_name=run.job_name)
+    instance.add_run_tags(run_id, {REPOSITORY_LABEL_TAG: repository.get_label()})
+    instance.run_storage.replace_job_origin(instance.get_run_by_id(run_id), origin)
 
 
 def recent_months(region: str, count: int, now: dt.datetime) -> list[str]:
@@ -39,6 +74,43 @@ def recent_months(region: str, count: int, now: dt.datetime) -> list[str]:
         first = dt.date.fromisoformat(months[0] + "-01") - dt.timedelta(days=1)
         months.insert(0, f"{first:%Y-%m}")
     return months
+
+
+@dataclass
+class FirstNight:
+    """The runs of a first night: per region (reference, klines, fundamentals, analytics), then the checks."""
+
+    months: dict[str, list[str]]
+    regions: dict[str, tuple[dg.ExecuteInProcessResult, ...]]
+    checks: dg.ExecuteInProcessResult
+
+
+def first_night(defs: dg.Definitions, instance: dg.DagsterInstance, months: dict[str, list[str]], *,
+                run_config: dict | None = None) -> FirstNight:
+    """What a first night's schedules run, in their order: per region `reference_refresh` (securities_<region>),
+    `nightly_refresh` over its months (one single-run backfill), `fundamentals_refresh`, `analytics_refresh`; then
+    `warehouse_checks` once (warehouse_checks_daily, 06:00 UTC: the lake-wide checks, each region's freshness and
+    the Great Expectations suites), so that every asset check of the definitions has a result."""
+    from automation.jobs import run_partition_range
+
+    regions = {}
+    for region, its_months in months.items():
+        if not its_months:
+            continue
+        ref = defs.resolve_job_def("reference_refresh").execute_in_process(
+            instance=instance, partition_key=region, run_config=run_config)
+        klines = run_partition_range(defs, region, its_months[0], its_months[-1], instance=instance,
+                                     run_config=run_config)
+        fundamentals = defs.resolve_job_def("fundamentals_refresh").execute_in_process(
+            instance=instance, partition_key=region, run_config=run_config)
+        analytics = defs.resolve_job_def("analytics_refresh").execute_in_process(
+            instance=instance, partition_key=region, run_config=run_config)
+        regions[region] = (ref, klines, fundamentals, analytics)
+    checks = defs.resolve_job_def("warehouse_checks").execute_in_process(
+        instance=instance, run_config=run_config, raise_on_error=False)  # a failed check is a result, not a crash
+    for result in [*(r for results in regions.values() for r in results), checks]:
+        show_in_ui(instance, result.run_id)
+    return FirstNight(months={r: m for r, m in months.items() if m}, regions=regions, checks=checks)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +127,6 @@ def main(argv: list[str] | None = None) -> int:
     dagster_home.mkdir(parents=True, exist_ok=True)
     if not (dagster_home / "dagster.yaml").exists():
         shutil.copyfile(INSTANCE_YAML, dagster_home / "dagster.yaml")
-    from automation.jobs import run_partition_range
     from definitions import build_definitions
 
     defs = build_definitions()
@@ -64,15 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     calls = 0
     with dg.DagsterInstance.get() as instance:
-        for region in settings.regions():
-            ref = defs.resolve_job_def("reference_refresh").execute_in_process(
-                instance=instance, partition_key=region, run_config=QUIET)
-            months = recent_months(region, args.months, now)
-            result = run_partition_range(defs, region, months[0], months[-1], instance=instance, run_config=QUIET)
-            fundamentals = defs.resolve_job_def("fundamentals_refresh").execute_in_process(
-                instance=instance, partition_key=region, run_config=QUIET)
-            analytics = defs.resolve_job_def("analytics_refresh").execute_in_process(
-                instance=instance, partition_key=region, run_config=QUIET)
+        night = first_night(defs, instance, {region: recent_months(region, args.months, now)
+                                             for region in settings.regions()}, run_config=QUIET)
+        for region, (ref, result, fundamentals, analytics) in night.regions.items():
+            months = night.months[region]
             calls += (_calls(ref) + _metadata(result, "klines_daily", "run_api_calls") + _calls(fundamentals)
                       + _calls(analytics))
             print(f"{region}: months {months[0]}..{months[-1]}, "
@@ -82,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"{_metadata(ref, 'corporate_actions', 'dagster/row_count')} splits, "
                   f"{_metadata(fundamentals, 'fundamentals_daily', 'refreshed')} valuation snapshots, "
                   f"{_metadata(analytics, 'klines_daily_adjusted', 'dagster/row_count')} adjusted bars")
+        evaluations = night.checks.get_asset_check_evaluations()
+        failed = sorted(e.check_name for e in evaluations if not e.passed)
+        print(f"checks: {len(evaluations)} lake-wide checks evaluated (warehouse_checks), "
+              f"{len(evaluations) - len(failed)} passed" + (f"; failed: {', '.join(failed)}" if failed else ""))
     elapsed = time.perf_counter() - started
     _summary(paths, itick.endpoint, calls, elapsed)
     if not args.skip_walkthrough:

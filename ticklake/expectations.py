@@ -379,6 +379,7 @@ def run(con: duckdb.DuckDBPyConnection, home: Path, names: Iterable[str] | None 
         validated = [_validate(ctx, con, s) for s in selected]
         started = time.perf_counter()
         ctx.build_data_docs(resource_identifiers=[_identifier(r) for r, _ in validated])
+        make_offline(root)
         docs_seconds = time.perf_counter() - started
         results = [_with_docs(ctx, r, s, docs_seconds / max(1, len(validated))) for r, s in validated]
         if shared is not None:
@@ -412,9 +413,122 @@ def _with_docs(ctx: AbstractDataContext, result: Any, summary: SuiteResult, docs
     return SuiteResult(**{**summary.__dict__, "docs_url": url, "seconds": summary.seconds + docs_seconds})
 
 
+# --- Data Docs that read with no network, served over http --------------------------------------------------------
+
+DOCS_URL_ENV = "TICKLAKE_DATA_DOCS_URL"  # where `python -m ticklake.expectations serve` answers, as the UI links it
+DEFAULT_DOCS_PORT = 8766
+_REMOTE_TAG = re.compile(r"""<(script|link)\b[^>]*\b(?:src|href)=["']https?://[^"']*["'][^>]*>(?:\s*</script>)?""",
+                         re.IGNORECASE)
+_OFFLINE_CSS = "static/styles/ticklake_offline.css"
+_OFFLINE_MARK = "<!-- ticklake: offline -->"
+OFFLINE_STYLE = """body { font-family: system-ui, sans-serif; margin: 0 2rem 2rem; color: #222; }
+table { border-collapse: collapse; margin: 1rem 0; width: 100%; }
+th, td { border: 1px solid #ccc; padding: .3rem .5rem; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; } .passed { color: #1a7f37; } .failed { color: #cf222e; font-weight: bold; }
+.card { border: 1px solid #ddd; margin: .8rem 0; padding: .3rem .8rem; } nav, .navbar { margin: .5rem 0; }
+.d-none, .collapse:not(.show) { display: revert; } img { max-height: 2rem; }
+"""
+
+
+def docs_base_url() -> str:
+    """The http address the Data Docs are served at (TICKLAKE_DATA_DOCS_URL, default the local `serve` command)."""
+    import os
+
+    return (os.environ.get(DOCS_URL_ENV) or f"http://127.0.0.1:{DEFAULT_DOCS_PORT}").rstrip("/")
+
+
+def docs_http_url(home: Path, file_url: str | None) -> str | None:
+    """The http address of a page of the site (given as GX's file:// URL), or None when it is not in the site."""
+    if not file_url or not file_url.startswith("file://"):
+        return None
+    site = (docs_root(home) / SITE).resolve()
+    page = Path(unquote(file_url.removeprefix("file://"))).resolve()
+    return f"{docs_base_url()}/{page.relative_to(site).as_posix()}" if page.is_relative_to(site) else None
+
+
+def _validation_rows(root: Path) -> list[dict[str, Any]]:
+    """Every validation the project stored, newest first: suite, run time, success, counts, its page in the site."""
+    rows = []
+    store = root / "uncommitted" / "validations"
+    for path in store.rglob("*.json"):
+        try:
+            result = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        page = (Path(SITE) / "validations" / path.relative_to(store)).with_suffix(".html")
+        stats = result.get("statistics") or {}
+        rows.append({"suite": result.get("suite_name", "?"), "run_time": (result.get("meta") or {}).get("run_time", ""),
+                     "success": bool(result.get("success")), "evaluated": stats.get("evaluated_expectations", 0),
+                     "failed": stats.get("unsuccessful_expectations", 0),
+                     "page": page.relative_to(SITE).as_posix(), "exists": (root / page).is_file()})
+    return sorted(rows, key=lambda r: (r["run_time"], r["suite"]), reverse=True)
+
+
+def _index_table(rows: list[dict[str, Any]]) -> str:
+    import html
+
+    body = "".join(
+        f'<tr><td><a href="{html.escape(r["page"])}">{html.escape(r["suite"])}</a></td><td>{html.escape(r["run_time"])}'
+        f'</td><td class="{"passed" if r["success"] else "failed"}">{"passed" if r["success"] else "failed"}</td>'
+        f'<td>{r["evaluated"]}</td><td>{r["failed"]}</td></tr>' for r in rows if r["exists"])
+    return (f'{_OFFLINE_MARK}<section id="ticklake-validations"><h2>Validation results ({len(rows)})</h2>'
+            "<table><thead><tr><th>suite</th><th>run time (UTC)</th><th>status</th><th>expectations</th>"
+            f"<th>failed</th></tr></thead><tbody>{body}</tbody></table></section>")
+
+
+def make_offline(root: Path) -> int:
+    """Make the Data Docs site read fully with no network: GX's pages load jQuery, Bootstrap, bootstrap-table and
+    Vega from public CDNs (the package ships none of them), and the index lists its results only through
+    bootstrap-table. Every page loses its remote scripts and styles and gets a small local stylesheet instead (the
+    pages' content is plain HTML); the index gets a static table of every stored validation, newest first, linking
+    each validation page. Idempotent: run after every build. Returns the pages rewritten."""
+    site = root / SITE
+    if not site.is_dir():
+        return 0
+    (site / _OFFLINE_CSS).parent.mkdir(parents=True, exist_ok=True)
+    (site / _OFFLINE_CSS).write_text(OFFLINE_STYLE)
+    rewritten = 0
+    for page in site.rglob("*.html"):
+        text = page.read_text()
+        depth = len(page.relative_to(site).parts) - 1
+        css = f'<link rel="stylesheet" href="{"../" * depth}{_OFFLINE_CSS}">'
+        new = _REMOTE_TAG.sub("", text)
+        # GX's logo is fetched from its S3 bucket with the project's id in the query: use the packaged copy
+        new = re.sub(r"""src=["']https?://great-expectations-web-assets[^"']*/([\w.-]+?)(?:\?[^"']*)?["']""",
+                     lambda m, up="../" * depth: f'src="{up}static/images/{m.group(1)}"', new)
+        new = re.sub(r"<section id=\"ticklake-validations\">.*?</section>", "", new, flags=re.DOTALL)
+        new = new.replace(_OFFLINE_MARK, "")
+        if page == site / "index.html":
+            new = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + _index_table(_validation_rows(root)), new, count=1)
+        else:
+            new = new.replace("<body", _OFFLINE_MARK + "<body", 1)
+        if css not in new:
+            new = new.replace("</head>", css + "</head>", 1)
+        if new != text:
+            page.write_text(new)
+            rewritten += 1
+    return rewritten
+
+
+def serve(home: Path, port: int, host: str = "127.0.0.1") -> None:
+    """Serve the Data Docs site over http (what the checks' `data_docs` links point at)."""
+    import functools
+    import http.server
+
+    site = docs_root(home) / SITE
+    site.mkdir(parents=True, exist_ok=True)
+    make_offline(docs_root(home))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    with http.server.ThreadingHTTPServer((host, port), handler) as server:
+        print(f"Data Docs of {site} at http://{host}:{server.server_address[1]}/index.html", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            server.serve_forever()
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m ticklake.expectations docs`: the Data Docs every worker published (TICKLAKE_STORAGE_URL), copied
-    into this machine's TICKLAKE_HOME; prints the index to open in a browser."""
+    into this machine's TICKLAKE_HOME; prints the index to open in a browser. `... serve [--port 8766]`: serve the
+    site over http, readable with no network (the checks link it; `python3 dev.py ui` starts it)."""
     import argparse
     import sys
 
@@ -423,14 +537,22 @@ def main(argv: list[str] | None = None) -> int:
     from ticklake.remote_tree import RemoteTree
 
     parser = argparse.ArgumentParser(prog="python -m ticklake.expectations",
-                                     description="Copy the shared Data Docs down from object storage.")
-    parser.add_argument("command", choices=["docs"])
-    parser.parse_args(argv)
+                                     description="docs: copy the shared Data Docs down from object storage and print "
+                                                 "the index; serve: serve the Data Docs over http (offline)")
+    parser.add_argument("command", choices=["docs", "serve"])
+    parser.add_argument("--port", type=int, default=DEFAULT_DOCS_PORT, help=f"serve: port (default "
+                                                                          f"{DEFAULT_DOCS_PORT})")
+    parser.add_argument("--host", default="127.0.0.1", help="serve: address to bind (default 127.0.0.1)")
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        serve(settings.home(), args.port, args.host)
+        return 0
     home = settings.home()
     url = settings.storage_url()
     if url is not None:
         pulled = RemoteTree(location(url), SHARED_PREFIX).pull(docs_root(home))
         print(f"{pulled} file(s) copied from {url}/{SHARED_PREFIX}", file=sys.stderr)
+        make_offline(docs_root(home))
     index = docs_index(home)
     if not index.is_file():
         print(f"no Data Docs yet at {index}: run the warehouse_checks job first", file=sys.stderr)

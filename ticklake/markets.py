@@ -167,6 +167,12 @@ def last_completed_session(region: str, now: dt.datetime) -> dt.date | None:
     return done[-1].date() if done else None
 
 
+def session_close(region: str, day: dt.date) -> dt.datetime:
+    """When `day`'s session of `region` closed (aware UTC)."""
+    close = _covering(region, day, day).session_close(pd.Timestamp(day))
+    return close.to_pydatetime().astimezone(dt.UTC)
+
+
 def known_through(region: str) -> dt.date:
     """The last date the installed calendar of `region` knows (its last session): later dates are unknown."""
     return _calendar_from(region, RECENT_START).last_session.date()

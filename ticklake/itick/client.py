@@ -10,6 +10,7 @@ status, latency, retries, rows) without ever recording the token.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import random
 import re
 import threading
@@ -79,6 +80,23 @@ class CallRecord:
     rows: int
     error: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+
+
+def latency_summary(records: list[CallRecord]) -> dict[str, dict[str, float]]:
+    """Per endpoint: calls and the p50 / p95 / max latency in ms (nearest rank), from the client's call records."""
+    by_endpoint: dict[str, list[float]] = {}
+    for record in records:
+        by_endpoint.setdefault(record.endpoint, []).append(record.latency_ms)
+
+    def rank(values: list[float], q: float) -> float:
+        return values[max(0, min(len(values) - 1, math.ceil(q * len(values)) - 1))]
+
+    out = {}
+    for endpoint, values in sorted(by_endpoint.items()):
+        values.sort()
+        out[endpoint] = {"calls": len(values), "p50_ms": round(rank(values, 0.50), 1),
+                         "p95_ms": round(rank(values, 0.95), 1), "max_ms": round(values[-1], 1)}
+    return out
 
 
 class AuditLog:

@@ -1,0 +1,42 @@
+"""The operations tables as external assets, so the catalog lists them with their column schemas.
+
+`lake_partitions` (what each commit recorded), `reconciliation_log` (every change applied to a versioned table),
+`quarantine` (rows that broke a hard rule) and the `<name>_history` tables (every superseded version) are written by
+the dataset assets' own commits, never by an asset of their own: they are declared as `dg.AssetSpec`s (external,
+never materialized by Dagster), grouped under `operations`, with the dictionary's schema and an example query.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.metadata import dataset_asset
+from ticklake.dictionary import DATASETS, Dataset
+
+GROUP = "operations"
+# Which dataset assets commit to each operations table (the history tables: their own dataset).
+WRITTEN_BY = {
+    "lake_partitions": ("klines_daily", "trading_calendar", "securities", "security_master", "corporate_actions",
+                        "fundamentals_daily", "fx_daily", "klines_daily_adjusted", "valuation_daily"),
+    "reconciliation_log": ("klines_daily", "fundamentals_daily"),
+    "quarantine": ("klines_daily",),
+}
+
+
+def _spec(dataset: Dataset, asset_keys: set[str]) -> dg.AssetSpec:
+    declared = dataset_asset(dataset)
+    writers = (dataset.history_for,) if dataset.history_for else WRITTEN_BY.get(dataset.name, ())
+    return dg.AssetSpec(
+        dataset.name,
+        group_name=GROUP,
+        kinds=declared["kinds"],
+        description=f"{dataset.description}\n\nExample: `{dataset.example}`" if dataset.example
+        else dataset.description,
+        metadata={**declared["metadata"], "written_by": dg.MetadataValue.text(", ".join(writers) or "-")},
+        deps=[w for w in writers if w in asset_keys],
+    )
+
+
+def operations_specs(asset_keys: set[str]) -> list[dg.AssetSpec]:
+    """One spec per operations table and per history table; `asset_keys` are the dataset assets defined."""
+    return [_spec(d, asset_keys) for d in DATASETS.values() if d.domain == GROUP or d.history_for]
