@@ -18,7 +18,7 @@ from checks.freshness import FRESHNESS_CHECK_KEYS
 
 CHECK_KEYS = WAREHOUSE_CHECK_KEYS + FRESHNESS_CHECK_KEYS + EXPECTATION_CHECK_KEYS
 
-# Lakehouse-wide checks scan everything stored: they run in their own job (and schedule), not in every nightly
+# Lake-wide checks scan everything stored: they run in their own job (and schedule), not in every nightly
 # run. The checks a klines step evaluates on what it wrote run inside that step.
 nightly_refresh = dg.define_asset_job(
     "nightly_refresh",
@@ -53,8 +53,9 @@ fundamentals_refresh = dg.define_asset_job(
 warehouse_checks = dg.define_asset_job(
     "warehouse_checks",
     selection=dg.AssetSelection.checks(*CHECK_KEYS),
-    description="Lakehouse-wide checks over everything stored: unique keys, bars only on sessions and inside "
-                "listing windows, lake and lake in step, security master not empty; each region's freshness; "
+    description="Lake-wide checks over everything stored: unique keys, bars only on sessions and inside "
+                "listing windows, lake_partitions in step with the rows, security master not empty; each region's "
+                "freshness; "
                 "and the Great Expectations suite (completeness, distributions, references), with its Data Docs.",
 )
 

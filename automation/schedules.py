@@ -71,7 +71,7 @@ def _fundamentals(region: str) -> dg.ScheduleDefinition:
 warehouse_checks_daily = dg.ScheduleDefinition(
     name="warehouse_checks_daily", job=warehouse_checks, cron_schedule="0 6 * * *", execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Lakehouse-wide checks once a day, after every region's nightly run (US midnight is 04:00-05:00 "
+    description="Lake-wide checks once a day, after every region's nightly run (US midnight is 04:00-05:00 "
                 "UTC)",
 )
 

@@ -1,4 +1,4 @@
-"""Lakehouse-wide checks: they look at everything stored, not just the partitions a run wrote.
+"""Lake-wide checks: they look at everything stored, not just the partitions a run wrote.
 
 They read the pipeline's own file (`Lakehouse.reader()`), the pipeline's truth, not the analysts' snapshot. The
 four checks share one step (a multi-asset check that can run any subset): one process-local connection and one
@@ -106,8 +106,9 @@ _CHECKS: dict[dg.AssetCheckKey, tuple[dg.AssetCheckSpec, Callable]] = {
         (dg.AssetCheckSpec("klines_daily_on_calendar", asset=klines_daily,
                            description="Every stored bar falls on a session of its exchange calendar"), _on_calendar),
         (dg.AssetCheckSpec("klines_daily_lake_matches_warehouse", asset=klines_daily,
-                           description="Every lake partition file holds exactly the rows the lake holds for it, "
-                                       "and is the file the lake recorded"), _lake_matches_warehouse),
+                           description="lake_partitions records exactly the rows the lake holds, per month, region "
+                                       "and source (they commit together: a difference means a write around the "
+                                       "pipeline)"), _lake_matches_warehouse),
         (dg.AssetCheckSpec("klines_daily_inside_listing_window", asset=klines_daily,
                            description="Every stored bar lies inside its symbol's listing window (listing date to "
                                        "delisting date, from security_master); a warning listing the others"),

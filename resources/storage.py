@@ -58,6 +58,12 @@ class StorageResource(dg.ConfigurableResource):
                 f"TICKLAKE_STORAGE_URL={self.storage_url} needs a shared catalog: set TICKLAKE_CATALOG=postgres:"
                 "<libpq conninfo> (workers on several machines commit to one catalog)")
 
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """Close this run's (or step's) attachment: a long-lived Celery worker would otherwise keep one DuckDB
+        database per step it ran."""
+        if self._lakehouse is not None:
+            self._lakehouse.close()
+
     def lakehouse(self) -> Lakehouse:
         """This process's handle on the lake (one per resource instance: connections share its attachment)."""
         if self._lakehouse is None:

@@ -58,7 +58,7 @@ def s3_filesystem() -> pafs.S3FileSystem:
     options: dict = {
         "region": region,
         # Transient failures (a store briefly unavailable, throttling) are retried with backoff by the SDK.
-        "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=_retry_attempts()),
+        "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=retry_attempts()),
         "connect_timeout": 5.0,
         "request_timeout": 60.0,
     }
@@ -69,7 +69,8 @@ def s3_filesystem() -> pafs.S3FileSystem:
     return pafs.S3FileSystem(**options)
 
 
-def _retry_attempts() -> int:
+def retry_attempts() -> int:
+    """TICKLAKE_S3_MAX_ATTEMPTS (default 6): how often a request to the object store is tried before it fails."""
     raw = os.environ.get("TICKLAKE_S3_MAX_ATTEMPTS", "").strip()
     if not raw:
         return 6
@@ -121,7 +122,7 @@ def request_failed(exc: OSError, url: str, action: str) -> ObjectStoreError:
                 f"AWS_SESSION_TOKEN, or the instance role) and that they may read and write bucket {bucket!r} at "
                 f"{endpoint_description()}")
     elif any(marker in reason for marker in _UNREACHABLE):
-        hint = (f"the store did not answer after {_retry_attempts()} attempt(s): check that {endpoint_description()} "
+        hint = (f"the store did not answer after {retry_attempts()} attempt(s): check that {endpoint_description()} "
                 f"is the right endpoint and that it is up and reachable from this machine")
     else:
         hint = f"check the endpoint ({endpoint_description()}), the credentials and that bucket {bucket!r} exists"

@@ -63,6 +63,7 @@ def test_tiny_lakehouse_json_has_every_figure(tmp_path, monkeypatch, capsys):
     nights = lh["nights"]
     assert nights["nights"] == 6
     assert nights["symbol_p99_last_vs_first"] > 0
+    assert nights["recent_p99_last_vs_first"] > 0  # like for like: the same number of sessions read
     assert nights["last_night"]["symbol_history"]["rows"] == 40 + 6  # every night's session landed
     metrics = {t["metric"] for t in result["targets"] if t["scenario"] == "lakehouse"}
     expected = 2 * len(lh["queries"]) + len(lh["queries"]) + 1 + 1 + 1  # shapes, fresh, bytes, nightly, nights

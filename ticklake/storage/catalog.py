@@ -29,6 +29,7 @@ from urllib.parse import urlparse
 
 import duckdb
 
+from ticklake.object_store import retry_attempts
 from ticklake.storage import extensions
 from ticklake.urls import redact_url, url_passwords
 
@@ -190,12 +191,10 @@ def configure_s3(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _s3_attempts() -> int:
-    raw = os.environ.get("TICKLAKE_S3_MAX_ATTEMPTS", "").strip()
-    if not raw:
-        return 6
-    if not raw.isdigit() or int(raw) < 1:
-        raise CatalogError(f"TICKLAKE_S3_MAX_ATTEMPTS={raw!r} is invalid: use a whole number of attempts >= 1")
-    return int(raw)
+    try:
+        return retry_attempts()
+    except ValueError as exc:
+        raise CatalogError(str(exc)) from None
 
 
 def _literal(text: str) -> str:
