@@ -193,3 +193,27 @@ def test_an_unreachable_postgres_catalog_is_named_without_its_password(tmp_path)
         Lakehouse(catalog, tmp_path / "state").snapshot_id()
     assert "TICKLAKE_CATALOG=postgres:" in str(failure.value)
     assert "hunter22" not in str(failure.value)
+
+
+def _files(lake: Lakehouse) -> list[tuple]:
+    with lake.connection() as con:
+        return con.execute("SELECT data_file, delete_file FROM ducklake_list_files('lake', 'klines_daily')").fetchall()
+
+
+def test_a_replace_touches_only_the_rows_that_differ(tmp_path):
+    """A night that adds a session to a month appends it (no delete file on what is stored); a restated bar deletes
+    that bar only. The rows are what a delete-then-insert of the whole partition gives."""
+    lake = _lake(tmp_path)
+    two = _table(2, 1.0)
+    lake.replace_partitions(KLINES_DAILY, two, US_JAN)
+    [(first, _)] = _files(lake)
+    three = pa.concat_tables([two, _table(3, 1.0).slice(2)])  # S2 is new; S0 and S1 unchanged
+    lake.replace_partitions(KLINES_DAILY, three, US_JAN)
+    files = _files(lake)
+    assert len(files) == 2
+    assert (first, None) in files  # the stored rows' file untouched, no delete file
+    at = three.schema.get_field_index("close")
+    restated = three.set_column(at, three.schema.field(at), pa.array([1.0, 9.0, 1.0]))
+    lake.replace_partitions(KLINES_DAILY, restated, US_JAN)
+    assert _rows(lake) == [("S0", 1.0), ("S1", 9.0), ("S2", 1.0)]
+    assert sum(1 for _, delete in _files(lake) if delete) == 1  # one file lost one row

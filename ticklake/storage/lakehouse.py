@@ -272,12 +272,31 @@ class Lakehouse:
 
 def _delete_insert(con: duckdb.DuckDBPyConnection, dataset: Dataset, table: pa.Table, name: str, where: str,
                    params: list) -> None:
+    """Make the rows matching `where` exactly `table`, touching only the rows that differ: rows no longer there or
+    changed are deleted by key, new or changed rows inserted; identical rows stay where they are. The result is the
+    same as DELETE then INSERT of everything, but a nightly run that adds one session to a month appends that
+    session instead of rewriting the month (one small file, no delete file on the month's year file), and a
+    restatement deletes only the bars it restates. Computed inside the caller's transaction, under the table's
+    commit lock, against the rows stored now (keys are unique per source and partition: validation holds them)."""
+    if not table.num_rows:
+        con.execute(f"DELETE FROM {quote(dataset.name)} WHERE {where}", params)
+        return
     columns = ", ".join(quote(c) for c in dataset.columns)
-    con.execute(f"DELETE FROM {quote(dataset.name)} WHERE {where}", params)
-    if table.num_rows:
-        con.register(name, table)
-        try:
-            con.execute(f"INSERT INTO {quote(dataset.name)} ({columns}) SELECT {columns} FROM {name} "
-                        f"ORDER BY {cluster_order(dataset)}")
-        finally:
-            con.unregister(name)
+    key = ", ".join(quote(c) for c in dataset.key)
+    stored, gone = f"{name}_stored", f"{name}_gone"
+    con.register(name, table)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {stored} AS SELECT {columns} FROM {quote(dataset.name)} "
+                    f"WHERE {where}", params)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {gone} AS SELECT {key} FROM (SELECT {columns} FROM {stored} "
+                    f"EXCEPT ALL SELECT {columns} FROM {name})")
+        if con.execute(f"SELECT count(*) FROM {gone}").fetchone()[0]:
+            con.execute(f"DELETE FROM {quote(dataset.name)} WHERE ({where}) AND ({key}) IN (SELECT {key} FROM {gone})",
+                        params)
+        con.execute(f"INSERT INTO {quote(dataset.name)} ({columns}) SELECT {columns} FROM (SELECT {columns} FROM "
+                    f"{name} EXCEPT ALL SELECT {columns} FROM {stored}) ORDER BY {cluster_order(dataset)}")
+    finally:
+        con.unregister(name)
+        with contextlib.suppress(duckdb.Error):  # after a failed statement the ROLLBACK takes them with it
+            con.execute(f"DROP TABLE IF EXISTS {stored}")
+            con.execute(f"DROP TABLE IF EXISTS {gone}")
