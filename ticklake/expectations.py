@@ -431,10 +431,11 @@ th { background: #f3f3f3; } .passed { color: #1a7f37; } .failed { color: #cf222e
 
 
 def docs_base_url() -> str:
-    """The http address the Data Docs are served at (TICKLAKE_DATA_DOCS_URL, default the local `serve` command)."""
-    import os
+    """The http address the Data Docs are served at (TICKLAKE_DATA_DOCS_URL, default the local `serve` command); a
+    value that is no http(s) URL is refused naming the variable, rather than linked from every check."""
+    from ticklake import settings
 
-    return (os.environ.get(DOCS_URL_ENV) or f"http://127.0.0.1:{DEFAULT_DOCS_PORT}").rstrip("/")
+    return (settings.env_url(DOCS_URL_ENV) or f"http://127.0.0.1:{DEFAULT_DOCS_PORT}").rstrip("/")
 
 
 def docs_http_url(home: Path, file_url: str | None) -> str | None:

@@ -16,7 +16,7 @@ import pytest
 
 from resources.itick import ITickResource
 from resources.storage import StorageResource
-from ticklake import settings
+from ticklake import expectations, settings
 from ticklake.itick.config import ENV_FIELDS, check_config
 from ticklake.settings import ConfigError
 from ticklake.urls import redact_url
@@ -56,6 +56,7 @@ READERS: dict[str, Callable[[], object]] = {
     "TICKLAKE_HOME": _run_start(StorageResource),
     "TICKLAKE_CATALOG": _run_start(StorageResource),
     "TICKLAKE_SNAPSHOT_RETENTION_DAYS": settings.snapshot_retention_days,
+    "TICKLAKE_DATA_DOCS_URL": expectations.docs_base_url,
     "TICKLAKE_REGIONS": settings.regions,
     "TICKLAKE_START_DATE": settings.start_date,
     "TICKLAKE_FETCH_PROCESSES": ITickResource.from_env,
@@ -87,6 +88,7 @@ BAD_VALUES = [
     ("TICKLAKE_CATALOG", "duckdb:/x/catalog.duckdb", "admits no writer while any other process has it attached"),
     ("TICKLAKE_CATALOG", "mysql:host=db", "use sqlite:<file> or postgres:<libpq conninfo>"),
     ("TICKLAKE_SNAPSHOT_RETENTION_DAYS", "0", "whole number from 1 to 36500"),
+    ("TICKLAKE_DATA_DOCS_URL", "127.0.0.1:8766", "http:// or https:// URL"),
     ("TICKLAKE_SNAPSHOT_RETENTION_DAYS", "a month", "whole number from 1 to 36500"),
     ("TICKLAKE_REGIONS", "US,XX", "comma-separated list of DE, GB, HK, JP, SG, SH, SZ, US"),
     ("TICKLAKE_REGIONS", ",", "comma-separated list of"),
