@@ -28,7 +28,7 @@ from ticklake.dictionary.analytics import KLINES_DAILY_ADJUSTED
 from ticklake.ingest import with_lineage
 from ticklake.schemas import validate
 from ticklake.storage import Lakehouse
-from ticklake.storage.frames import fetch_frame
+from ticklake.storage.frames import fetch_frame, to_arrow
 from ticklake.store import Part, commit
 from ticklake.write_modes import contents
 
@@ -148,7 +148,7 @@ def _derive_source(lake: Lakehouse, result: AdjustResult, source: str, *, run_id
             frame, diff = contents(KLINES_DAILY_ADJUSTED, lake.read(KLINES_DAILY_ADJUSTED, **values),
                                    incoming.reset_index(drop=True))
             validate(frame, KLINES_DAILY_ADJUSTED)
-            parts.append(Part(values, lake.to_arrow(KLINES_DAILY_ADJUSTED, frame)))
+            parts.append(Part(values, to_arrow(KLINES_DAILY_ADJUSTED, frame)))
             for k in result.diff:
                 result.diff[k] += diff[k]
         commit(lake, KLINES_DAILY_ADJUSTED, parts, run_id=run_id, now=now)

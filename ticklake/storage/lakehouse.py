@@ -35,7 +35,7 @@ from ticklake.storage.ddl import (
     quote,
     status_filter,
 )
-from ticklake.storage.frames import from_arrow, to_arrow
+from ticklake.storage.frames import from_arrow
 from ticklake.storage.legacy import refuse_old_layout
 from ticklake.storage.locks import CommitLocks
 
@@ -209,8 +209,6 @@ class Lakehouse:
         with self.connection() as con:
             return int(con.execute("SELECT id FROM current_snapshot()").fetchone()[0])
 
-    to_arrow = staticmethod(to_arrow)
-    from_arrow = staticmethod(from_arrow)
 
     # ------------------------------------------------------------------ writes
     def replace_partitions(self, dataset: Dataset, table: pa.Table, partitions: Sequence[Mapping[str, str]],
