@@ -13,7 +13,7 @@ import pytest
 
 from tests.unit.test_schemas import _bars
 from ticklake.dictionary import KLINES_DAILY
-from ticklake.storage import Catalog, CatalogError, Lakehouse, connect
+from ticklake.storage import Catalog, CatalogError, Lakehouse, connect, extensions
 from ticklake.storage.frames import to_arrow
 
 MONTH = "2024-01"
@@ -164,6 +164,19 @@ def test_an_analyst_connection_is_read_only_and_has_the_macros(tmp_path):
 def test_no_lake_yet_is_a_clear_error_for_analysts(tmp_path):
     with pytest.raises(CatalogError, match=r"no lake at .* yet"):
         connect(tmp_path / "nowhere")
+
+
+def test_a_catalog_whose_tables_are_not_committed_yet_is_not_an_empty_lake(tmp_path):
+    """Between the first run's ATTACH (which creates DuckLake's metadata) and its schema commit, an analyst who
+    connects gets an answer that says so, not "Table klines_daily does not exist" on the first query."""
+    first_run = extensions.connect()
+    Catalog.from_settings(tmp_path, None, None).attach(first_run)
+    with pytest.raises(CatalogError, match=r"no tables yet"):
+        connect(tmp_path)
+    first_run.close()
+    _lake(tmp_path).replace_partitions(KLINES_DAILY, _table(2, 1.0), US_JAN)
+    with connect(tmp_path) as con:
+        assert con.execute("SELECT count(*) FROM klines_daily").fetchone()[0] == 2
 
 
 @pytest.mark.parametrize(("value", "kind"), [

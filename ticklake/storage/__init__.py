@@ -10,7 +10,7 @@ import duckdb
 
 from ticklake import settings
 from ticklake.storage import extensions
-from ticklake.storage.catalog import ALIAS, Catalog, CatalogError
+from ticklake.storage.catalog import ALIAS, SCHEMA_TABLE, Catalog, CatalogError
 from ticklake.storage.legacy import OldLayoutError, refuse_old_layout
 
 if TYPE_CHECKING:
@@ -50,6 +50,11 @@ def connect(home: str | Path | None = None, *, catalog: str | None = None,
     con = extensions.connect()
     try:
         where.attach(con, read_only=True)
+        if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ?",
+                           [ALIAS, SCHEMA_TABLE]).fetchone()[0]:
+            # the first run attached the catalog but has not committed the tables yet: not an empty dataset
+            raise CatalogError(f"the lake at {where.describe()} has no tables yet: the first run is creating them, "
+                               "or never got that far; connect again once a run has committed")
     except BaseException:
         con.close()
         raise

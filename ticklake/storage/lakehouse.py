@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from ticklake.dictionary import DATASETS, LAKE_PARTITIONS, MACROS, Dataset
 from ticklake.storage import extensions
-from ticklake.storage.catalog import ALIAS, Catalog
+from ticklake.storage.catalog import ALIAS, SCHEMA_TABLE, Catalog
 from ticklake.storage.ddl import (
     cluster_order,
     comment_sql,
@@ -45,7 +45,6 @@ class LakeStorageError(RuntimeError):
     names where and the setting behind it. Nothing half-written is ever visible."""
 
 
-SCHEMA_TABLE = "ticklake_schema"  # the fingerprint of the DDL the lake was last brought to
 SCHEMA_LOCK = "__schema__"
 
 # (dataset, the partitions' new rows or None to keep them, the partitions, their lake_partitions rows or None)
