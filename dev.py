@@ -92,7 +92,7 @@ def main(argv: list[str]) -> None:
     command, rest = argv[0], argv[1:]
     setup()
     if command == "demo":
-        _run(PY, "-m", "automation.demo", *rest)
+        _run(PY, "-m", "demo", *rest)
     elif command == "test":
         _run(BIN / "ruff", "check", ".")
         _run(BIN / "lint-imports", "--no-cache", PYTHONPATH=str(ROOT))  # layers point one way (pyproject.toml)

@@ -14,8 +14,8 @@ from assets.klines import klines_daily
 from assets.metadata import dataset_asset, snapshot_metadata
 from assets.partitions import REGION, region_partitions
 from resources.storage import StorageResource
-from ticklake.adjustment import AdjustResult, derive_adjusted
-from ticklake.corporate_actions import JUMP_BAND, SHOWS_TOLERANCE, SPLIT_SIZES
+from ticklake.datasets.corporate_actions import JUMP_BAND, SHOWS_TOLERANCE, SPLIT_SIZES
+from ticklake.datasets.klines_adjusted import AdjustResult, derive_adjusted
 from ticklake.dictionary.analytics import KLINES_DAILY_ADJUSTED
 
 SHOWN_CHECK = "recorded_splits_show_in_raw_prices"

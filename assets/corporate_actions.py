@@ -8,7 +8,7 @@ from assets.metadata import dataset_asset, fetch_metadata, preview, snapshot_met
 from assets.partitions import region_partitions
 from resources.itick import ITickResource
 from resources.storage import StorageResource
-from ticklake.corporate_actions import refresh_corporate_actions
+from ticklake.datasets.corporate_actions import refresh_corporate_actions
 from ticklake.dictionary.reference_data import CORPORATE_ACTIONS
 from ticklake.storage.ddl import partition_address
 

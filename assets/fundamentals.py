@@ -14,9 +14,7 @@ from assets.partitions import region_partitions
 from resources.itick import ITickResource
 from resources.storage import StorageResource
 from ticklake import settings
-from ticklake.dictionary.analytics import VALUATION_DAILY
-from ticklake.dictionary.fundamentals import FUNDAMENTALS_DAILY, FX_DAILY
-from ticklake.fundamentals import (
+from ticklake.datasets.fundamentals import (
     MARKET_CAP_TOLERANCE,
     derive_valuation,
     listed_codes,
@@ -24,7 +22,9 @@ from ticklake.fundamentals import (
     refresh_fundamentals,
     refresh_fx,
 )
-from ticklake.quota import calls_per_minute
+from ticklake.dictionary.analytics import VALUATION_DAILY
+from ticklake.dictionary.fundamentals import FUNDAMENTALS_DAILY, FX_DAILY
+from ticklake.sources.quota import calls_per_minute
 from ticklake.storage.ddl import partition_address
 
 MARKET_CAP_CHECK = "market_cap_matches_close_x_shares"

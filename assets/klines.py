@@ -18,11 +18,18 @@ from assets.securities import securities
 from resources.itick import ITickResource
 from resources.storage import StorageResource
 from ticklake import markets
-from ticklake.anomalies import anomalies
+from ticklake.datasets.klines import (
+    DIFF_KEYS,
+    IngestResult,
+    PartitionReport,
+    ingest_daily_bars,
+    nightly_dates,
+    universe,
+)
 from ticklake.dictionary import KLINES_DAILY, month_bounds
-from ticklake.ingest import DIFF_KEYS, IngestResult, PartitionReport, ingest_daily_bars, nightly_dates, universe
+from ticklake.quality.anomalies import anomalies
 from ticklake.settings import max_daily_move, max_missing_share
-from ticklake.sources import FetchReport
+from ticklake.sources.contract import FetchReport
 from ticklake.storage import Lakehouse
 from ticklake.storage.ddl import partition_address
 

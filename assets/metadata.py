@@ -6,8 +6,8 @@ import dagster as dg
 import pandas as pd
 
 from ticklake.dictionary import Dataset
-from ticklake.itick.client import CallRecord, latency_summary
-from ticklake.sources import FetchReport
+from ticklake.sources.contract import FetchReport
+from ticklake.sources.itick.client import CallRecord, latency_summary
 from ticklake.storage import Lakehouse
 
 

@@ -17,7 +17,7 @@ from ticklake.dictionary import month_bounds
 
 MONTH, REGION = "month", "region"
 # Set by the nightly schedules: the session that just closed. A run carrying it fetches only what is new in its
-# month (see ticklake.ingest.nightly_dates); a run without it (a backfill, a correction) fetches whole months.
+# month (see ticklake.datasets.klines.nightly_dates); a run without it (a backfill, a correction) fetches whole months.
 SESSION_TAG = "ticklake/session"
 
 region_partitions = dg.StaticPartitionsDefinition(list(settings.regions()))

@@ -9,8 +9,8 @@ from assets.metadata import dataset_asset, fetch_metadata, preview, snapshot_met
 from assets.partitions import region_partitions
 from resources.itick import ITickResource
 from resources.storage import StorageResource
+from ticklake.datasets.klines import refresh_securities
 from ticklake.dictionary import SECURITIES
-from ticklake.ingest import refresh_securities
 from ticklake.storage.ddl import partition_address
 
 

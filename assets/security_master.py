@@ -8,8 +8,8 @@ from assets.metadata import dataset_asset, fetch_metadata, preview, snapshot_met
 from assets.partitions import region_partitions
 from resources.itick import ITickResource
 from resources.storage import StorageResource
+from ticklake.datasets.security_master import refresh_security_master
 from ticklake.dictionary.reference_data import SECURITY_MASTER
-from ticklake.security_master import refresh_security_master
 from ticklake.storage.ddl import partition_address
 
 

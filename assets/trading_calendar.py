@@ -8,9 +8,9 @@ from assets.metadata import dataset_asset, fetch_metadata, preview, snapshot_met
 from assets.partitions import region_partitions
 from resources.itick import ITickResource
 from resources.storage import StorageResource
+from ticklake.datasets.trading_calendar import CalendarResult, refresh_trading_calendar
 from ticklake.dictionary.reference_data import TRADING_CALENDAR
 from ticklake.storage.ddl import partition_address
-from ticklake.trading_calendar import CalendarResult, refresh_trading_calendar
 
 CALENDAR_MATCHES_SOURCE = "calendar_matches_source"
 

@@ -23,7 +23,7 @@ from resources.clock import ClockResource
 from resources.itick import ITickResource
 from resources.storage import StorageResource
 from ticklake import markets, settings
-from ticklake.reconciliation import correction_key, reconcile_klines
+from ticklake.quality.reconciliation import correction_key, reconcile_klines
 
 RESTATEMENT_TAG = "ticklake/restatement"
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import ticklake
 from benchmarks.stats import percentile
-from ticklake.quota import PLAN_CALLS_PER_MINUTE
+from ticklake.sources.quota import PLAN_CALLS_PER_MINUTE
 from ticklake.storage import open_lakehouse
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -102,8 +102,8 @@ def reconciliation_calls(symbols: int, home: Path) -> dict:
     from resources.itick import ITickResource
     from resources.storage import StorageResource
     from ticklake import markets, settings
-    from ticklake.ingest import refresh_securities
-    from ticklake.reconciliation import reconcile_klines
+    from ticklake.datasets.klines import refresh_securities
+    from ticklake.quality.reconciliation import reconcile_klines
 
     now = dt.datetime(2024, 6, 28, 23, 0, tzinfo=dt.UTC)
     with serve(Simulator(SimSettings(now=now, regions=("US",), symbols_per_region=symbols))) as server:

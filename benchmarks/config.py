@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ticklake.quota import PLAN_CALLS_PER_MINUTE
+from ticklake.sources.quota import PLAN_CALLS_PER_MINUTE
 
 SEED = 20240101
 UNLIMITED_PLAN = "1000000"  # calls per minute: "no quota", so the local cost is measured alone

@@ -40,10 +40,10 @@ from benchmarks.scenarios.userpath import ui_backfill
 from itick_sim import SimSettings, Simulator, serve
 from tests.distributed import REFERENCE_ASSETS, Cluster, audited_calls, busiest_window
 from tests.services import postgres_database, s3_server
-from ticklake.expectations import SHARED_PREFIX, VALIDATION_PAGES
-from ticklake.object_store import location
-from ticklake.quota import calls_per_minute
-from ticklake.remote_tree import RemoteTree
+from ticklake.quality.expectations import SHARED_PREFIX, VALIDATION_PAGES
+from ticklake.sources.quota import calls_per_minute
+from ticklake.storage.object_store import location
+from ticklake.storage.remote_tree import RemoteTree
 
 TOKEN = "bench-token-not-a-secret"
 REGIONS = ("US", "HK", "JP")

@@ -25,7 +25,7 @@ import dagster as dg
 from itick_sim import SimSettings, Simulator, serve
 from resources.itick import ITickResource
 from resources.storage import StorageResource
-from ticklake.quota import calls_per_minute
+from ticklake.sources.quota import calls_per_minute
 
 FIRST_NIGHT = dt.datetime(2024, 6, 24, 23, 0, tzinfo=dt.UTC)
 RESULTS = Path(__file__).resolve().parent / "results"

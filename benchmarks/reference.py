@@ -34,7 +34,7 @@ from itick_sim import SimSettings, Simulator, serve
 from resources.itick import ITickResource
 from resources.storage import StorageResource
 from ticklake import markets
-from ticklake.quota import PLAN_CALLS_PER_MINUTE
+from ticklake.sources.quota import PLAN_CALLS_PER_MINUTE
 
 NOW = dt.datetime(2024, 6, 28, 23, 0, tzinfo=dt.UTC)
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -25,8 +25,8 @@ import pandas as pd
 from itick_sim import SimSettings, Simulator, serve
 from resources.itick import ITickResource
 from resources.storage import StorageResource
+from ticklake.datasets.klines import ingest_daily_bars, refresh_securities, universe
 from ticklake.dictionary import KLINES_DAILY
-from ticklake.ingest import ingest_daily_bars, refresh_securities, universe
 from ticklake.storage.frames import fetch_frame
 
 NOW = dt.datetime(2024, 6, 28, 23, 0, tzinfo=dt.UTC)

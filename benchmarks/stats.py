@@ -7,7 +7,7 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ticklake.itick.wire import minimum_kline_calls
+from ticklake.sources.itick.wire import minimum_kline_calls
 
 
 def median(values: Iterable[float]) -> float:

@@ -1,4 +1,4 @@
-"""The Great Expectations suite (ticklake.expectations) as asset checks: one check per suite, on the asset whose
+"""The Great Expectations suite (ticklake.quality.expectations) as asset checks: one check per suite, on the asset whose
 table it validates (`<table>_expectations`, `klines_daily_completeness`, `<table>_references`).
 
 One multi-asset check runs any subset in one step: Great Expectations is imported and its Data Docs rebuilt once,
@@ -22,7 +22,7 @@ from assets.securities import securities
 from assets.security_master import security_master
 from assets.trading_calendar import trading_calendar
 from resources.storage import StorageResource
-from ticklake import expectations
+from ticklake.quality import expectations
 
 _ASSETS = {a.key.to_user_string(): a for a in (securities, trading_calendar, security_master, corporate_actions,
                                                klines_daily, klines_daily_adjusted, fundamentals_daily, fx_daily,

@@ -5,7 +5,7 @@ deadline and its own owner to wake; a stale HK must show red on its own row in t
 alerts on check failures) without hiding that US is fresh, and each region's history of passes and failures
 reads on its own. All of them run as one step (one read-only connection), `can_subset` so any subset can run.
 
-A region is fresh when the bars of its due session (`ticklake.freshness.due_session`) are stored, judged on what
+A region is fresh when the bars of its due session (`ticklake.quality.freshness.due_session`) are stored, judged on what
 is stored, never on when the asset last materialized: backfilling an old month does not make a region fresh.
 """
 
@@ -19,7 +19,7 @@ from assets.klines import klines_daily
 from assets.partitions import region_partitions
 from resources.storage import StorageResource
 from ticklake import settings
-from ticklake.freshness import RegionFreshness, assess, due_session
+from ticklake.quality.freshness import RegionFreshness, assess, due_session
 
 
 def check_name(region: str) -> str:

@@ -1,6 +1,6 @@
-"""The iTick resource: Dagster run configuration for `ticklake.itick` (client, quota, source).
+"""The iTick resource: Dagster run configuration for `ticklake.sources.itick` (client, quota, source).
 
-Its fields mirror `ticklake.itick.config.ITickConfig` one for one (a unit test keeps them in step), so the
+Its fields mirror `ticklake.sources.itick.config.ITickConfig` one for one (a unit test keeps them in step), so the
 launchpad can override any of them; `from_env` fills them from ITICK_* / TICKLAKE_* variables and keeps the
 token and base URL as `EnvVar`s, so the UI and the run storage show the variables' names, never the values. The
 knobs' defaults are the environment's values too (`env_default`), because a run config naming only some fields
@@ -14,10 +14,10 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from ticklake.itick.client import ITickClient
-from ticklake.itick.config import ITickConfig, build_client, check_config, env_default, env_values
-from ticklake.itick.source import ITickSource, open_source
 from ticklake.settings import env_secret, env_url
+from ticklake.sources.itick.client import ITickClient
+from ticklake.sources.itick.config import ITickConfig, build_client, check_config, env_default, env_values
+from ticklake.sources.itick.source import ITickSource, open_source
 
 
 class ITickResource(dg.ConfigurableResource):

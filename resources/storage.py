@@ -13,12 +13,13 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from ticklake import expectations, settings
-from ticklake.object_store import location
-from ticklake.remote_tree import RemoteTree
+from ticklake import settings
+from ticklake.quality import expectations
 from ticklake.settings import ConfigError
 from ticklake.storage import Catalog, CatalogError, Lakehouse, refuse_old_layout
 from ticklake.storage.locks import CommitLocks
+from ticklake.storage.object_store import location
+from ticklake.storage.remote_tree import RemoteTree
 
 
 class StorageResource(dg.ConfigurableResource):

@@ -80,7 +80,7 @@ def _docs_server(home: Path) -> Iterator[str]:
     import functools
     import http.server
 
-    from ticklake import expectations
+    from ticklake.quality import expectations
 
     site = expectations.docs_root(home) / expectations.SITE
     expectations.make_offline(expectations.docs_root(home))
@@ -101,7 +101,7 @@ def _docs_server(home: Path) -> Iterator[str]:
 def check_docs(context, refused: list[str], base: str, home: Path, shot: bool) -> list[str]:
     """The index lists every stored validation; the first validation page shows its expectations; no request left
     loopback."""
-    from ticklake import expectations
+    from ticklake.quality import expectations
 
     stored = sorted((expectations.docs_root(home) / "uncommitted" / "validations").rglob("*.json"))
     page = context.new_page()

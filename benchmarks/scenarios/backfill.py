@@ -14,8 +14,8 @@ from benchmarks.worker import peak_rss_mb
 
 def run(params: dict[str, Any]) -> dict[str, Any]:
     from resources.storage import StorageResource
-    from ticklake.ingest import ingest_daily_bars, refresh_securities, universe
-    from ticklake.itick.source import open_source
+    from ticklake.datasets.klines import ingest_daily_bars, refresh_securities, universe
+    from ticklake.sources.itick.source import open_source
 
     transport, symbols, n_sessions = params["transport"], params["symbols"], params["sessions"]
     region = params.get("region", BACKFILL_REGION)

@@ -84,7 +84,7 @@ class SimClock:
 
 @dataclass
 class Wiring:
-    config: object  # ticklake.itick.config.ITickConfig
+    config: object  # ticklake.sources.itick.config.ITickConfig
     simulator: object  # itick_sim.Simulator (server side, for its request counters)
     endpoint: str
     clock: SimClock
@@ -96,7 +96,7 @@ def wiring(transport: str, *, symbols: int, seed: int, regions: tuple[str, ...],
            ) -> Iterator[Wiring]:
     """An ITickConfig wired to the simulator in-process (WSGI, no socket) or over loopback HTTP."""
     from itick_sim import SimSettings, Simulator, serve
-    from ticklake.itick.config import ITickConfig, embedded_simulator
+    from ticklake.sources.itick.config import ITickConfig, embedded_simulator
 
     if transport == "inprocess":
         if calls_per_window is not None:
@@ -139,7 +139,7 @@ class _RemoteSimulator:
 
 def _separate_process(*, symbols: int, seed: int, regions: tuple[str, ...], home: Path, plan: str,
                       calls_per_window: int | None) -> Iterator[Wiring]:
-    from ticklake.itick.config import ITickConfig
+    from ticklake.sources.itick.config import ITickConfig
 
     with standalone_simulator(symbols=symbols, seed=seed, regions=regions,
                               calls_per_window=calls_per_window) as (url, proc):

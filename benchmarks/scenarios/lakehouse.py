@@ -2,7 +2,7 @@
 attach and first query, nightly commit cost versus lake size, bytes on disk, and reads after many nightly appends.
 
 The lake is written the way the pipeline writes it: synthetic daily bars (a random walk per symbol, so they compress
-like prices do), committed month by month through `ticklake.store.commit` (rows and `lake_partitions` status in one
+like prices do), committed month by month through `storage.writes.commit` (rows and `lake_partitions` status in one
 transaction, the DDL, partitioning and insert order of `ticklake.storage.ddl`), then compacted as the weekly
 maintenance does (`ducklake_merge_adjacent_files`, expiry of the snapshots the merge made obsolete,
 `ducklake_cleanup_old_files`). Sessions are weekdays (the ingest path's calendar is not what is measured here).
@@ -132,7 +132,7 @@ def commit_month(lake, table: pa.Table, region: str, month: str, *, run_id: str,
                  previous: pa.Table | None = None) -> None:
     """One (region, month) partition through the pipeline's write path: rows and status in one transaction."""
     from ticklake.dictionary import KLINES_DAILY
-    from ticklake.store import Part, commit
+    from ticklake.storage.writes import Part, commit
 
     commit(lake, KLINES_DAILY, [Part({"region": region, "month": month, "source": SOURCE}, table,
                                      previous=previous)], run_id=run_id, now=now)
@@ -377,7 +377,7 @@ def nightly_once(lake, walks: dict[str, Bars], day: dt.date, *, now: dt.datetime
     merge reads them), plus the new session's bars, committed as the month partition (rows, superseded versions,
     status in one transaction). Seconds per region."""
     from ticklake.dictionary import KLINES_DAILY
-    from ticklake.transforms import sort_table
+    from ticklake.dictionary.frames import sort_table
 
     month = f"{day:%Y-%m}"
     spent = {}

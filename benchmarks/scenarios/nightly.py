@@ -14,8 +14,8 @@ from benchmarks.worker import peak_rss_mb
 def run(params: dict[str, Any]) -> dict[str, Any]:
     from resources.storage import StorageResource
     from ticklake import markets
-    from ticklake.ingest import ingest_daily_bars, refresh_securities, universe
-    from ticklake.itick.source import open_source
+    from ticklake.datasets.klines import ingest_daily_bars, refresh_securities, universe
+    from ticklake.sources.itick.source import open_source
 
     regions = tuple(params.get("regions") or NIGHTLY_REGIONS)
     quota = params.get("quota")  # {"plan": "base", "calls_per_window": 120, "window_seconds": 1.0} or None

@@ -154,7 +154,7 @@ def dagster_cmd(*args: str) -> list[str]:
 def prepare_home(home: Path, env: dict[str, str]) -> dict[str, str]:
     """Create DAGSTER_HOME with the dagster.yaml the demo writes (what `python3 dev.py ui` then uses); the
     product's own config is not touched. Returns the full environment for the children."""
-    from automation.demo import INSTANCE_YAML
+    from demo.run import INSTANCE_YAML
 
     dagster_home = Path(env["DAGSTER_HOME"])
     dagster_home.mkdir(parents=True, exist_ok=True)

@@ -14,9 +14,9 @@ import pytest
 
 from tests.conftest import TOKEN
 from ticklake import markets
-from ticklake.itick.client import ITickClient
-from ticklake.itick.errors import ITickQuotaError
-from ticklake.quota import PROBE_STEP, SlidingWindowLimiter
+from ticklake.sources.itick.client import ITickClient
+from ticklake.sources.itick.errors import ITickQuotaError
+from ticklake.sources.quota import PROBE_STEP, SlidingWindowLimiter
 
 WINDOW = 1.0
 SERVER_CALLS = 30
@@ -52,7 +52,7 @@ def fetch_at(make_server, resources_for, plan: str, **extra) -> Fetch:
 
 
 def test_plan_pro_against_a_server_granting_30_finishes_with_the_same_bars(make_server, resources_for, caplog):
-    with caplog.at_level(logging.WARNING, logger="ticklake.quota"):
+    with caplog.at_level(logging.WARNING, logger="ticklake.sources.quota"):
         pro = fetch_at(make_server, resources_for, "pro")
     right = fetch_at(make_server, resources_for, str(SERVER_CALLS))
     pd.testing.assert_frame_equal(pro.bars, right.bars)
@@ -73,12 +73,12 @@ def test_plan_pro_against_a_server_granting_30_finishes_with_the_same_bars(make_
 
 
 def test_a_plan_below_the_server_limit_gets_no_429(make_server, resources_for, caplog):
-    with caplog.at_level(logging.WARNING, logger="ticklake.quota"):
+    with caplog.at_level(logging.WARNING, logger="ticklake.sources.quota"):
         lower = fetch_at(make_server, resources_for, "25")
     assert lower.server_429 == 0
     assert lower.limit == 25
     assert len(lower.bars) > 600
-    assert not [r for r in caplog.records if r.name == "ticklake.quota"]
+    assert not [r for r in caplog.records if r.name == "ticklake.sources.quota"]
 
 
 def test_parallel_fetch_processes_adapt_together(make_server, resources_for):
@@ -146,7 +146,7 @@ def test_the_advised_plan_is_what_the_server_granted_over_the_window_calls_in_fl
     simulator = Simulator(SimSettings(now=dt.datetime(2024, 6, 28, 23, tzinfo=dt.UTC), symbols_per_region=4,
                                       calls_per_window=5, window_seconds=window))
     with serve(SlowGrants(simulator, delay_s=1.0)) as server, \
-            caplog.at_level(logging.WARNING, logger="ticklake.quota"):  # type: ignore[arg-type]
+            caplog.at_level(logging.WARNING, logger="ticklake.sources.quota"):  # type: ignore[arg-type]
         limiter = SlidingWindowLimiter(120, window, margin_s=0.2, plan="base")
         client = ITickClient(server.url, TOKEN, limiter=limiter, backoff_base_s=0.05, quota_deadline_s=120)
         with ThreadPoolExecutor(4) as pool:  # four calls in flight at a time, as max_concurrency does

@@ -9,8 +9,8 @@ import dagster as dg
 import pytest
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from automation.demo import first_night
 from definitions import build_definitions
+from demo.run import first_night
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,7 @@ def test_the_demos_runs_belong_to_the_ui_code_location(make_server, resources_fo
     repository origin: the demo's in-process runs carry both, under their own job names (never __ASSET_JOB)."""
     import yaml
 
-    from automation.demo import LOCATION, REPOSITORY
+    from demo.run import LOCATION, REPOSITORY
 
     [location] = yaml.safe_load((Path(__file__).parents[2] / "workspace.yaml").read_text())["load_from"]
     assert location["python_module"]["location_name"] == LOCATION

@@ -37,8 +37,8 @@ from tests.distributed import (
 from tests.netns import NamespaceUnavailableError, namespace
 from tests.services import missing, require
 from ticklake.dictionary import KLINES_DAILY
-from ticklake.object_store import location
 from ticklake.storage.frames import fetch_frame
+from ticklake.storage.object_store import location
 
 pytestmark = pytest.mark.integration
 

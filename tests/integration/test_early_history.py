@@ -11,8 +11,8 @@ import pandas as pd
 import ticklake
 from tests.conftest import TOKEN
 from ticklake import markets
-from ticklake.itick.config import ITickConfig
-from ticklake.itick.source import open_source
+from ticklake.sources.itick.config import ITickConfig
+from ticklake.sources.itick.source import open_source
 
 
 def test_1999_bars_land_exactly_on_the_252_nyse_sessions(make_server, home):

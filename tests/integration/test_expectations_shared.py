@@ -12,9 +12,9 @@ import pytest
 from checks.expectations import CHECK_KEYS
 from definitions import build_definitions
 from resources.storage import StorageResource
-from ticklake import expectations
-from ticklake.object_store import location
-from ticklake.remote_tree import RemoteTree
+from ticklake.quality import expectations
+from ticklake.storage.object_store import location
+from ticklake.storage.remote_tree import RemoteTree
 
 pytestmark = pytest.mark.integration
 SUITE = "securities.expectations"

@@ -27,9 +27,9 @@ import pytest
 from itick_sim import SimSettings, Simulator, serve
 from resources.itick import ITickResource
 from resources.storage import StorageResource
+from ticklake.datasets.klines import ingest_daily_bars, refresh_securities, universe
 from ticklake.dictionary import KLINES_DAILY
-from ticklake.ingest import ingest_daily_bars, refresh_securities, universe
-from ticklake.itick.errors import ITickAuthError, ITickProtocolError, ITickRequestError
+from ticklake.sources.itick.errors import ITickAuthError, ITickProtocolError, ITickRequestError
 from ticklake.storage import CatalogError, LakeStorageError
 from ticklake.storage.frames import fetch_frame
 

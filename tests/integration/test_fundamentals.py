@@ -12,7 +12,7 @@ import ticklake
 from definitions import build_definitions
 from tests.conftest import FROZEN_NOW
 from ticklake import markets
-from ticklake.fundamentals import local_date
+from ticklake.datasets.fundamentals import local_date
 from ticklake.storage.frames import fetch_frame
 
 REGION = "SH"  # 12 listed symbols, none delisted, a non-USD currency (CNY via USDCNY)

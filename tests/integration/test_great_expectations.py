@@ -12,7 +12,7 @@ from automation.jobs import run_partition_range
 from checks.expectations import CHECK_KEYS
 from definitions import build_definitions
 from resources.storage import StorageResource
-from ticklake import expectations
+from ticklake.quality import expectations
 
 pytestmark = pytest.mark.integration
 NAMES = {key.name for key in CHECK_KEYS}

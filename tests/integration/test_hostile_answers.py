@@ -26,8 +26,8 @@ from tests.integration.test_fault_matrix import (
     prepare,
     stored,
 )
-from ticklake.ingest import universe
-from ticklake.schemas import DataValidationError
+from ticklake.datasets.klines import universe
+from ticklake.dictionary.schemas import DataValidationError
 
 pytestmark = pytest.mark.integration
 DAY = dt.date(2024, 6, 27)  # stored before the hostile run
@@ -226,7 +226,7 @@ def test_valid_json_that_is_not_the_envelope_is_asked_again_like_a_garbled_body(
 ])
 def test_an_answer_that_stays_off_the_envelope_fails_quoting_its_start_and_keeps_what_is_stored(home, case, needle):
     from tests.integration.test_fault_matrix import TOKEN
-    from ticklake.itick.errors import ITickProtocolError
+    from ticklake.sources.itick.errors import ITickProtocolError
 
     before = stored(home)
     app = Answers(Simulator(SimSettings(**BASE)), NOT_ENVELOPES[case], times=None)
@@ -292,8 +292,8 @@ def _write_forever(fd: int) -> None:
 def test_a_full_disk_under_the_quota_state_names_the_file_and_setting_and_leaves_no_temp_file(full_state_dir):
     from resources.itick import ITickResource
     from tests.integration.test_fault_matrix import TOKEN
-    from ticklake.itick.config import quota_key
-    from ticklake.quota_state import QuotaStateError
+    from ticklake.sources.itick.config import quota_key
+    from ticklake.sources.quota_state import QuotaStateError
 
     home, filler = full_state_dir
     state = home / "state"

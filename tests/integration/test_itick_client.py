@@ -10,17 +10,17 @@ import pytest
 
 from tests.conftest import TOKEN
 from ticklake import markets
-from ticklake.itick.client import AuditLog, ITickClient
-from ticklake.itick.config import ITickConfig, build_client
-from ticklake.itick.errors import (
+from ticklake.sources.itick.client import AuditLog, ITickClient
+from ticklake.sources.itick.config import ITickConfig, build_client
+from ticklake.sources.itick.errors import (
     ITickAuthError,
     ITickQuotaError,
     ITickRequestError,
     ITickServerError,
     ITickUnknownSymbolError,
 )
-from ticklake.itick.source import open_source
-from ticklake.quota import SlidingWindowLimiter
+from ticklake.sources.itick.source import open_source
+from ticklake.sources.quota import SlidingWindowLimiter
 
 
 def _client(server, tmp_path, *, calls=100_000, window=60.0, retries=5, token=TOKEN, margin=None,

@@ -21,7 +21,7 @@ from ticklake.dictionary import KLINES_DAILY
 from ticklake.settings import ConfigError
 from ticklake.storage import open_lakehouse
 from ticklake.storage.maintenance import METADATA
-from ticklake.store import Part, commit
+from ticklake.storage.writes import Part, commit
 
 pytestmark = pytest.mark.integration
 RUN_AT = dt.datetime(2024, 6, 28, 23, 0, tzinfo=dt.UTC)

@@ -18,7 +18,7 @@ from tests.unit.test_schemas import _bars
 from ticklake.dictionary import KLINES_DAILY
 from ticklake.storage import Catalog, CatalogError, Lakehouse, LakeStorageError, connect
 from ticklake.storage.frames import to_arrow
-from ticklake.store import Part, commit
+from ticklake.storage.writes import Part, commit
 
 pytestmark = pytest.mark.integration
 MONTHS = [f"2024-{m:02d}" for m in range(1, 13)]

@@ -203,13 +203,13 @@ def test_quick_start_demo_runs_on_the_embedded_simulator(tmp_path):
     import subprocess
     import sys
 
-    from automation.demo import recent_months
+    from demo.run import recent_months
 
     env = {**os.environ, "TICKLAKE_HOME": str(tmp_path), "TICKLAKE_REGIONS": "US,JP", "DAGSTER_HOME": "",
            "ITICK_TOKEN": "", "ITICK_BASE_URL": ""}
     env.pop("DAGSTER_HOME")
     now = dt.datetime.now(dt.UTC)
-    out = subprocess.run([sys.executable, "-m", "automation.demo", "--months", "1"], env=env, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "demo", "--months", "1"], env=env, capture_output=True,
                          text=True, timeout=300, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "source      embedded://itick-sim" in out.stdout
@@ -251,7 +251,7 @@ def test_quick_start_demo_runs_on_the_embedded_simulator(tmp_path):
 
 
 def test_a_session_that_has_not_closed_is_not_written_as_empty(make_server, resources_for, home):
-    from ticklake.ingest import ingest_daily_bars, refresh_securities, universe
+    from ticklake.datasets.klines import ingest_daily_bars, refresh_securities, universe
 
     # At 12:00 UTC on 2024-06-26 the 26th (closes 20:00 UTC), 27th and 28th have not closed yet, although the
     # simulator (clock 2024-06-28 23:00) already serves them.

@@ -11,10 +11,10 @@ import pytest
 
 from resources.storage import StorageResource
 from ticklake.dictionary import HISTORY
+from ticklake.dictionary.frames import with_lineage
 from ticklake.dictionary.fundamentals import FUNDAMENTALS_DAILY
-from ticklake.ingest import with_lineage
 from ticklake.storage import LakeStorageError
-from ticklake.store import write
+from ticklake.storage.writes import write
 
 pytestmark = pytest.mark.integration
 MONDAY = dt.datetime(2024, 6, 24, 23, 0, tzinfo=dt.UTC)

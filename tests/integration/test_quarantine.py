@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from ticklake.ingest import ingest_daily_bars, refresh_securities, universe
-from ticklake.schemas import DataValidationError
+from ticklake.datasets.klines import ingest_daily_bars, refresh_securities, universe
+from ticklake.dictionary.schemas import DataValidationError
 
 pytestmark = pytest.mark.integration
 NOW = dt.datetime(2024, 6, 28, 23, 0, tzinfo=dt.UTC)

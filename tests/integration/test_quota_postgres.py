@@ -10,8 +10,8 @@ import time
 import psycopg2
 
 from tests.unit.test_rate_limit import _max_in_window
-from ticklake.quota import REFUSALS_IN_A_ROW, SlidingWindowLimiter
-from ticklake.quota_state import TABLE, FileStateStore, PostgresStateStore
+from ticklake.sources.quota import REFUSALS_IN_A_ROW, SlidingWindowLimiter
+from ticklake.sources.quota_state import TABLE, FileStateStore, PostgresStateStore
 
 KEY = "quota-test"
 CALLS, WINDOW = 5, 1.0
@@ -114,7 +114,7 @@ def test_workers_whose_clocks_disagree_by_hours_still_share_one_window(postgres_
 def test_build_client_shares_the_quota_through_postgres_when_the_coordination_url_is_set(
     postgres_url, monkeypatch, tmp_path
 ):
-    from ticklake.itick.config import ITickConfig, build_client  # here: the worker processes need not import it
+    from ticklake.sources.itick.config import ITickConfig, build_client  # here: the worker processes need not import it
 
     monkeypatch.setenv("TICKLAKE_COORDINATION_URL", postgres_url)
     client = build_client(ITickConfig(home=str(tmp_path), plan="free"))

@@ -15,7 +15,7 @@ from assets.trading_calendar import trading_calendar
 from definitions import build_definitions
 from ticklake import markets
 from ticklake.dictionary.reference_data import SECURITY_MASTER, TRADING_CALENDAR, UNIVERSE_ON
-from ticklake.itick.client import ITickClient
+from ticklake.sources.itick.client import ITickClient
 from ticklake.storage.frames import fetch_frame
 
 pytestmark = pytest.mark.integration

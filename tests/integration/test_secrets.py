@@ -25,11 +25,11 @@ from definitions import build_definitions
 from resources.itick import ITickResource
 from resources.storage import StorageResource
 from tests.conftest import TOKEN
-from ticklake.itick.client import AuditLog, ITickClient
-from ticklake.itick.config import ITickConfig, build_client
-from ticklake.itick.errors import ITickLocalError
-from ticklake.quota import SlidingWindowLimiter
 from ticklake.settings import ConfigError
+from ticklake.sources.itick.client import AuditLog, ITickClient
+from ticklake.sources.itick.config import ITickConfig, build_client
+from ticklake.sources.itick.errors import ITickLocalError
+from ticklake.sources.quota import SlidingWindowLimiter
 
 pytestmark = pytest.mark.integration
 

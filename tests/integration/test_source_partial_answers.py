@@ -11,12 +11,12 @@ import pytest
 
 from tests.conftest import TOKEN
 from ticklake import markets
-from ticklake.itick.client import AuditLog, ITickClient
-from ticklake.itick.config import ITickConfig
-from ticklake.itick.errors import InvalidSymbolError
-from ticklake.itick.source import open_source
-from ticklake.quota import SlidingWindowLimiter
-from ticklake.sources import BarsPage
+from ticklake.sources.contract import BarsPage
+from ticklake.sources.itick.client import AuditLog, ITickClient
+from ticklake.sources.itick.config import ITickConfig
+from ticklake.sources.itick.errors import InvalidSymbolError
+from ticklake.sources.itick.source import open_source
+from ticklake.sources.quota import SlidingWindowLimiter
 
 # 12 codes at 5 per call and 10 sessions per page: 3 calls per page, 2 pages
 SESSIONS = markets.sessions("US", dt.date(2024, 6, 3), dt.date(2024, 6, 28))[-20:]
@@ -78,7 +78,7 @@ def test_codes_never_answered_are_missing_with_no_rows_and_the_others_complete(m
     probe = make_server()
     gone = set(_live_codes(probe, 2))
     server = make_server(batch_omit_codes=frozenset(gone), batch_omit_style=style)
-    with caplog.at_level(logging.WARNING, logger="ticklake.itick.source"):
+    with caplog.at_level(logging.WARNING, logger="ticklake.sources.itick.source"):
         pages, frame = _fetch(server, home)
     for page in pages:
         assert page.missing == gone
@@ -91,7 +91,7 @@ def test_codes_never_answered_are_missing_with_no_rows_and_the_others_complete(m
 
 def test_unrequested_codes_are_dropped_and_reported(make_server, home, caplog):
     server = make_server(batch_extra_codes=("ZZZZ",))
-    with caplog.at_level(logging.WARNING, logger="ticklake.itick.source"):
+    with caplog.at_level(logging.WARNING, logger="ticklake.sources.itick.source"):
         pages, frame = _fetch(server, home)
     assert all(p.unrequested == {"ZZZZ"} and not p.missing for p in pages)
     assert "ZZZZ" not in set(frame["symbol"])

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.unit.test_rate_limit import FakeClock
-from ticklake.quota import (
+from ticklake.sources.quota import (
     IDLE_RESET_WINDOWS,
     PROBE_AFTER_WINDOWS,
     PROBE_STEP,
@@ -81,7 +81,7 @@ def test_a_run_of_429s_cuts_at_once_to_what_the_server_granted(caplog):
     clock = FakeClock()
     limiter = _limiter(clock)
     _grant(limiter, clock, 30)
-    with caplog.at_level(logging.WARNING, logger="ticklake.quota"):
+    with caplog.at_level(logging.WARNING, logger="ticklake.sources.quota"):
         _refuse(limiter, clock, REFUSALS_IN_A_ROW - 1)
         assert limiter.limit == 600  # perhaps stray 429s: not yet
         _refuse(limiter, clock, 1)

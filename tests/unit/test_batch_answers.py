@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ticklake.itick.source import reask_requests
-from ticklake.itick.wire import (
+from ticklake.sources.itick.source import reask_requests
+from ticklake.sources.itick.wire import (
     BatchAnswer,
     KlineRequest,
     PayloadError,

@@ -16,9 +16,10 @@ import pytest
 
 from resources.itick import ITickResource
 from resources.storage import StorageResource
-from ticklake import expectations, settings
-from ticklake.itick.config import ENV_FIELDS, check_config
+from ticklake import settings
+from ticklake.quality import expectations
 from ticklake.settings import ConfigError
+from ticklake.sources.itick.config import ENV_FIELDS, check_config
 from ticklake.urls import redact_url
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ticklake.adjustment import adjust, factor_steps
-from ticklake.corporate_actions import SplitRowError, parse_ratio, split_misses, unrecorded_jumps
-from ticklake.itick.fetchers.corporate_actions import splits_frame
+from ticklake.datasets.corporate_actions import split_misses, unrecorded_jumps
+from ticklake.datasets.klines_adjusted import adjust, factor_steps
+from ticklake.sources.itick.fetchers.corporate_actions import splits_frame
+from ticklake.sources.splits import SplitRowError, parse_ratio
 
 ROW = "US /stock/split item 7"
 _VALID = re.compile(r"\s*(\d+(\.\d+)?)\s*:\s*(\d+(\.\d+)?)\s*")

@@ -13,7 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from ticklake import expectations
+from ticklake.quality import expectations
 
 CDN = ('<link rel="stylesheet" href="https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css">'
        '<script src="https://code.jquery.com/jquery-3.7.1.min.js"></script>')

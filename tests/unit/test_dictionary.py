@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from ticklake.dictionary import DATASETS, KLINES_DAILY, Dataset, Field, RowRule
+from ticklake.dictionary.docs import TABLES_MD, render
 from ticklake.dictionary.fields import LINEAGE, REGION, SYMBOL, VALID_FROM, VALID_TO
-from ticklake.docs import TABLES_MD, render
 from ticklake.storage.frames import fetch_frame
-from ticklake.write_modes import contents, merge_intervals, upsert
+from ticklake.storage.write_modes import contents, merge_intervals, upsert
 
 RUN = pd.Timestamp("2024-06-28 23:00", tz="UTC").as_unit("ms")
 

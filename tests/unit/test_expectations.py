@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ticklake import expectations
 from ticklake.dictionary import DATASETS
+from ticklake.quality import expectations
 
 
 def test_value_sets_come_from_literal_patterns_only():

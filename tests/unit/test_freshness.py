@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from ticklake import settings
-from ticklake.freshness import assess, due_session, session_midnight
+from ticklake.quality.freshness import assess, due_session, session_midnight
 
 SIX = dt.timedelta(hours=6)
 

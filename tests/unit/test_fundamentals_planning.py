@@ -12,20 +12,19 @@ from hypothesis import settings as settings_h
 from hypothesis import strategies as st
 
 from ticklake import settings
-from ticklake.dictionary.fundamentals import FX_DAILY
-from ticklake.fundamentals import (
-    FxQuery,
-    StockInfoQuery,
+from ticklake.datasets.fundamentals import (
     pe_band,
     pe_percentiles,
     plan_refresh,
     staleness,
     valuation_frame,
 )
-from ticklake.ingest import with_lineage
-from ticklake.itick.fetchers.fundamentals_daily import FundamentalsDailyFetcher, StockInfoPayloadError
-from ticklake.itick.fetchers.fx_daily import FxDailyFetcher, pair_for, weekday_chunks
-from ticklake.schemas import validate
+from ticklake.dictionary.frames import with_lineage
+from ticklake.dictionary.fundamentals import FX_DAILY
+from ticklake.dictionary.schemas import validate
+from ticklake.sources.itick.fetchers.fundamentals_daily import FundamentalsDailyFetcher, StockInfoPayloadError
+from ticklake.sources.itick.fetchers.fx_daily import FxDailyFetcher, pair_for, weekday_chunks
+from ticklake.sources.queries import FxQuery, StockInfoQuery
 
 D = dt.date(2024, 7, 1)
 

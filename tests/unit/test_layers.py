@@ -1,7 +1,9 @@
-"""Layers point one way: the library (ticklake) and the simulator (itick_sim) never import the Dagster layer.
+"""Layers point one way: the library (ticklake) and the simulator (itick_sim) never import the Dagster layer, and
+inside the library every import goes down a floor (commands, quality, datasets, sources | storage, dictionary,
+configuration).
 
 The contracts live in pyproject.toml and `python3 dev.py test` runs `lint-imports`; these tests show the check
-passes on the tree and would catch a library module that imports the Dagster layer.
+passes on the tree and would catch a library module that imports the Dagster layer, or one that climbs a floor.
 """
 
 from __future__ import annotations
@@ -25,16 +27,28 @@ def _lint(tree: Path) -> subprocess.CompletedProcess:
 def test_the_tree_keeps_the_contracts():
     out = _lint(ROOT)
     assert out.returncode == 0, out.stdout[-2000:]
-    assert "2 kept, 0 broken" in out.stdout
+    assert "4 kept, 0 broken" in out.stdout
+
+
+def _tree_with(tmp_path: Path, module: str, line: str) -> Path:
+    for name in ("ticklake", "itick_sim", "assets", "resources", "checks", "automation", "demo"):
+        if (ROOT / name).exists():
+            shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("definitions.py", "pyproject.toml"):
+        shutil.copyfile(ROOT / name, tmp_path / name)
+    with open(tmp_path / module, "a") as fh:
+        fh.write(f"\n{line}  # noqa: E402,F401\n")
+    return tmp_path
 
 
 def test_a_library_module_importing_the_dagster_layer_breaks_the_contract(tmp_path):
-    for name in ("ticklake", "itick_sim", "assets", "resources", "checks", "automation"):
-        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("definitions.py", "pyproject.toml"):
-        shutil.copyfile(ROOT / name, tmp_path / name)
-    with open(tmp_path / "ticklake" / "markets.py", "a") as fh:
-        fh.write("\nfrom resources.storage import StorageResource  # noqa: E402,F401\n")
-    out = _lint(tmp_path)
+    out = _lint(_tree_with(tmp_path, "ticklake/markets.py", "from resources.storage import StorageResource"))
     assert out.returncode != 0
     assert "ticklake is not allowed to import resources" in out.stdout
+
+
+def test_a_library_import_that_climbs_a_floor_breaks_the_layers(tmp_path):
+    """The storage floor reaching up into a dataset module, the way the old flat modules went back and forth."""
+    out = _lint(_tree_with(tmp_path, "ticklake/storage/writes.py", "from ticklake.datasets import klines"))
+    assert out.returncode != 0
+    assert "ticklake.storage is not allowed to import ticklake.datasets" in out.stdout

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ticklake.itick.wire import listing_frame
-from ticklake.symbols import is_symbol
+from ticklake.dictionary.symbols import is_symbol
+from ticklake.sources.itick.wire import listing_frame
 
 
 def test_listing_keeps_valid_codes_and_describes_every_refusal():

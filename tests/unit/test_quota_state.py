@@ -15,7 +15,7 @@ import psycopg2
 import pytest
 
 from tests.services import free_port
-from ticklake.quota_state import TABLE, FileStateStore, PostgresStateStore, QuotaStateError, StateStore
+from ticklake.sources.quota_state import TABLE, FileStateStore, PostgresStateStore, QuotaStateError, StateStore
 
 KEY = "quota-0123456789abcdef"
 
@@ -164,7 +164,7 @@ def test_a_dropped_connection_is_reopened_once_and_the_transaction_run_again(pos
     store.transact(_write(b'{"limit": 1}'))
     before = _backends(postgres_url)
     _terminate(postgres_url)  # what a PostgreSQL restart does to every session
-    with caplog.at_level(logging.WARNING, logger="ticklake.quota_state"):
+    with caplog.at_level(logging.WARNING, logger="ticklake.sources.quota_state"):
         assert store.transact(lambda text, now: (b'{"limit": 2}', text)) == '{"limit": 1}'
     assert _backends(postgres_url) != before
     assert "lost the connection to the quota state in PostgreSQL at postgresql://postgres:***@127.0.0.1" in caplog.text
@@ -268,7 +268,7 @@ def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(po
 def test_one_account_shares_one_quota_whatever_address_reaches_the_server(tmp_path):
     """iTick counts calls per token: workers reaching it through different URLs (a relay, a proxy, another host
     name) must share the one window, and the state's name must not reveal the token."""
-    from ticklake.itick.config import ITickConfig, build_client
+    from ticklake.sources.itick.config import ITickConfig, build_client
 
     def store_of(url: str, token: str) -> StateStore:
         client = build_client(ITickConfig(base_url=url, token=token, home=str(tmp_path)))

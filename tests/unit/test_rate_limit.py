@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ticklake.quota import SlidingWindowLimiter, calls_per_minute
+from ticklake.sources.quota import SlidingWindowLimiter, calls_per_minute
 
 
 class FakeClock:

@@ -11,12 +11,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ticklake.datasets.security_master import latest, observation
+from ticklake.datasets.trading_calendar import disagreements
 from ticklake.dictionary.reference_data import SECURITY_MASTER
-from ticklake.itick.fetchers.listings import IpoPayloadError, ipo_listing_dates
-from ticklake.itick.fetchers.trading_calendar import HolidayPayloadError, parse_holidays
-from ticklake.security_master import latest, observation
-from ticklake.trading_calendar import CalendarQuery, calendar_frame, disagreements
-from ticklake.write_modes import merge_intervals
+from ticklake.sources.calendars import calendar_frame
+from ticklake.sources.itick.fetchers.listings import IpoPayloadError, ipo_listing_dates
+from ticklake.sources.itick.fetchers.trading_calendar import HolidayPayloadError, parse_holidays
+from ticklake.sources.queries import CalendarQuery
+from ticklake.storage.write_modes import merge_intervals
 
 
 def _entry(region: str, year: int, dates: list[str] | str) -> dict:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 
-from ticklake.object_store import location
-from ticklake.remote_tree import RemoteTree
+from ticklake.storage.object_store import location
+from ticklake.storage.remote_tree import RemoteTree
 
 
 def _files(root) -> dict[str, str]:

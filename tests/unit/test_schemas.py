@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from ticklake.dictionary import DATASETS, KLINES_DAILY
-from ticklake.schemas import DataValidationError, dataframe_schema, validate
+from ticklake.dictionary.schemas import DataValidationError, dataframe_schema, validate
 from ticklake.storage.ddl import create_table_sql
 
 DAY = dt.date(2024, 1, 2)
@@ -80,7 +80,7 @@ def test_schema_and_ddl_come_from_the_same_field_list(dataset):
 def test_genuine_large_moves_and_zero_volume_are_not_broken_rows():
     """Hard rules reject impossible bars only: +11% in a day (the S&P 500 on 2008-10-13) and a day without trading
     pass; the move is left to a warning check."""
-    from ticklake.schemas import split_valid
+    from ticklake.dictionary.schemas import split_valid
 
     frame = _bars(3)
     frame.loc[1, ["open", "high", "low", "close"]] = [10.0, 11.7, 9.9, 11.6]  # +11.6% close to close
@@ -92,7 +92,7 @@ def test_genuine_large_moves_and_zero_volume_are_not_broken_rows():
 
 
 def test_broken_rows_are_split_off_with_their_rule_and_values():
-    from ticklake.schemas import split_valid
+    from ticklake.dictionary.schemas import split_valid
 
     frame = _bars(4)
     frame.loc[1, "low"] = frame.loc[1, "high"] * 2

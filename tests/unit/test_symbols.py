@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from tests.unit.test_schemas import _bars
 from ticklake.dictionary import DATASETS, SYMBOL_MAX_LENGTH, SYMBOL_PATTERN
-from ticklake.schemas import DataValidationError, validate
-from ticklake.symbols import invalid_symbols, is_symbol, shown, symbol_problem
+from ticklake.dictionary.schemas import DataValidationError, validate
+from ticklake.dictionary.symbols import invalid_symbols, is_symbol, shown, symbol_problem
 
 # Every code shape in the protocol notes (/work/shared/itick-api.md §2.9, §5), plus share classes.
 REAL_CODES = ["700", "9988", "7226", "600519", "000001", "300750", "AAPL", "BRK.B", "BRK-B", "RELIANCE", "MC",

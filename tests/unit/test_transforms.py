@@ -13,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ticklake import markets
+from ticklake.datasets.security_master import merge_security_master
 from ticklake.dictionary import KLINES_DAILY
-from ticklake.itick.wire import (
+from ticklake.sources.itick.wire import (
     PayloadError,
     bars_to_frame,
     minimum_kline_calls,
@@ -23,7 +24,7 @@ from ticklake.itick.wire import (
     session_end_ms,
     trade_dates,
 )
-from ticklake.transforms import carry_forward_lineage, merge_security_master
+from ticklake.storage.write_modes import carry_forward_lineage
 
 NY = "America/New_York"
 

@@ -29,8 +29,8 @@ from urllib.parse import urlparse
 
 import duckdb
 
-from ticklake.object_store import retry_attempts
 from ticklake.storage import extensions
+from ticklake.storage.object_store import retry_attempts
 from ticklake.urls import redact_url, url_passwords
 
 ALIAS = "lake"  # the name the lake is attached under, in ticklake's connections and in the README's examples

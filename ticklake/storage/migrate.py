@@ -164,7 +164,7 @@ def _read(old: OldFile) -> pa.Table:
 
 
 def _status(plan_: Plan, run_id: str, now: dt.datetime) -> pa.Table:
-    from ticklake.store import Part, status_table  # the write path's own status rows (store imports storage)
+    from ticklake.storage.writes import Part, status_table  # the write path's own status rows (store imports storage)
 
     tables = [status_table(f.dataset, [Part(f.values, _read(f))], run_id=run_id, now=now)  # one file in memory
               for f in plan_.files]

@@ -1,0 +1,1 @@
+"""What is checked about stored data: the warehouse suites, anomalies, freshness and the T+1 reconciliation."""

@@ -1,0 +1,111 @@
+"""T+1 reconciliation: re-fetch a region's last sessions, compare with what is stored, record every difference.
+
+Sources restate bars, publish them late and withdraw them. The nightly run fetches only what is new; this re-checks
+the last K sessions of every code with the fewest calls (one batch call per `max_codes_per_call` codes: K bars
+each), writes one `reconciliation_log` row per changed field (a correction is recorded once: its identity is the
+row's key), and returns the months whose partitions must be materialized again to apply the corrections. Applying
+them never loses the old values: klines_daily is versioned, so they move to klines_daily_history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from ticklake.datasets.klines import universe
+from ticklake.dictionary import KLINES_DAILY
+from ticklake.dictionary.operations import RECONCILIATION_LOG
+from ticklake.sources.contract import FetchReport, MarketDataSource
+from ticklake.storage import Lakehouse
+from ticklake.storage.frames import fetch_frame
+from ticklake.storage.ledger import compare, ledger_rows
+from ticklake.storage.writes import write
+
+FIELDS = ("open", "high", "low", "close", "volume", "turnover")  # the values a restatement can change
+
+
+def differences(stored: pd.DataFrame, fetched: pd.DataFrame, answered: set[str]) -> pd.DataFrame:
+    """Pure: one row per (symbol, date, field) where the source's answer differs from what is stored.
+
+    Only codes the source answered with bars count (absence is not data: a code left out says nothing). A bar
+    the source has and nothing stored is `added` (a late bar); a stored bar of an answered code that the source
+    no longer has is `withdrawn`."""
+    keep = list(answered)
+    return compare(stored[stored["symbol"].isin(keep)], fetched[fetched["symbol"].isin(keep)], list(FIELDS),
+                   "trade_date", added=True)
+
+
+def correction_key(region: str, month: str, rows: pd.DataFrame) -> str:
+    """A stable identity for the corrections of one month: the same differences give the same key (a sensor's
+    run key), so a correction is requested once, and a new difference makes a new request."""
+    text = "\n".join(sorted(f"{r.symbol}|{r.date:%Y-%m-%d}|{r.field}|{r.source_value!r}" for r in rows.itertuples()))
+    return f"{region}:{month}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+@dataclass
+class ReconciliationResult:
+    region: str
+    sessions: list[dt.date]
+    codes: int
+    differences: pd.DataFrame  # every difference found now (recorded before or not)
+    recorded: int  # ledger rows added by this reconciliation (differences seen for the first time)
+    fetch: FetchReport = field(default_factory=FetchReport)
+
+    @property
+    def months(self) -> dict[str, pd.DataFrame]:
+        """The differences by the month partition that applies them."""
+        if self.differences.empty:
+            return {}
+        month = pd.to_datetime(self.differences["date"]).dt.strftime("%Y-%m")
+        return {m: rows for m, rows in self.differences.groupby(month, sort=True)}
+
+
+def stored_bars(lake: Lakehouse, *, region: str, source: str, sessions: Sequence[dt.date]) -> pd.DataFrame:
+    with lake.reader() as con:
+        return fetch_frame(con.execute(
+            f"SELECT symbol, trade_date, {', '.join(FIELDS)} FROM klines_daily WHERE region = ? AND source = ? "
+            "AND trade_date BETWEEN ? AND ?", [region, source, min(sessions), max(sessions)]))
+
+
+def reconcile_klines(source: MarketDataSource, lake: Lakehouse, *, region: str,
+                     sessions: Sequence[dt.date], run_id: str, now: dt.datetime,
+                     log: Callable[[str], None] = lambda _msg: None) -> ReconciliationResult:
+    """Re-fetch `sessions` of every code of the region, compare, and record what differs in reconciliation_log."""
+    start = source.spent()
+    codes = universe(lake, region)
+    sessions = sorted(sessions)
+    pages = list(source.daily_bars(region, codes, sessions)) if codes and sessions else []
+    fetched = pd.concat([p.bars for p in pages], ignore_index=True) if pages else pd.DataFrame(
+        columns=["symbol", "trade_date", *FIELDS])
+    answered = set(fetched["symbol"].astype(str))  # codes with at least one bar in the window
+    stored = stored_bars(lake, region=region, source=source.name, sessions=sessions) if sessions else \
+        fetched.iloc[:0]
+    for frame in (stored, fetched):
+        frame["symbol"] = frame["symbol"].astype(str)
+        frame["trade_date"] = pd.to_datetime(frame["trade_date"]).astype("datetime64[ms]")
+    if sessions:  # what ingest would quarantine is no restatement: bars off the window, keys sent twice differently
+        inside = fetched["trade_date"].between(pd.Timestamp(sessions[0]), pd.Timestamp(sessions[-1]))
+        fetched = fetched[inside & ~fetched.duplicated(["symbol", "trade_date"], keep=False)]
+    found = differences(stored, fetched, answered)
+    recorded = record(lake, found, region=region, source=source.name, run_id=run_id, now=now)
+    if len(found):
+        shown = "; ".join(f"{r.symbol} {r.date:%Y-%m-%d} {r.field} {r.stored_value:g} -> {r.source_value:g}"
+                          for r in found.head(5).itertuples())
+        log(f"{region}: {len(found)} difference(s) with the source over {sessions[0]}..{sessions[-1]} "
+            f"({recorded} new): {shown}")
+    return ReconciliationResult(region, list(sessions), len(codes), found, recorded, source.spent().minus(start))
+
+
+def record(lake: Lakehouse, found: pd.DataFrame, *, region: str, source: str, run_id: str,
+           now: dt.datetime) -> int:
+    """Add the differences to reconciliation_log (upsert by the correction's identity); return how many are new."""
+    if found.empty:
+        return 0
+    rows = ledger_rows(KLINES_DAILY, found, region=region, source=source, run_id=run_id, now=now)
+    written = write(lake, RECONCILIATION_LOG, {"region": region, "source": source}, rows, run_id=run_id,
+                    now=now)
+    return written.diff.get("added", 0)
