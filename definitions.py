@@ -8,9 +8,8 @@ from assets.adjusted import klines_daily_adjusted
 from assets.corporate_actions import corporate_actions
 from assets.fundamentals import fundamentals_daily, fx_daily, valuation_daily
 from assets.klines import klines_daily
+from assets.listings import listings
 from assets.operations import operations_specs
-from assets.securities import securities
-from assets.security_master import security_master
 from assets.trading_calendar import trading_calendar
 from automation.executors import executor_from_env
 from automation.jobs import (
@@ -35,11 +34,11 @@ from resources.storage import StorageResource
 def build_definitions(itick: ITickResource | None = None, storage: StorageResource | None = None,
                       clock: ClockResource | None = None) -> dg.Definitions:
     """Definitions with resources from the environment, or the given ones (tests point them elsewhere)."""
-    assets = [securities, trading_calendar, security_master, corporate_actions, klines_daily, klines_daily_adjusted,
-              fundamentals_daily, fx_daily, valuation_daily]
+    assets = [listings, trading_calendar, corporate_actions, klines_daily, klines_daily_adjusted, fundamentals_daily,
+              fx_daily, valuation_daily]
     return dg.Definitions(
         # the operations tables (lake_partitions, reconciliation_log, quarantine, *_history) as external assets
-        assets=[*assets, *operations_specs({a.key.to_user_string() for a in assets})],
+        assets=[*assets, *operations_specs({k.to_user_string() for a in assets for k in a.keys})],
         asset_checks=ASSET_CHECKS + FRESHNESS_CHECKS + EXPECTATION_CHECKS,
         jobs=[nightly_refresh, reference_refresh, analytics_refresh, fundamentals_refresh, warehouse_checks,
               klines_freshness, lake_maintenance],

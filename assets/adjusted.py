@@ -10,6 +10,7 @@ import dagster as dg
 
 from assets.clock import RunClock
 from assets.corporate_actions import corporate_actions
+from assets.factory import run_context
 from assets.klines import klines_daily
 from assets.metadata import dataset_asset, snapshot_metadata
 from assets.partitions import REGION, region_partitions
@@ -54,10 +55,10 @@ REDERIVE_ON_UPSTREAM_UPDATE = (
 )
 def klines_daily_adjusted(context: dg.AssetExecutionContext, config: RunClock,
                           storage: StorageResource):
-    region, run_id = context.partition_key, context.run.run_id
-    lake = storage.lakehouse()
-    result = derive_adjusted(lake, region=region, run_id=run_id, now=config.instant(),
-                             log=context.log.info)
+    region = context.partition_key
+    ctx = run_context(context, config, storage, asset="klines_daily_adjusted")
+    result = derive_adjusted(ctx, region)
+    lake = ctx.lake
     yield dg.MaterializeResult(metadata={
         "dagster/row_count": dg.MetadataValue.int(result.rows),
         "symbols_rederived": dg.MetadataValue.int(len(result.symbols_rederived)),

@@ -9,6 +9,7 @@ the shared quota; the client's limiter keeps every call within the plan.
 import dagster as dg
 
 from assets.clock import RunClock
+from assets.factory import run_context
 from assets.metadata import dataset_asset, fetch_metadata, preview, snapshot_metadata
 from assets.partitions import region_partitions
 from resources.itick import ITickResource
@@ -21,6 +22,7 @@ from ticklake.datasets.fundamentals import (
     market_cap_misses,
     refresh_fundamentals,
     refresh_fx,
+    stored_valuation,
 )
 from ticklake.dictionary.analytics import VALUATION_DAILY
 from ticklake.dictionary.fundamentals import FUNDAMENTALS_DAILY, FX_DAILY
@@ -43,15 +45,14 @@ MAX_LISTED = 50
 )
 def fundamentals_daily(context: dg.AssetExecutionContext, config: RunClock, itick: ITickResource,
                        storage: StorageResource) -> dg.MaterializeResult:
-    region, run_id, now = context.partition_key, context.run.run_id, config.instant()
-    source = itick.source(tags={"run_id": run_id, "asset": "fundamentals_daily"})
-    lake = storage.lakehouse()
+    region = context.partition_key
+    ctx = run_context(context, config, storage, itick, asset="fundamentals_daily")
+    source, lake = ctx.source, ctx.lake
     codes = listed_codes(lake, region)
     if not codes:
         raise RuntimeError(f"{region}: the security master lists no symbol; materialize `securities` first")
     budget = settings.fundamentals_budget(calls_per_minute(itick.plan) * 60 / itick.window_seconds)
-    result = refresh_fundamentals(source, lake, region=region, codes=codes, budget=budget,
-                                  run_id=run_id, now=now, log=context.log.info)
+    result = refresh_fundamentals(ctx, region, codes=codes, budget=budget)
     with lake.reader() as con:
         check = market_cap_misses(con, region, result.as_of, result.as_of)
     misses = [f"{r.symbol} {r.as_of:%Y-%m-%d}: market cap {r.market_cap:,.0f} vs close {r.close} x "
@@ -97,11 +98,10 @@ def fundamentals_daily(context: dg.AssetExecutionContext, config: RunClock, itic
 )
 def fx_daily(context: dg.AssetExecutionContext, config: RunClock, itick: ITickResource,
              storage: StorageResource) -> dg.MaterializeResult:
-    region, run_id, now = context.partition_key, context.run.run_id, config.instant()
-    source = itick.source(tags={"run_id": run_id, "asset": "fx_daily"})
-    lake = storage.lakehouse()
-    result = refresh_fx(source, lake, region=region, run_id=run_id, now=now,
-                        log=context.log.info)
+    region = context.partition_key
+    ctx = run_context(context, config, storage, itick, asset="fx_daily")
+    source, lake = ctx.source, ctx.lake
+    result = refresh_fx(ctx, region)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(result.rows)),
@@ -128,14 +128,12 @@ def fx_daily(context: dg.AssetExecutionContext, config: RunClock, itick: ITickRe
 )
 def valuation_daily(context: dg.AssetExecutionContext, config: RunClock, storage: StorageResource
                     ) -> dg.MaterializeResult:
-    region, run_id, now = context.partition_key, context.run.run_id, config.instant()
-    lake = storage.lakehouse()
-    result = derive_valuation(lake, region=region, run_id=run_id, now=now,
-                              log=context.log.info)
+    region = context.partition_key
+    ctx = run_context(context, config, storage, asset="valuation_daily")
+    lake = ctx.lake
+    result = derive_valuation(ctx, region)
     rows = result.rows
-    with lake.reader() as con:
-        stored, symbols = con.execute("SELECT count(*), count(DISTINCT symbol) FROM valuation_daily WHERE region = ?",
-                                      [region]).fetchall()[0]
+    stored, symbols = stored_valuation(lake, region)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(stored),

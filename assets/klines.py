@@ -12,9 +12,10 @@ import dagster as dg
 import pandas as pd
 
 from assets.clock import RunClock
+from assets.factory import run_context
+from assets.listings import SECURITIES_KEY
 from assets.metadata import dataset_asset, fetch_metadata, latency_metadata, preview, snapshot_metadata
 from assets.partitions import REGION, SESSION_TAG, calendar_days, key, month_region_partitions, months_by_region
-from assets.securities import securities
 from resources.itick import ITickResource
 from resources.storage import StorageResource
 from ticklake import markets
@@ -23,10 +24,12 @@ from ticklake.datasets.klines import (
     IngestResult,
     PartitionReport,
     ingest_daily_bars,
+    last_sessions,
     nightly_dates,
+    rows_by_month,
     universe,
 )
-from ticklake.dictionary import KLINES_DAILY, month_bounds
+from ticklake.dictionary import KLINES_DAILY
 from ticklake.quality.anomalies import anomalies
 from ticklake.settings import max_daily_move, max_missing_share
 from ticklake.sources.contract import FetchReport
@@ -51,7 +54,7 @@ with warnings.catch_warnings():
     klines_asset = dg.asset(
         partitions_def=month_region_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        deps=[dg.AssetDep(securities, partition_mapping=dg.MultiToSingleDimensionPartitionMapping(REGION))],
+        deps=[dg.AssetDep(SECURITIES_KEY, partition_mapping=dg.MultiToSingleDimensionPartitionMapping(REGION))],
         **dataset_asset(KLINES_DAILY),
         check_specs=[
             dg.AssetCheckSpec(ROWS_CHECK, asset="klines_daily", blocking=True,
@@ -86,9 +89,8 @@ with warnings.catch_warnings():
 def klines_daily(context: dg.AssetExecutionContext, config: RunClock,
                  itick: ITickResource, storage: StorageResource):
     missing_share_limit = max_missing_share()  # a bad TICKLAKE_MAX_MISSING_SHARE fails the step before any fetch
-    lake = storage.lakehouse()
-    run_id = context.run.run_id
-    source = itick.source(tags={"run_id": run_id, "asset": "klines_daily"})
+    ctx = run_context(context, config, storage, itick, asset="klines_daily")
+    lake, source = ctx.lake, ctx.source
     earlier = {id(c) for c in source.client.records}  # a client shared with earlier runs in this process
     results: list[IngestResult] = []
     nightly = context.run.tags.get(SESSION_TAG)
@@ -98,10 +100,7 @@ def klines_daily(context: dg.AssetExecutionContext, config: RunClock,
             dates = nightly_dates(lake, region=region, source=source.name,
                                   session=dt.date.fromisoformat(nightly), dates=dates)
             context.log.info(f"{region}: nightly run for {nightly}: fetching {dates[0]}..{dates[-1]}")
-        results.append(ingest_daily_bars(
-            source, lake, region=region, dates=dates, codes=universe(lake, region),
-            run_id=run_id, now=config.instant(), log=context.log.info,
-        ))
+        results.append(ingest_daily_bars(ctx, region, dates=dates, codes=universe(lake, region)))
     _refuse_if_nothing_closed(results)
     for result in results:
         if result.unrequested:
@@ -133,8 +132,7 @@ def klines_daily(context: dg.AssetExecutionContext, config: RunClock,
 
 def _data_lag_hours(lake: Lakehouse, regions: list[str], now: dt.datetime) -> dict[str, float | None]:
     """Per region: hours from the close of its latest stored session to the run's `now` (None: nothing stored)."""
-    with lake.reader() as con:
-        latest = dict(con.execute("SELECT region, max(trade_date) FROM klines_daily GROUP BY 1").fetchall())
+    latest = last_sessions(lake)
     out: dict[str, float | None] = {}
     for region in sorted(set(regions)):
         day = latest.get(region)
@@ -236,17 +234,13 @@ def _run_metadata(results: list[IngestResult], fetch: FetchReport, source_name: 
 
 def _rows_check(results: list[IngestResult], lake: Lakehouse) -> dg.AssetCheckResult:
     mismatches = []
-    with lake.reader() as con:  # the pipeline's own file: what this run stored
-        for r in results:
-            written = {m: p for m, p in r.partitions.items() if p.committed}
-            if not written:
-                continue
-            lo, hi = month_bounds(min(written))[0], month_bounds(max(written))[1]
-            stored = dict(con.execute(
-                "SELECT strftime(trade_date, '%Y-%m'), count(*) FROM klines_daily WHERE region = ? AND trade_date "
-                "BETWEEN ? AND ? GROUP BY 1", [r.region, lo, hi]).fetchall())
-            mismatches += [f"{r.region} {m}: lake {p.rows} vs lake {stored.get(m, 0)}"
-                           for m, p in written.items() if stored.get(m, 0) != p.rows]
+    for r in results:
+        written = {m: p for m, p in r.partitions.items() if p.committed}
+        if not written:
+            continue
+        stored = rows_by_month(lake, r.region, min(written), max(written))
+        mismatches += [f"{r.region} {m}: lake {p.rows} vs lake {stored.get(m, 0)}"
+                       for m, p in written.items() if stored.get(m, 0) != p.rows]
     return dg.AssetCheckResult(
         check_name=ROWS_CHECK, passed=not mismatches, severity=dg.AssetCheckSeverity.ERROR,
         metadata={"partitions_checked": dg.MetadataValue.int(sum(p.committed for r in results

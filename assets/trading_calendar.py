@@ -1,54 +1,16 @@
 """`trading_calendar`: sessions per region (exchange_calendars, authoritative) beside the source's holidays."""
 
-
 import dagster as dg
 
-from assets.clock import RunClock
-from assets.metadata import dataset_asset, fetch_metadata, preview, snapshot_metadata
-from assets.partitions import region_partitions
-from resources.itick import ITickResource
-from resources.storage import StorageResource
+from assets.factory import Shown, reference_asset
 from ticklake.datasets.trading_calendar import CalendarResult, refresh_trading_calendar
 from ticklake.dictionary.reference_data import TRADING_CALENDAR
-from ticklake.storage.ddl import partition_address
 
 CALENDAR_MATCHES_SOURCE = "calendar_matches_source"
 
 
-@dg.asset(
-    partitions_def=region_partitions,
-    **dataset_asset(TRADING_CALENDAR),
-    check_specs=[dg.AssetCheckSpec(
-        CALENDAR_MATCHES_SOURCE, asset="trading_calendar",
-        description="The source's holidays agree with the authoritative calendar on every day both cover; "
-                    "a warning lists every day they disagree on")],
-)
-def trading_calendar(context: dg.AssetExecutionContext, config: RunClock,
-                     itick: ITickResource, storage: StorageResource):
-    region, run_id = context.partition_key, context.run.run_id
-    source = itick.source(tags={"run_id": run_id, "asset": "trading_calendar"})
-    lake = storage.lakehouse()
-    result = refresh_trading_calendar(source, lake, region=region, run_id=run_id,
-                                      now=config.instant(), log=context.log.info)
-    frame = result.frame
-    yield dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": dg.MetadataValue.int(len(frame)),
-            "sessions": dg.MetadataValue.int(result.sessions),
-            "first_date": dg.MetadataValue.text(f"{frame['date'].min():%Y-%m-%d}"),
-            "last_date": dg.MetadataValue.text(f"{frame['date'].max():%Y-%m-%d}"),
-            "source_years": dg.MetadataValue.text(_years(result.source_years)),
-            "disagreements": dg.MetadataValue.int(len(result.disagreements)),
-            **{f"rows_{k}": dg.MetadataValue.int(v) for k, v in result.diff.items()},
-            **fetch_metadata(result.fetch),
-            "source": dg.MetadataValue.text(source.name),
-            "lake_path": dg.MetadataValue.text(partition_address(TRADING_CALENDAR, dict(region=region,
-                                                                                source=source.name))),
-            "preview": preview(frame[frame["is_session"]].tail(10)),
-            **snapshot_metadata(lake),
-        }
-    )
-    yield _matches_source(result)
+def _years(years: list[int]) -> str:
+    return f"{years[0]}-{years[-1]} ({len(years)} years)" if years else "none"
 
 
 def _matches_source(result: CalendarResult) -> dg.AssetCheckResult:
@@ -69,5 +31,21 @@ def _matches_source(result: CalendarResult) -> dg.AssetCheckResult:
     )
 
 
-def _years(years: list[int]) -> str:
-    return f"{years[0]}-{years[-1]} ({len(years)} years)" if years else "none"
+def _show(result: CalendarResult) -> Shown:
+    frame = result.frame
+    return Shown(len(frame), frame[frame["is_session"]].tail(10), {
+        "sessions": dg.MetadataValue.int(result.sessions),
+        "first_date": dg.MetadataValue.text(f"{frame['date'].min():%Y-%m-%d}"),
+        "last_date": dg.MetadataValue.text(f"{frame['date'].max():%Y-%m-%d}"),
+        "source_years": dg.MetadataValue.text(_years(result.source_years)),
+        "disagreements": dg.MetadataValue.int(len(result.disagreements)),
+    }, checks=[_matches_source(result)])
+
+
+trading_calendar = reference_asset(
+    TRADING_CALENDAR, refresh_trading_calendar, _show,
+    check_specs=[dg.AssetCheckSpec(
+        CALENDAR_MATCHES_SOURCE, asset=TRADING_CALENDAR.name,
+        description="The source's holidays agree with the authoritative calendar on every day both cover; "
+                    "a warning lists every day they disagree on")],
+)

@@ -8,9 +8,8 @@ from assets.adjusted import klines_daily_adjusted
 from assets.corporate_actions import corporate_actions
 from assets.fundamentals import fundamentals_daily, fx_daily, valuation_daily
 from assets.klines import klines_daily
+from assets.listings import listings
 from assets.partitions import key
-from assets.securities import securities
-from assets.security_master import security_master
 from assets.trading_calendar import trading_calendar
 from checks.asset_checks import CHECK_KEYS as WAREHOUSE_CHECK_KEYS
 from checks.expectations import CHECK_KEYS as EXPECTATION_CHECK_KEYS
@@ -28,7 +27,7 @@ nightly_refresh = dg.define_asset_job(
 
 reference_refresh = dg.define_asset_job(
     "reference_refresh",
-    selection=dg.AssetSelection.assets(securities, trading_calendar, security_master, corporate_actions)
+    selection=dg.AssetSelection.assets(listings, trading_calendar, corporate_actions)
     - dg.AssetSelection.checks(*CHECK_KEYS),
     description="Reference data per region: the symbol list (the universe the nightly refresh fetches), the trading "
                 "calendar, the point-in-time security master and the splits.",

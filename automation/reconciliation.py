@@ -23,15 +23,11 @@ from resources.clock import ClockResource
 from resources.itick import ITickResource
 from resources.storage import StorageResource
 from ticklake import markets, settings
+from ticklake.datasets.context import RunContext
+from ticklake.datasets.klines import last_sessions
 from ticklake.quality.reconciliation import correction_key, reconcile_klines
 
 RESTATEMENT_TAG = "ticklake/restatement"
-
-
-def _last_stored(storage: StorageResource, region: str, source: str) -> dt.date | None:
-    with storage.lakehouse().reader() as con:
-        return con.execute("SELECT max(trade_date) FROM klines_daily WHERE region = ? AND source = ?",
-                           [region, source]).fetchall()[0][0]
 
 
 def _reconciliation(region: str) -> dg.SensorDefinition:
@@ -49,7 +45,7 @@ def _reconciliation(region: str) -> dg.SensorDefinition:
         cursor = json.loads(context.cursor) if context.cursor else {}
         now = clock.instant()
         source = itick.source(tags={"sensor": context.sensor_name})
-        last = _last_stored(storage, region, source.name)
+        last = last_sessions(storage.lakehouse(), source=source.name).get(region)
         if last is None:
             return dg.SensorResult(skip_reason=dg.SkipReason(f"no {region} klines stored by {source.name} yet"))
         if cursor.get("checked_through") == last.isoformat():
@@ -57,9 +53,9 @@ def _reconciliation(region: str) -> dg.SensorDefinition:
                 f"sessions through {last} already re-checked; waiting for the next nightly run"))
         k = settings.reconcile_sessions()
         sessions = markets.sessions(region, last - dt.timedelta(days=7 * k + 14), last)[-k:]
-        result = reconcile_klines(source, storage.lakehouse(), region=region, sessions=sessions,
-                                  run_id=f"{context.sensor_name}@{now:%Y-%m-%dT%H:%M:%SZ}", now=now,
-                                  log=context.log.info)
+        ctx = RunContext(storage.lakehouse(), f"{context.sensor_name}@{now:%Y-%m-%dT%H:%M:%SZ}", now, source,
+                         log=context.log.info)
+        result = reconcile_klines(ctx, region, sessions=sessions)
         requests = [
             dg.RunRequest(run_key=f"correct:{correction_key(region, month, rows)}",
                           partition_key=key(month, region),

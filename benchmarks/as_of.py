@@ -24,6 +24,7 @@ from pathlib import Path
 
 import ticklake
 from benchmarks.stats import percentile
+from ticklake.datasets.context import RunContext
 from ticklake.sources.quota import PLAN_CALLS_PER_MINUTE
 from ticklake.storage import open_lakehouse
 
@@ -102,7 +103,7 @@ def reconciliation_calls(symbols: int, home: Path) -> dict:
     from resources.itick import ITickResource
     from resources.storage import StorageResource
     from ticklake import markets, settings
-    from ticklake.datasets.klines import refresh_securities
+    from ticklake.datasets.security_master import refresh_securities
     from ticklake.quality.reconciliation import reconcile_klines
 
     now = dt.datetime(2024, 6, 28, 23, 0, tzinfo=dt.UTC)
@@ -110,12 +111,12 @@ def reconciliation_calls(symbols: int, home: Path) -> dict:
         itick = ITickResource(base_url=server.url, token="benchmark-token", home=str(home), plan="1000000")
         storage = StorageResource(home=str(home))
         source = itick.source()
-        refresh_securities(source, storage.lakehouse(), region="US", run_id="bench", now=now)
+        refresh_securities(RunContext(storage.lakehouse(), "bench", now, source), "US")
         k = settings.reconcile_sessions()
         sessions = markets.sessions("US", now.date() - dt.timedelta(days=14), now.date())[-k:]
         started = time.perf_counter()
-        result = reconcile_klines(itick.source(), storage.lakehouse(), region="US",
-                                  sessions=sessions, run_id="bench", now=now)
+        result = reconcile_klines(RunContext(storage.lakehouse(), "bench", now, itick.source()),
+                                  "US", sessions=sessions)
         seconds = time.perf_counter() - started
     calls = result.fetch.calls
     return {"symbols": symbols, "sessions": k, "calls_per_region": calls, "seconds": round(seconds, 2),

@@ -96,14 +96,15 @@ def run_assets(symbols: int, region: str, home: Path, history_months: int = 0, p
         itick = ITickResource(base_url=server.url, token="benchmark-token", home=str(home), plan="1000000")
         storage = StorageResource(home=str(home))
         defs = build_definitions(itick=itick, storage=storage)
-        assets = {a.key.to_user_string(): a for a in defs.assets if isinstance(a, dg.AssetsDefinition)}
+        assets = {k.to_user_string(): a for a in defs.assets if isinstance(a, dg.AssetsDefinition) for k in a.keys}
         with dg.DagsterInstance.ephemeral() as instance:
 
             def materialize(name: str) -> dg.ExecuteInProcessResult:
                 return dg.materialize(list(assets.values()), selection=[name], instance=instance,
                                       resources={"itick": itick, "storage": storage},
                                       partition_key=_partition_key(assets[name], region, month),
-                                      run_config={**QUIET, "ops": {name: {"config": {"now": NOW.isoformat()}}}})
+                                      run_config={**QUIET, "ops": {assets[name].node_def.name: {
+                                          "config": {"now": NOW.isoformat()}}}})
 
             started = time.perf_counter()
             history = _months_before(month, history_months)

@@ -25,7 +25,9 @@ import pandas as pd
 from itick_sim import SimSettings, Simulator, serve
 from resources.itick import ITickResource
 from resources.storage import StorageResource
-from ticklake.datasets.klines import ingest_daily_bars, refresh_securities, universe
+from ticklake.datasets.context import RunContext
+from ticklake.datasets.klines import ingest_daily_bars, universe
+from ticklake.datasets.security_master import refresh_securities
 from ticklake.dictionary import KLINES_DAILY
 from ticklake.storage.frames import fetch_frame
 
@@ -79,12 +81,11 @@ def run(home: Path, settings: SimSettings, month_days: list[list[dt.date]], atte
                               timeout_s=0.5)
         for region in settings.regions:
             _with_retries(tally, attempts, lambda r=region: refresh_securities(
-                itick.source(), lake, region=r, run_id=f"ref-{r}", now=NOW))
+                RunContext(lake, f"ref-{r}", NOW, itick.source()), r))
             codes = universe(lake, region)
             for days in month_days:
                 result = _with_retries(tally, attempts, lambda r=region, d=days, c=codes: ingest_daily_bars(
-                    itick.source(), lake, region=r, dates=d, codes=c, run_id=f"{r}-{d[0]:%Y-%m}",
-                    now=NOW))
+                    RunContext(lake, f"{r}-{d[0]:%Y-%m}", NOW, itick.source()), r, dates=d, codes=c))
                 tally.partitions += 1
                 tally.retries += result.fetch.retries
         tally.faults = server.simulator.counters.snapshot()["faults"]

@@ -12,7 +12,7 @@ import dagster as dg
 import duckdb
 
 from assets.klines import klines_daily
-from assets.securities import securities
+from assets.listings import SECURITIES_KEY
 from resources.storage import StorageResource
 from ticklake import markets
 from ticklake.storage import Lakehouse
@@ -94,7 +94,7 @@ def _inside_listing_window(con: duckdb.DuckDBPyConnection, lake: Lakehouse) -> d
 def _securities_not_empty(con: duckdb.DuckDBPyConnection, lake: Lakehouse) -> dg.AssetCheckResult:
     counts = dict(con.execute("SELECT region, count(*) FROM securities GROUP BY 1").fetchall())
     return dg.AssetCheckResult(
-        asset_key=securities.key, check_name="securities_not_empty", passed=bool(counts) and all(counts.values()),
+        asset_key=SECURITIES_KEY, check_name="securities_not_empty", passed=bool(counts) and all(counts.values()),
         severity=dg.AssetCheckSeverity.ERROR, metadata={"symbols_by_region": dg.MetadataValue.json(counts)},
     )
 
@@ -113,7 +113,7 @@ _CHECKS: dict[dg.AssetCheckKey, tuple[dg.AssetCheckSpec, Callable]] = {
                            description="Every stored bar lies inside its symbol's listing window (listing date to "
                                        "delisting date, from security_master); a warning listing the others"),
          _inside_listing_window),
-        (dg.AssetCheckSpec("securities_not_empty", asset=securities,
+        (dg.AssetCheckSpec("securities_not_empty", asset=SECURITIES_KEY,
                            description="The security master is not empty for any region it covers"),
          _securities_not_empty),
     )

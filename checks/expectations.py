@@ -18,15 +18,14 @@ from assets.adjusted import klines_daily_adjusted
 from assets.corporate_actions import corporate_actions
 from assets.fundamentals import fundamentals_daily, fx_daily, valuation_daily
 from assets.klines import klines_daily
-from assets.securities import securities
-from assets.security_master import security_master
+from assets.listings import listings
 from assets.trading_calendar import trading_calendar
 from resources.storage import StorageResource
 from ticklake.quality import expectations
 
-_ASSETS = {a.key.to_user_string(): a for a in (securities, trading_calendar, security_master, corporate_actions,
-                                               klines_daily, klines_daily_adjusted, fundamentals_daily, fx_daily,
-                                               valuation_daily)}
+_ASSETS = {k.to_user_string(): k for a in (listings, trading_calendar, corporate_actions, klines_daily,
+                                          klines_daily_adjusted, fundamentals_daily, fx_daily, valuation_daily)
+           for k in a.keys}
 _DESCRIPTIONS = {
     "expectations": "Great Expectations suite derived from the data dictionary: key unique (per source), non-null "
                     "fields, bounds, value sets and patterns, row rules; plus the table's distributions",

@@ -6,10 +6,16 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from itick_sim import SimServer, SimSettings, Simulator, serve
 from resources.itick import ITickResource
 from resources.storage import StorageResource
+
+# Properties are about values, never speed: a loaded CI machine must not fail one on a per-example deadline (speed
+# targets live in the benchmark). Example counts stay hypothesis' defaults.
+hypothesis_settings.register_profile("ticklake", deadline=None)
+hypothesis_settings.load_profile("ticklake")
 
 # A frozen clock keeps every simulated series and every "last completed session" reproducible.
 FROZEN_NOW = dt.datetime(2024, 6, 28, 23, 0, tzinfo=dt.UTC)

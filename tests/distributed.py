@@ -197,6 +197,7 @@ def klines_range_tags(region: str, first_month: str, last_month: str) -> dict[st
 
 
 REFERENCE_ASSETS = ("securities", "trading_calendar", "security_master", "corporate_actions")
+REFERENCE_STEPS = ("trading_calendar", "security_master", "corporate_actions")  # security_master builds securities too
 
 
 def run_configs(now: str, itick: dict | None = None) -> tuple[dict, dict]:
@@ -204,7 +205,7 @@ def run_configs(now: str, itick: dict | None = None) -> tuple[dict, dict]:
     override (those not given take Dagster's defaults, the server and token come from ITICK_BASE_URL and
     ITICK_TOKEN, so the plan is passed on from ITICK_PLAN)."""
     resources = {"itick": {"config": {"plan": {"env": "ITICK_PLAN"}, **itick}}} if itick else {}
-    reference = {"ops": {name: {"config": {"now": now}} for name in REFERENCE_ASSETS}, "resources": resources}
+    reference = {"ops": {name: {"config": {"now": now}} for name in REFERENCE_STEPS}, "resources": resources}
     return reference, {"ops": {"klines_daily": {"config": {"now": now}}}, "resources": resources}
 
 

@@ -10,11 +10,13 @@ from benchmarks.config import BACKFILL_REGION
 from benchmarks.scenarios.common import SEPARATE, bench_home, session_window, wiring
 from benchmarks.stats import theoretical_min_calls
 from benchmarks.worker import peak_rss_mb
+from ticklake.datasets.context import RunContext
 
 
 def run(params: dict[str, Any]) -> dict[str, Any]:
     from resources.storage import StorageResource
-    from ticklake.datasets.klines import ingest_daily_bars, refresh_securities, universe
+    from ticklake.datasets.klines import ingest_daily_bars, universe
+    from ticklake.datasets.security_master import refresh_securities
     from ticklake.sources.itick.source import open_source
 
     transport, symbols, n_sessions = params["transport"], params["symbols"], params["sessions"]
@@ -29,15 +31,14 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
         rss_before = peak_rss_mb()
         started = time.perf_counter()
         ref_source = open_source(wired.config)
-        refresh_securities(ref_source, lake, region=region, run_id="bench", now=now)
+        refresh_securities(RunContext(lake, "bench", now, ref_source), region)
         ref = ref_source.spent()  # spent() is cumulative over the shared client: read it before the klines
         codes = universe(lake, region)
         if cap:
             codes = codes[:cap]
         listed = time.perf_counter()
         bar_source = open_source(wired.config)
-        result = ingest_daily_bars(bar_source, lake, region=region, dates=sessions, codes=codes,
-                                   run_id="bench", now=now)
+        result = ingest_daily_bars(RunContext(lake, "bench", now, bar_source), region, dates=sessions, codes=codes)
         finished = time.perf_counter()
         lake_mb = lake_megabytes(lake)  # the lake analysts read: no copy is published any more
         lake.close()

@@ -9,12 +9,14 @@ from typing import Any
 from benchmarks.config import NIGHTLY_REGIONS
 from benchmarks.scenarios.common import bench_home, wiring
 from benchmarks.worker import peak_rss_mb
+from ticklake.datasets.context import RunContext
 
 
 def run(params: dict[str, Any]) -> dict[str, Any]:
     from resources.storage import StorageResource
     from ticklake import markets
-    from ticklake.datasets.klines import ingest_daily_bars, refresh_securities, universe
+    from ticklake.datasets.klines import ingest_daily_bars, universe
+    from ticklake.datasets.security_master import refresh_securities
     from ticklake.sources.itick.source import open_source
 
     regions = tuple(params.get("regions") or NIGHTLY_REGIONS)
@@ -29,7 +31,7 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
         lake = storage.lakehouse()
         reference = open_source(wired.config)
         for region in regions:  # preloaded: the security master exists before the nightly run
-            refresh_securities(reference, lake, region=region, run_id="bench-ref", now=now)
+            refresh_securities(RunContext(lake, "bench-ref", now, reference), region)
         codes = {r: universe(lake, r) for r in regions}
         if quota:  # start the measured run with an empty quota window, as after a quiet night
             time.sleep(quota["window_seconds"] * 1.1)
@@ -42,8 +44,8 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
         for region in regions:
             t0 = time.perf_counter()
             before = source.spent().calls
-            result = ingest_daily_bars(source, lake, region=region, dates=[dates[region]],
-                                       codes=codes[region], run_id="bench", now=now)
+            result = ingest_daily_bars(RunContext(lake, "bench", now, source),
+                                       region, dates=[dates[region]], codes=codes[region])
             per_region[region] = {"date": dates[region].isoformat(), "symbols": len(codes[region]),
                                   "bars": result.rows, "calls": result.fetch.calls - before,
                                   "wall_s": round(time.perf_counter() - t0, 3)}

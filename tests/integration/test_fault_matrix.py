@@ -27,7 +27,9 @@ import pytest
 from itick_sim import SimSettings, Simulator, serve
 from resources.itick import ITickResource
 from resources.storage import StorageResource
-from ticklake.datasets.klines import ingest_daily_bars, refresh_securities, universe
+from ticklake.datasets.context import RunContext
+from ticklake.datasets.klines import ingest_daily_bars, universe
+from ticklake.datasets.security_master import refresh_securities
 from ticklake.dictionary import KLINES_DAILY
 from ticklake.sources.itick.errors import ITickAuthError, ITickProtocolError, ITickRequestError
 from ticklake.storage import CatalogError, LakeStorageError
@@ -84,16 +86,15 @@ def ingest(url: str, home: Path, dates: list[dt.date], run_id: str, lake=None, c
     """One real ingest of US daily bars for `dates` through the iTick source at `url` (into `lake` when given: a
     lake this process already has open; the client's quota state under `client_home` when given)."""
     lake = lake or _storage(home).lakehouse()
-    return ingest_daily_bars(_source(url, client_home or home, **overrides), lake, region="US", dates=dates,
-                             codes=universe(lake, "US"), run_id=run_id, now=NOW)
+    return ingest_daily_bars(RunContext(lake, run_id, NOW, _source(url, client_home or home, **overrides)),
+                             "US", dates=dates, codes=universe(lake, "US"))
 
 
 def prepare(home: Path, dates: list[dt.date]) -> None:
     """Security master and `dates` stored from a clean simulator."""
     with serve(Simulator(SimSettings(**BASE))) as server:
         storage = _storage(home)
-        refresh_securities(_source(server.url, home), storage.lakehouse(), region="US",
-                           run_id="ref", now=NOW)
+        refresh_securities(RunContext(storage.lakehouse(), "ref", NOW, _source(server.url, home)), "US")
         ingest(server.url, home, dates, "before")
 
 

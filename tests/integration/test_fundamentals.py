@@ -145,7 +145,9 @@ def test_valuation_rederives_only_the_months_whose_inputs_changed(make_server, r
     june_rows = _warehouse(home, "SELECT * FROM valuation_daily ORDER BY symbol, as_of")
 
     defs = build_definitions(**resources_for(later))
-    again = dg.materialize([a for a in defs.assets if a.key == dg.AssetKey("valuation_daily")],
+    valuation = [a for a in defs.assets
+                 if isinstance(a, dg.AssetsDefinition) and dg.AssetKey("valuation_daily") in a.keys]
+    again = dg.materialize(valuation,
                            resources=resources_for(later), partition_key=REGION, instance=instance,
                            run_config=_clock(july, "valuation_daily"))
     meta = _materialization(again, "valuation_daily")

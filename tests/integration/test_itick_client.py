@@ -10,6 +10,8 @@ import pytest
 
 from tests.conftest import TOKEN
 from ticklake import markets
+from ticklake.dictionary.reference_data import SECURITY_MASTER
+from ticklake.sources.contract import fetch
 from ticklake.sources.itick.client import AuditLog, ITickClient
 from ticklake.sources.itick.config import ITickConfig, build_client
 from ticklake.sources.itick.errors import (
@@ -20,6 +22,7 @@ from ticklake.sources.itick.errors import (
     ITickUnknownSymbolError,
 )
 from ticklake.sources.itick.source import open_source
+from ticklake.sources.queries import ListingsQuery
 from ticklake.sources.quota import SlidingWindowLimiter
 
 
@@ -189,7 +192,7 @@ def test_no_token_and_no_url_means_the_embedded_simulator(home):
     config = ITickConfig(home=str(home), sim_symbols_per_region=3)
     assert config.endpoint == "embedded://itick-sim"
     assert config.source_name == "itick-sim"
-    assert len(open_source(config).list_securities("US").securities) == 3
+    assert len(fetch(open_source(config), SECURITY_MASTER, ListingsQuery("US", None))) == 3
 
 
 def test_parallel_fetch_processes_return_the_same_bars_and_count_every_call(make_server, home):

@@ -16,6 +16,7 @@ from automation.jobs import run_partition_range
 from definitions import build_definitions
 from resources.storage import StorageResource
 from ticklake import markets
+from ticklake.datasets.context import RunContext
 from ticklake.dictionary import KLINES_DAILY
 from ticklake.storage.frames import fetch_frame
 
@@ -112,11 +113,11 @@ def test_backfill_spends_the_minimum_number_of_calls(make_server, resources_for)
     assert result.success
     counters = server.simulator.counters
     assert counters.count("/stock/klines") == math.ceil(120 / batch_cap) * math.ceil(len(sessions) / 1000) == 3
-    # reference calls: the symbol list (securities, security_master), holidays (trading_calendar), one IPO page,
-    # one split page (corporate_actions)
-    assert counters.count("/symbol/list") == 2
+    # reference calls: one symbol list (both securities and security_master are built from it), holidays
+    # (trading_calendar), one IPO page, one split page (corporate_actions)
+    assert counters.count("/symbol/list") == 1
     assert counters.count("/symbol/v2/holidays") == counters.count("/stock/ipo") == counters.count("/stock/split") == 1
-    assert counters.total == 3 + 5
+    assert counters.total == 3 + 4
     assert counters.rate_limited == 0
 
 
@@ -251,7 +252,8 @@ def test_quick_start_demo_runs_on_the_embedded_simulator(tmp_path):
 
 
 def test_a_session_that_has_not_closed_is_not_written_as_empty(make_server, resources_for, home):
-    from ticklake.datasets.klines import ingest_daily_bars, refresh_securities, universe
+    from ticklake.datasets.klines import ingest_daily_bars, universe
+    from ticklake.datasets.security_master import refresh_securities
 
     # At 12:00 UTC on 2024-06-26 the 26th (closes 20:00 UTC), 27th and 28th have not closed yet, although the
     # simulator (clock 2024-06-28 23:00) already serves them.
@@ -260,10 +262,9 @@ def test_a_session_that_has_not_closed_is_not_written_as_empty(make_server, reso
     source, storage = resources["itick"].source(), resources["storage"]
     lake = storage.lakehouse()
     now = dt.datetime(2024, 6, 26, 12, 0, tzinfo=dt.UTC)
-    refresh_securities(source, lake, region="US", run_id="ref", now=now)
+    refresh_securities(RunContext(lake, "ref", now, source), "US")
     june = [dt.date(2024, 6, d) for d in range(1, 31)]
-    result = ingest_daily_bars(source, lake, region="US", dates=june, codes=universe(lake, "US"),
-                               run_id="r", now=now)
+    result = ingest_daily_bars(RunContext(lake, "r", now, source), "US", dates=june, codes=universe(lake, "US"))
     report = result.partitions["2024-06"]
     assert report.not_closed == [dt.date(2024, 6, d) for d in (26, 27, 28)]
     assert report.sessions[-1] == dt.date(2024, 6, 25)

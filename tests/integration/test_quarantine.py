@@ -10,7 +10,9 @@ import json
 
 import pytest
 
-from ticklake.datasets.klines import ingest_daily_bars, refresh_securities, universe
+from ticklake.datasets.context import RunContext
+from ticklake.datasets.klines import ingest_daily_bars, universe
+from ticklake.datasets.security_master import refresh_securities
 from ticklake.dictionary.schemas import DataValidationError
 
 pytestmark = pytest.mark.integration
@@ -43,9 +45,8 @@ def _setup(make_server, resources_for):
     resources = resources_for(server)
     source, storage = resources["itick"].source(), resources["storage"]
     lake = storage.lakehouse()
-    refresh_securities(source, lake, region="US", run_id="ref", now=NOW)
-    ingest_daily_bars(source, lake, region="US", dates=JUNE, codes=universe(lake, "US"), run_id="good",
-                      now=NOW)
+    refresh_securities(RunContext(lake, "ref", NOW, source), "US")
+    ingest_daily_bars(RunContext(lake, "good", NOW, source), "US", dates=JUNE, codes=universe(lake, "US"))
     return source, lake
 
 
@@ -62,8 +63,8 @@ def test_a_broken_row_is_quarantined_and_the_rest_written(make_server, resources
     assert before
     day_rows = _rows(lake, "SELECT count(*) FROM klines_daily WHERE trade_date = ?", [DAY])
     later = NOW + dt.timedelta(hours=1)
-    result = ingest_daily_bars(BreakingSource(source, {victim}), lake, region="US", dates=JUNE,
-                               codes=codes, run_id="breaking", now=later)
+    result = ingest_daily_bars(RunContext(lake, "breaking", later, BreakingSource(source, {victim})),
+                               "US", dates=JUNE, codes=codes)
     assert result.rejected_rows == 1
     [(rule, reason, raw, run)] = _rows(lake, "SELECT rule, reason, raw, run_id FROM quarantine")
     assert rule == "low <= min(open, close)"
@@ -74,8 +75,8 @@ def test_a_broken_row_is_quarantined_and_the_rest_written(make_server, resources
     assert _rows(lake, "SELECT * FROM klines_daily WHERE symbol = ? AND trade_date = ?", [victim, DAY]) == before
     assert _rows(lake, "SELECT count(*) FROM klines_daily WHERE trade_date = ?", [DAY]) == day_rows
     # the same broken row sent again is recorded once
-    ingest_daily_bars(BreakingSource(source, {victim}), lake, region="US", dates=JUNE, codes=codes,
-                      run_id="breaking-again", now=later)
+    ingest_daily_bars(RunContext(lake, "breaking-again", later, BreakingSource(source, {victim})),
+                      "US", dates=JUNE, codes=codes)
     assert _rows(lake, "SELECT count(*) FROM quarantine") == [(1,)]
 
 
@@ -85,8 +86,8 @@ def test_too_many_broken_rows_fail_the_step_and_keep_what_is_stored(make_server,
     codes = universe(lake, "US")
     with lake.reader() as con:
         before = con.execute("SELECT * FROM klines_daily ORDER BY ALL").fetchall()
+    broken = RunContext(lake, "broken", NOW + dt.timedelta(hours=1), BreakingSource(source, set(codes[:6])))
     with pytest.raises(DataValidationError, match="low <= min"):
-        ingest_daily_bars(BreakingSource(source, set(codes[:6])), lake, region="US", dates=JUNE,
-                          codes=codes, run_id="broken", now=NOW + dt.timedelta(hours=1))
+        ingest_daily_bars(broken, "US", dates=JUNE, codes=codes)
     with lake.reader() as con:
         assert con.execute("SELECT * FROM klines_daily ORDER BY ALL").fetchall() == before

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import ticklake
-from assets.security_master import security_master
+from assets.listings import listings
 from assets.trading_calendar import trading_calendar
 from definitions import build_definitions
 from ticklake import markets
@@ -100,7 +100,7 @@ def test_universe_on_a_date_before_a_listing_excludes_the_symbol(make_server, re
     server = make_server()
     resources = resources_for(server)
     instance = dg.DagsterInstance.ephemeral()
-    assert _materialize(security_master, resources, "JP", instance).success
+    assert _materialize(listings, resources, "JP", instance).success
     ipos = server.simulator.ipos("JP", "recent")
     assert ipos
     listed = {s.code for s in server.simulator.universe("JP")}
@@ -113,7 +113,7 @@ def test_universe_on_a_date_before_a_listing_excludes_the_symbol(make_server, re
         i.code: i.listed for i in ipos}
 
     before = _query(home, "SELECT * FROM security_master ORDER BY symbol, valid_from")
-    rerun = _materialize(security_master, resources, "JP", instance)  # the same day again: nothing changes
+    rerun = _materialize(listings, resources, "JP", instance)  # the same day again: nothing changes
     assert rerun.success
     assert _query(home, "SELECT * FROM security_master ORDER BY symbol, valid_from").equals(before)
     metadata = rerun.get_asset_materialization_events()[0].materialization.metadata
@@ -129,8 +129,8 @@ def test_a_symbol_dropped_from_the_list_is_closed_and_excluded_after(make_server
     assert gone.code in {s.code for s in earlier.simulator.universe("JP") if s.delisted is None}
 
     instance = dg.DagsterInstance.ephemeral()
-    assert _materialize(security_master, resources_for(earlier), "JP", instance, now=first_now).success
-    result = _materialize(security_master, resources_for(later), "JP", instance)
+    assert _materialize(listings, resources_for(earlier), "JP", instance, now=first_now).success
+    result = _materialize(listings, resources_for(later), "JP", instance)
     assert result.success
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
     assert metadata["delisted_today"].value == gone.code
@@ -153,7 +153,8 @@ def test_a_symbol_dropped_from_the_list_is_closed_and_excluded_after(make_server
 
 
 def test_reference_refresh_builds_calendar_and_master(make_server, resources_for, home):
-    defs = build_definitions(**resources_for(make_server()))
+    server = make_server()
+    defs = build_definitions(**resources_for(server))
     result = defs.resolve_job_def("reference_refresh").execute_in_process(
         instance=dg.DagsterInstance.ephemeral(), partition_key="HK",
         run_config={"ops": {"security_master": {"config": {"now": NOW.isoformat()}}}})
@@ -161,6 +162,10 @@ def test_reference_refresh_builds_calendar_and_master(make_server, resources_for
     done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()
             for e in [e.materialization]}
     assert done == {"securities", "trading_calendar", "security_master", "corporate_actions"}
+    # the universe and the point-in-time master are built from one symbol-list answer
+    assert server.simulator.counters.count("/symbol/list") == 1
+    assert _query(home, "SELECT count(*) AS n FROM securities WHERE region = 'HK'")["n"].iloc[0] == len(
+        server.simulator.universe("HK"))
     assert _check(result).passed
     for example in (TRADING_CALENDAR.example, SECURITY_MASTER.example, UNIVERSE_ON.example):  # documented queries run
         assert example is not None
@@ -173,9 +178,9 @@ def test_a_list_lacking_many_symbols_at_once_is_refused_and_the_master_kept(make
     """Absence is not data: 8 of 12 symbols missing from one answer reads as a truncated list, not 8 delistings."""
     full, truncated = make_server(), make_server(symbols_per_region=4)  # codes are prefix-stable: the first 4
     instance = dg.DagsterInstance.ephemeral()
-    assert _materialize(security_master, resources_for(full), "JP", instance).success
+    assert _materialize(listings, resources_for(full), "JP", instance).success
     before = _query(home, "SELECT * FROM security_master ORDER BY symbol, valid_from")
-    result = dg.materialize([security_master], resources=resources_for(truncated), partition_key="JP",
+    result = dg.materialize([listings], resources=resources_for(truncated), partition_key="JP",
                             instance=instance, raise_on_error=False,
                             run_config={"ops": {"security_master": {"config": {
                                 "now": (NOW + dt.timedelta(days=1)).isoformat()}}}})

@@ -11,11 +11,13 @@ import pytest
 
 from tests.conftest import TOKEN
 from ticklake import markets
-from ticklake.sources.contract import BarsPage
+from ticklake.dictionary.reference_data import SECURITY_MASTER
+from ticklake.sources.contract import BarsPage, fetch
 from ticklake.sources.itick.client import AuditLog, ITickClient
 from ticklake.sources.itick.config import ITickConfig
 from ticklake.sources.itick.errors import InvalidSymbolError
 from ticklake.sources.itick.source import open_source
+from ticklake.sources.queries import ListingsQuery
 from ticklake.sources.quota import SlidingWindowLimiter
 
 # 12 codes at 5 per call and 10 sessions per page: 3 calls per page, 2 pages
@@ -156,9 +158,10 @@ def test_a_bad_code_in_a_fetch_fails_it_before_any_request(make_server, home):
 def test_a_symbol_list_keeps_only_usable_codes_and_describes_each_refusal(make_server, home):
     hostile = ({"n": "no code"}, {"c": None}, {"c": ""}, {"c": "A,B"}, {"c": "X" * 1500}, {"c": "BRK B"})
     server = make_server(symbol_list_extra=hostile)
-    listing = _source(server, home).list_securities("US")
-    assert listing.securities["symbol"].tolist() == [s.code for s in server.simulator.universe("US")]
-    assert len(listing.rejected) == len(hostile)
-    assert listing.rejected[3].endswith("'A,B': the code contains ','")
-    assert "(1500 chars): the code is 1500 characters long" in listing.rejected[4]
-    assert all(len(r) < 120 and r.isprintable() for r in listing.rejected)
+    listing = fetch(_source(server, home), SECURITY_MASTER, ListingsQuery("US", None))
+    rejected = listing.attrs["rejected"]
+    assert listing["symbol"].tolist() == [s.code for s in server.simulator.universe("US")]
+    assert len(rejected) == len(hostile)
+    assert rejected[3].endswith("'A,B': the code contains ','")
+    assert "(1500 chars): the code is 1500 characters long" in rejected[4]
+    assert all(len(r) < 120 and r.isprintable() for r in rejected)

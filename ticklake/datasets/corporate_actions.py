@@ -3,18 +3,14 @@ raw prices. How a split ratio becomes a price factor is in ticklake.sources.spli
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ticklake.dictionary.frames import with_lineage
+from ticklake.datasets.context import RunContext
 from ticklake.dictionary.reference_data import CORPORATE_ACTIONS
-from ticklake.sources.contract import FetchReport, Source, fetch
+from ticklake.sources.contract import FetchReport
 from ticklake.sources.queries import SplitsQuery
-from ticklake.storage import Lakehouse
-from ticklake.storage.writes import write
 
 # A recorded split "shows" when close(ex-date) / close(previous bar) is within this share of its factor. Daily
 # moves are a few percent; 25% keeps a 2:3 split (0.667) apart from no split at all (1.0) and from 1:2 (0.5).
@@ -35,14 +31,11 @@ class CorporateActionsResult:
     fetch: FetchReport = field(default_factory=FetchReport)
 
 
-def refresh_corporate_actions(source: Source, lake: Lakehouse, *, region: str, run_id: str,
-                              now: dt.datetime, log: Callable[[str], None] = lambda _msg: None
-                              ) -> CorporateActionsResult:
+def refresh_corporate_actions(ctx: RunContext, region: str) -> CorporateActionsResult:
     """Upsert the source's current split list into the region's corporate_actions."""
-    query = SplitsQuery(region)
-    splits = fetch(source, CORPORATE_ACTIONS, query)
-    values = {"region": region, "source": source.name}
-    old = lake.read(CORPORATE_ACTIONS, **values)
+    splits = ctx.fetch(CORPORATE_ACTIONS, SplitsQuery(region))
+    values = {"region": region, "source": ctx.source_name}
+    old = ctx.lake.read(CORPORATE_ACTIONS, **values)
     not_in_feed: list[str] = []
     if old is not None and len(old):
         key = list(CORPORATE_ACTIONS.key)
@@ -51,11 +44,10 @@ def refresh_corporate_actions(source: Source, lake: Lakehouse, *, region: str, r
         not_in_feed = [f"{s} {d:%Y-%m-%d} {r}" for s, d, r in zip(gone["symbol"], gone["ex_date"], gone["ratio"],
                                                                   strict=True)]
         if not_in_feed:
-            log(f"{region}: {len(not_in_feed)} stored split(s) no longer listed by the source (kept): "
-                f"{not_in_feed[:10]}")
-    written = write(lake, CORPORATE_ACTIONS, values, with_lineage(splits, source.name, run_id, now),
-                    run_id=run_id, now=now)
-    return CorporateActionsResult(region, written.frame, len(splits), written.diff, not_in_feed, source.spent())
+            ctx.log(f"{region}: {len(not_in_feed)} stored split(s) no longer listed by the source (kept): "
+                    f"{not_in_feed[:10]}")
+    written = ctx.write(CORPORATE_ACTIONS, values, splits)
+    return CorporateActionsResult(region, written.frame, len(splits), written.diff, not_in_feed, ctx.spent())
 
 
 # -- checks of the recorded splits against the raw prices ---------------------------------------------------------

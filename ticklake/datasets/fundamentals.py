@@ -9,22 +9,21 @@ and store through the generic write path; `valuation_frame` (pure) derives `valu
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from ticklake import markets
+from ticklake.datasets.context import RunContext
 from ticklake.dictionary import SECURITIES
 from ticklake.dictionary.analytics import PE_BAND_MIN_SNAPSHOTS, PE_BAND_YEARS, VALUATION_DAILY
-from ticklake.dictionary.frames import with_lineage
 from ticklake.dictionary.fundamentals import FUNDAMENTALS_DAILY, FX_DAILY
-from ticklake.sources.contract import FetchReport, Source, fetch
+from ticklake.sources.contract import FetchReport
 from ticklake.sources.queries import FxQuery, StockInfoQuery
 from ticklake.storage import Lakehouse
 from ticklake.storage.frames import fetch_frame
-from ticklake.storage.writes import write
 
 FX_LOOKBACK_DAYS = 10  # FX before the first snapshot, so "the last close on or before" exists over a holiday
 FX_OVERLAP_DAYS = 7  # FX days fetched again each run (a late or restated close replaces the stored one)
@@ -107,12 +106,11 @@ def last_snapshots(lake: Lakehouse, dataset_region: str, source: str) -> dict[st
     return {symbol: day for symbol, day in rows}
 
 
-def refresh_fundamentals(source: Source, lake: Lakehouse, *, region: str, codes: Sequence[str],
-                         budget: int, run_id: str, now: dt.datetime,
-                         log: Callable[[str], None] = lambda _msg: None) -> FundamentalsResult:
-    """Refresh the stalest `budget` symbols' snapshots (one call each), dated the exchange-local date of `now`."""
-    as_of = local_date(region, now)
-    last = last_snapshots(lake, region, source.name)
+def refresh_fundamentals(ctx: RunContext, region: str, *, codes: Sequence[str], budget: int) -> FundamentalsResult:
+    """Refresh the stalest `budget` symbols' snapshots (one call each), dated the run's exchange-local date."""
+    source = ctx.source
+    as_of = local_date(region, ctx.now)
+    last = last_snapshots(ctx.lake, region, source.name)
     plan = plan_refresh(codes, last, as_of, budget)
     before = staleness(codes, last, as_of)
     start = source.spent()
@@ -121,13 +119,11 @@ def refresh_fundamentals(source: Source, lake: Lakehouse, *, region: str, codes:
     frame = fetcher.transform(StockInfoQuery(region, plan.refresh, as_of), raw)
     unknown = sorted(c for c, info in raw.items() if not info)
     if unknown:
-        log(f"{region}: the source does not know {len(unknown)} code(s) of the security master: {unknown[:10]}")
+        ctx.log(f"{region}: the source does not know {len(unknown)} code(s) of the security master: {unknown[:10]}")
     diff: dict[str, int] = {}
     if len(frame):
         values = {"region": region, "month": f"{as_of:%Y-%m}", "source": source.name}
-        written = write(lake, FUNDAMENTALS_DAILY, values, with_lineage(frame, source.name, run_id, now),
-                        run_id=run_id, now=now)
-        diff = written.diff
+        diff = ctx.write(FUNDAMENTALS_DAILY, values, frame).diff
     after = staleness(codes, {**last, **dict.fromkeys(frame["symbol"].astype(str), as_of)}, as_of)
     return FundamentalsResult(region, as_of, plan, before, after, frame, unknown, diff,
                               source.spent().minus(start))
@@ -162,10 +158,10 @@ def fx_window(currencies: Sequence[str], stored_last: Mapping[str, dt.date], fir
     return min(starts) if starts else today
 
 
-def refresh_fx(source: Source, lake: Lakehouse, *, region: str, run_id: str, now: dt.datetime,
-               log: Callable[[str], None] = lambda _msg: None) -> FxResult:
+def refresh_fx(ctx: RunContext, region: str) -> FxResult:
     """Fetch the USD rates of every non-USD currency the region uses, from where stored rows end to today."""
-    today = pd.Timestamp(now).tz_convert("UTC").date()
+    source, lake = ctx.source, ctx.lake
+    today = pd.Timestamp(ctx.now).tz_convert("UTC").date()
     currencies = [c for c in region_currencies(lake, region) if c != "USD"]
     start = source.spent()
     empty = FX_DAILY.arrow_schema.empty_table().to_pandas()
@@ -178,16 +174,16 @@ def refresh_fx(source: Source, lake: Lakehouse, *, region: str, run_id: str, now
                                         [region]).fetchone()
     first = fx_window(currencies, stored, first_snapshot, today)
     query = FxQuery(region, tuple(currencies), first, today)
-    frame = fetch(source, FX_DAILY, query)
+    frame = ctx.fetch(FX_DAILY, query)
     missing = sorted(set(currencies) - set(frame["currency"].astype(str)))
     if missing:
-        log(f"{region}: no FX closes for {missing} between {first} and {today}")
+        ctx.log(f"{region}: no FX closes for {missing} between {first} and {today}")
     months = sorted({f"{d:%Y-%m}" for d in pd.to_datetime(frame["trade_date"])})
-    stamped = with_lineage(frame, source.name, run_id, now)
+    stamped = ctx.stamped(frame)
     month_of = pd.to_datetime(stamped["trade_date"]).dt.strftime("%Y-%m")
     for month in months:
-        write(lake, FX_DAILY, {"region": region, "month": month, "source": source.name},
-              stamped[month_of == month].reset_index(drop=True), run_id=run_id, now=now)
+        ctx.write(FX_DAILY, {"region": region, "month": month, "source": source.name},
+                  stamped[month_of == month].reset_index(drop=True), stamped=True)
     return FxResult(region, currencies, first, today, frame, months, source.spent().minus(start))
 
 
@@ -291,12 +287,11 @@ def dirty_since(con, region: str, source: str) -> tuple[bool, dt.date | None]:
     return True, dt.date(since.year, since.month, 1)
 
 
-def derive_valuation(lake: Lakehouse, *, region: str, run_id: str, now: dt.datetime,
-                     log: Callable[[str], None] = lambda _msg: None) -> ValuationResult:
+def derive_valuation(ctx: RunContext, region: str) -> ValuationResult:
     """Derive the region's valuation_daily per source of the snapshots (one source's derivation never replaces
     another's), one lake file per month, re-deriving only the months whose inputs changed since the last run
     (`dirty_since`); the P/E band still sees each symbol's full trailing window."""
-    with lake.reader() as con:
+    with ctx.lake.reader() as con:
         sources = [r[0] for r in con.execute("SELECT DISTINCT source FROM fundamentals_daily WHERE region = ? "
                                              "ORDER BY 1", [region]).fetchall()]
         plans = {name: dirty_since(con, region, name) for name in sources}
@@ -311,15 +306,14 @@ def derive_valuation(lake: Lakehouse, *, region: str, run_id: str, now: dt.datet
     for source_name, rows in fundamentals.groupby("source"):
         due, since = plans[str(source_name)]
         if not due:
-            log(f"{region} {source_name}: valuation_daily is up to date with its inputs")
+            ctx.log(f"{region} {source_name}: valuation_daily is up to date with its inputs")
             continue
         rates = fx[fx["source"] == source_name] if (fx["source"] == source_name).any() else fx
-        frame = with_lineage(valuation_frame(rows, rates, region, since=since), str(source_name), run_id, now)
+        frame = ctx.stamped(valuation_frame(rows, rates, region, since=since), str(source_name))
         month_of = frame["as_of"].dt.strftime("%Y-%m")
         for month in sorted(set(month_of)):
-            written = write(lake, VALUATION_DAILY,
-                            {"region": region, "month": month, "source": str(source_name)},
-                            frame[month_of == month].reset_index(drop=True), run_id=run_id, now=now)
+            written = ctx.write(VALUATION_DAILY, {"region": region, "month": month, "source": str(source_name)},
+                                frame[month_of == month].reset_index(drop=True), stamped=True)
             for key in diff:
                 diff[key] += written.diff.get(key, 0)
             months.add(month)
@@ -327,6 +321,14 @@ def derive_valuation(lake: Lakehouse, *, region: str, run_id: str, now: dt.datet
     out = pd.concat(frames, ignore_index=True) if frames else valuation_frame(fundamentals.iloc[:0], fx, region)
     return ValuationResult(region, out, sorted(months), int(out["market_cap_usd"].isna().sum()), diff,
                            since=start)
+
+
+def stored_valuation(lake: Lakehouse, region: str) -> tuple[int, int]:
+    """(rows, symbols) the region's valuation_daily holds, every source's."""
+    with lake.reader() as con:
+        rows, symbols = con.execute("SELECT count(*), count(DISTINCT symbol) FROM valuation_daily WHERE region = ?",
+                                    [region]).fetchall()[0]
+    return int(rows), int(symbols)
 
 
 # -- cross-domain check ---------------------------------------------------------------------------------------

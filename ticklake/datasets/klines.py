@@ -22,16 +22,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ticklake import markets, settings
-from ticklake.datasets.security_master import merge_security_master
+from ticklake.datasets.context import RunContext
 from ticklake.dictionary import KLINES_DAILY, SECURITIES, Dataset, month_bounds
-from ticklake.dictionary.frames import sort_table, with_lineage
+from ticklake.dictionary.frames import sort_table
 from ticklake.dictionary.operations import QUARANTINE
 from ticklake.dictionary.schemas import is_window_rule, split_page
-from ticklake.sources.contract import BarsPage, FetchReport, MarketDataSource
+from ticklake.sources.contract import BarsPage, FetchReport
 from ticklake.storage import Lakehouse
 from ticklake.storage.frames import from_arrow, to_arrow
 from ticklake.storage.write_modes import merge_answered
-from ticklake.storage.writes import Part, load, stage, write
+from ticklake.storage.writes import Part, load, stage
 
 DIFF_KEYS = ("added", "changed", "removed", "unchanged", "kept")
 
@@ -116,17 +116,8 @@ class _PendingMonth:
         return self.seen >= self.needed
 
 
-def ingest_daily_bars(
-    source: MarketDataSource,
-    lake: Lakehouse,
-    *,
-    region: str,
-    dates: Sequence[dt.date],
-    codes: Sequence[str],
-    run_id: str,
-    now: dt.datetime,
-    log: Callable[[str], None] = lambda _msg: None,
-) -> IngestResult:
+def ingest_daily_bars(ctx: RunContext, region: str, *, dates: Sequence[dt.date], codes: Sequence[str]
+                      ) -> IngestResult:
     """Fetch, validate and store daily bars of `codes` for the requested `dates` of one region.
 
     Dates that are not sessions are ignored (nothing trades then); sessions that have not closed at `now` are
@@ -137,7 +128,7 @@ def ingest_daily_bars(
     if not requested:
         return result
     calendar = set(markets.sessions(region, requested[0], requested[-1]))  # a date outside coverage raises
-    last_closed = markets.last_completed_session(region, now)
+    last_closed = markets.last_completed_session(region, ctx.now)
     pending: dict[str, _PendingMonth] = {}
     for day in (d for d in requested if d in calendar):
         month = pending.get(month_of(day))
@@ -151,19 +142,18 @@ def ingest_daily_bars(
     result.partitions = {m: p.report for m, p in sorted(pending.items())}
     sessions = sorted(d for p in pending.values() for d in p.needed)
     if result.not_closed:
-        log(f"{region}: skipped {len(result.not_closed)} session(s) not closed yet: {result.not_closed[0]}..")
+        ctx.log(f"{region}: skipped {len(result.not_closed)} session(s) not closed yet: {result.not_closed[0]}..")
     if not sessions:
         return result
     if not codes:
         raise ValueError(f"{region}: the security master is empty; materialize `securities` for {region} first")
     result.requested_codes = len(codes)
-    _fetch_and_store(source, lake, result, pending, codes, sessions, run_id=run_id, now=now, log=log)
+    _fetch_and_store(ctx, result, pending, codes, sessions)
     if result.quarantined:
-        quarantine(lake, pd.concat(result.quarantined, ignore_index=True), dataset=KLINES_DAILY,
-                   region=region, source=source.name, run_id=run_id, now=now)
-        log(f"{region}: quarantined {result.rejected_rows} row(s) that broke a hard rule; their codes keep what is "
+        quarantine(ctx, pd.concat(result.quarantined, ignore_index=True), dataset=KLINES_DAILY, region=region)
+        ctx.log(f"{region}: quarantined {result.rejected_rows} row(s) that broke a hard rule; their codes keep what is "
             f"stored for those dates: {_shown_rejections(result.quarantined)}")
-    result.fetch = source.spent()
+    result.fetch = ctx.spent()
     return result
 
 
@@ -174,10 +164,9 @@ def _report(region: str, day: dt.date, last_closed: dt.date | None) -> Partition
                            and whole[-1] <= last_closed)
 
 
-def _fetch_and_store(source: MarketDataSource, lake: Lakehouse, result: IngestResult,
-                     pending: dict[str, _PendingMonth], codes: Sequence[str], sessions: list[dt.date], *,
-                     run_id: str, now: dt.datetime, log: Callable[[str], None]) -> None:
-    region = result.region
+def _fetch_and_store(ctx: RunContext, result: IngestResult, pending: dict[str, _PendingMonth],
+                     codes: Sequence[str], sessions: list[dt.date]) -> None:
+    region, lake, source = result.region, ctx.lake, ctx.source
     rejected_limit = settings.max_rejected_share()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit") as loader:
         loading: Future | None = None
@@ -192,7 +181,7 @@ def _fetch_and_store(source: MarketDataSource, lake: Lakehouse, result: IngestRe
                 return
             parts = [_merge_month(lake, m, region, source.name) for m in months]
             previous_load_done()  # one load in flight: months commit in order and the lake never runs ahead
-            staged = stage(lake, KLINES_DAILY, parts, run_id=run_id, now=now)  # restated bars go to the history
+            staged = stage(lake, KLINES_DAILY, parts, run_id=ctx.run_id, now=ctx.now)  # restated bars go to the history
             for month in months:
                 month.report.committed = True
                 pending.pop(month.report.month)
@@ -200,13 +189,13 @@ def _fetch_and_store(source: MarketDataSource, lake: Lakehouse, result: IngestRe
             loading = loader.submit(load, lake, staged)
 
         for page in _prefetched(source.daily_bars(region, codes, sessions), gate=previous_load_done):
-            frame = with_lineage(page.bars, source.name, run_id, now)
+            frame = ctx.stamped(page.bars)
             frame, rejected = _quarantine_split(frame, page, result, rejected_limit)
             result.unrequested |= set(page.unrequested)
             _add_page(pending, frame, page, _rejected_dates(rejected))
             if result.preview is None or len(frame):
                 result.preview = frame.nlargest(10, "trade_date").copy()  # a copy: the page itself must be freed
-            log(f"{region}: fetched {len(frame)} bars for {len(page.sessions)} session(s) "
+            ctx.log(f"{region}: fetched {len(frame)} bars for {len(page.sessions)} session(s) "
                 f"{page.sessions[0]}..{page.sessions[-1]}" + (f"; {len(page.missing)} code(s) unanswered"
                                                                if page.missing else ""))
             store([m for m in pending.values() if m.ready and m.tables])
@@ -233,8 +222,7 @@ def _shown_rejections(frames: list[pd.DataFrame], limit: int = 5) -> str:
     return "; ".join(f"{r.symbol} {pd.Timestamp(r.trade_date):%Y-%m-%d} {r.reason}" for r in rows.itertuples())
 
 
-def quarantine(lake: Lakehouse, rejected: pd.DataFrame, *, dataset: Dataset, region: str,
-               source: str, run_id: str, now: dt.datetime) -> int:
+def quarantine(ctx: RunContext, rejected: pd.DataFrame, *, dataset: Dataset, region: str) -> int:
     """Keep rejected rows (with `rule` and `reason` columns) in the quarantine table; return how many are new."""
     date_column = dataset.date_column
     raw_columns = [c for c in dataset.columns if c in rejected.columns and c not in dataset.lineage_columns]
@@ -248,8 +236,7 @@ def quarantine(lake: Lakehouse, rejected: pd.DataFrame, *, dataset: Dataset, reg
         "reason": pd.array(rejected["reason"].astype(str), dtype="string"),
         "raw": pd.array([json.dumps(r, sort_keys=True) for r in raw], dtype="string"),
     })
-    written = write(lake, QUARANTINE, {"region": region, "source": source},
-                    with_lineage(rows, source, run_id, now), run_id=run_id, now=now)
+    written = ctx.write(QUARANTINE, {"region": region, "source": ctx.source_name}, rows)
     return written.diff.get("added", 0)
 
 
@@ -339,35 +326,28 @@ def _prefetched(pages: Iterator[BarsPage], gate: Callable[[], None]) -> Iterator
             yield item
 
 
-@dataclass
-class SecuritiesResult:
-    region: str
-    as_of: dt.date
-    master: pd.DataFrame
-    listed: int
-    rejected: list[str]
-    diff: dict[str, int]
-    fetch: FetchReport
+LAST_SESSIONS_SQL = """
+SELECT region, max(trade_date) FROM klines_daily
+WHERE ($source IS NULL OR source = $source) AND trade_date BETWEEN coalesce($first, DATE '0001-01-01')
+  AND coalesce($last, DATE '9999-12-31')
+GROUP BY region
+"""
 
 
-def refresh_securities(source: MarketDataSource, lake: Lakehouse, *, region: str, run_id: str,
-                       now: dt.datetime, log: Callable[[str], None] = lambda _msg: None) -> SecuritiesResult:
-    """Fold the source's current symbol list into the region's security master."""
-    listing = source.list_securities(region)
-    if listing.rejected:
-        log(f"{region}: refused {len(listing.rejected)} symbol-list entr(ies): {'; '.join(listing.rejected[:5])}")
-    if listing.securities.empty:  # a source that suddenly lists nothing is an outage, not a mass delisting
-        raise RuntimeError(f"{region}: the source returned no usable symbol list entries "
-                           f"({len(listing.rejected)} refused); the security master was kept")
-    as_of = pd.Timestamp(now).tz_convert(markets.market(region).timezone).date()
-    values = {"region": region, "source": source.name}
-    old = lake.read(SECURITIES, **values)
-    master = merge_security_master(None if old is None else old.drop(columns=SECURITIES.lineage_columns),
-                                   listing.securities, as_of)
-    written = write(lake, SECURITIES, values, with_lineage(master, source.name, run_id, now),
-                    run_id=run_id, now=now)
-    return SecuritiesResult(region, as_of, written.frame, len(listing.securities), listing.rejected, written.diff,
-                            source.spent())
+def last_sessions(lake: Lakehouse, *, source: str | None = None, first: dt.date | None = None,
+                  last: dt.date | None = None) -> dict[str, dt.date]:
+    """Per region, the latest session with a stored bar (of `source`, between `first` and `last` when given); a
+    region with none is absent, never "no bars"."""
+    with lake.reader() as con:
+        return dict(con.execute(LAST_SESSIONS_SQL, {"source": source, "first": first, "last": last}).fetchall())
+
+
+def rows_by_month(lake: Lakehouse, region: str, first_month: str, last_month: str) -> dict[str, int]:
+    """Stored bars per month ("YYYY-MM") of the region, every source's, from `first_month` through `last_month`."""
+    first, last = month_bounds(first_month)[0], month_bounds(last_month)[1]
+    with lake.reader() as con:
+        return dict(con.execute("SELECT strftime(trade_date, '%Y-%m'), count(*) FROM klines_daily WHERE region = ? "
+                                "AND trade_date BETWEEN ? AND ? GROUP BY 1", [region, first, last]).fetchall())
 
 
 def nightly_dates(lake: Lakehouse, *, region: str, source: str, session: dt.date,
@@ -375,9 +355,7 @@ def nightly_dates(lake: Lakehouse, *, region: str, source: str, session: dt.date
     """What a nightly run fetches: `session` and the dates after the latest session already stored among `dates`
     (a missed night is caught up). Earlier sessions are not fetched again: re-checking them against the source is
     the reconciliation sensor's job, which records every difference before it is applied."""
-    with lake.reader() as con:
-        last = con.execute("SELECT max(trade_date) FROM klines_daily WHERE region = ? AND source = ? AND trade_date "
-                           "BETWEEN ? AND ?", [region, source, min(dates), max(dates)]).fetchall()[0][0]
+    last = last_sessions(lake, source=source, first=min(dates), last=max(dates)).get(region)
     return sorted({session, *(d for d in dates if last is None or d > last)})
 
 

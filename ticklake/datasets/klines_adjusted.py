@@ -14,20 +14,17 @@ nothing else: other symbols' rows come back byte-identical with their ingested_a
 
 from __future__ import annotations
 
-import datetime as dt
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import duckdb
 import numpy as np
 import pandas as pd
 
+from ticklake.datasets.context import RunContext
 from ticklake.datasets.corporate_actions import split_misses, unrecorded_jumps
 from ticklake.dictionary.analytics import KLINES_DAILY_ADJUSTED
-from ticklake.dictionary.frames import with_lineage
 from ticklake.dictionary.schemas import validate
-from ticklake.storage import Lakehouse
 from ticklake.storage.frames import fetch_frame, to_arrow
 from ticklake.storage.write_modes import contents
 from ticklake.storage.writes import Part, commit
@@ -96,22 +93,20 @@ class AdjustResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def derive_adjusted(lake: Lakehouse, *, region: str, run_id: str, now: dt.datetime,
-                    log: Callable[[str], None] = lambda _msg: None) -> AdjustResult:
+def derive_adjusted(ctx: RunContext, region: str) -> AdjustResult:
     """Bring the region's `klines_daily_adjusted` in line with its raw bars and splits, per source (a source's
     bars are adjusted by that source's splits), writing only the months that differ."""
     result = AdjustResult(region)
-    with lake.reader() as con:
+    with ctx.lake.reader() as con:
         result.sources = [s for (s,) in con.execute(
             "SELECT DISTINCT source FROM klines_daily WHERE region = ? ORDER BY 1", [region]).fetchall()]
     for source in result.sources:
-        _derive_source(lake, result, source, run_id=run_id, now=now, log=log)
+        _derive_source(ctx, result, source)
     return result
 
 
-def _derive_source(lake: Lakehouse, result: AdjustResult, source: str, *, run_id: str,
-                   now: dt.datetime, log: Callable[[str], None]) -> None:
-    region = result.region
+def _derive_source(ctx: RunContext, result: AdjustResult, source: str) -> None:
+    region, lake, log = result.region, ctx.lake, ctx.log
     started = time.perf_counter()
     with lake.reader() as con:
         splits = fetch_frame(con.execute(
@@ -139,7 +134,7 @@ def _derive_source(lake: Lakehouse, result: AdjustResult, source: str, *, run_id
             _register(con, region, source, splits)
             fresh = fetch_frame(con.execute("SELECT * FROM new_rows WHERE strftime(trade_date, '%Y-%m') IN "
                                 f"({', '.join('?' for _ in batch)}) ORDER BY symbol, trade_date", batch))
-        fresh = with_lineage(_typed(fresh), source, run_id, now)
+        fresh = ctx.stamped(_typed(fresh), source)
         by_month = fresh.groupby(fresh["trade_date"].dt.strftime("%Y-%m"), sort=True)
         parts = []
         for month in batch:
@@ -151,7 +146,7 @@ def _derive_source(lake: Lakehouse, result: AdjustResult, source: str, *, run_id
             parts.append(Part(values, to_arrow(KLINES_DAILY_ADJUSTED, frame)))
             for k in result.diff:
                 result.diff[k] += diff[k]
-        commit(lake, KLINES_DAILY_ADJUSTED, parts, run_id=run_id, now=now)
+        commit(lake, KLINES_DAILY_ADJUSTED, parts, run_id=ctx.run_id, now=ctx.now)
         result.months_written += batch
     result.rows_changed = result.diff["added"] + result.diff["changed"] + result.diff["removed"]
     result.seconds["write_s"] = round(result.seconds.get("write_s", 0.0) + time.perf_counter() - started, 3)

@@ -11,22 +11,20 @@ vanished on the following days (its delisting date stays the first day it was mi
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from ticklake import markets, settings
-from ticklake.dictionary.frames import with_lineage
-from ticklake.dictionary.reference_data import SECURITY_MASTER
-from ticklake.sources.contract import FetchReport, Source, fetch
+from ticklake import settings
+from ticklake.datasets.context import RunContext
+from ticklake.dictionary.reference_data import SECURITIES, SECURITY_MASTER
+from ticklake.sources.contract import FetchReport
 from ticklake.sources.queries import ListingsQuery
-from ticklake.storage import Lakehouse
 from ticklake.storage.frames import fetch_frame
 from ticklake.storage.write_modes import INTERVAL_COLUMNS
-from ticklake.storage.writes import write
 
+LISTED = ("region", "symbol", "name", "security_type", "exchange")  # what `securities` keeps of a listing
 CARRIED = ("listing_date", "sector", "industry", "currency")
 DESCRIBED = ("sector", "industry", "currency")  # from the latest /stock/info snapshot (fundamentals_daily)
 
@@ -116,34 +114,64 @@ def _refuse_mass_vanishing(region: str, known: pd.DataFrame, listed: pd.DataFram
             "were delisted, raise TICKLAKE_MAX_VANISHED_SHARE for one run.")
 
 
-def refresh_security_master(source: Source, lake: Lakehouse, *, region: str, run_id: str,
-                            now: dt.datetime, log: Callable[[str], None] = lambda _msg: None
-                            ) -> SecurityMasterResult:
-    """Fold the source's current symbol list (and IPO listing dates) into the region's interval history."""
-    query = ListingsQuery(region)
-    listed = fetch(source, SECURITY_MASTER, query)
+def fetch_listings(ctx: RunContext, region: str, *, listing_dates: bool = True) -> pd.DataFrame:
+    """The region's symbol list (one /symbol/list call), with listing dates when `listing_dates`: what both
+    `security_master` and `securities` are built from. Refused entries are logged; an empty list is refused."""
+    listed = ctx.fetch(SECURITY_MASTER, ListingsQuery(region, "recent" if listing_dates else None))
     rejected = list(listed.attrs.get("rejected", []))
     if rejected:
-        log(f"{region}: refused {len(rejected)} symbol-list entr(ies): {'; '.join(rejected[:5])}")
+        ctx.log(f"{region}: refused {len(rejected)} symbol-list entr(ies): {'; '.join(rejected[:5])}")
     if listed.empty:  # a source that suddenly lists nothing is an outage, not a mass delisting
         raise RuntimeError(f"{region}: the source returned no usable symbol list entries ({len(rejected)} "
                            "refused); the security master was kept")
-    as_of = pd.Timestamp(now).tz_convert(markets.market(region).timezone).date()
-    values = {"region": region, "source": source.name}
-    stored = lake.read(SECURITY_MASTER, **values)
+    return listed
+
+
+def refresh_security_master(ctx: RunContext, region: str, listed: pd.DataFrame | None = None
+                            ) -> SecurityMasterResult:
+    """Fold the source's current symbol list (and IPO listing dates) into the region's interval history."""
+    listed = fetch_listings(ctx, region) if listed is None else listed
+    as_of = ctx.local_date(region)
+    values = {"region": region, "source": ctx.source_name}
+    stored = ctx.lake.read(SECURITY_MASTER, **values)
     before = latest(stored)
     _refuse_mass_vanishing(region, before, listed, settings.max_vanished_share())
-    with lake.reader() as con:
-        descriptors = fetch_frame(con.execute(DESCRIPTORS_SQL, [region, source.name]))
+    with ctx.lake.reader() as con:
+        descriptors = fetch_frame(con.execute(DESCRIPTORS_SQL, [region, ctx.source_name]))
     observed = observation(listed, stored, as_of, descriptors)
-    written = write(lake, SECURITY_MASTER, values, with_lineage(observed, source.name, run_id, now),
-                    run_id=run_id, now=now, as_of=as_of, complete=True)
+    written = ctx.write(SECURITY_MASTER, values, observed, as_of=as_of, complete=True)
     was_delisted = set(before.loc[before["delisting_date"].notna(), "symbol"]) if len(before) else set()
     now_delisted = set(observed.loc[observed["delisting_date"].notna(), "symbol"])
     return SecurityMasterResult(
         region, as_of, written.frame, len(listed), sorted(now_delisted - was_delisted),
         int(observed["listing_date"].notna().sum()), int(listed.attrs.get("ipos", 0)), written.diff,
-        source.spent(), rejected)
+        ctx.spent(), list(listed.attrs.get("rejected", [])))
+
+
+@dataclass
+class SecuritiesResult:
+    region: str
+    as_of: dt.date
+    master: pd.DataFrame
+    listed: int
+    rejected: list[str]
+    diff: dict[str, int]
+    fetch: FetchReport
+
+
+def refresh_securities(ctx: RunContext, region: str, listed: pd.DataFrame | None = None) -> SecuritiesResult:
+    """Fold the source's current symbol list into `securities`, the klines universe (first and last seen, still
+    listed); `listed` is the answer `security_master` was built from when both refresh in one run."""
+    listed = fetch_listings(ctx, region, listing_dates=False) if listed is None else listed
+    as_of = ctx.local_date(region)
+    values = {"region": region, "source": ctx.source_name}
+    old = ctx.lake.read(SECURITIES, **values)
+    listing = listed[[c for c in LISTED if c in listed.columns]]
+    master = merge_security_master(None if old is None else old.drop(columns=SECURITIES.lineage_columns),
+                                   listing, as_of)
+    written = ctx.write(SECURITIES, values, master)
+    return SecuritiesResult(region, as_of, written.frame, len(listing), list(listed.attrs.get("rejected", [])),
+                            written.diff, ctx.spent())
 
 
 def merge_security_master(old: pd.DataFrame | None, listing: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:

@@ -8,19 +8,15 @@ lists the dates) instead of one of the two silently winning.
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
 
 from ticklake import markets, settings
-from ticklake.dictionary.frames import with_lineage
+from ticklake.datasets.context import RunContext
 from ticklake.dictionary.reference_data import TRADING_CALENDAR
-from ticklake.sources.contract import FetchReport, Source, fetch
+from ticklake.sources.contract import FetchReport
 from ticklake.sources.queries import CalendarQuery
-from ticklake.storage import Lakehouse
-from ticklake.storage.writes import write
 
 
 def disagreements(frame: pd.DataFrame) -> pd.DataFrame:
@@ -50,17 +46,14 @@ class CalendarResult:
         return int(self.frame["is_session"].sum())
 
 
-def refresh_trading_calendar(source: Source, lake: Lakehouse, *, region: str, run_id: str,
-                             now: dt.datetime, query: CalendarQuery | None = None,
-                             log: Callable[[str], None] = lambda _msg: None) -> CalendarResult:
-    """Fetch the source's holidays, build the region's calendar and replace its lake file."""
+def refresh_trading_calendar(ctx: RunContext, region: str, query: CalendarQuery | None = None) -> CalendarResult:
+    """Fetch the source's holidays, build the region's calendar and replace its lake partition."""
     query = query or default_query(region)
-    frame = fetch(source, TRADING_CALENDAR, query)
+    frame = ctx.fetch(TRADING_CALENDAR, query)
     years = sorted(int(y) for y in frame.attrs.get("source_years", []))
-    written = write(lake, TRADING_CALENDAR, {"region": region, "source": source.name},
-                    with_lineage(frame, source.name, run_id, now), run_id=run_id, now=now)
+    written = ctx.write(TRADING_CALENDAR, {"region": region, "source": ctx.source_name}, frame)
     found = disagreements(written.frame)
     if len(found):
-        log(f"{region}: the source's holidays disagree with the calendar on {len(found)} day(s): "
-            + ", ".join(f"{d:%Y-%m-%d}" for d in found["date"][:10]))
-    return CalendarResult(region, written.frame, found, years, written.diff, source.spent())
+        ctx.log(f"{region}: the source's holidays disagree with the calendar on {len(found)} day(s): "
+                + ", ".join(f"{d:%Y-%m-%d}" for d in found["date"][:10]))
+    return CalendarResult(region, written.frame, found, years, written.diff, ctx.spent())

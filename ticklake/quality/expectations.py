@@ -42,10 +42,6 @@ FULL_SCAN_ROWS = 250_000  # up to this many rows a table is validated whole
 # Share of (session, listed symbol) pairs with a bar, per region, over the last SESSIONS. Not 1: sources keep
 # listing codes that stopped trading, and single-day suspensions are normal (the simulator: about 88%).
 MIN_COMPLETENESS = 0.85
-RETURN_BOUNDS = (-0.5, 1.0)  # a daily close-to-close move outside this is suspicious (split days excluded)
-RETURN_MOSTLY = 0.99  # ... but real markets move: only more than 1% of such rows is a warning
-PE_BOUNDS = (-1000.0, 1000.0)
-PE_MOSTLY = 0.95
 EXAMPLES = 10  # unexpected values kept per failed expectation
 DATASOURCE = "ticklake_warehouse"
 SHARED_PREFIX = "great_expectations"  # the project's folder under TICKLAKE_STORAGE_URL (production profile)
@@ -57,6 +53,35 @@ Severity = Literal["error", "warning"]
 Kind = Literal["expectations", "completeness", "references"]
 TABLES = ("securities", "trading_calendar", "security_master", "corporate_actions", "klines_daily",
           "klines_daily_adjusted", "fundamentals_daily", "fx_daily", "valuation_daily")
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Most values of `column` lie in [low, high]: a warning, never an error (real markets move beyond any band).
+    A column the table does not store is `derived`: the SQL of a relation over the validated rows (`{rows}`)."""
+
+    column: str
+    low: float
+    high: float
+    mostly: float
+    derived: str | None = None
+    note: str = ""  # what the scope sentence adds about the derived column
+
+
+# A daily close-to-close move outside -50%..+100% is suspicious (split ex-dates excluded), but real markets move:
+# only more than 1% of such rows is a warning. P/E beyond +-1000 in more than 5% of the rows is one too.
+DAILY_RETURN_SQL = (
+    "SELECT k.*, CASE WHEN s.ex_date IS NULL THEN k.close / lag(k.close) OVER "
+    "(PARTITION BY k.region, k.symbol, k.source ORDER BY k.trade_date) - 1 END AS daily_return "
+    "FROM ({rows}) k LEFT JOIN (SELECT DISTINCT region, symbol, ex_date FROM corporate_actions) s "
+    "ON s.region = k.region AND s.symbol = k.symbol AND s.ex_date = k.trade_date")
+PE = Distribution("pe", -1000.0, 1000.0, 0.95)
+DISTRIBUTIONS: dict[str, tuple[Distribution, ...]] = {
+    "klines_daily": (Distribution("daily_return", -0.5, 1.0, 0.99, derived=DAILY_RETURN_SQL,
+                                  note="daily_return excludes split ex-dates"),),
+    "fundamentals_daily": (PE,),
+    "valuation_daily": (PE,),
+}
 
 
 @dataclass(frozen=True)
@@ -186,13 +211,8 @@ def _warning(expectation: Any) -> Any:
 
 def _distribution_expectations(table: str) -> list:
     gxe = _gxe()
-    if table == "klines_daily":
-        return [_warning(gxe.ExpectColumnValuesToBeBetween(
-            column="daily_return", min_value=RETURN_BOUNDS[0], max_value=RETURN_BOUNDS[1], mostly=RETURN_MOSTLY))]
-    if table in ("fundamentals_daily", "valuation_daily"):
-        return [_warning(gxe.ExpectColumnValuesToBeBetween(column="pe", min_value=PE_BOUNDS[0],
-                                                           max_value=PE_BOUNDS[1], mostly=PE_MOSTLY))]
-    return []
+    return [_warning(gxe.ExpectColumnValuesToBeBetween(column=d.column, min_value=d.low, max_value=d.high,
+                                                       mostly=d.mostly)) for d in DISTRIBUTIONS.get(table, ())]
 
 
 def table_expectations(dataset: Dataset) -> list:
@@ -237,15 +257,12 @@ def _window(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> tuple[str, str]
 
 def _table_frame(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> tuple[pd.DataFrame, str]:
     where, scope = _window(con, dataset)
-    if dataset.name != "klines_daily":
-        return fetch_frame(con.execute(f'SELECT * FROM "{dataset.name}" WHERE {where}')), scope
-    frame = fetch_frame(con.execute(
-        f"SELECT k.*, CASE WHEN s.ex_date IS NULL THEN k.close / lag(k.close) OVER "
-        f"(PARTITION BY k.region, k.symbol, k.source ORDER BY k.trade_date) - 1 END AS daily_return "
-        f"FROM (SELECT * FROM klines_daily WHERE {where}) k LEFT JOIN (SELECT DISTINCT region, symbol, ex_date "
-        f"FROM corporate_actions) s ON s.region = k.region AND s.symbol = k.symbol AND s.ex_date = k.trade_date"
-    ))
-    return frame, f"{scope}; daily_return excludes split ex-dates"
+    sql = f'SELECT * FROM "{dataset.name}" WHERE {where}'
+    for d in DISTRIBUTIONS.get(dataset.name, ()):
+        if d.derived:
+            sql = d.derived.format(rows=sql)
+            scope += f"; {d.note}" if d.note else ""
+    return fetch_frame(con.execute(sql)), scope
 
 
 COMPLETENESS_SQL = """

@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ticklake.datasets.context import RunContext
 from ticklake.datasets.klines import universe
 from ticklake.dictionary import KLINES_DAILY
 from ticklake.dictionary.operations import RECONCILIATION_LOG
-from ticklake.sources.contract import FetchReport, MarketDataSource
+from ticklake.sources.contract import FetchReport
 from ticklake.storage import Lakehouse
 from ticklake.storage.frames import fetch_frame
 from ticklake.storage.ledger import compare, ledger_rows
-from ticklake.storage.writes import write
 
 FIELDS = ("open", "high", "low", "close", "volume", "turnover")  # the values a restatement can change
 
@@ -71,10 +71,9 @@ def stored_bars(lake: Lakehouse, *, region: str, source: str, sessions: Sequence
             "AND trade_date BETWEEN ? AND ?", [region, source, min(sessions), max(sessions)]))
 
 
-def reconcile_klines(source: MarketDataSource, lake: Lakehouse, *, region: str,
-                     sessions: Sequence[dt.date], run_id: str, now: dt.datetime,
-                     log: Callable[[str], None] = lambda _msg: None) -> ReconciliationResult:
+def reconcile_klines(ctx: RunContext, region: str, *, sessions: Sequence[dt.date]) -> ReconciliationResult:
     """Re-fetch `sessions` of every code of the region, compare, and record what differs in reconciliation_log."""
+    source, lake = ctx.source, ctx.lake
     start = source.spent()
     codes = universe(lake, region)
     sessions = sorted(sessions)
@@ -91,21 +90,19 @@ def reconcile_klines(source: MarketDataSource, lake: Lakehouse, *, region: str,
         inside = fetched["trade_date"].between(pd.Timestamp(sessions[0]), pd.Timestamp(sessions[-1]))
         fetched = fetched[inside & ~fetched.duplicated(["symbol", "trade_date"], keep=False)]
     found = differences(stored, fetched, answered)
-    recorded = record(lake, found, region=region, source=source.name, run_id=run_id, now=now)
+    recorded = record(ctx, found, region=region)
     if len(found):
         shown = "; ".join(f"{r.symbol} {r.date:%Y-%m-%d} {r.field} {r.stored_value:g} -> {r.source_value:g}"
                           for r in found.head(5).itertuples())
-        log(f"{region}: {len(found)} difference(s) with the source over {sessions[0]}..{sessions[-1]} "
+        ctx.log(f"{region}: {len(found)} difference(s) with the source over {sessions[0]}..{sessions[-1]} "
             f"({recorded} new): {shown}")
     return ReconciliationResult(region, list(sessions), len(codes), found, recorded, source.spent().minus(start))
 
 
-def record(lake: Lakehouse, found: pd.DataFrame, *, region: str, source: str, run_id: str,
-           now: dt.datetime) -> int:
+def record(ctx: RunContext, found: pd.DataFrame, *, region: str) -> int:
     """Add the differences to reconciliation_log (upsert by the correction's identity); return how many are new."""
     if found.empty:
         return 0
-    rows = ledger_rows(KLINES_DAILY, found, region=region, source=source, run_id=run_id, now=now)
-    written = write(lake, RECONCILIATION_LOG, {"region": region, "source": source}, rows, run_id=run_id,
-                    now=now)
-    return written.diff.get("added", 0)
+    source = ctx.source_name
+    rows = ledger_rows(KLINES_DAILY, found, region=region, source=source, run_id=ctx.run_id, now=ctx.now)
+    return ctx.write(RECONCILIATION_LOG, {"region": region, "source": source}, rows, stamped=True).diff.get("added", 0)

@@ -1,7 +1,7 @@
 """The source-adapter contract. Assets talk to a `Source`, never to iTick directly, so another source (a vendor
 file drop, say) plugs in without touching them: a source names itself, counts what it spent, and hands out one
-fetcher per dataset it provides (`Fetcher`, below). Daily bars and the symbol list, which stream page by page
-and drive the klines universe, keep their own two methods (`MarketDataSource`).
+fetcher per dataset it provides (`Fetcher`, below). Daily bars, which stream page by page (each page committed
+before the next arrives), keep their own method (`MarketDataSource.daily_bars`).
 
 The fetcher contract: one fetcher per dataset and source, in three steps (OpenBB's provider-fetcher shape).
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 import pandas as pd
@@ -90,14 +90,6 @@ class BarsPage:
     refused: pd.DataFrame | None = None  # bars refused before validation (a value not a number), rule and reason
 
 
-@dataclass
-class Listing:
-    """A source's current symbol list, with the entries refused (no code, or a code breaking SYMBOL_PATTERN)."""
-
-    securities: pd.DataFrame  # region, symbol, name, security_type, exchange
-    rejected: list[str] = field(default_factory=list)  # one short, printable reason per refused entry
-
-
 class Source(Protocol):
     name: str  # recorded in every row's `source` column and naming its lake files (`<name>.parquet`)
 
@@ -113,10 +105,6 @@ class Source(Protocol):
 class MarketDataSource(Source, Protocol):
     max_codes_per_call: int
     max_bars_per_call: int
-
-    def list_securities(self, region: str) -> Listing:
-        """Current symbol list: columns region, symbol, name, security_type, exchange."""
-        ...
 
     def daily_bars(self, region: str, codes: Sequence[str], sessions: Sequence[dt.date]) -> Iterator[BarsPage]:
         """Yield the bars page by page; pages arrive newest first, each covering a run of sessions for every

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ListingsQuery:
-    """One observation of a region's master; `ipo_kind` is the IPO list listing dates come from."""
+    """One observation of a region's symbol list; `ipo_kind` is the IPO list listing dates come from (None: the
+    list alone, when no listing date is wanted)."""
 
     region: str
-    ipo_kind: str = "recent"  # known once, kept when a later answer omits it
+    ipo_kind: str | None = "recent"  # known once, kept when a later answer omits it
 
 
 @dataclass(frozen=True)

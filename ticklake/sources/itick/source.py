@@ -24,7 +24,7 @@ import pandas as pd
 
 from ticklake import markets, settings
 from ticklake.dictionary.symbols import shown
-from ticklake.sources.contract import BarsPage, Fetcher, FetchReport, Listing, UnsupportedDatasetError
+from ticklake.sources.contract import BarsPage, Fetcher, FetchReport, UnsupportedDatasetError
 from ticklake.sources.itick.client import ITickClient, check_codes
 from ticklake.sources.itick.config import ITickConfig, build_client
 from ticklake.sources.itick.wire import (
@@ -32,7 +32,6 @@ from ticklake.sources.itick.wire import (
     KlineRequest,
     TimeConvention,
     batch_answer,
-    listing_frame,
     merge_answers,
     off_window,
     plan_kline_requests,
@@ -87,15 +86,6 @@ class ITickSource:
         if factory is None:
             raise UnsupportedDatasetError(f"{self.name} provides no {dataset!r}; it provides: {sorted(FETCHERS)}")
         return factory(self)
-
-    def list_securities(self, region: str) -> Listing:
-        """The symbol list, without entries that have no usable code (each refusal is described and logged)."""
-        parsed = listing_frame(self.client.symbol_list(region), region)
-        if parsed.rejected:
-            logger.warning("%s: refused %d symbol-list entr%s without a usable code: %s", region,
-                           len(parsed.rejected), "y" if len(parsed.rejected) == 1 else "ies",
-                           "; ".join(parsed.rejected[:_LOGGED_CODES]))
-        return Listing(parsed.frame, parsed.rejected)
 
     def daily_bars(self, region: str, codes: Sequence[str], sessions: Sequence[dt.date]) -> Iterator[BarsPage]:
         """Pages newest first. After a page's calls, the codes the source left out (or sent as null) are asked

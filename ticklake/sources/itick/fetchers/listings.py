@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,8 @@ from ticklake.sources.queries import ListingsQuery
 
 if TYPE_CHECKING:
     from ticklake.sources.itick.source import ITickSource
+
+logger = logging.getLogger(__name__)
 
 
 class IpoPayloadError(ValueError):
@@ -57,7 +60,7 @@ class SecurityMasterFetcher:
 
     def extract(self, query: ListingsQuery) -> dict[str, list[Any]]:
         return {"symbols": self.client.symbol_list(query.region),
-                "ipos": list(self.client.ipo(query.ipo_kind, query.region))}
+                "ipos": list(self.client.ipo(query.ipo_kind, query.region)) if query.ipo_kind else []}
 
     def transform(self, query: ListingsQuery, raw: dict[str, list[Any]]) -> pd.DataFrame:
         """Listed symbols with name, exchange, type and listing date (null when the IPO list lacks it).
@@ -66,6 +69,10 @@ class SecurityMasterFetcher:
         dates = ipo_listing_dates(raw["ipos"], query.region)
         frame = listed.frame.merge(dates, on="symbol", how="left")
         frame["listing_date"] = frame["listing_date"].astype("datetime64[ms]")
+        if listed.rejected:
+            logger.warning("%s: refused %d symbol-list entr%s without a usable code: %s", query.region,
+                           len(listed.rejected), "y" if len(listed.rejected) == 1 else "ies",
+                           "; ".join(listed.rejected[:5]))
         frame.attrs["rejected"] = listed.rejected
         frame.attrs["ipos"] = len(dates)
         return frame

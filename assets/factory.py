@@ -1,0 +1,88 @@
+"""The one asset shape the per-region reference datasets share, so each module says only what is its own: which
+refresh runs, and which figures, preview and checks its result shows. What every refresh reports (rows, diff,
+fetch cost, refused entries, source, lake address, preview, snapshot) is written here once."""
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from assets.clock import RunClock
+from assets.metadata import dataset_asset, fetch_metadata, preview, snapshot_metadata
+from assets.partitions import region_partitions
+from resources.itick import ITickResource
+from resources.storage import StorageResource
+from ticklake.datasets.context import RunContext
+from ticklake.dictionary import Dataset
+from ticklake.sources.contract import FetchReport
+from ticklake.storage.ddl import partition_address
+
+MAX_REFUSED = 50
+
+
+def run_context(context: dg.AssetExecutionContext, config: RunClock, storage: StorageResource,
+                itick: ITickResource | None = None, *, asset: str) -> RunContext:
+    """The library's run context for one step: its lake, its source (tagged with the run and the asset, which the
+    audit records per call), the run id and the run's instant, and the step's log."""
+    run_id = context.run.run_id
+    source = itick.source(tags={"run_id": run_id, "asset": asset}) if itick is not None else None
+    return RunContext(storage.lakehouse(), run_id, config.instant(), source, log=context.log.info)
+
+
+@dataclass
+class Shown:
+    """What one dataset's result shows on top of what every refresh reports."""
+
+    rows: int  # dagster/row_count: the rows the partition holds after the write
+    preview: pd.DataFrame
+    figures: dict[str, dg.MetadataValue] = field(default_factory=dict)
+    checks: Sequence[dg.AssetCheckResult] = ()
+    diff_prefix: str = "rows"  # rows_added, ... (intervals_added, ... for the interval history)
+
+
+def refresh_metadata(dataset: Dataset, ctx: RunContext, region: str, result: Any, shown: Shown,
+                     fetch: FetchReport | None = None) -> dict[str, dg.MetadataValue]:
+    """Every refresh's metadata: rows and the dataset's own figures, refused entries, the diff, the fetch cost, the
+    source and lake address, a preview and the lake snapshot that holds it."""
+    refused = list(getattr(result, "rejected", []) or [])
+    return {
+        "dagster/row_count": dg.MetadataValue.int(shown.rows),
+        **shown.figures,
+        **({"entries_refused": dg.MetadataValue.int(len(refused))} if hasattr(result, "rejected") else {}),
+        **({"refused": dg.MetadataValue.text("\n".join(refused[:MAX_REFUSED]))} if refused else {}),
+        **{f"{shown.diff_prefix}_{k}": dg.MetadataValue.int(v) for k, v in result.diff.items()},
+        **fetch_metadata(result.fetch if fetch is None else fetch),
+        "source": dg.MetadataValue.text(ctx.source_name),
+        "lake_path": dg.MetadataValue.text(partition_address(dataset, {"region": region, "source": ctx.source_name})),
+        "preview": preview(shown.preview),
+        **snapshot_metadata(ctx.lake),
+    }
+
+
+def warn_refused(context: dg.AssetExecutionContext, region: str, refused: Sequence[str]) -> None:
+    """Refused source entries are a warning in the step's log (and listed in the metadata)."""
+    if refused:
+        context.log.warning(f"{region}: refused {len(refused)} symbol-list entr(ies): " + "; ".join(refused[:20]))
+
+
+def reference_asset(dataset: Dataset, refresh: Callable[[RunContext, str], Any], show: Callable[[Any], Shown], *,
+                    check_specs: Sequence[dg.AssetCheckSpec] = (), deps: Sequence[Any] | None = None
+                    ) -> dg.AssetsDefinition:
+    """The asset of a per-region dataset refreshed from the source: `refresh(ctx, region)` is the library's whole
+    pipeline (query, fetch, transform, validate, write); `show(result)` is what its page shows."""
+
+    @dg.asset(name=dataset.name, partitions_def=region_partitions, deps=deps, check_specs=list(check_specs),
+              **dataset_asset(dataset))
+    def _refresh(context: dg.AssetExecutionContext, config: RunClock, itick: ITickResource,
+                 storage: StorageResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        region = context.partition_key
+        ctx = run_context(context, config, storage, itick, asset=dataset.name)
+        result = refresh(ctx, region)
+        warn_refused(context, region, getattr(result, "rejected", []))
+        shown = show(result)
+        yield dg.MaterializeResult(metadata=refresh_metadata(dataset, ctx, region, result, shown))
+        yield from shown.checks
+
+    return _refresh
