@@ -1,6 +1,6 @@
 """Where a run's steps execute: in the run's own process (the embedded default) or on Celery workers.
 
-TICKLAKE_EXECUTOR=celery (the production profile, README "Deployment") sends every step to a Celery queue on a
+TICKLAKE_EXECUTOR=celery (the production profile, docs/deployment.md) sends every step to a Celery queue on a
 RabbitMQ broker; any machine with the code, the configuration and `dagster-celery worker start` takes steps
 from it. Why Celery over Dask: the broker holds a step until a worker acknowledges it *finished*
 (`task_acks_late`), so a worker killed mid-step hands the step back and another worker runs it again (ticklake's

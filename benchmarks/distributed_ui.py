@@ -6,7 +6,7 @@
 Real services on this machine: PostgreSQL (Dagster's instance, the shared quota, the lake's catalog and commit
 locks), RabbitMQ and Redis (Celery), moto's S3 server (the lake's data). `dagster-webserver`, `dagster-daemon`
 and the Celery workers each run as their own "machine" (own DAGSTER_HOME and TICKLAKE_HOME), configured only by
-deploy/dagster.yaml and the environment, as README "Deployment" says. The UI's backfills carry no run config, so
+deploy/dagster.yaml and the environment, as docs/deployment.md says. The UI's backfills carry no run config, so
 everything runs at the real clock and a real quota window (ITICK_PLAN, default `pro`: 600 calls per minute),
 against a simulator that enforces the same plan.
 

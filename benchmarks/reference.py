@@ -133,7 +133,7 @@ def run_assets(symbols: int, region: str, home: Path, history_months: int = 0, p
 
 
 def cookbook(region: str) -> dict[str, str]:
-    """The README cookbook's queries, for one region (a symbol with a split is picked at run time)."""
+    """The cookbook's queries (docs/analyst.md), for one region (a symbol with a split is picked at run time)."""
     return {
         "adjusted_history": f"SELECT trade_date, close, adjustment_factor FROM klines_daily_adjusted "
                             f"WHERE region = '{region}' AND symbol = $symbol ORDER BY trade_date",

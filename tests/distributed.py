@@ -68,7 +68,7 @@ class Cluster:
         return cluster
 
     def create_instance_storage(self) -> None:
-        """`dagster instance migrate` once, as the README tells an operator to before starting the processes:
+        """`dagster instance migrate` once, as docs/deployment.md tells an operator to before starting the processes:
         dagster-postgres creates its tables when a process finds them missing, and workers and the daemon starting
         together on an empty database race to create the same table (DuplicateTable)."""
         done = subprocess.run([str(BIN / "dagster"), "instance", "migrate"], cwd=ROOT,
@@ -85,7 +85,7 @@ class Cluster:
         return {**self.env, "DAGSTER_HOME": str(dagster_home), "TICKLAKE_HOME": str(home / "ticklake")}
 
     def start_worker(self, name: str, netns: Namespace | None = None) -> subprocess.Popen:
-        """`dagster-celery worker start` as the README tells an operator, one process taking one step at a time;
+        """`dagster-celery worker start` as docs/deployment.md tells an operator, one process taking one step at a time;
         in `netns`, a host of its own that reaches the services only through the addresses its environment names."""
         log = open(self.base / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
         argv = [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",

@@ -1,4 +1,4 @@
-"""Where ticklake keeps its data, and the knobs read from the environment (documented in README).
+"""Where ticklake keeps its data, and the knobs read from the environment (documented in docs/configuration.md).
 
 Every environment variable is read through the `env_*` helpers below, so a bad value is refused with a
 `ConfigError` that names the variable, the value and the rule it breaks, never a parser's traceback.

@@ -1,7 +1,7 @@
 """User path: what a user actually runs, timed from the outside and explained from Dagster's own records.
 
 Everything runs as separate processes against a standalone simulator (`python -m itick_sim`) on loopback,
-with the pipeline configured from the environment as the README says, in a fresh TICKLAKE_HOME and
+with the pipeline configured from the environment as docs/configuration.md says, in a fresh TICKLAKE_HOME and
 DAGSTER_HOME per run:
 
 * `cli` — `dagster asset materialize --select securities --partition US`, then one
@@ -42,7 +42,7 @@ ASSET = "klines_daily"
 SECURITIES = "securities"
 NIGHTLY_JOB = "nightly_refresh"
 STEP_KEY = "klines_daily"  # the asset's own step (its checks run as further steps)
-DEFAULT_START_DATE = dt.date(2016, 1, 1)  # TICKLAKE_START_DATE's default (README, "Configuration")
+DEFAULT_START_DATE = dt.date(2016, 1, 1)  # TICKLAKE_START_DATE's default (docs/configuration.md)
 SIM_HISTORY_START = dt.date(2014, 1, 2)  # the simulator's default first date (itick_sim.settings.SimSettings)
 POLL_S = 0.25  # how often the GraphQL status is polled (the resolution of the end-to-end figures)
 PLANNED, MATERIALIZED = "ASSET_MATERIALIZATION_PLANNED", "ASSET_MATERIALIZATION"
@@ -51,7 +51,7 @@ SPANS = ("planned_events_s", "step_work_s", "materialization_events_s")  # see e
 
 # -- pure helpers (unit-tested) ---------------------------------------------------------------------------
 def start_date_for(first_session: dt.date) -> dt.date:
-    """TICKLAKE_START_DATE: the README default, or 1 January of the first session's year if that is earlier."""
+    """TICKLAKE_START_DATE: its default (docs/configuration.md), or 1 January of the first session's year if earlier."""
     return min(DEFAULT_START_DATE, dt.date(first_session.year, 1, 1))
 
 
@@ -63,7 +63,7 @@ def sim_history_start(first_session: dt.date) -> dt.date | None:
 
 def pipeline_env(*, url: str, home: Path, region: str, start_date: dt.date, symbols: int, seed: int
                  ) -> dict[str, str]:
-    """The pipeline's configuration (README, "Configuration") for a standalone simulator at `url`."""
+    """The pipeline's configuration (docs/configuration.md) for a standalone simulator at `url`."""
     return {
         "ITICK_BASE_URL": url, "ITICK_TOKEN": "bench", "ITICK_PLAN": UNLIMITED_PLAN,
         "TICKLAKE_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), "TICKLAKE_REGIONS": region,

@@ -1,6 +1,6 @@
 """Analysts and the nightly run on the embedded lake: a read session held open for as long as it likes never makes
 the writer wait or fail, sees one whole snapshot, and the next transaction sees the latest commit. The SQLite
-catalog in WAL mode is what makes this hold (README "Analyst workflow" has the measured alternatives)."""
+catalog in WAL mode is what makes this hold (docs/analyst.md, "What a session sees", has the measured alternatives)."""
 
 from __future__ import annotations
 

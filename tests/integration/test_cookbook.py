@@ -1,5 +1,5 @@
 """Documentation that runs: every example query of the data dictionary (docs/tables.md) and every statement of the
-README's cookbook runs on a warehouse built by the jobs the schedules run, and returns rows."""
+analysts' cookbook (docs/analyst.md) runs on a warehouse built by the jobs the schedules run, and returns rows."""
 
 from __future__ import annotations
 
@@ -16,19 +16,20 @@ from tests.conftest import FROZEN_NOW
 from ticklake.dictionary import DATASETS, MACROS
 
 pytestmark = pytest.mark.integration
-README = Path(__file__).resolve().parents[2] / "README.md"
+ANALYST_DOC = Path(__file__).resolve().parents[2] / "docs" / "analyst.md"
 REGIONS = ("US", "HK")  # the regions the cookbook queries
 # Queries that need more than one night of snapshots or a disagreement to return rows (still must run).
 MAY_BE_EMPTY = ("is_session IS DISTINCT FROM source_is_session", "FROM reconciliation_log",
                 "_as_of(TIMESTAMPTZ '2024-06-25")
-# The README names a code the demo's simulator (today's clock) lists; this warehouse's clock is 2024.
+# The cookbook names a code the demo's simulator (today's clock) lists; this warehouse's clock is 2024.
 DEMO_SYMBOL = "'BAEW'"
 SOME_SYMBOL = "(SELECT min(symbol) FROM klines_daily WHERE region = 'US')"
 
 
 def _cookbook() -> list[str]:
-    text = README.read_text()
-    section = text[text.index("## Cookbook"):text.index("## How it works")]
+    """The statements of the page's "Cookbook" section (up to the next section), comments removed."""
+    text = ANALYST_DOC.read_text()
+    section = text.split("\n## Cookbook\n", 1)[1].split("\n## ", 1)[0]
     sql = "\n".join(re.findall(r"```sql\n(.*?)```", section, flags=re.S))
     return [s.strip() for s in re.sub(r"--[^\n]*", "", sql).split(";") if s.strip()]
 

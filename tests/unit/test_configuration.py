@@ -1,5 +1,7 @@
-"""Every environment variable README documents is read through `ticklake.settings`' helpers: a bad value is a
-ConfigError naming the variable, the value (never a secret's) and the rule, where the variable is read."""
+"""Every environment variable docs/configuration.md documents is read through `ticklake.settings`' helpers: a bad
+value is a ConfigError naming the variable, the value (never a secret's) and the rule, where the variable is read.
+And every variable the code reads is documented there (or, for the production profile's own, in
+docs/deployment.md)."""
 
 from __future__ import annotations
 
@@ -116,12 +118,39 @@ BAD_VALUES = [
 ]
 
 
-def _documented() -> set[str]:
-    """The variables in README's "Configuration (environment)" table."""
-    text = (ROOT / "README.md").read_text()
-    section = text.split("## Configuration (environment)", 1)[1].split("\n## ", 1)[0]
+CONFIGURATION_DOC = ROOT / "docs" / "configuration.md"
+DEPLOYMENT_DOC = ROOT / "docs" / "deployment.md"
+# Where the code reads the environment: the library, the Dagster layer and the instance/worker settings.
+READING_CODE = ("ticklake", "resources", "assets", "checks", "automation", "demo", "deploy", "definitions.py")
+# Read by the code, documented by others: Dagster's own and the AWS SDK's variables.
+NOT_OURS = {"DAGSTER_HOME", "AWS_DEFAULT_REGION"}
+
+
+def _table_variables(path: Path, heading: str) -> set[str]:
+    """The variables named in the first column of the table(s) under `heading` (up to the next `## ` heading)."""
+    text = path.read_text()
+    assert f"\n{heading}\n" in text, f"{path.relative_to(ROOT)} has no {heading!r} section"
+    section = text.split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0]
     rows = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
     return {name for cell in rows for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", cell)}
+
+
+def _documented() -> set[str]:
+    """The variables in docs/configuration.md's "Configuration (environment)" table."""
+    return _table_variables(CONFIGURATION_DOC, "## Configuration (environment)")
+
+
+def _read_by_the_code() -> set[str]:
+    """Every variable the code names as a string (`os.environ.get("TICKLAKE_X")`, `env_int("TICKLAKE_X", ...)`)
+    or that the instance and worker settings read (`env: TICKLAKE_X`)."""
+    files = [p for entry in READING_CODE for p in ((ROOT / entry).rglob("*") if (ROOT / entry).is_dir()
+                                                    else [ROOT / entry]) if p.suffix in {".py", ".yaml", ".yml"}]
+    names: set[str] = set()
+    for path in files:
+        text = path.read_text()
+        names |= set(re.findall(r"""["']((?:ITICK|TICKLAKE|DAGSTER|AWS)_[A-Z0-9_]+)["']""", text))
+        names |= set(re.findall(r"\benv:\s*([A-Z][A-Z0-9_]+)", text))
+    return names
 
 
 @pytest.fixture(autouse=True)
@@ -134,6 +163,14 @@ def clean_environment(monkeypatch):
 def test_every_documented_variable_has_a_reader_and_a_bad_value_case():
     assert _documented() == set(READERS)
     assert {name for name, _, _ in BAD_VALUES} == set(READERS)
+
+
+def test_every_variable_the_code_reads_is_documented():
+    production = _table_variables(DEPLOYMENT_DOC, "## The production environment")
+    read = _read_by_the_code()
+    assert {"ITICK_TOKEN", "TICKLAKE_HOME", "TICKLAKE_COORDINATION_URL", "TICKLAKE_MAX_CONCURRENT_RUNS"} <= read
+    undocumented = read - _documented() - production - NOT_OURS
+    assert not undocumented, f"read by the code but documented in neither page: {sorted(undocumented)}"
 
 
 @pytest.mark.parametrize(("variable", "value", "rule"), BAD_VALUES,

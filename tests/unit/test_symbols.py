@@ -15,7 +15,7 @@ from ticklake.dictionary import DATASETS, SYMBOL_MAX_LENGTH, SYMBOL_PATTERN
 from ticklake.dictionary.schemas import DataValidationError, validate
 from ticklake.dictionary.symbols import invalid_symbols, is_symbol, shown, symbol_problem
 
-# Every code shape in the protocol notes (/work/shared/itick-api.md §2.9, §5), plus share classes.
+# Every code shape in the protocol notes (docs/itick-protocol.md, "Regions, codes and timestamps"), plus share classes.
 REAL_CODES = ["700", "9988", "7226", "600519", "000001", "300750", "AAPL", "BRK.B", "BRK-B", "RELIANCE", "MC",
               "EURUSD", "XAUUSD", "BTCUSDT", "SPX", "DJI", "NQ", "GC", "SPY", "700.HK", "A" * SYMBOL_MAX_LENGTH]
 HOSTILE = {

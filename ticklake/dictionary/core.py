@@ -1,7 +1,7 @@
 """The types of the data dictionary: a field, a lake key, a row rule and a dataset.
 
-Pandera schemas (ticklake/schemas.py), DuckDB/DuckLake DDL (ticklake/storage/ddl.py), Arrow schemas
-(ticklake/storage/frames.py), Dagster table-schema metadata (assets/metadata.py) and the README's table reference
+Pandera schemas (ticklake/dictionary/schemas.py), DuckDB/DuckLake DDL (ticklake/storage/ddl.py), Arrow schemas
+(ticklake/storage/frames.py), Dagster table-schema metadata (assets/metadata.py) and the table reference
 (docs/tables.md) are all derived from the `Dataset`s built from these, so a field is added, renamed or
 re-described in exactly one place, and the write path handles every dataset by what it declares here.
 """

@@ -33,7 +33,7 @@ from ticklake.storage import extensions
 from ticklake.storage.object_store import retry_attempts
 from ticklake.urls import redact_url, url_passwords
 
-ALIAS = "lake"  # the name the lake is attached under, in ticklake's connections and in the README's examples
+ALIAS = "lake"  # the name the lake is attached under, in ticklake's connections and in the docs' examples
 SCHEMA_TABLE = "ticklake_schema"  # the fingerprint of the DDL the lake was last brought to (committed last)
 CATALOG_FILE = "catalog.sqlite"
 DATA_DIR = "lake"

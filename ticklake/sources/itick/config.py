@@ -89,7 +89,7 @@ PLAN_RULE = "must be free, base, pro, premium or a positive whole number of call
 
 
 def env_values() -> dict:
-    """The tuning knobs users set through the environment (README, Configuration), validated, by field name."""
+    """The tuning knobs users set through the environment (docs/configuration.md), validated, by field name."""
     return {ENV_FIELDS[variable]: value for variable, value in _env_knobs().items()}
 
 

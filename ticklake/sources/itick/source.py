@@ -79,7 +79,7 @@ class ITickSource:
         return self.client.stats.minus(self._start).plus(self._remote)
 
     def fetcher(self, dataset: str) -> Fetcher[Any, Any]:
-        """The iTick fetcher of `dataset` (ticklake/itick/fetchers/)."""
+        """The iTick fetcher of `dataset` (ticklake/sources/itick/fetchers/)."""
         from ticklake.sources.itick.fetchers import FETCHERS  # the fetchers import this module's types
 
         factory = FETCHERS.get(dataset)

@@ -1,4 +1,4 @@
-"""iTick fetchers, one module per dataset (query -> extract -> transform; see ticklake/fetchers.py).
+"""iTick fetchers, one module per dataset (query -> extract -> transform; see ticklake/sources/contract.py).
 
 `FETCHERS` maps a dataset name to a factory taking the `ITickSource`; `ITickSource.fetcher(name)` looks here.
 A new dataset from iTick is one module here plus one line in `FETCHERS`.
