@@ -14,7 +14,9 @@ from assets.metadata import dataset_asset, fetch_metadata, preview, snapshot_met
 from assets.partitions import region_partitions
 from resources.itick import ITickResource
 from resources.storage import StorageResource
+from ticklake.datasets import pipeline
 from ticklake.datasets.context import RunContext
+from ticklake.datasets.pipeline import Refreshed
 from ticklake.dictionary import Dataset
 from ticklake.sources.contract import FetchReport
 from ticklake.storage.ddl import partition_address
@@ -67,11 +69,23 @@ def warn_refused(context: dg.AssetExecutionContext, region: str, refused: Sequen
         context.log.warning(f"{region}: refused {len(refused)} symbol-list entr(ies): " + "; ".join(refused[:20]))
 
 
-def reference_asset(dataset: Dataset, refresh: Callable[[RunContext, str], Any], show: Callable[[Any], Shown], *,
+def _show_rows(result: Refreshed) -> Shown:
+    return Shown(len(result.frame), result.frame.tail(10))
+
+
+def reference_asset(dataset: Dataset, refresh: Callable[[RunContext, str], Any] | None = None,
+                    show: Callable[[Any], Shown] = _show_rows, *, query: Callable[[str], Any] | None = None,
                     check_specs: Sequence[dg.AssetCheckSpec] = (), deps: Sequence[Any] | None = None
                     ) -> dg.AssetsDefinition:
     """The asset of a per-region dataset refreshed from the source: `refresh(ctx, region)` is the library's whole
-    pipeline (query, fetch, transform, validate, write); `show(result)` is what its page shows."""
+    pipeline (query, fetch, transform, validate, write); `show(result)` is what its page shows. A dataset with no
+    step of its own gives only `query(region)` and takes the library's one pipeline (`ticklake.datasets.pipeline`).
+    """
+    if (refresh is None) == (query is None):
+        raise ValueError(f"{dataset.name}: give either refresh(ctx, region) or query(region), not both or neither")
+    if refresh is None:
+        def refresh(ctx: RunContext, region: str) -> Refreshed:
+            return pipeline.refresh(ctx, dataset, region, query(region))
 
     @dg.asset(name=dataset.name, partitions_def=region_partitions, deps=deps, check_specs=list(check_specs),
               **dataset_asset(dataset))
