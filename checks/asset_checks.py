@@ -14,16 +14,13 @@ import duckdb
 from assets.klines import klines_daily
 from assets.listings import SECURITIES_KEY
 from resources.storage import StorageResource
-from ticklake import markets
-from ticklake.storage import Lakehouse
+from ticklake.quality import lake_checks
 
 MAX_LISTED = 50
 
 
-def _unique_key(con: duckdb.DuckDBPyConnection, lake: Lakehouse) -> dg.AssetCheckResult:
-    dupes = con.execute(
-        "SELECT region, symbol, trade_date, count(*) AS n FROM klines_daily GROUP BY ALL HAVING n > 1 LIMIT 20"
-    ).fetchall()
+def _unique_key(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
+    dupes = lake_checks.duplicate_keys(con)
     return dg.AssetCheckResult(
         asset_key=klines_daily.key, check_name="klines_daily_unique_key", passed=not dupes,
         severity=dg.AssetCheckSeverity.ERROR,
@@ -33,14 +30,8 @@ def _unique_key(con: duckdb.DuckDBPyConnection, lake: Lakehouse) -> dg.AssetChec
     )
 
 
-def _on_calendar(con: duckdb.DuckDBPyConnection, lake: Lakehouse) -> dg.AssetCheckResult:
-    dates: dict[str, dict] = {}
-    for region, day, n in con.execute("SELECT region, trade_date, count(*) FROM klines_daily GROUP BY ALL").fetchall():
-        dates.setdefault(region, {})[day] = n
-    off = []
-    for region, counts in sorted(dates.items()):
-        sessions = set(markets.sessions(region, min(counts), max(counts)))
-        off += [(region, day, n) for day, n in sorted(counts.items()) if day not in sessions]
+def _on_calendar(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
+    off = lake_checks.off_calendar(con)
     return dg.AssetCheckResult(
         asset_key=klines_daily.key, check_name="klines_daily_on_calendar", passed=not off,
         severity=dg.AssetCheckSeverity.ERROR,
@@ -50,36 +41,23 @@ def _on_calendar(con: duckdb.DuckDBPyConnection, lake: Lakehouse) -> dg.AssetChe
     )
 
 
-def _lake_matches_warehouse(con: duckdb.DuckDBPyConnection, lake: Lakehouse) -> dg.AssetCheckResult:
+def _lake_matches_warehouse(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
     """`lake_partitions` (what each commit recorded) against the rows the lake holds, per month, region and source.
     They commit in one transaction, so a difference means someone wrote around the pipeline."""
-    stored = {f"{region}/{month}/{source}": n for region, month, source, n in con.execute(
-        "SELECT region, strftime(trade_date, '%Y-%m'), source, count(*) FROM klines_daily GROUP BY ALL").fetchall()}
-    recorded = {f"{region}/{month}/{source}": n for region, month, source, n in con.execute(
-        "SELECT region, partition, source, rows FROM lake_partitions WHERE dataset = 'klines_daily'").fetchall()}
-    problems = [f"{name}: {stored.get(name, 0)} rows stored, {recorded.get(name, 0)} recorded in lake_partitions"
-                for name in sorted(set(stored) | set(recorded)) if stored.get(name, 0) != recorded.get(name, 0)]
+    found = lake_checks.partition_rows(con)
     return dg.AssetCheckResult(
-        asset_key=klines_daily.key, check_name="klines_daily_lake_matches_warehouse", passed=not problems,
+        asset_key=klines_daily.key, check_name="klines_daily_lake_matches_warehouse", passed=not found.mismatches,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"partitions": dg.MetadataValue.int(len(recorded)),
-                  "mismatches": dg.MetadataValue.int(len(problems)),
-                  "details": dg.MetadataValue.text("\n".join(problems[:MAX_LISTED]) or "none")},
+        metadata={"partitions": dg.MetadataValue.int(found.partitions),
+                  "mismatches": dg.MetadataValue.int(len(found.mismatches)),
+                  "details": dg.MetadataValue.text("\n".join(found.mismatches[:MAX_LISTED]) or "none")},
     )
 
 
-def _inside_listing_window(con: duckdb.DuckDBPyConnection, lake: Lakehouse) -> dg.AssetCheckResult:
+def _inside_listing_window(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
     """Bars before a symbol's listing date or on/after its delisting date (latest known state of the security
     master): a stray row, or a listing date the source has wrong. A warning listing them; nothing is removed."""
-    outside = con.execute(
-        "WITH latest AS (SELECT region, symbol, listing_date, delisting_date FROM security_master "
-        "  QUALIFY row_number() OVER (PARTITION BY region, symbol ORDER BY valid_from DESC, ingested_at DESC) = 1) "
-        "SELECT k.region, k.symbol, count(*), min(k.trade_date), max(k.trade_date), any_value(l.listing_date), "
-        "  any_value(l.delisting_date) "
-        "FROM klines_daily k JOIN latest l USING (region, symbol) "
-        "WHERE k.trade_date < l.listing_date OR k.trade_date >= l.delisting_date "
-        "GROUP BY ALL ORDER BY 1, 2").fetchall()
-    listed = con.execute("SELECT count(DISTINCT (region, symbol)) FROM security_master").fetchall()[0][0]
+    outside, listed = lake_checks.outside_listing_window(con)
     return dg.AssetCheckResult(
         asset_key=klines_daily.key, check_name="klines_daily_inside_listing_window", passed=not outside,
         severity=dg.AssetCheckSeverity.WARN,
@@ -91,8 +69,8 @@ def _inside_listing_window(con: duckdb.DuckDBPyConnection, lake: Lakehouse) -> d
     )
 
 
-def _securities_not_empty(con: duckdb.DuckDBPyConnection, lake: Lakehouse) -> dg.AssetCheckResult:
-    counts = dict(con.execute("SELECT region, count(*) FROM securities GROUP BY 1").fetchall())
+def _securities_not_empty(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
+    counts = lake_checks.symbols_by_region(con)
     return dg.AssetCheckResult(
         asset_key=SECURITIES_KEY, check_name="securities_not_empty", passed=bool(counts) and all(counts.values()),
         severity=dg.AssetCheckSeverity.ERROR, metadata={"symbols_by_region": dg.MetadataValue.json(counts)},
@@ -126,7 +104,7 @@ def warehouse_wide_checks(context: dg.AssetCheckExecutionContext, storage: Stora
     lake = storage.lakehouse()
     with lake.reader() as con:
         for key in sorted(context.selected_asset_check_keys, key=lambda k: k.name):
-            yield _CHECKS[key][1](con, lake)
+            yield _CHECKS[key][1](con)
 
 
 ASSET_CHECKS = [warehouse_wide_checks]

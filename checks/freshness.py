@@ -19,7 +19,9 @@ from assets.klines import klines_daily
 from assets.partitions import region_partitions
 from resources.storage import StorageResource
 from ticklake import settings
+from ticklake.datasets.klines import last_sessions
 from ticklake.quality.freshness import RegionFreshness, assess, due_session
+from ticklake.quality.lake_checks import bars_on
 
 
 def check_name(region: str) -> str:
@@ -66,12 +68,12 @@ def _result(fresh: RegionFreshness) -> dg.AssetCheckResult:
 def klines_daily_freshness(context: dg.AssetCheckExecutionContext, config: RunClock, storage: StorageResource):
     now, allowed = config.instant(), dt.timedelta(hours=settings.freshness_hours())
     regions = sorted(_REGIONS[key.name] for key in context.selected_asset_check_keys)
-    with storage.lakehouse().reader() as con:
-        latest = dict(con.execute("SELECT region, max(trade_date) FROM klines_daily GROUP BY 1").fetchall())
+    lake = storage.lakehouse()
+    latest = last_sessions(lake)
+    with lake.reader() as con:
         for region in regions:
             due = due_session(region, now, allowed)
-            rows_on = {due: con.execute("SELECT count(*) FROM klines_daily WHERE region = ? AND trade_date = ?",
-                                        [region, due]).fetchall()[0][0]} if due else {}
+            rows_on = {due: bars_on(con, region, due)} if due else {}
             yield _result(assess(region, now, allowed, latest.get(region), rows_on))
 
 
