@@ -32,12 +32,20 @@ class BreakingSource:
     def __getattr__(self, name):
         return getattr(self._source, name)
 
-    def daily_bars(self, region, codes, sessions):
-        for page in self._source.daily_bars(region, codes, sessions):
-            bars = page.bars.copy()
-            hit = bars["symbol"].astype(str).isin(self.broken) & (bars["trade_date"] == DAY.isoformat())
-            bars.loc[hit, "low"] = bars.loc[hit, "high"] * 2
-            yield dataclasses.replace(page, bars=bars)
+    def fetcher(self, dataset):
+        inner, broken = self._source.fetcher(dataset), self.broken
+
+        class Breaking:
+            def extract(self, query):
+                for page in inner.extract(query):
+                    bars = page.bars.copy()
+                    hit = bars["symbol"].astype(str).isin(broken) & (bars["trade_date"] == DAY.isoformat())
+                    bars.loc[hit, "low"] = bars.loc[hit, "high"] * 2
+                    yield dataclasses.replace(page, bars=bars)
+
+            transform = inner.transform
+
+        return Breaking() if dataset == "klines_daily" else inner
 
 
 def _setup(make_server, resources_for):

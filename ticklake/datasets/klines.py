@@ -28,6 +28,7 @@ from ticklake.dictionary.frames import sort_table
 from ticklake.dictionary.operations import QUARANTINE
 from ticklake.dictionary.schemas import is_window_rule, split_page
 from ticklake.sources.contract import BarsPage, FetchReport
+from ticklake.sources.queries import BarsQuery
 from ticklake.storage import Lakehouse
 from ticklake.storage.frames import from_arrow, to_arrow
 from ticklake.storage.write_modes import merge_answered
@@ -167,6 +168,8 @@ def _report(region: str, day: dt.date, last_closed: dt.date | None) -> Partition
 def _fetch_and_store(ctx: RunContext, result: IngestResult, pending: dict[str, _PendingMonth],
                      codes: Sequence[str], sessions: list[dt.date]) -> None:
     region, lake, source = result.region, ctx.lake, ctx.source
+    query = BarsQuery(region, tuple(codes), tuple(sessions))
+    fetcher = source.fetcher(KLINES_DAILY.name)
     rejected_limit = settings.max_rejected_share()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit") as loader:
         loading: Future | None = None
@@ -188,8 +191,8 @@ def _fetch_and_store(ctx: RunContext, result: IngestResult, pending: dict[str, _
             # DuckDB works outside the GIL, so the months load while the next page is fetched and parsed.
             loading = loader.submit(load, lake, staged)
 
-        for page in _prefetched(source.daily_bars(region, codes, sessions), gate=previous_load_done):
-            frame = ctx.stamped(page.bars)
+        for page in _prefetched(fetcher.extract(query), gate=previous_load_done):
+            frame = ctx.stamped(fetcher.transform(query, page))
             frame, rejected = _quarantine_split(frame, page, result, rejected_limit)
             result.unrequested |= set(page.unrequested)
             _add_page(pending, frame, page, _rejected_dates(rejected))

@@ -21,6 +21,7 @@ from ticklake.datasets.klines import universe
 from ticklake.dictionary import KLINES_DAILY
 from ticklake.dictionary.operations import RECONCILIATION_LOG
 from ticklake.sources.contract import FetchReport
+from ticklake.sources.queries import BarsQuery
 from ticklake.storage import Lakehouse
 from ticklake.storage.frames import fetch_frame
 from ticklake.storage.ledger import compare, ledger_rows
@@ -77,8 +78,10 @@ def reconcile_klines(ctx: RunContext, region: str, *, sessions: Sequence[dt.date
     start = source.spent()
     codes = universe(lake, region)
     sessions = sorted(sessions)
-    pages = list(source.daily_bars(region, codes, sessions)) if codes and sessions else []
-    fetched = pd.concat([p.bars for p in pages], ignore_index=True) if pages else pd.DataFrame(
+    query = BarsQuery(region, tuple(codes), tuple(sessions))
+    fetcher = source.fetcher(KLINES_DAILY.name)
+    frames = [fetcher.transform(query, page) for page in fetcher.extract(query)] if codes and sessions else []
+    fetched = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["symbol", "trade_date", *FIELDS])
     answered = set(fetched["symbol"].astype(str))  # codes with at least one bar in the window
     stored = stored_bars(lake, region=region, source=source.name, sessions=sessions) if sessions else \

@@ -1,7 +1,7 @@
 """The source-adapter contract. Assets talk to a `Source`, never to iTick directly, so another source (a vendor
 file drop, say) plugs in without touching them: a source names itself, counts what it spent, and hands out one
-fetcher per dataset it provides (`Fetcher`, below). Daily bars, which stream page by page (each page committed
-before the next arrives), keep their own method (`MarketDataSource.daily_bars`).
+fetcher per dataset it provides (`Fetcher`, below). Daily bars take the same contract with a stream for an
+answer: their `extract` yields one `BarsPage` at a time, so a run commits month by month as pages arrive.
 
 The fetcher contract: one fetcher per dataset and source, in three steps (OpenBB's provider-fetcher shape).
 
@@ -17,7 +17,6 @@ dataset is a second fetcher, and the write path (ticklake.storage.writes) never 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -101,12 +100,3 @@ class Source(Protocol):
         """Cumulative cost of this source instance so far."""
         ...
 
-
-class MarketDataSource(Source, Protocol):
-    max_codes_per_call: int
-    max_bars_per_call: int
-
-    def daily_bars(self, region: str, codes: Sequence[str], sessions: Sequence[dt.date]) -> Iterator[BarsPage]:
-        """Yield the bars page by page; pages arrive newest first, each covering a run of sessions for every
-        code, so the caller can write and commit page by page."""
-        ...

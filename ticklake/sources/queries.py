@@ -8,6 +8,15 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class BarsQuery:
+    """What a klines_daily fetcher is asked: daily bars of `codes` on `sessions` of one region."""
+
+    region: str
+    codes: tuple[str, ...]
+    sessions: tuple[dt.date, ...]
+
+
+@dataclass(frozen=True)
 class ListingsQuery:
     """One observation of a region's symbol list; `ipo_kind` is the IPO list listing dates come from (None: the
     list alone, when no listing date is wanted)."""

@@ -1,4 +1,4 @@
-"""`ITickSource`: the `MarketDataSource` over the iTick protocol: fewest calls, pages newest first.
+"""`ITickSource`: the `Source` over the iTick protocol: fewest calls, pages newest first.
 
 Kline pages can be fetched and parsed in worker processes for big backfills (JSON decoding is CPU-bound);
 each worker rebuilds its own client from the picklable `ITickConfig`.
@@ -64,7 +64,8 @@ def open_source(config: ITickConfig, tags: dict[str, str] | None = None,
 
 
 class ITickSource:
-    """`MarketDataSource` over the iTick protocol: fewest calls, pages newest first."""
+    """The `Source` over the iTick protocol: its fetchers (ticklake/sources/itick/fetchers/), and daily bars with the
+    fewest calls, pages newest first."""
 
     def __init__(self, client: ITickClient, *, name: str, max_codes_per_call: int, max_bars_per_call: int,
                  max_concurrency: int, convention: TimeConvention, parallel: _ParallelFetch | None = None):

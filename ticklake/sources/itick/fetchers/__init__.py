@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ticklake.sources.itick.fetchers.corporate_actions import CorporateActionsFetcher
 from ticklake.sources.itick.fetchers.fundamentals_daily import FundamentalsDailyFetcher
 from ticklake.sources.itick.fetchers.fx_daily import FxDailyFetcher
+from ticklake.sources.itick.fetchers.klines_daily import KlinesDailyFetcher
 from ticklake.sources.itick.fetchers.listings import SecurityMasterFetcher
 from ticklake.sources.itick.fetchers.trading_calendar import TradingCalendarFetcher
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from ticklake.sources.itick.source import ITickSource
 
 FETCHERS: dict[str, Callable[[ITickSource], Fetcher[Any, Any]]] = {
+    "klines_daily": KlinesDailyFetcher,
     "trading_calendar": TradingCalendarFetcher,
     "security_master": SecurityMasterFetcher,
     "corporate_actions": CorporateActionsFetcher,
