@@ -22,7 +22,6 @@ from typing import Any
 
 import httpx
 import orjson
-import tenacity
 
 from ticklake.dictionary.symbols import SYMBOL_RULE, invalid_symbols, shown
 from ticklake.settings import ConfigError
@@ -194,24 +193,65 @@ class ITickClient:
         A 429 is not a lost call: the limiter slows down to what the server grants and the call is retried until
         it has been rate limited for `quota_deadline_s`. Other transient failures get `max_retries` retries."""
         clean = {k: v for k, v in params.items() if v is not None}
-        call, started = _Call(), time.perf_counter()
-        data: Any = None
+        attempts = rate_limited = failures = 0
+        first_429: float | None = None
+        status: int | None = None
+        started = time.perf_counter()
         error: ITickError | None = None
-        retrying = tenacity.Retrying(retry=lambda state: self._retries(call, state.outcome.exception()),
-                                     wait=lambda _: call.pause, sleep=self._sleep, reraise=True)
-        try:
-            data = retrying(self._attempt, path, clean, expect, call)
-        except QuotaWaitError:  # only after a 429: the limiter now admits the call past the deadline
-            error = self._past_deadline(call)
-        except _Retryable as exc:  # given up: _retries said why in the error
-            error = exc.error
-        except httpx.LocalProtocolError:
-            # Raised before anything is sent (h11 refuses a header value): retrying cannot help, and the
-            # exception's text quotes the value, which may be the token, so it is neither kept nor chained.
-            error = ITickLocalError(f"{path}: the request was not sent: HTTP does not allow one of its header values "
-                                    "(the value is not shown; check ITICK_TOKEN)", endpoint=path)
-        except ITickError as exc:
-            error = exc
+        data: Any = None
+        while True:
+            try:
+                waited = self.limiter.acquire(max_wait_s=self._remaining(first_429))
+            except QuotaWaitError:  # only after a 429: the limiter now admits the call past the deadline
+                assert error is not None
+                assert first_429 is not None
+                self._past_deadline(error, first_429, rate_limited)
+                break
+            with self._stats_lock:
+                self._stats.waited_s += waited
+            attempts += 1
+            try:
+                response = self._http.get(path, params=clean)
+                status = response.status_code
+                data = self._unwrap(path, response, expect)
+                self.limiter.record_success()
+                error = None
+                break
+            except _Retryable as exc:
+                error = exc.error
+                if isinstance(error, ITickQuotaError):
+                    rate_limited += 1
+                    first_429 = self._clock() if first_429 is None else first_429
+                    if self._rate_limited_too_long(error, first_429, rate_limited, exc.retry_after):
+                        break
+                    continue
+                failures += 1
+                if failures > self.max_retries:
+                    error.args = (f"{error.args[0]} (gave up after {attempts} attempts)",)
+                    break
+                self._sleep(self._backoff(failures, exc.retry_after))
+            except httpx.LocalProtocolError:
+                # Raised before anything is sent (h11 refuses a header value): retrying cannot help, and the
+                # exception's text quotes the value, which may be the token, so it is neither kept nor chained.
+                status, error = None, ITickLocalError(
+                    f"{path}: the request was not sent: HTTP does not allow one of its header values (the value "
+                    "is not shown; check ITICK_TOKEN)", endpoint=path)
+                break
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                status = None
+                error = ITickServerError(
+                    f"{path}: {type(exc).__name__} talking to {self.base_url} ({exc})", endpoint=path
+                )
+                failures += 1
+                if failures > self.max_retries:
+                    error.args = (f"{error.args[0]} (gave up after {attempts} attempts)",)
+                    break
+                self._sleep(self._backoff(failures, None))
+            except ITickError as exc:
+                if not isinstance(exc, ITickAuthError):
+                    self.limiter.record_success()  # the server answered, so it granted the call
+                error = exc
+                break
         self.limiter.done()  # this thread's call is over, however it ended
         rows = 0
         if error is None:
@@ -219,71 +259,39 @@ class ITickClient:
                 rows = count_rows(data) if data is not None else 0
             except TypeError:
                 rows = 1
-        self._record(path, clean, call.status, started, call.attempts, call.rate_limited, rows, error)
+        self._record(path, clean, status, started, attempts, rate_limited, rows, error)
         if error is not None:
             raise error
         return data
 
-    def _attempt(self, path: str, params: dict[str, Any], expect: type | None, call: _Call) -> Any:
-        """One attempt: a start granted by the limiter, the request, its answer unwrapped (or _Retryable)."""
-        waited = self.limiter.acquire(max_wait_s=call.deadline - self._clock())
-        with self._stats_lock:
-            self._stats.waited_s += waited
-        call.attempts, call.status = call.attempts + 1, None
-        try:
-            response = self._http.get(path, params=params)
-        except httpx.LocalProtocolError:
-            raise  # nothing was sent: not retried (get() says so)
-        except (httpx.TimeoutException, httpx.TransportError) as exc:
-            raise _Retryable(ITickServerError(f"{path}: {type(exc).__name__} talking to {self.base_url} ({exc})",
-                                              endpoint=path), None) from None
-        call.status = response.status_code
-        try:
-            data = self._unwrap(path, response, expect)
-        except ITickError as exc:
-            if not isinstance(exc, ITickAuthError):
-                self.limiter.record_success()  # the server answered, so it granted the call
-            raise
-        self.limiter.record_success()
-        return data
+    def _remaining(self, first_429: float | None) -> float | None:
+        """Seconds left before a rate-limited call gives up (None: never rate limited, no deadline)."""
+        return None if first_429 is None else self.quota_deadline_s - (self._clock() - first_429)
 
-    def _retries(self, call: _Call, exc: BaseException | None) -> bool:
-        """After a failed attempt: whether to ask again, in `call.pause` seconds (the policy: get()). A call that gives
-        up says why in its error."""
-        if not isinstance(exc, _Retryable):
-            return False
-        call.last, error = exc, exc.error
-        if not isinstance(error, ITickQuotaError):
-            call.failures += 1
-            if call.failures > self.max_retries:
-                error.args = (f"{error.args[0]} (gave up after {call.attempts} attempts)",)
-                return False
-            call.pause = self._backoff(call.failures)
+    def _rate_limited_too_long(self, error: ITickError, first_429: float, count: int,
+                               retry_after: float | None) -> bool:
+        """After a 429: tell the limiter (it slows down, honours Retry-After) and back off; True once the call has
+        been rate limited past the deadline."""
+        remaining = self._remaining(first_429)
+        assert remaining is not None
+        if remaining <= 0:
+            self._past_deadline(error, first_429, count)
             return True
-        call.rate_limited += 1
-        if call.deadline == math.inf:  # the first 429
-            call.deadline = self._clock() + self.quota_deadline_s
-        left = call.deadline - self._clock()
-        if left <= 0:
-            self._past_deadline(call)
-            return False
-        # The limiter slows down to what the server grants and honours Retry-After; without one it may admit the
-        # retry at once, so back off too, at most a window.
-        self.limiter.record_rate_limited(None if exc.retry_after is None else min(exc.retry_after, left))
-        call.pause = 0.0 if exc.retry_after is not None else min(
-            self._backoff(call.rate_limited), self.limiter.nominal_window_s, left)
-        return True
+        self.limiter.record_rate_limited(None if retry_after is None else min(retry_after, remaining))
+        if retry_after is None:  # the limiter alone may admit the retry at once: back off, at most a window
+            self._sleep(min(self._backoff(count, None), self.limiter.nominal_window_s, remaining))
+        return False
 
-    def _past_deadline(self, call: _Call) -> ITickError:
+    def _past_deadline(self, error: ITickError, first_429: float, count: int) -> None:
         """Name ITICK_PLAN, the observed rate and the deadline in the error that ends a rate-limited call."""
-        assert call.last is not None
-        error, elapsed = call.last.error, self._clock() - (call.deadline - self.quota_deadline_s)
-        error.args = (f"{error.args[0]}: still rate limited {elapsed:.1f} s after the first 429 ({call.rate_limited} "
-                      f"answered 429, quota_deadline_s={self.quota_deadline_s:g}): {self.limiter.describe()}; set "
-                      "ITICK_PLAN to what the account grants",)
-        return error
+        elapsed = self._clock() - first_429
+        error.args = (f"{error.args[0]}: still rate limited {elapsed:.1f} s after the first 429 ({count} answered 429, "
+                      f"quota_deadline_s={self.quota_deadline_s:g}): {self.limiter.describe()}; set ITICK_PLAN to "
+                      "what the account grants",)
 
-    def _backoff(self, attempt: int) -> float:
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.backoff_max_s)
         ceiling = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
         return self._rng.uniform(ceiling / 2, ceiling)  # "equal jitter": never zero, never in lockstep
 
@@ -468,19 +476,6 @@ class _Retryable(Exception):  # noqa: N818 - internal control flow, never escape
     def __init__(self, error: ITickError, retry_after: float | None):
         super().__init__(str(error))
         self.error, self.retry_after = error, retry_after
-
-
-@dataclass
-class _Call:
-    """One logical call over its attempts: what its audit record counts, and what decides its next retry."""
-
-    attempts: int = 0
-    rate_limited: int = 0
-    failures: int = 0  # transient failures other than 429, against max_retries
-    deadline: float = math.inf  # when it gives up being rate limited (on the client's clock, from the first 429)
-    status: int | None = None
-    last: _Retryable | None = None  # the last failure worth asking again for
-    pause: float = 0.0  # seconds before the next attempt
 
 
 def _json_type(value: object) -> str:
