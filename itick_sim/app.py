@@ -39,7 +39,7 @@ from itick_sim.reference import fundamentals as valuation
 from itick_sim.series import Series, head, instrument_series, restate, stock_series
 from itick_sim.settings import SimSettings
 from itick_sim.universe import SplitSpec, SymbolInfo, SymbolSpec, build_universe
-from itick_sim.wire import BarCols, encode_bars, encode_many
+from itick_sim.wire import BarCols, encode_bars
 
 E_TEXT = {"E001": "not found this produce", "E002": "auth failed"}
 RATE_LIMIT_BODY = b'{"code":429,"msg":"your request is too much","data":null}'
@@ -713,7 +713,7 @@ class Simulator:
             omitted = {c for c in codes if self._omits(c)}
             found = [(c, None if c in omitted else bars(c)) for c in codes]
             present = [(c, b) for c, b in found if b is not None]
-            encoded = dict(zip([c for c, _ in present], encode_many([b for _, b in present]), strict=False))
+            encoded = {c: encode_bars(b) for c, b in present}
             parts = []
             for c, b in found:
                 style = self.settings.batch_omit_style if c in omitted else self.settings.unknown_code_in_batch

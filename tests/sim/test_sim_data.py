@@ -221,22 +221,6 @@ def test_weekly_monthly(sim, client_for, ktype):
     assert [b["v"] for b in data] == agg["v"].tolist()
 
 
-def test_fast_and_small_encoders_identical():
-    from itick_sim.wire import BarCols, encode_bars, encode_many
-
-    rng = np.random.default_rng(3)
-    for dp in (0, 2, 3, 5):
-        n = 700
-        c = rng.integers(1, 10 ** (dp + 5), n)
-        cols = BarCols(t=np.arange(n, dtype=np.int64) * 86_400_000 + 1_388_000_000_000, o=c + 1, h=c + 9, low=c,
-                       c=c + 3, v=rng.integers(0, 10**10, n).astype(float), tu_cents=rng.integers(0, 10**14, n),
-                       dp=dp)
-        fast, small = encode_bars(cols, fast=True), encode_bars(cols, fast=False)
-        assert fast == small
-        many = encode_many([cols, cols])
-        assert many == [fast, fast]
-
-
 def test_history_before_2000_follows_exchange_calendars_and_stays_deterministic():
     import exchange_calendars as xcals
 
