@@ -52,3 +52,58 @@ def test_a_library_import_that_climbs_a_floor_breaks_the_layers(tmp_path):
     out = _lint(_tree_with(tmp_path, "ticklake/storage/writes.py", "from ticklake.datasets import klines"))
     assert out.returncode != 0
     assert "ticklake.storage is not allowed to import ticklake.datasets" in out.stdout
+
+
+def _cycles(graph, modules: set[str]) -> list[list[str]]:
+    """The import cycles among `modules` (strongly connected components of more than one module)."""
+    edges = {m: graph.find_modules_directly_imported_by(m) & modules for m in modules}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan's algorithm
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in edges[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for m in sorted(modules):
+        if m not in index:
+            visit(m)
+    return found
+
+
+def test_no_import_cycle_in_the_library_or_the_dagster_layer():
+    import grimp
+
+    graph = grimp.build_graph("ticklake", "assets", "resources", "checks", "automation", "demo",
+                              include_external_packages=False)
+    modules = set(graph.modules)
+    assert len(modules) > 50
+    assert _cycles(graph, modules) == []
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    import grimp
+
+    graph = grimp.ImportGraph()
+    for m in ("a", "a.x", "a.y", "a.z"):
+        graph.add_module(m)
+    graph.add_import(importer="a.x", imported="a.y")
+    graph.add_import(importer="a.y", imported="a.x")
+    graph.add_import(importer="a.z", imported="a.x")
+    assert _cycles(graph, {"a.x", "a.y", "a.z"}) == [["a.x", "a.y"]]
