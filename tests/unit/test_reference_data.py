@@ -130,7 +130,7 @@ def _listing(*codes: str) -> pd.DataFrame:
     })
 
 
-def test_security_master_keeps_history_of_codes_that_left_the_list():
+def test_the_securities_list_keeps_the_codes_that_left_it_and_when_each_was_seen():
     day1, day2 = dt.date(2024, 1, 2), dt.date(2024, 1, 3)
     first = merge_security_master(None, _listing("A", "B"), day1)
     second = merge_security_master(first, _listing("B", "C"), day2).set_index("symbol")
