@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import settings
 
 from itick_sim import SimServer, SimSettings, Simulator, serve
 from resources.itick import ITickResource
@@ -14,6 +15,11 @@ from resources.storage import StorageResource
 # A frozen clock keeps every simulated series and every "last completed session" reproducible.
 FROZEN_NOW = dt.datetime(2024, 6, 28, 23, 0, tzinfo=dt.UTC)
 TOKEN = "test-token-not-a-secret"
+
+# How long one example takes is the machine's business, not the property's: on a loaded machine Hypothesis's default
+# 200 ms deadline failed properties that hold. Tests that need a time bound assert it themselves.
+settings.register_profile("ticklake", deadline=None)
+settings.load_profile("ticklake")
 
 
 @pytest.fixture
