@@ -2,9 +2,16 @@
 """One entry point for a fresh machine with only Python 3.11+: set up, then run.
 
     python3 dev.py demo     # create .venv from requirements.lock, run the nightly job on the simulator
-    python3 dev.py test     # same setup, then ruff and the whole test suite
+    python3 dev.py test     # same setup, then ruff, lint-imports and the whole test suite (what CI runs)
+    python3 dev.py test --fast  # the same without the slow tier (pytest -m "not slow"): about two minutes
     python3 dev.py bench    # same setup, then the benchmark suite (see benchmarks/README.md)
     python3 dev.py ui       # same setup, then the Dagster UI and daemon on the code location in workspace.yaml
+
+Test tiers: the `slow` marker (pyproject.toml) is the slow tier: CLIs and code locations in child processes, the
+benchmark smoke runs, the demo, the production profile on real services, the soak and fault matrices, whole job
+suites and multi-night walks, multi-process writers and real-time quota windows. `test` runs both tiers (CI);
+`test --fast` only the fast one, for the edit-test loop. Other arguments go to pytest (`test -k quota`; given any,
+they replace the default `-n 2 -q`; `--fast` still adds `-m "not slow"`).
 
 Setup is idempotent: the virtualenv is rebuilt only when requirements.lock or pyproject.toml change.
 Only the standard library is used here, because nothing else exists yet when it runs.
@@ -94,9 +101,11 @@ def main(argv: list[str]) -> None:
     if command == "demo":
         _run(PY, "-m", "demo", *rest)
     elif command == "test":
+        fast = "--fast" in rest
+        rest = [a for a in rest if a != "--fast"]
         _run(BIN / "ruff", "check", ".")
         _run(BIN / "lint-imports", "--no-cache", PYTHONPATH=str(ROOT))  # layers point one way (pyproject.toml)
-        _run(PY, "-m", "pytest", *(rest or ["-n", "2", "-q"]))
+        _run(PY, "-m", "pytest", *(rest or ["-n", "2", "-q"]), *(["-m", "not slow"] if fast else []))
     elif command == "bench":
         _run(PY, "-m", "benchmarks", *rest)
     elif command == "ui":

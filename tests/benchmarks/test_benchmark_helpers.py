@@ -70,6 +70,7 @@ def test_query_registry_entries_are_complete():
     assert all(q.sql.count("?") >= 1 for q in QUERIES)
 
 
+@pytest.mark.slow
 def test_tiny_scale_runs_every_scenario(tmp_path, capsys):
     out = tmp_path / "tiny.json"
     assert main(["--scale", "tiny", "--runs", "1", "--json", str(out)]) == 0

@@ -30,6 +30,7 @@ def test_synthetic_month_matches_the_dictionary_and_walks_on():
     assert first.column("close").to_pylist() != second.column("close").to_pylist()
 
 
+@pytest.mark.slow
 def test_tiny_lakehouse_json_has_every_figure(tmp_path, monkeypatch, capsys):
     pytest.importorskip("moto")
     tiny = config.SCALES["tiny"]

@@ -51,6 +51,7 @@ def fetch_at(make_server, resources_for, plan: str, **extra) -> Fetch:
                  spent.calls, itick.client().limiter.limit)
 
 
+@pytest.mark.slow
 def test_plan_pro_against_a_server_granting_30_finishes_with_the_same_bars(make_server, resources_for, caplog):
     with caplog.at_level(logging.WARNING, logger="ticklake.sources.quota"):
         pro = fetch_at(make_server, resources_for, "pro")
@@ -81,6 +82,7 @@ def test_a_plan_below_the_server_limit_gets_no_429(make_server, resources_for, c
     assert not [r for r in caplog.records if r.name == "ticklake.sources.quota"]
 
 
+@pytest.mark.slow
 def test_parallel_fetch_processes_adapt_together(make_server, resources_for):
     right = fetch_at(make_server, resources_for, str(SERVER_CALLS))
     pro = fetch_at(make_server, resources_for, "pro", fetch_processes=2, parallel_fetch_min_bars=0)
@@ -137,6 +139,7 @@ class SlowGrants:
         return [body]
 
 
+@pytest.mark.slow
 def test_the_advised_plan_is_what_the_server_granted_over_the_window_calls_in_flight_included(caplog):
     from concurrent.futures import ThreadPoolExecutor
 

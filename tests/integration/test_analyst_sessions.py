@@ -52,6 +52,7 @@ def test_an_open_read_session_never_blocks_the_writer_and_keeps_its_snapshot(tmp
     assert took < 30, took  # the writer did not wait out the reader (a rollback-journal catalog fails after ~5 s)
 
 
+@pytest.mark.slow
 def test_the_sql_command_prints_a_query_and_lists_files(tmp_path):
     _lake(tmp_path).replace_partitions(KLINES_DAILY, _table(2, 7.5), US_JAN)
     env = {"TICKLAKE_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}

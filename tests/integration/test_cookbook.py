@@ -15,7 +15,7 @@ from definitions import build_definitions
 from tests.conftest import FROZEN_NOW
 from ticklake.dictionary import DATASETS, MACROS
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ANALYST_DOC = Path(__file__).resolve().parents[2] / "docs" / "analyst.md"
 REGIONS = ("US", "HK")  # the regions the cookbook queries
 # Queries that need more than one night of snapshots or a disagreement to return rows (still must run).

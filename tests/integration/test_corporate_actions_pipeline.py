@@ -75,6 +75,7 @@ def test_corporate_actions_equal_the_simulators_splits(make_server, resources_fo
     assert stored["name"].notna().all()
 
 
+@pytest.mark.slow
 def test_late_split_rederives_exactly_that_symbols_history(make_server, resources_for, home):
     instance = dg.DagsterInstance.ephemeral()
     before = make_server(now=BEFORE, **LATE)

@@ -12,7 +12,7 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 from definitions import build_definitions
 from demo.run import first_night
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_every_check_has_an_evaluation_after_the_demos_jobs(make_server, resources_for, home):

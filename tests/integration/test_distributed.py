@@ -40,7 +40,7 @@ from ticklake.dictionary import KLINES_DAILY
 from ticklake.storage.frames import fetch_frame
 from ticklake.storage.object_store import location
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REGIONS = ["US", "HK", "JP"]
 YEAR = ("2023-07", "2024-06")  # twelve months ending at the frozen clock

@@ -7,6 +7,7 @@ import warnings
 
 import exchange_calendars as xcals
 import pandas as pd
+import pytest
 
 import ticklake
 from tests.conftest import TOKEN
@@ -36,6 +37,7 @@ def test_1999_bars_land_exactly_on_the_252_nyse_sessions(make_server, home):
     assert all(p.answered == set(codes) and not p.missing for p in pages)
 
 
+@pytest.mark.slow
 def test_1999_is_stored_through_the_cli_on_the_real_calendar(make_server, tmp_path):
     """The user's path: `dagster asset materialize` over 1999 with TICKLAKE_START_DATE=1999-01-01 stores every
     XNYS session of 1999 (it used to store the year as holidays, zero rows, green)."""

@@ -16,7 +16,7 @@ from ticklake.quality import expectations
 from ticklake.storage.object_store import location
 from ticklake.storage.remote_tree import RemoteTree
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SUITE = "securities.expectations"
 
 

@@ -35,7 +35,7 @@ from ticklake.sources.itick.errors import ITickAuthError, ITickProtocolError, IT
 from ticklake.storage import CatalogError, LakeStorageError
 from ticklake.storage.frames import fetch_frame
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 NOW = dt.datetime(2024, 6, 28, 23, 0, tzinfo=dt.UTC)
 TOKEN = "test-token-not-a-secret"
 JUNE = [dt.date(2024, 6, d) for d in range(1, 29)]

@@ -90,6 +90,7 @@ def test_snapshot_fx_and_valuation_match_the_simulator(make_server, resources_fo
         assert row.pe_history == 1
 
 
+@pytest.mark.slow
 def test_budget_refreshes_stalest_first_over_three_nights(make_server, resources_for, home, monkeypatch):
     monkeypatch.setenv("TICKLAKE_FUNDAMENTALS_BUDGET", "5")
     nows = [FROZEN_NOW + dt.timedelta(days=i) for i in range(3)]

@@ -14,7 +14,7 @@ from definitions import build_definitions
 from resources.storage import StorageResource
 from ticklake.quality import expectations
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 NAMES = {key.name for key in CHECK_KEYS}
 
 

@@ -91,6 +91,7 @@ def _orphan(home: Path, name: str, age: dt.timedelta) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_lake_maintenance_compacts_expires_past_retention_and_keeps_every_row(tmp_path, monkeypatch):
     home = tmp_path / "home"
     snapshots = _nights(home)

@@ -20,7 +20,7 @@ from ticklake.storage import Catalog, CatalogError, Lakehouse, LakeStorageError,
 from ticklake.storage.frames import to_arrow
 from ticklake.storage.writes import Part, commit
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 MONTHS = [f"2024-{m:02d}" for m in range(1, 13)]
 NOW = dt.datetime(2025, 1, 31, tzinfo=dt.UTC)
 

@@ -84,6 +84,7 @@ def _as_of_answers(con, instants: list[dt.datetime], region: str = "US") -> dict
     return answers
 
 
+@pytest.mark.slow
 def test_every_row_and_every_as_of_answer_survives_the_migration(old_home):
     old = _old_database(old_home)
     expected = {name: _table(old, name) for name in LAKE_DATASETS}

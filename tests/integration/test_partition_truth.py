@@ -29,6 +29,7 @@ def instance(tmp_path):
         yield instance
 
 
+@pytest.mark.slow
 def test_each_partition_records_its_own_rows_and_sessions(make_server, resources_for, home, instance):
     server = make_server()
     defs = build_definitions(**resources_for(server))

@@ -199,6 +199,7 @@ def test_one_run_over_two_regions_stores_both(make_server, resources_for, home):
     assert server.simulator.counters.count("/stock/klines") == 2  # one page per region
 
 
+@pytest.mark.slow
 def test_quick_start_demo_runs_on_the_embedded_simulator(tmp_path):
     import os
     import subprocess

@@ -17,7 +17,7 @@ from automation.reconciliation import RECONCILIATION_SENSORS
 from definitions import build_definitions
 from resources.clock import ClockResource
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REGION = "US"
 MONDAY, TUESDAY, WEDNESDAY = dt.date(2024, 6, 24), dt.date(2024, 6, 25), dt.date(2024, 6, 26)
 [SENSOR] = [s for s in RECONCILIATION_SENSORS if s.name == "reconciliation_us"]

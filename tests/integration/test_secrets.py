@@ -141,6 +141,7 @@ def test_a_malformed_token_fails_the_run_at_resource_init_without_a_request_or_a
     assert_nowhere(token, [*texts, captured.out, captured.err], tmp_path)  # ...and nothing, anywhere, shows it
 
 
+@pytest.mark.slow
 def test_a_valid_token_reaches_only_the_token_header(make_server, tmp_path, capfd, monkeypatch):
     secret = "tok-3f9a7c1e5b2d4a6c8e0f1a2b3c4d5e6f"
     server = make_server(tokens=frozenset({secret}))
@@ -211,6 +212,7 @@ def test_a_header_value_http_refuses_is_not_retried_nor_echoed(make_server, tmp_
     assert_nowhere(secret, [str(err.value), repr(client)], tmp_path)
 
 
+@pytest.mark.slow
 def test_the_cli_refuses_a_malformed_token_by_name(make_server, tmp_path):
     """`dagster asset materialize` prints run failures to stderr: the message must be there, the value not."""
     server = make_server()

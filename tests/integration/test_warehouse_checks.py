@@ -11,7 +11,7 @@ from checks.expectations import CHECK_KEYS
 from definitions import build_definitions
 from resources.storage import StorageResource
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 EXPECTATION_CHECKS = {key.name for key in CHECK_KEYS}
 
 

@@ -58,7 +58,7 @@ def test_ground_truth_equals_wire(sim, client_for):
                                           check_dtype=False)
 
 
-def test_determinism_and_stability():
+def test_the_same_settings_serve_the_same_bars_and_a_later_clock_only_appends():
     a = Simulator(SimSettings(now=NOW))
     b = Simulator(SimSettings(now=NOW))
     big = Simulator(SimSettings(now=NOW, symbols_per_region=45))
@@ -85,7 +85,7 @@ def test_determinism_and_stability():
         pd.testing.assert_frame_equal(x, y.iloc[: len(x)])  # the clock only appends bars
 
 
-def test_universe_composition(sim):
+def test_every_universe_has_ipos_delistings_splits_and_its_markets_currency(sim):
     for region in sim.settings.regions:
         u = sim.universe(region)
         start = sim.settings.history_start
@@ -99,7 +99,7 @@ def test_universe_composition(sim):
         assert len(sim.splits(region)) >= 1
 
 
-def test_list_delisted_off(client_for):
+def test_without_list_delisted_the_symbol_list_omits_delisted_codes(client_for):
     sim = Simulator(SimSettings(now=NOW, list_delisted=False))
     data = client_for(sim).get("/symbol/list", params={"type": "stock", "region": "US"}).json()["data"]
     gone = {s.code for s in sim.universe("US") if s.delisted is not None}
@@ -139,13 +139,13 @@ def check_invariants(sim: Simulator, region: str) -> None:
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**40), region=st.sampled_from(["US", "HK", "SH", "SZ", "JP", "GB"]),
        days=st.integers(0, 4000))
-def test_invariants_property(seed, region, days):
+def test_bars_keep_their_invariants_for_any_seed_region_and_clock(seed, region, days):
     now = dt.datetime(2015, 3, 1, 12, tzinfo=dt.UTC) + dt.timedelta(days=days)
     sim = Simulator(SimSettings(seed=seed, now=now, regions=(region,), symbols_per_region=10))
     check_invariants(sim, region)
 
 
-def test_no_incomplete_session():
+def test_a_session_still_open_has_no_bar():
     # 2025-06-30 is a Monday; at 15:00 New York time the session is still open
     during = dt.datetime(2025, 6, 30, 19, 0, tzinfo=dt.UTC)
     after = dt.datetime(2025, 6, 30, 20, 0, tzinfo=dt.UTC)
@@ -203,7 +203,7 @@ def test_index_and_forex_ground_truth(sim, client_for):
 
 
 @pytest.mark.parametrize("ktype", [9, 10])
-def test_weekly_monthly(sim, client_for, ktype):
+def test_weekly_and_monthly_bars_aggregate_the_daily_bars(sim, client_for, ktype):
     c = client_for(sim)
     code = sim.universe("US")[0].code
     daily = sim.daily_bars("US", code)

@@ -40,7 +40,7 @@ def test_symbol_list_shape(client):
 @pytest.mark.parametrize(("region", "pattern"), [("US", r"[A-Z]{1,5}"), ("HK", r"[1-9]\d{0,3}"),
                                                  ("SH", r"(600|601|603|688)\d{3}"), ("SZ", r"(00[0-3]|30[01])\d{3}"),
                                                  ("JP", r"\d{4}"), ("GB", r"[A-Z]{2,4}")])
-def test_code_styles(sim, client_for, region, pattern):
+def test_each_region_lists_unique_codes_of_its_exchanges_shape(sim, client_for, region, pattern):
     import re
 
     data = client_for(sim).get("/symbol/list", params={"type": "stock", "region": region}).json()["data"]
@@ -131,7 +131,7 @@ def test_split_page(client, sim):
     assert p1["totalPages"] == page["totalElements"]
 
 
-def test_holidays(client, sim):
+def test_every_region_publishes_holidays_and_none_is_a_session(client, sim):
     body = client.get("/symbol/v2/holidays", params={"code": "US"}).json()
     assert body["msg"] == "ok"
     rows = body["data"]
@@ -148,7 +148,7 @@ def test_holidays(client, sim):
     assert {r["c"] for r in allm} == set(sim.settings.regions)
 
 
-def test_auth(sim, client_for):
+def test_a_missing_or_unknown_token_is_refused_as_auth_failed(sim, client_for):
     for c in (client_for(sim, token=None), client_for(sim, token="")):
         body = c.get("/stock/kline", params={"region": "US", "code": "X", "kType": 8, "limit": 1}).json()
         assert body == {"code": "E002", "msg": "auth failed", "data": None}
@@ -166,7 +166,7 @@ def test_auth(sim, client_for):
     ("msg", False, {"code": 1, "msg": "E001: not found this produce", "data": None}, 200),
     ("string", True, {"code": "E001", "msg": "not found this produce", "data": None}, 404),
 ])
-def test_e001_styles(client_for, style, http, expected, status):
+def test_an_unknown_code_is_e001_in_each_configured_error_style(client_for, style, http, expected, status):
     sim = Simulator(SimSettings(now=NOW, error_code_style=style, error_http_status=http))
     c = client_for(sim)
     for path, params in [("/stock/kline", {"region": "US", "code": "NOPEX", "kType": 8, "limit": 1}),
@@ -207,7 +207,7 @@ def test_param_error_http_status_and_region(client_for):
     assert c.post("/stock/kline").status_code == 404
 
 
-def test_aliases_period_end(sim, client_for):
+def test_period_and_end_are_aliases_of_ktype_and_et(sim, client_for):
     c = client_for(sim)
     code = sim.universe("US")[0].code
     a = c.get("/stock/kline", params={"region": "US", "code": code, "kType": 8, "limit": 5,
@@ -217,7 +217,7 @@ def test_aliases_period_end(sim, client_for):
     assert a == b
 
 
-def test_batch_cap(client_for):
+def test_a_batch_over_the_code_cap_is_refused_and_a_repeated_code_counts_once(client_for):
     sim = Simulator(SimSettings(now=NOW, max_codes_per_call=3))
     c = client_for(sim)
     codes = [s.code for s in sim.universe("US")[:4]]
@@ -231,7 +231,7 @@ def test_batch_cap(client_for):
     assert ok["code"] == 0
 
 
-def test_limit_clamp(client_for):
+def test_a_limit_above_the_maximum_is_clamped_to_it(client_for):
     sim = Simulator(SimSettings(now=NOW, max_limit=50))
     code = sim.universe("US")[0].code
     data = client_for(sim).get("/stock/kline", params={"region": "US", "code": code, "kType": 8,
@@ -263,7 +263,7 @@ def test_quota_429_and_recovery(client_for):
     assert sim.counters.total == 0
 
 
-def test_counters_threadsafe():
+def test_counters_lose_no_count_across_threads():
     import threading
 
     c = RequestCounters()

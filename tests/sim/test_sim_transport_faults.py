@@ -25,7 +25,7 @@ def _statuses(client: httpx.Client, n: int) -> list[tuple[int, bytes]]:
     return [(r.status_code, r.content) for r in (client.get("/symbol/list", params=PARAMS) for _ in range(n))]
 
 
-def test_off_by_default(client_for):
+def test_no_fault_is_injected_by_default(client_for):
     sim = _sim()
     assert {s for s, _ in _statuses(client_for(sim), 20)} == {200}
     assert sim.counters.snapshot()["faults"] == {}

@@ -138,7 +138,7 @@ def test_without_grants_the_limit_halves_once_per_window_and_never_below_one():
 @pytest.mark.parametrize(("limit", "granted", "recent", "expected"),
                          [(600, 30, False, 30), (600, 30, True, 30), (30, 30, False, 29), (30, 30, True, 30),
                           (30, 0, False, 15), (1, 0, False, 1), (1, 1, False, 1), (31, 45, False, 30)])
-def test_cut_rule(limit, granted, recent, expected):
+def test_a_cut_takes_the_granted_rate_else_lowers_at_most_once_per_window(limit, granted, recent, expected):
     assert cut(limit, granted, recent) == expected
 
 

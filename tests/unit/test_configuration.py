@@ -229,6 +229,7 @@ def test_a_start_date_before_a_regions_calendar_names_the_month_to_start_from(mo
     assert settings.start_date() == dt.date(1985, 1, 1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("env", "expected"), [
     ({"ITICK_MAX_CODES": "abc"}, "ITICK_MAX_CODES='abc' is invalid: must be a whole number from 1 to 1000"),
     ({"TICKLAKE_REGIONS": "SH", "TICKLAKE_START_DATE": "1985-01-01"}, "on or after 1991-01-01"),

@@ -35,12 +35,12 @@ def test_anything_else_is_an_error_naming_the_row(text):
 
 @pytest.mark.parametrize("text", ["", " ", "0:1", "1:0", "a:b", "1:2:3", "-1:2", "1:-2", "1/2", "1:", ":2",
                                   "1e3:1", "inf:1", None, 2])
-def test_named_bad_ratios(text):
+def test_each_malformed_ratio_is_an_error_naming_the_row(text):
     with pytest.raises(SplitRowError, match=re.escape(ROW)):
         parse_ratio(text, row=ROW)
 
 
-def test_decimal_and_spaced_ratios():
+def test_decimal_ratios_with_spaces_around_the_colon_parse():
     assert parse_ratio(" 1.5 : 1 ", row=ROW) == (1.5, 1.0)
 
 
@@ -94,7 +94,7 @@ def test_other_symbols_and_no_splits_are_untouched():
     assert factor_steps(_splits()).empty
 
 
-def test_split_checks():
+def test_a_split_missing_from_the_closes_and_a_jump_without_a_split_are_both_named():
     pairs = pd.DataFrame({"symbol": ["S", "T", "U"], "trade_date": pd.to_datetime(["2024-01-03"] * 3),
                           "close": [50.0, 99.0, 20.0], "prev_close": [100.0, 100.0, 100.0]})
     splits = _splits(("S", "2024-01-03", 0.5), ("T", "2024-01-03", 0.5), ("V", "2024-01-03", 2.0))

@@ -13,6 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from ticklake.quality import expectations
 
 CDN = ('<link rel="stylesheet" href="https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css">'
@@ -53,6 +55,7 @@ def test_make_offline_lists_every_validation_and_loads_nothing_remote(tmp_path):
     assert 'href="../../../../../static/styles/ticklake_offline.css"' in page
 
 
+@pytest.mark.slow
 def test_serve_answers_over_http_on_loopback(tmp_path):
     _site(tmp_path)
     with socket.socket() as s:

@@ -149,7 +149,7 @@ def test_stock_info_transform_refuses_an_unusable_answer(info, message):
         FundamentalsDailyFetcher(None).transform(StockInfoQuery("HK", ("700",), D), {"700": info})
 
 
-def test_fx_direction_and_pairs():
+def test_each_currency_reads_its_usd_pair_the_right_way_round():
     assert pair_for("JPY") == ("USDJPY", True)
     assert pair_for("EUR") == ("EURUSD", False)
     with pytest.raises(ValueError, match="USD"):

@@ -78,6 +78,7 @@ def _writer(home, region: str, n: int) -> None:
                                 [{"region": region, "month": MONTH, "source": "itick"}])
 
 
+@pytest.mark.slow
 def test_writer_processes_of_different_regions_on_one_table_lose_no_update(tmp_path):
     """Two DELETE+INSERT transactions on one table conflict in DuckLake even on different partitions, and it does
     not retry that: the per-table commit lock serialises the commits (only them)."""

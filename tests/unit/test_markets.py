@@ -75,3 +75,12 @@ def test_recent_dates_never_build_the_early_calendar():
     assert markets._calendar.cache_info().currsize == 1
     markets.sessions("US", dt.date(1999, 12, 1), dt.date(2000, 1, 31))
     assert markets._calendar.cache_info().currsize == 2
+
+
+def test_dates_beyond_the_installed_calendar_are_an_error_not_a_holiday():
+    with pytest.raises(markets.CalendarRangeError, match="upgrade the exchange-calendars package"):
+        markets.sessions("SH", dt.date(2030, 1, 1), dt.date(2030, 1, 31))
+    with pytest.raises(markets.CalendarRangeError, match="XSHG"):
+        markets.is_session("SH", dt.date(2030, 1, 2))
+    assert markets.sessions("US", dt.date(2024, 1, 1), dt.date(2024, 1, 5)) == [
+        dt.date(2024, 1, 2), dt.date(2024, 1, 3), dt.date(2024, 1, 4), dt.date(2024, 1, 5)]

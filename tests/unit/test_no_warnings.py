@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # a child process loads the code location
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -27,6 +27,7 @@ from definitions import defs
 
 ROOT = Path(__file__).resolve().parents[2]
 REPOSITORY = defs.get_repository_def()
+SUBPROCESS = pytest.mark.slow  # the GB cases load the code location again in a child process (once per worker)
 
 
 def _utc(text: str) -> dt.datetime:
@@ -92,8 +93,8 @@ def case(kind: str, region: str, arg: str, n: int = 0) -> object:
         # and falls back on Sunday 2024-11-03: 04:00 to 05:00 UTC, one 25-hour night
         ("US", "2024-11-01 12:00", [4, 4, 5, 5], [24, 25, 24]),
         # London on 2024-03-31 (00:00 UTC to 23:00 UTC the day before) and 2024-10-27
-        ("GB", "2024-03-29 12:00", [0, 0, 23, 23], [24, 23, 24]),
-        ("GB", "2024-10-25 12:00", [23, 23, 0, 0], [24, 25, 24]),
+        pytest.param("GB", "2024-03-29 12:00", [0, 0, 23, 23], [24, 23, 24], marks=SUBPROCESS),
+        pytest.param("GB", "2024-10-25 12:00", [23, 23, 0, 0], [24, 25, 24], marks=SUBPROCESS),
     ],
 )
 def test_daemon_ticks_stay_at_local_midnight_across_dst(region, start, utc_hours, gaps):
@@ -109,11 +110,13 @@ def test_daemon_ticks_stay_at_local_midnight_across_dst(region, start, utc_hours
         ("US", "2024-11-01 12:00", ["nightly:US:2024-11-01 2024-11|US", "skip: 2024-11-02 is not a XNYS session",
                                     "skip: 2024-11-03 is not a XNYS session", "nightly:US:2024-11-04 2024-11|US"]),
         # London's spring switch falls inside Easter: Good Friday and Easter Monday are holidays
-        ("GB", "2024-03-29 12:00", ["skip: 2024-03-29 is not a XLON session", "skip: 2024-03-30 is not a XLON session",
-                                    "skip: 2024-03-31 is not a XLON session", "skip: 2024-04-01 is not a XLON session",
-                                    "nightly:GB:2024-04-02 2024-04|GB"]),
-        ("GB", "2024-10-25 12:00", ["nightly:GB:2024-10-25 2024-10|GB", "skip: 2024-10-26 is not a XLON session",
-                                    "skip: 2024-10-27 is not a XLON session", "nightly:GB:2024-10-28 2024-10|GB"]),
+        pytest.param("GB", "2024-03-29 12:00", [
+            "skip: 2024-03-29 is not a XLON session", "skip: 2024-03-30 is not a XLON session",
+            "skip: 2024-03-31 is not a XLON session", "skip: 2024-04-01 is not a XLON session",
+            "nightly:GB:2024-04-02 2024-04|GB"], marks=SUBPROCESS),
+        pytest.param("GB", "2024-10-25 12:00", [
+            "nightly:GB:2024-10-25 2024-10|GB", "skip: 2024-10-26 is not a XLON session",
+            "skip: 2024-10-27 is not a XLON session", "nightly:GB:2024-10-28 2024-10|GB"], marks=SUBPROCESS),
         # Thanksgiving, after the November switch
         ("US", "2024-11-27 12:00", ["nightly:US:2024-11-27 2024-11|US", "skip: 2024-11-28 is not a XNYS session",
                                     "nightly:US:2024-11-29 2024-11|US"]),
@@ -130,8 +133,9 @@ def test_each_tick_around_dst_and_holidays_maps_to_its_session(region, start, ex
         ("US", "2024-03-09 05:00", "nightly:US:2024-03-08 2024-03|US"),  # 00:00 EST
         ("US", "2024-03-12 04:00", "nightly:US:2024-03-11 2024-03|US"),  # 00:00 EDT (a fixed -05:00 would say 03-10)
         ("US", "2024-11-05 05:00", "nightly:US:2024-11-04 2024-11|US"),  # 00:00 EST after falling back
-        ("GB", "2024-04-02 23:00", "nightly:GB:2024-04-02 2024-04|GB"),  # 00:00 BST on 04-03 (in UTC still 04-02)
-        ("GB", "2024-10-29 00:00", "nightly:GB:2024-10-28 2024-10|GB"),  # 00:00 GMT
+        # 00:00 BST on 04-03 (in UTC still 04-02), then 00:00 GMT
+        pytest.param("GB", "2024-04-02 23:00", "nightly:GB:2024-04-02 2024-04|GB", marks=SUBPROCESS),
+        pytest.param("GB", "2024-10-29 00:00", "nightly:GB:2024-10-28 2024-10|GB", marks=SUBPROCESS),
     ],
 )
 def test_a_utc_instant_maps_to_the_exchanges_own_midnight(region, instant, run_key):

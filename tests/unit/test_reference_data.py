@@ -1,5 +1,5 @@
-"""Pure parts of trading_calendar and security_master: the holidays and IPO parsers, the calendar frame and the
-master's observations."""
+"""Reference data, pure part: the holidays and IPO parsers, the trading calendar frame, the point-in-time security
+master's observations, and the securities list that keeps the codes which left it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ticklake.datasets.security_master import latest, observation
+from ticklake.datasets.security_master import latest, merge_security_master, observation
 from ticklake.datasets.trading_calendar import disagreements
 from ticklake.dictionary.reference_data import SECURITY_MASTER
 from ticklake.sources.calendars import calendar_frame
@@ -118,3 +118,26 @@ def test_observations_carry_listing_dates_and_mark_vanished_symbols_delisted_onc
     assert len(b) == 2
     master = _fold(master, _listed({"A": None, "B": None}), dt.date(2024, 6, 7))  # B back: listed again
     assert pd.isna(latest(master).set_index("symbol").loc["B", "delisting_date"])
+
+
+def _listing(*codes: str) -> pd.DataFrame:
+    return pd.DataFrame({
+        "region": pd.array(["US"] * len(codes), dtype="string"),
+        "symbol": pd.array(list(codes), dtype="string"),
+        "name": pd.array([c.lower() for c in codes], dtype="string"),
+        "security_type": pd.array(["stock"] * len(codes), dtype="string"),
+        "exchange": pd.array(["NASDAQ"] * len(codes), dtype="string"),
+    })
+
+
+def test_the_securities_list_keeps_the_codes_that_left_it_and_when_each_was_seen():
+    day1, day2 = dt.date(2024, 1, 2), dt.date(2024, 1, 3)
+    first = merge_security_master(None, _listing("A", "B"), day1)
+    second = merge_security_master(first, _listing("B", "C"), day2).set_index("symbol")
+    assert set(second.index) == {"A", "B", "C"}
+    assert not second.loc["A", "in_latest_list"]
+    assert second.loc["A", "last_seen"] == pd.Timestamp(day1)
+    assert second.loc["B", "first_seen"] == pd.Timestamp(day1)
+    assert second.loc["B", "last_seen"] == pd.Timestamp(day2)
+    assert second.loc["C", "first_seen"] == pd.Timestamp(day2)
+    assert second.loc["C", "in_latest_list"]

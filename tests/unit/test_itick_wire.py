@@ -1,4 +1,5 @@
-"""Pure transforms: bar parsing, trade-date mapping, fetch planning, lineage carry-forward, master merge."""
+"""The iTick wire parser, pure part: bar timestamps to trade dates on the exchange's own calendar, kline payloads
+to typed frames (a bad value refuses only its bar), and the fewest-calls fetch plan."""
 
 from __future__ import annotations
 
@@ -13,8 +14,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ticklake import markets
-from ticklake.datasets.security_master import merge_security_master
-from ticklake.dictionary import KLINES_DAILY
 from ticklake.sources.itick.wire import (
     PayloadError,
     bars_to_frame,
@@ -24,7 +23,6 @@ from ticklake.sources.itick.wire import (
     session_end_ms,
     trade_dates,
 )
-from ticklake.storage.write_modes import carry_forward_lineage
 
 NY = "America/New_York"
 
@@ -194,68 +192,3 @@ def test_plan_refuses_non_sessions():
     calendar = markets.sessions("US", dt.date(2024, 1, 1), dt.date(2024, 1, 31))
     with pytest.raises(ValueError, match="2024-01-06"):
         plan_kline_requests(["A"], [dt.date(2024, 1, 6)], calendar, max_codes=5, max_bars=10)
-
-
-def _bars(values: dict[str, float], ingested: str) -> pd.DataFrame:
-    n = len(values)
-    return pd.DataFrame({
-        "region": pd.array(["US"] * n, dtype="string"),
-        "symbol": pd.array(list(values), dtype="string"),
-        "trade_date": pd.Series([pd.Timestamp("2024-01-02")] * n).astype("datetime64[ms]"),
-        "open": list(values.values()), "high": list(values.values()), "low": list(values.values()),
-        "close": list(values.values()), "volume": [1.0] * n, "turnover": [1.0] * n,
-        "bar_ts": pd.Series([pd.Timestamp("2024-01-02 21:00", tz="UTC")] * n).astype("datetime64[ms, UTC]"),
-        "source": pd.array(["itick"] * n, dtype="string"),
-        "ingested_at": pd.Series([pd.Timestamp(ingested, tz="UTC")] * n).astype("datetime64[ms, UTC]"),
-        "run_id": pd.array([f"run-{ingested}"] * n, dtype="string"),
-    })
-
-
-def test_carry_forward_keeps_lineage_of_unchanged_rows_and_flags_restatements():
-    old = _bars({"A": 1.0, "B": 2.0, "C": 3.0}, "2024-01-03")
-    new = _bars({"A": 1.0, "B": 2.5, "D": 4.0}, "2024-01-04")
-    out, diff = carry_forward_lineage(new, old, KLINES_DAILY)
-    assert diff == {"added": 1, "changed": 1, "removed": 1, "unchanged": 1}
-    lineage = dict(zip(out["symbol"], out["run_id"], strict=True))
-    assert lineage == {"A": "run-2024-01-03", "B": "run-2024-01-04", "D": "run-2024-01-04"}
-    assert out.loc[out["symbol"] == "A", "ingested_at"].iloc[0] == pd.Timestamp("2024-01-03", tz="UTC")
-
-
-def test_carry_forward_of_identical_data_is_a_no_op():
-    old = _bars({"A": 1.0, "B": 2.0}, "2024-01-03")
-    out, diff = carry_forward_lineage(_bars({"A": 1.0, "B": 2.0}, "2024-01-09"), old, KLINES_DAILY)
-    pd.testing.assert_frame_equal(out.reset_index(drop=True), old.reset_index(drop=True))
-    assert diff["unchanged"] == 2
-    assert diff["changed"] == diff["added"] == diff["removed"] == 0
-
-
-def _listing(*codes: str) -> pd.DataFrame:
-    return pd.DataFrame({
-        "region": pd.array(["US"] * len(codes), dtype="string"),
-        "symbol": pd.array(list(codes), dtype="string"),
-        "name": pd.array([c.lower() for c in codes], dtype="string"),
-        "security_type": pd.array(["stock"] * len(codes), dtype="string"),
-        "exchange": pd.array(["NASDAQ"] * len(codes), dtype="string"),
-    })
-
-
-def test_security_master_keeps_history_of_codes_that_left_the_list():
-    day1, day2 = dt.date(2024, 1, 2), dt.date(2024, 1, 3)
-    first = merge_security_master(None, _listing("A", "B"), day1)
-    second = merge_security_master(first, _listing("B", "C"), day2).set_index("symbol")
-    assert set(second.index) == {"A", "B", "C"}
-    assert not second.loc["A", "in_latest_list"]
-    assert second.loc["A", "last_seen"] == pd.Timestamp(day1)
-    assert second.loc["B", "first_seen"] == pd.Timestamp(day1)
-    assert second.loc["B", "last_seen"] == pd.Timestamp(day2)
-    assert second.loc["C", "first_seen"] == pd.Timestamp(day2)
-    assert second.loc["C", "in_latest_list"]
-
-
-def test_dates_beyond_the_installed_calendar_are_an_error_not_a_holiday():
-    with pytest.raises(markets.CalendarRangeError, match="upgrade the exchange-calendars package"):
-        markets.sessions("SH", dt.date(2030, 1, 1), dt.date(2030, 1, 31))
-    with pytest.raises(markets.CalendarRangeError, match="XSHG"):
-        markets.is_session("SH", dt.date(2030, 1, 2))
-    assert markets.sessions("US", dt.date(2024, 1, 1), dt.date(2024, 1, 5)) == [
-        dt.date(2024, 1, 2), dt.date(2024, 1, 3), dt.date(2024, 1, 4), dt.date(2024, 1, 5)]
