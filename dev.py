@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """One entry point for a fresh machine with only Python 3.11+: set up, then run.
 
-    python3 dev.py demo     # create .venv from requirements.lock, run the nightly job on the simulator
+    python3 dev.py demo     # create .venv from requirements.lock, run a first night (reference data, klines,
+                            # fundamentals, adjusted bars, every check) and a restatement on the simulator
     python3 dev.py test     # same setup, then ruff, lint-imports and the whole test suite (what CI runs)
-    python3 dev.py test --fast  # the same without the slow tier (pytest -m "not slow"): about two minutes
+    python3 dev.py test --fast  # the same without the slow tier (pytest -m "not slow"): ~3.5 min on 2 cores
     python3 dev.py bench    # same setup, then the benchmark suite (see benchmarks/README.md)
     python3 dev.py ui       # same setup, then the Dagster UI and daemon on the code location in workspace.yaml
 
