@@ -164,7 +164,7 @@ class Dataset:
     name: str  # lake folder and lake table name
     description: str
     fields: tuple[Field, ...]
-    key: tuple[str, ...]  # unique per row (within one source)
+    key: tuple[str, ...]  # unique per row (within one source; across sources for an arbitrated dataset)
     domain: Domain = "market_data"
     lake_keys: tuple[LakeKey, ...] = ()  # hive folders in the lake (empty: lake-only table)
     sort_by: tuple[str, ...] = ()
@@ -177,6 +177,9 @@ class Dataset:
     # `<name>_as_of(ts)` answers "as known at ts" (see `history_of`).
     versioned: bool = False
     history_for: str | None = None  # set on a history dataset: the dataset whose superseded versions it keeps
+    # One version per key across sources (the golden copy): `source` names each row's winner, and a write replaces
+    # a partition's rows whichever source won them (its lake_partitions row and address say `GOLDEN`).
+    arbitrated: bool = False
 
     def __post_init__(self) -> None:
         names = [f.name for f in self.fields]
@@ -224,6 +227,9 @@ class Dataset:
         )
 
 
+GOLDEN = "golden"  # the partition label of an arbitrated dataset's rows (every source's winners)
+
+
 SUPERSEDED_AT = Field("superseded_at", "timestamp", "When this version stopped being the known one: the instant of "
                       "the run that restated or removed it (the new version's ingested_at)", unit="UTC", lineage=True)
 SUPERSEDED_BY = Field("superseded_by", "string", "Dagster run that restated or removed this version", lineage=True)
@@ -248,6 +254,7 @@ def history_of(dataset: Dataset) -> Dataset:
         date_column=dataset.date_column,
         example=f"SELECT * FROM {dataset.name}_history ORDER BY superseded_at DESC LIMIT 20",
         history_for=dataset.name,
+        arbitrated=dataset.arbitrated,
     )
 
 

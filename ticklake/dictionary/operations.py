@@ -111,3 +111,106 @@ QUARANTINE = Dataset(
     date_column="date",
     example="SELECT ingested_at, dataset, region, code, date, rule, reason FROM quarantine ORDER BY ingested_at DESC",
 )
+
+SOURCE_FILES = Dataset(
+    name="source_files",
+    description=(
+        "Every file a vendor delivered, as its drop sensor saw it: its name and content hash, what it held and "
+        "what became of it. A file seen again with the same hash changes nothing; the same name with new content "
+        "is a correction (status `restated`). A refused file says why here and never changes the lake."
+    ),
+    domain="operations",
+    fields=(
+        Field("name", "string", "The file's name in its drop (relative to the drop's root)"),
+        Field("sha256", "string", "SHA-256 of the file's bytes, as delivered", pattern=r"^[0-9a-f]{64}$"),
+        Field("bytes", "int64", "Size of the file as delivered", unit="bytes", min_value=0),
+        Field("rows", "int64", "Data rows the file held (0 when it could not be read)", unit="rows", min_value=0),
+        Field("regions", "string", "Regions the file's rows belong to, comma-separated", nullable=True),
+        Field("first_date", "date", "Earliest session in the file", nullable=True),
+        Field("last_date", "date", "Latest session in the file", nullable=True),
+        Field("status", "string", "accepted (loaded), restated (a corrected file, loaded), duplicate (seen before, "
+                                  "nothing changed) or refused (nothing loaded)"),
+        Field("reason", "string", "Why a file was refused, or what a restated one changed; null otherwise",
+              nullable=True),
+        Field("rows_quarantined", "int64", "Rows of the file that broke a rule and went to `quarantine`",
+              unit="rows", min_value=0),
+        Field("received_at", "timestamp", "When the sensor first saw this content", unit="UTC", lineage=True),
+        *LINEAGE,
+    ),
+    key=("source", "name", "sha256"),
+    sort_by=("source", "received_at", "name"),
+    write_mode="snapshot",  # one row per content: seen again, recorded once
+    example="SELECT received_at, source, name, status, rows, reason FROM source_files ORDER BY received_at DESC",
+)
+
+GOLDEN_EXCEPTIONS = Dataset(
+    name="golden_exceptions",
+    description=(
+        "The exception queue of the golden copy: one row per bar and field where the sources disagree beyond the "
+        "tolerance of the sources file, or where one source has a split the other lacks. Meanwhile the golden bar "
+        "takes the priority source's value. An override (`ticklake override`) resolves it; a later arbitration "
+        "where the sources agree closes it."
+    ),
+    domain="operations",
+    fields=(
+        REGION,
+        SYMBOL,
+        Field("trade_date", "date", "The session of the disputed bar"),
+        Field("field", "string", "The disputed field (open, high, low, close, volume) or `split_ratio`"),
+        Field("source_values", "string", "Each source's value, JSON ({\"itick\": 12.5, \"quandl\": 12.9}; null: "
+                                         "the source has no value)"),
+        Field("rel_diff", "float64", "Relative difference between the values, against the priority source's",
+              nullable=True, min_value=0),
+        Field("tolerance", "float64", "The relative tolerance that was exceeded (from the sources file)",
+              nullable=True, min_value=0),
+        Field("chosen_source", "string", "The source whose value the golden bar takes while the exception is open"),
+        Field("rule", "string", "The rule applied: priority, or override once resolved"),
+        Field("status", "string", "open, overridden (a person decided) or closed (the sources agree again)"),
+        Field("opened_at", "timestamp", "When the disagreement was first found", unit="UTC"),
+        Field("updated_at", "timestamp", "When the status last changed", unit="UTC"),
+        Field("override_id", "string", "The override that resolved it", nullable=True),
+        *LINEAGE,
+    ),
+    key=("region", "symbol", "trade_date", "field"),
+    lake_keys=BY_REGION,
+    sort_by=("region", "trade_date", "symbol", "field"),
+    write_mode="snapshot",
+    date_column="trade_date",
+    example="SELECT region, symbol, trade_date, field, source_values, rel_diff FROM golden_exceptions "
+            "WHERE status = 'open' ORDER BY trade_date DESC",
+)
+
+GOLDEN_OVERRIDES = Dataset(
+    name="golden_overrides",
+    description=(
+        "Every decision a person made about a golden bar: choose a source or give a value, with a reason and an "
+        "author, optionally until an expiry date. Never deleted: a revoked or expired override keeps its row, so "
+        "the audit trail is complete. When one expires, the bar is re-derived from the sources."
+    ),
+    domain="operations",
+    fields=(
+        Field("override_id", "string", "The override's identity (printed when it is made)"),
+        REGION,
+        SYMBOL,
+        Field("trade_date", "date", "The session of the bar"),
+        Field("field", "string", "The field decided (open, high, low, close, volume), or `bar` for all of them"),
+        Field("chosen_source", "string", "The source whose value is taken (null when a value is given)",
+              nullable=True),
+        Field("value", "float64", "The value given (null when a source is chosen)", nullable=True),
+        Field("reason", "string", "Why, in the author's words"),
+        Field("author", "string", "Who decided"),
+        Field("created_at", "timestamp", "When the override was made", unit="UTC"),
+        Field("expires_on", "date", "First exchange-local date it no longer applies; null: until revoked",
+              nullable=True),
+        Field("status", "string", "active, expired or revoked"),
+        Field("status_at", "timestamp", "When the status last changed", unit="UTC"),
+        *LINEAGE,
+    ),
+    key=("override_id",),
+    lake_keys=BY_REGION,
+    sort_by=("region", "created_at", "override_id"),
+    write_mode="snapshot",
+    date_column="trade_date",
+    example="SELECT created_at, author, region, symbol, trade_date, field, chosen_source, value, reason, status "
+            "FROM golden_overrides ORDER BY created_at DESC",
+)

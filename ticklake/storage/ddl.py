@@ -93,7 +93,7 @@ def partition_filter(dataset: Dataset, partitions: Sequence[Mapping[str, str]]) 
     clauses, params = [], []
     for values in partitions:
         terms = []
-        if "source" in values:
+        if "source" in values and not dataset.arbitrated:
             terms.append('"source" = ?')
             params.append(values["source"])
         for key in dataset.lake_keys:
@@ -125,5 +125,5 @@ def status_filter(dataset: Dataset, partitions: Sequence[Mapping[str, str]]) -> 
     clauses, params = [], []
     for values in partitions:
         clauses.append("(dataset = ? AND region = ? AND partition = ? AND source = ?)")
-        params += [dataset.name, values["region"], partition_label(dataset, values), values["source"]]
+        params += [dataset.name, values.get("region", "-"), partition_label(dataset, values), values["source"]]
     return " OR ".join(clauses) or "FALSE", params

@@ -145,15 +145,17 @@ class Lakehouse:
             con.execute("BEGIN")
             try:
                 for dataset in DATASETS.values():
-                    existing = {r[0] for r in con.execute(
-                        "SELECT column_name FROM duckdb_columns() WHERE database_name = ? AND table_name = ?",
-                        [ALIAS, dataset.name]).fetchall()}
+                    existing = dict(con.execute(
+                        "SELECT column_name, is_nullable FROM duckdb_columns() WHERE database_name = ? AND "
+                        "table_name = ?", [ALIAS, dataset.name]).fetchall())
                     if not existing:
                         con.execute(create_table_sql(dataset))
-                    for f in dataset.fields:  # additive evolution: new dictionary fields become nullable columns
-                        if existing and f.name not in existing:
+                    for f in dataset.fields:  # additive evolution: new dictionary fields become nullable columns,
+                        if existing and f.name not in existing:  # and a field made nullable drops its NOT NULL
                             con.execute(f"ALTER TABLE {quote(dataset.name)} ADD COLUMN {quote(f.name)} "
                                         f"{f.duckdb_type}")
+                        elif existing and f.nullable and not existing[f.name]:
+                            con.execute(f"ALTER TABLE {quote(dataset.name)} ALTER {quote(f.name)} DROP NOT NULL")
                     for statement in (*comment_sql(dataset), *layout_sql(dataset)):
                         con.execute(statement)
                 for macro in MACROS.values():  # after every table exists: macros may read any of them

@@ -74,7 +74,7 @@ def status_table(dataset: Dataset, parts: Sequence[Part], *, run_id: str, now: d
     calendars = _Calendars(now)
     committed_at = dt.datetime.now(dt.UTC)  # the wall clock, even when the run acts at another `now` (a replay)
     for part in parts:
-        region = part.values["region"]
+        region = part.values.get("region", "-")  # a dataset kept per source only (source_files)
         table = part.table
         first = last = None
         sessions = with_rows = 0
