@@ -1,4 +1,4 @@
-"""The operations tables as external assets, so the catalog lists them with their column schemas.
+"""The operations tables (and the raw layer several steps write) as external assets, so the catalog lists them with their column schemas.
 
 `lake_partitions` (what each commit recorded), `reconciliation_log` (every change applied to a versioned table),
 `quarantine` (rows that broke a hard rule) and the `<name>_history` tables (every superseded version) are written by
@@ -20,7 +20,13 @@ WRITTEN_BY = {
                         "fundamentals_daily", "fx_daily", "klines_daily_adjusted", "valuation_daily"),
     "reconciliation_log": ("klines_daily", "fundamentals_daily"),
     "quarantine": ("klines_daily",),
+    # the raw layer: every source's own bars, written by each source's step (iTick's: klines_daily's fetch)
+    "klines_daily_by_source": ("klines_daily",),
+    "golden_exceptions": ("klines_daily",),
+    "golden_overrides": (),
+    "source_files": (),
 }
+SHARED = ("klines_daily_by_source",)  # tables of a domain of their own that several steps write
 
 
 def _spec(dataset: Dataset, asset_keys: set[str]) -> dg.AssetSpec:
@@ -28,7 +34,7 @@ def _spec(dataset: Dataset, asset_keys: set[str]) -> dg.AssetSpec:
     writers = (dataset.history_for,) if dataset.history_for else WRITTEN_BY.get(dataset.name, ())
     return dg.AssetSpec(
         dataset.name,
-        group_name=GROUP,
+        group_name=dataset.domain if dataset.name in SHARED else GROUP,
         kinds=declared["kinds"],
         description=f"{dataset.description}\n\nExample: `{dataset.example}`" if dataset.example
         else dataset.description,
@@ -39,4 +45,5 @@ def _spec(dataset: Dataset, asset_keys: set[str]) -> dg.AssetSpec:
 
 def operations_specs(asset_keys: set[str]) -> list[dg.AssetSpec]:
     """One spec per operations table and per history table; `asset_keys` are the dataset assets defined."""
-    return [_spec(d, asset_keys) for d in DATASETS.values() if d.domain == GROUP or d.history_for]
+    return [_spec(d, asset_keys) for d in DATASETS.values() if d.domain == GROUP or d.history_for
+            or d.name in SHARED]

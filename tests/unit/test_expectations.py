@@ -33,6 +33,7 @@ def _bars(n: int = 4) -> pd.DataFrame:
         "open": [10.0] * n, "high": [11.0] * n, "low": [9.0] * n, "close": [10.5] * n,
         "volume": [100.0] * n, "turnover": [1000.0] * n,
         "bar_ts": [pd.Timestamp("2024-01-02 21:00", tz="UTC")] * n,
+        "rule": ["single_source"] * n, "sources": ["itick"] * n, "max_rel_diff": [float("nan")] * n,
         "source": ["itick"] * n, "ingested_at": [pd.Timestamp("2024-01-03", tz="UTC")] * n, "run_id": ["r"] * n,
     })
 

@@ -8,11 +8,12 @@ import multiprocessing
 import threading
 
 import duckdb
+import pandas as pd
 import pyarrow as pa
 import pytest
 
 from tests.unit.test_schemas import _bars
-from ticklake.dictionary import KLINES_DAILY
+from ticklake.dictionary.market_data import KLINES_DAILY_BY_SOURCE as KLINES_DAILY  # per-source partitions
 from ticklake.storage import Catalog, CatalogError, Lakehouse, connect, extensions
 from ticklake.storage.frames import to_arrow
 
@@ -25,13 +26,16 @@ def _lake(home, **kwargs) -> Lakehouse:
 
 
 def _table(n: int = 3, close: float = 10.5, source: str = "itick", region: str = "US") -> pa.Table:
-    return to_arrow(KLINES_DAILY, _bars(n).assign(close=close, source=source, region=region))
+    raw = _bars(n).drop(columns=["rule", "sources", "max_rel_diff"]).assign(
+        split_ratio=float("nan"), dividend=float("nan"), file=pd.array([None] * n, dtype="string"),
+        received_at=pd.Series([pd.Timestamp("2024-01-03", tz="UTC")] * n).astype("datetime64[ms, UTC]"))
+    return to_arrow(KLINES_DAILY, raw.assign(close=close, source=source, region=region))
 
 
 def _rows(lake: Lakehouse, region: str | None = None) -> list[tuple]:
     where = f"WHERE region = '{region}'" if region else ""
     with lake.connection() as con:
-        return con.execute(f"SELECT symbol, close FROM klines_daily {where} ORDER BY ALL").fetchall()
+        return con.execute(f"SELECT symbol, close FROM klines_daily_by_source {where} ORDER BY ALL").fetchall()
 
 
 def test_replace_is_delete_then_insert_of_exactly_those_partitions(tmp_path):
@@ -91,7 +95,7 @@ def test_writer_processes_of_different_regions_on_one_table_lose_no_update(tmp_p
         p.join(timeout=180)
     assert [p.exitcode for p in procs] == [0, 0, 0, 0]
     with _lake(tmp_path).connection() as con:
-        assert con.execute("SELECT region, count(*), max(close) FROM klines_daily GROUP BY 1 ORDER BY 1").fetchall() \
+        assert con.execute("SELECT region, count(*), max(close) FROM klines_daily_by_source GROUP BY 1 ORDER BY 1").fetchall() \
             == [("HK", 3, 11.0), ("JP", 3, 11.0), ("SH", 3, 11.0), ("US", 3, 11.0)]
 
 
@@ -123,7 +127,7 @@ def test_a_commit_waits_for_the_tables_lock_and_gives_up_clearly(tmp_path):
     release = threading.Event()
 
     def hold():
-        with other.locks.hold(["klines_daily"]):
+        with other.locks.hold(["klines_daily_by_source"]):
             held.set()
             release.wait(10)
 
@@ -131,7 +135,7 @@ def test_a_commit_waits_for_the_tables_lock_and_gives_up_clearly(tmp_path):
     holder.start()
     assert held.wait(10)
     try:
-        with pytest.raises(TimeoutError, match="commit lock of klines_daily"):
+        with pytest.raises(TimeoutError, match="commit lock of klines_daily_by_source"):
             lake.replace_partitions(KLINES_DAILY, _table(), US_JAN)
     finally:
         release.set()
@@ -155,11 +159,11 @@ def test_an_analyst_connection_is_read_only_and_has_the_macros(tmp_path):
     lake = _lake(tmp_path)
     lake.replace_partitions(KLINES_DAILY, _table(2, 1.0), US_JAN)
     with connect(tmp_path) as con:
-        assert con.execute("SELECT count(*) FROM klines_daily").fetchone()[0] == 2
+        assert con.execute("SELECT count(*) FROM klines_daily_by_source").fetchone()[0] == 2
         ts = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
-        assert con.execute("SELECT count(*) FROM klines_daily_as_of(?)", [ts]).fetchone()[0] == 2
+        assert con.execute("SELECT count(*) FROM klines_daily_by_source_as_of(?)", [ts]).fetchone()[0] == 2
         with pytest.raises(duckdb.Error, match=r"read-only|read only"):
-            con.execute("DELETE FROM klines_daily")
+            con.execute("DELETE FROM klines_daily_by_source")
 
 
 def test_no_lake_yet_is_a_clear_error_for_analysts(tmp_path):
@@ -177,7 +181,7 @@ def test_a_catalog_whose_tables_are_not_committed_yet_is_not_an_empty_lake(tmp_p
     first_run.close()
     _lake(tmp_path).replace_partitions(KLINES_DAILY, _table(2, 1.0), US_JAN)
     with connect(tmp_path) as con:
-        assert con.execute("SELECT count(*) FROM klines_daily").fetchone()[0] == 2
+        assert con.execute("SELECT count(*) FROM klines_daily_by_source").fetchone()[0] == 2
 
 
 @pytest.mark.parametrize(("value", "kind"), [
@@ -211,7 +215,7 @@ def test_an_unreachable_postgres_catalog_is_named_without_its_password(tmp_path)
 
 def _files(lake: Lakehouse) -> list[tuple]:
     with lake.connection() as con:
-        return con.execute("SELECT data_file, delete_file FROM ducklake_list_files('lake', 'klines_daily')").fetchall()
+        return con.execute("SELECT data_file, delete_file FROM ducklake_list_files('lake', 'klines_daily_by_source')").fetchall()
 
 
 def test_a_replace_touches_only_the_rows_that_differ(tmp_path):

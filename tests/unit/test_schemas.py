@@ -24,6 +24,9 @@ def _bars(n: int = 3) -> pd.DataFrame:
         "volume": [100.0] * n, "turnover": [1000.0] * n,
         "bar_ts": pd.Series([pd.Timestamp("2024-01-02 21:00", tz="UTC")] * n).astype("datetime64[ms, UTC]"),
         "source": pd.array(["itick"] * n, dtype="string"),
+        "rule": pd.array(["single_source"] * n, dtype="string"),
+        "sources": pd.array(["itick"] * n, dtype="string"),
+        "max_rel_diff": [float("nan")] * n,
         "ingested_at": pd.Series([pd.Timestamp("2024-01-03", tz="UTC")] * n).astype("datetime64[ms, UTC]"),
         "run_id": pd.array(["r"] * n, dtype="string"),
     })

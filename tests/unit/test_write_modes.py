@@ -37,6 +37,9 @@ def _bars(values: dict[str, float], ingested: str) -> pd.DataFrame:
         "close": list(values.values()), "volume": [1.0] * n, "turnover": [1.0] * n,
         "bar_ts": pd.Series([pd.Timestamp("2024-01-02 21:00", tz="UTC")] * n).astype("datetime64[ms, UTC]"),
         "source": pd.array(["itick"] * n, dtype="string"),
+        "rule": pd.array(["single_source"] * n, dtype="string"),
+        "sources": pd.array(["itick"] * n, dtype="string"),
+        "max_rel_diff": [float("nan")] * n,
         "ingested_at": pd.Series([pd.Timestamp(ingested, tz="UTC")] * n).astype("datetime64[ms, UTC]"),
         "run_id": pd.array([f"run-{ingested}"] * n, dtype="string"),
     })

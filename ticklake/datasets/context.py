@@ -34,6 +34,7 @@ class RunContext:
     now: dt.datetime
     source: Source | None = None
     log: Callable[[str], None] = field(default=_quiet, compare=False)
+    policy: Any = None  # the sources file's arbitration policy (ticklake.sources.declared); None: one source
 
     @property
     def source_name(self) -> str:

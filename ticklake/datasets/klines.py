@@ -23,8 +23,10 @@ import pyarrow.compute as pc
 
 from ticklake import markets, settings
 from ticklake.datasets.context import RunContext
+from ticklake.datasets.golden_copy import golden_part, golden_stage, raw_bars
 from ticklake.dictionary import KLINES_DAILY, SECURITIES, Dataset, month_bounds
 from ticklake.dictionary.frames import sort_table
+from ticklake.dictionary.market_data import KLINES_DAILY_BY_SOURCE
 from ticklake.dictionary.operations import QUARANTINE
 from ticklake.dictionary.schemas import is_window_rule, split_page
 from ticklake.sources.contract import BarsPage, FetchReport
@@ -32,7 +34,7 @@ from ticklake.sources.queries import BarsQuery
 from ticklake.storage import Lakehouse
 from ticklake.storage.frames import from_arrow, to_arrow
 from ticklake.storage.write_modes import merge_answered
-from ticklake.storage.writes import Part, load, stage
+from ticklake.storage.writes import Part, Staged, load, stage
 
 DIFF_KEYS = ("added", "changed", "removed", "unchanged", "kept")
 
@@ -56,6 +58,8 @@ class PartitionReport:
     rows_by_session: dict[dt.date, int] = field(default_factory=dict)  # fetched sessions only
     diff: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DIFF_KEYS, 0))
     missing: set[str] = field(default_factory=set)  # codes the source did not answer; their rows were kept
+    golden: dict[str, int] = field(default_factory=dict)  # golden bars of the partition per arbitration rule
+    exceptions: pd.DataFrame | None = None  # disagreements between sources found in the partition
 
     @property
     def sessions_without_bars(self) -> list[dt.date]:
@@ -184,7 +188,15 @@ def _fetch_and_store(ctx: RunContext, result: IngestResult, pending: dict[str, _
                 return
             parts = [_merge_month(lake, m, region, source.name) for m in months]
             previous_load_done()  # one load in flight: months commit in order and the lake never runs ahead
-            staged = stage(lake, KLINES_DAILY, parts, run_id=ctx.run_id, now=ctx.now)  # restated bars go to the history
+            # the raw layer's months and the golden bars they re-derive, in one commit (restated bars: the history)
+            golden = [golden_part(ctx, region, m.report.month, {source.name: p.table},
+                                  missing_codes=p.missing_codes) for m, p in zip(months, parts, strict=True)]
+            for month, arbitrated in zip(months, golden, strict=True):
+                month.report.golden = arbitrated.counts
+                month.report.exceptions = arbitrated.exceptions
+                month.report.rows = arbitrated.part.table.num_rows
+            staged = Staged(stage(lake, KLINES_DAILY_BY_SOURCE, parts, run_id=ctx.run_id, now=ctx.now).loads
+                            + golden_stage(ctx, region, golden).loads)
             for month in months:
                 month.report.committed = True
                 pending.pop(month.report.month)
@@ -192,7 +204,7 @@ def _fetch_and_store(ctx: RunContext, result: IngestResult, pending: dict[str, _
             loading = loader.submit(load, lake, staged)
 
         for page in _prefetched(fetcher.extract(query), gate=previous_load_done):
-            frame = ctx.stamped(fetcher.transform(query, page))
+            frame = raw_bars(ctx.stamped(fetcher.transform(query, page)), received_at=ctx.now)
             frame, rejected = _quarantine_split(frame, page, result, rejected_limit)
             result.unrequested |= set(page.unrequested)
             _add_page(pending, frame, page, _rejected_dates(rejected))
@@ -212,7 +224,7 @@ def _quarantine_split(frame: pd.DataFrame, page: BarsPage, result: IngestResult,
     """The page's valid rows, and those that broke a hard rule (kept in `result.quarantined` for the quarantine
     table). More than `limit` of the page rejected fails the step as before: a source that sends mostly broken
     rows is broken, and writing the rest would hide it."""
-    good, rejected = split_page(frame, KLINES_DAILY, allowed_dates=page.sessions, max_share=limit,
+    good, rejected = split_page(frame, KLINES_DAILY_BY_SOURCE, allowed_dates=page.sessions, max_share=limit,
                                 refused=page.refused)  # page.refused: bars with a value that is not a number
     if len(rejected.rows):
         result.quarantined.append(rejected.rows.assign(rule=rejected.rules.to_numpy(),
@@ -259,7 +271,8 @@ def _add_page(pending: dict[str, _PendingMonth], frame: pd.DataFrame, page: Bars
     One sort by (month, symbol, trade_date) makes every month a contiguous slice already in the lake's row order,
     so a month that arrives in one page is written without sorting again.
     """
-    table = pa.Table.from_pandas(frame[KLINES_DAILY.columns], schema=KLINES_DAILY.arrow_schema, preserve_index=False)
+    table = pa.Table.from_pandas(frame[KLINES_DAILY_BY_SOURCE.columns], schema=KLINES_DAILY_BY_SOURCE.arrow_schema,
+                                 preserve_index=False)
     months = table.column("trade_date").to_numpy().astype("datetime64[M]")
     order = pc.sort_indices(table.append_column("_month", pa.array(months.astype("int64"))),
                             sort_keys=[("_month", "ascending"), ("symbol", "ascending"), ("trade_date", "ascending")])
@@ -288,16 +301,18 @@ def _add_page(pending: dict[str, _PendingMonth], frame: pd.DataFrame, page: Bars
 def _merge_month(lake: Lakehouse, month: _PendingMonth, region: str, source: str) -> Part:
     """The month's partition file contents: the new rows merged with what is stored (see merge_answered)."""
     report = month.report
-    new = month.tables[0] if len(month.tables) == 1 else sort_table(pa.concat_tables(month.tables), KLINES_DAILY)
+    new = (month.tables[0] if len(month.tables) == 1
+           else sort_table(pa.concat_tables(month.tables), KLINES_DAILY_BY_SOURCE))
     month.tables.clear()
     values = {"region": region, "month": report.month, "source": source}
-    previous = lake.read_table(KLINES_DAILY, **values)
-    old = None if previous is None else from_arrow(KLINES_DAILY, previous)
+    previous = lake.read_table(KLINES_DAILY_BY_SOURCE, **values)
+    old = None if previous is None else from_arrow(KLINES_DAILY_BY_SOURCE, previous)
     if old is None:
         table, diff = new, {**dict.fromkeys(DIFF_KEYS, 0), "added": new.num_rows}
     else:
-        merged, diff = merge_answered(from_arrow(KLINES_DAILY, new), old, month.answered, KLINES_DAILY)
-        table = to_arrow(KLINES_DAILY, merged)  # sorted by the dataset's sort key
+        merged, diff = merge_answered(from_arrow(KLINES_DAILY_BY_SOURCE, new), old, month.answered,
+                                      KLINES_DAILY_BY_SOURCE)
+        table = to_arrow(KLINES_DAILY_BY_SOURCE, merged)  # sorted by the dataset's sort key
         if month.empty:  # empty answers for codes we hold bars of in these sessions: kept, and reported as missing
             held = old["symbol"].isin(list(month.empty)) & old["trade_date"].isin(
                 pd.DatetimeIndex(sorted(month.seen)).as_unit("ms"))
@@ -330,7 +345,7 @@ def _prefetched(pages: Iterator[BarsPage], gate: Callable[[], None]) -> Iterator
 
 
 LAST_SESSIONS_SQL = """
-SELECT region, max(trade_date) FROM klines_daily
+SELECT region, max(trade_date) FROM {table}
 WHERE ($source IS NULL OR source = $source) AND trade_date BETWEEN coalesce($first, DATE '0001-01-01')
   AND coalesce($last, DATE '9999-12-31')
 GROUP BY region
@@ -339,10 +354,12 @@ GROUP BY region
 
 def last_sessions(lake: Lakehouse, *, source: str | None = None, first: dt.date | None = None,
                   last: dt.date | None = None) -> dict[str, dt.date]:
-    """Per region, the latest session with a stored bar (of `source`, between `first` and `last` when given); a
-    region with none is absent, never "no bars"."""
+    """Per region, the latest session with a stored bar (in the golden copy; of `source`, in what that source said,
+    between `first` and `last` when given); a region with none is absent, never "no bars"."""
+    table = KLINES_DAILY.name if source is None else KLINES_DAILY_BY_SOURCE.name
     with lake.reader() as con:
-        return dict(con.execute(LAST_SESSIONS_SQL, {"source": source, "first": first, "last": last}).fetchall())
+        return dict(con.execute(LAST_SESSIONS_SQL.format(table=table),
+                                {"source": source, "first": first, "last": last}).fetchall())
 
 
 def rows_by_month(lake: Lakehouse, region: str, first_month: str, last_month: str) -> dict[str, int]:

@@ -180,6 +180,9 @@ class Dataset:
     # One version per key across sources (the golden copy): `source` names each row's winner, and a write replaces
     # a partition's rows whichever source won them (its lake_partitions row and address say `GOLDEN`).
     arbitrated: bool = False
+    # The write path records what a write of a versioned dataset changes in the ledger; a raw layer's changes
+    # reach it through the golden copy they change instead (recorded once, not once per layer).
+    restatements_recorded: bool = True
 
     def __post_init__(self) -> None:
         names = [f.name for f in self.fields]

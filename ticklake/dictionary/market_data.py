@@ -46,6 +46,7 @@ KLINES_DAILY_BY_SOURCE = Dataset(
     rules=OHLC_RULES,
     date_column="trade_date",
     versioned=True,
+    restatements_recorded=False,
     example="SELECT source, trade_date, close, volume FROM klines_daily_by_source WHERE region = 'US' AND "
             "symbol = 'AAPL' ORDER BY trade_date, source",
 )

@@ -68,8 +68,8 @@ class ReconciliationResult:
 def stored_bars(lake: Lakehouse, *, region: str, source: str, sessions: Sequence[dt.date]) -> pd.DataFrame:
     with lake.reader() as con:
         return fetch_frame(con.execute(
-            f"SELECT symbol, trade_date, {', '.join(FIELDS)} FROM klines_daily WHERE region = ? AND source = ? "
-            "AND trade_date BETWEEN ? AND ?", [region, source, min(sessions), max(sessions)]))
+            f"SELECT symbol, trade_date, {', '.join(FIELDS)} FROM klines_daily_by_source WHERE region = ? "
+            "AND source = ? AND trade_date BETWEEN ? AND ?", [region, source, min(sessions), max(sessions)]))
 
 
 def reconcile_klines(ctx: RunContext, region: str, *, sessions: Sequence[dt.date]) -> ReconciliationResult:

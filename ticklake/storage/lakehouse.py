@@ -144,12 +144,14 @@ class Lakehouse:
                 return
             con.execute("BEGIN")
             try:
+                created = []
                 for dataset in DATASETS.values():
                     existing = dict(con.execute(
                         "SELECT column_name, is_nullable FROM duckdb_columns() WHERE database_name = ? AND "
                         "table_name = ?", [ALIAS, dataset.name]).fetchall())
                     if not existing:
                         con.execute(create_table_sql(dataset))
+                        created.append(dataset.name)
                     for f in dataset.fields:  # additive evolution: new dictionary fields become nullable columns,
                         if existing and f.name not in existing:  # and a field made nullable drops its NOT NULL
                             con.execute(f"ALTER TABLE {quote(dataset.name)} ADD COLUMN {quote(f.name)} "
@@ -158,6 +160,7 @@ class Lakehouse:
                             con.execute(f"ALTER TABLE {quote(dataset.name)} ALTER {quote(f.name)} DROP NOT NULL")
                     for statement in (*comment_sql(dataset), *layout_sql(dataset)):
                         con.execute(statement)
+                _seed_raw_layer(con, created)
                 for macro in MACROS.values():  # after every table exists: macros may read any of them
                     con.execute(macro.create_sql)
                 con.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} (fingerprint VARCHAR NOT NULL)")
@@ -267,6 +270,19 @@ class Lakehouse:
                 Path(path).unlink(missing_ok=True)
                 removed += 1
         return removed
+
+
+def _seed_raw_layer(con: duckdb.DuckDBPyConnection, created: list[str]) -> None:
+    """A lake from before the golden copy holds its bars in `klines_daily` only: the raw layer starts as a copy of
+    them (what that source said), so re-deriving a golden month never drops a bar the raw layer lacks."""
+    if "klines_daily_by_source" not in created or "klines_daily" in created:
+        return
+    raw = DATASETS["klines_daily_by_source"]
+    golden = {f.name for f in DATASETS["klines_daily"].fields}
+    missing = {"received_at": "ingested_at"}
+    columns = ", ".join(quote(c) for c in raw.columns)
+    select = ", ".join(quote(c) if c in golden else missing.get(c, "NULL") for c in raw.columns)
+    con.execute(f"INSERT INTO klines_daily_by_source ({columns}) SELECT {select} FROM klines_daily")
 
 
 def _delete_insert(con: duckdb.DuckDBPyConnection, dataset: Dataset, table: pa.Table, name: str, where: str,

@@ -26,7 +26,8 @@ CHANGE_COLUMNS = ["symbol", "date", "field", "stored_value", "source_value"]
 
 def recorded(dataset: Dataset) -> bool:
     """Whether the write path records `dataset`'s changes: versioned, keyed by (region, symbol, its date)."""
-    return dataset.versioned and tuple(dataset.key) == ("region", "symbol", dataset.date_column)
+    return (dataset.versioned and dataset.restatements_recorded
+            and tuple(dataset.key) == ("region", "symbol", dataset.date_column))
 
 
 def numeric_fields(dataset: Dataset) -> list[str]:

@@ -16,6 +16,9 @@ import pandas as pd
 from ticklake.dictionary import Dataset
 
 INTERVAL_COLUMNS = ("valid_from", "valid_to")
+# An arbitrated row's lineage that says how it was decided: an unchanged value keeps when it was first stored,
+# but a second source agreeing (or an override) changes its rule, sources and winner.
+ARBITRATION_COLUMNS = ("source", "rule", "sources", "max_rel_diff")
 
 
 def contents(dataset: Dataset, stored: pd.DataFrame | None, incoming: pd.DataFrame, *, as_of: dt.date | None = None,
@@ -120,6 +123,8 @@ def carry_forward_lineage(new: pd.DataFrame, old: pd.DataFrame | None, dataset: 
     out = new.copy()
     for column in lineage:
         if column == "bar_ts":  # source timestamp is data we received, not ours to carry over
+            continue
+        if dataset.arbitrated and column in ARBITRATION_COLUMNS:  # how a bar was decided is decided anew
             continue
         out[column] = out[column].where(~same, merged[f"{column}__old"].to_numpy())
     removed = len(old) - int(existed.sum())

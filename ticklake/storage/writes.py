@@ -162,8 +162,18 @@ def _ledger_parts(lake: Lakehouse, dataset: Dataset, gone: list[tuple[Part, pa.T
     by_file: dict[tuple[str, str], list[pd.DataFrame]] = {}
     for part, superseded_rows in gone:
         changes = ledger.applied_changes(dataset, superseded_rows.select(dataset.columns), part.table)
-        if len(changes):
+        if not len(changes):
+            continue
+        if not dataset.arbitrated:
             by_file.setdefault((part.values["region"], part.values["source"]), []).append(changes)
+            continue
+        # a golden change is the winning source's (the previous winner's for a withdrawn bar): the identity the
+        # reconciliation sensor recorded it under, so a correction found and then applied is recorded once
+        winners = _winners(part.table, superseded_rows)
+        by_source = winners.reindex(pd.MultiIndex.from_frame(changes[["symbol", "date"]].astype(
+            {"date": "datetime64[ms]"}))).fillna(part.values["source"]).to_numpy()
+        for source in sorted(set(by_source)):
+            by_file.setdefault((part.values["region"], source), []).append(changes[by_source == source])
     parts = []
     for (region, source), frames in by_file.items():
         rows = ledger.ledger_rows(dataset, pd.concat(frames, ignore_index=True), region=region, source=source,
@@ -173,6 +183,14 @@ def _ledger_parts(lake: Lakehouse, dataset: Dataset, gone: list[tuple[Part, pa.T
         validate(merged, RECONCILIATION_LOG)
         parts.append(Part(values, to_arrow(RECONCILIATION_LOG, merged)))
     return parts
+
+
+def _winners(current: pa.Table, superseded_rows: pa.Table) -> pd.Series:
+    """(symbol, date) -> the source of the current row, else of the superseded one."""
+    frames = [t.select(["symbol", "trade_date", "source"]).to_pandas() for t in (current, superseded_rows)]
+    both = pd.concat(frames, ignore_index=True).drop_duplicates(["symbol", "trade_date"])
+    both["trade_date"] = pd.to_datetime(both["trade_date"]).astype("datetime64[ms]")
+    return both.set_index(["symbol", "trade_date"])["source"].astype(str)
 
 
 def stage(lake: Lakehouse, dataset: Dataset, parts: Sequence[Part], *, run_id: str, now: dt.datetime) -> Staged:

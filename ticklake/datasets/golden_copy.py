@@ -1,0 +1,199 @@
+"""The golden copy in the lake: re-derive the `klines_daily` bars of some months from every source's raw bars.
+
+A month's golden bars are always derived from all of `klines_daily_by_source` for that month (the fresh rows of
+the source being written taken from memory), so the order sources arrive in never matters, and a late or corrected
+file re-derives exactly the months it touches. The golden partition, its history (the versions it supersedes), the
+ledger rows of what changed and the exception queue commit in the caller's one transaction: `stage`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ticklake.datasets.context import RunContext
+from ticklake.datasets.golden import SINGLE, Arbitration, Policy, arbitrate, single_source
+from ticklake.dictionary import KLINES_DAILY, month_bounds
+from ticklake.dictionary.core import GOLDEN
+from ticklake.dictionary.frames import with_lineage
+from ticklake.dictionary.market_data import KLINES_DAILY_BY_SOURCE
+from ticklake.dictionary.operations import GOLDEN_EXCEPTIONS
+from ticklake.dictionary.schemas import validate
+from ticklake.storage import Lakehouse
+from ticklake.storage.frames import fetch_frame, from_arrow, to_arrow
+from ticklake.storage.write_modes import carry_forward_lineage, contents
+from ticklake.storage.writes import Part, Staged, stage
+
+
+@dataclass(frozen=True)
+class FirstListed:
+    """The policy without a sources file: one source, or every source by name (nothing to prefer)."""
+
+    def order(self, region: str, field: str) -> tuple[str, ...]:
+        return ()
+
+    def tolerance(self, field: str) -> float:
+        return 0.0
+
+
+@dataclass
+class GoldenMonth:
+    """One month's golden partition, ready to stage, and how its bars were decided."""
+
+    region: str
+    month: str
+    part: Part
+    counts: dict[str, int]
+    exceptions: pd.DataFrame
+
+
+def raw_bars(frame: pd.DataFrame, *, received_at: dt.datetime, file: str | None = None) -> pd.DataFrame:
+    """An API answer as raw-layer rows: no split or dividend events, no file, received at the run's instant."""
+    n = len(frame)
+    stamp = pd.Series([pd.Timestamp(received_at).tz_convert("UTC")] * n, index=frame.index,
+                      dtype="datetime64[ms, UTC]")
+    return frame.assign(split_ratio=np.nan, dividend=np.nan,
+                        file=pd.array([file] * n, dtype="string"), received_at=stamp)
+
+
+def _policy(ctx: RunContext) -> Policy:
+    return ctx.policy if ctx.policy is not None else FirstListed()
+
+
+def golden_part(ctx: RunContext, region: str, month: str, fresh: Mapping[str, pa.Table] | None = None, *,
+                missing_codes: int = 0) -> GoldenMonth:
+    """The golden partition of (`region`, `month`) from every source's raw bars, `fresh` (source -> its new rows
+    of the month) replacing what those sources stored."""
+    lake = ctx.lake
+    fresh = dict(fresh or {})
+    stored = lake.read_partitions(KLINES_DAILY_BY_SOURCE, [{"region": region, "month": month}])
+    if fresh and stored.num_rows:
+        keep = ~np.isin(stored.column("source").to_numpy(zero_copy_only=False).astype(str), list(fresh))
+        stored = stored.filter(pa.array(keep))
+    tables = [t for t in (stored, *fresh.values()) if t.num_rows]
+    bars = from_arrow(KLINES_DAILY_BY_SOURCE, pa.concat_tables(tables)) if tables else \
+        from_arrow(KLINES_DAILY_BY_SOURCE, KLINES_DAILY_BY_SOURCE.arrow_schema.empty_table())
+    first, last = month_bounds(month)
+    overrides = active_overrides(lake, region, first, last, on=ctx.local_date(region))
+    several = bars["source"].nunique() > 1
+    files = bars["file"].notna().any()
+    if several or files or len(overrides):
+        splits = reference_splits(lake, region, first, last) if files else None
+        arbitration = arbitrate(bars, _policy(ctx), region, overrides=overrides, splits=splits)
+    else:  # the default: one API source, nothing to compare
+        golden = single_source(bars)
+        arbitration = Arbitration(golden, arbitrate(bars.iloc[:0], _policy(ctx), region).exceptions,
+                                  {SINGLE: len(golden)})
+    values = {"region": region, "month": month, "source": GOLDEN}
+    previous = lake.read_table(KLINES_DAILY, **values)
+    frame = _stamped(ctx, arbitration.golden)
+    if previous is not None:
+        frame, _ = carry_forward_lineage(frame, from_arrow(KLINES_DAILY, previous), KLINES_DAILY)
+    validate(frame, KLINES_DAILY)
+    part = Part(values, to_arrow(KLINES_DAILY, frame), missing_codes=missing_codes, previous=previous)
+    return GoldenMonth(region, month, part, arbitration.counts, arbitration.exceptions)
+
+
+def _stamped(ctx: RunContext, golden: pd.DataFrame) -> pd.DataFrame:
+    """The run's lineage on every golden bar; `source` stays each bar's winner."""
+    winners = golden["source"]
+    out = with_lineage(golden.drop(columns=["source"]), GOLDEN, ctx.run_id, ctx.now)
+    out["source"] = pd.array(winners.astype(str), dtype="string")
+    return out[KLINES_DAILY.columns]
+
+
+def golden_stage(ctx: RunContext, region: str, months: Sequence[GoldenMonth]) -> Staged:
+    """The golden partitions of `months` (with their history and ledger rows) and the exception queue's changes,
+    for the caller's one commit."""
+    if not months:
+        return Staged([])
+    staged = stage(ctx.lake, KLINES_DAILY, [m.part for m in months], run_id=ctx.run_id, now=ctx.now)
+    queue = exception_part(ctx, region, months)
+    if queue is not None:
+        staged = Staged(stage(ctx.lake, GOLDEN_EXCEPTIONS, [queue], run_id=ctx.run_id, now=ctx.now).loads
+                        + staged.loads)
+    return staged
+
+
+def exception_part(ctx: RunContext, region: str, months: Sequence[GoldenMonth]) -> Part | None:
+    """The region's exception queue after these months were arbitrated: new disagreements open, those found again
+    keep when they were opened, and open ones the arbitration no longer finds (the sources agree now, or an
+    override decided) change status. None when nothing changed."""
+    values = {"region": region, "source": GOLDEN}
+    previous = ctx.lake.read_table(GOLDEN_EXCEPTIONS, **values)
+    stored = None if previous is None else from_arrow(GOLDEN_EXCEPTIONS, previous)
+    now = pd.Timestamp(ctx.now).tz_convert("UTC")
+    found = [m.exceptions for m in months if len(m.exceptions)]
+    fresh = pd.concat(found, ignore_index=True) if found else None
+    key = ["symbol", "trade_date", "field"]
+    rows = []
+    if fresh is not None:
+        fresh = fresh.assign(trade_date=pd.to_datetime(fresh["trade_date"]).astype("datetime64[ms]"))
+        fresh["opened_at"] = now
+        fresh["updated_at"] = now
+        if stored is not None and len(stored):
+            before = stored.set_index(key)
+            at = pd.MultiIndex.from_frame(fresh[key])
+            known = at.isin(before.index)
+            same_status = known & (before.reindex(at)["status"].to_numpy() == fresh["status"].to_numpy())
+            fresh.loc[known, "opened_at"] = before.reindex(at[known])["opened_at"].to_numpy()
+            fresh.loc[same_status, "updated_at"] = before.reindex(at[same_status])["updated_at"].to_numpy()
+        rows.append(fresh)
+    if stored is not None and len(stored):
+        spans = [month_bounds(m.month) for m in months]
+        dates = pd.to_datetime(stored["trade_date"])
+        inside = np.zeros(len(stored), dtype=bool)
+        for first, last in spans:
+            inside |= dates.between(pd.Timestamp(first), pd.Timestamp(last)).to_numpy()
+        still = (pd.MultiIndex.from_frame(stored[key]).isin(pd.MultiIndex.from_frame(fresh[key]))
+                 if fresh is not None else np.zeros(len(stored), dtype=bool))
+        gone = stored[inside & ~still & (stored["status"] == "open").to_numpy()]
+        if len(gone):
+            rows.append(gone.assign(status="closed", updated_at=now))
+    if not rows:
+        return None
+    incoming = with_lineage(pd.concat(rows, ignore_index=True)[[c for c in GOLDEN_EXCEPTIONS.columns
+                                                                 if c not in GOLDEN_EXCEPTIONS.lineage_columns]],
+                            GOLDEN, ctx.run_id, ctx.now)
+    for column in ("opened_at", "updated_at"):
+        incoming[column] = pd.to_datetime(incoming[column], utc=True).astype("datetime64[ms, UTC]")
+    incoming["override_id"] = pd.array(incoming["override_id"].where(incoming["override_id"].notna(), None),
+                                       dtype="string")
+    merged, diff = contents(GOLDEN_EXCEPTIONS, stored, incoming)
+    if not (diff.get("added") or diff.get("changed")):
+        return None
+    validate(merged, GOLDEN_EXCEPTIONS)
+    return Part(values, to_arrow(GOLDEN_EXCEPTIONS, merged), previous=previous)
+
+
+ACTIVE_OVERRIDES_SQL = """
+SELECT override_id, symbol, trade_date, field, chosen_source, value FROM golden_overrides
+WHERE region = $region AND status = 'active' AND trade_date BETWEEN $first AND $last
+  AND (expires_on IS NULL OR expires_on > $today)
+ORDER BY created_at, override_id
+"""
+
+
+def active_overrides(lake: Lakehouse, region: str, first: dt.date, last: dt.date, *, on: dt.date) -> pd.DataFrame:
+    """The overrides in force on `on` for the region's bars between `first` and `last` (the latest one last)."""
+    with lake.reader() as con:
+        return fetch_frame(con.execute(ACTIVE_OVERRIDES_SQL, {"region": region, "first": first, "last": last,
+                                                              "today": on}))
+
+
+SPLITS_SQL = """
+SELECT symbol, ex_date, ratio_to / ratio_from AS split_ratio FROM corporate_actions
+WHERE region = $region AND action = 'split' AND ex_date BETWEEN $first AND $last
+"""
+
+
+def reference_splits(lake: Lakehouse, region: str, first: dt.date, last: dt.date) -> pd.DataFrame:
+    """The region's splits in the reference data (every source's), as the ratio a vendor file states."""
+    with lake.reader() as con:
+        return fetch_frame(con.execute(SPLITS_SQL, {"region": region, "first": first, "last": last}))
+
