@@ -1,17 +1,25 @@
-"""python -m itick_sim --port N [--host 127.0.0.1] [--seed S] [--symbols N] [--regions US,HK] [--history-start D] ..."""
+"""python -m itick_sim --port N [--host 127.0.0.1] [--seed S] [--symbols N] [--regions US,HK] [--history-start D] ...
+
+python -m itick_sim vendor-file --region US --start D --end D --out DIR [--divergences none|default]
+    [--divergence-seed N] [--now T] [the server's settings options: --seed S --symbols N ...]
+writes a Quandl-format vendor file of the bars a server started with the same settings serves (see
+itick_sim.vendor_files) into DIR, and its ground truth as <name>.truth.json beside it."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import ipaddress
 import json
 import sys
 import time
+from pathlib import Path
 
 from itick_sim.app import Simulator
 from itick_sim.server import serve
 from itick_sim.settings import FAULT_KINDS, SimSettings
+from itick_sim.vendor_files import Divergences, vendor_file
 
 
 def _is_loopback(host: str) -> bool:
@@ -43,6 +51,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback host")
+    _settings_arguments(p)
+    return p
+
+
+def _settings_arguments(p: argparse.ArgumentParser) -> None:
+    """The options that make the simulator's data and behaviour (SimSettings), shared by the server and
+    `vendor-file` so a file matches what a server started with the same options serves."""
     p.add_argument("--seed", type=int, default=SimSettings.seed)
     p.add_argument("--symbols", type=int, default=SimSettings.symbols_per_region, help="symbols per region")
     p.add_argument("--regions", default=",".join(SimSettings.regions))
@@ -83,7 +98,53 @@ def parser() -> argparse.ArgumentParser:
                         help="a 'timeout' fault answers after S seconds")
     faults.add_argument("--fault-retry-after-s", type=float, default=SimSettings.fault_retry_after_s, metavar="S",
                         help="Retry-After sent with a '429' fault")
+
+
+def _utc(text: str) -> dt.datetime:
+    t = dt.datetime.fromisoformat(text)
+    return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)
+
+
+def vendor_file_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m itick_sim vendor-file",
+                                description="write a Quandl-format vendor file of the simulator's bars and its "
+                                            "ground truth (<name>.truth.json)")
+    p.add_argument("--region", required=True, type=str.upper)
+    p.add_argument("--start", required=True, type=dt.date.fromisoformat, help="first session, YYYY-MM-DD")
+    p.add_argument("--end", required=True, type=dt.date.fromisoformat, help="last session, YYYY-MM-DD")
+    p.add_argument("--out", required=True, type=Path, help="directory the two files are written to")
+    p.add_argument("--codes", type=_codes, default=None, metavar="A,B",
+                   help="the codes it covers (default every listed code with a bar in the window)")
+    p.add_argument("--divergences", choices=("none", "default"), default="none",
+                   help="none: the file agrees exactly with the API; default: Divergences()' counts")
+    p.add_argument("--divergence-seed", type=int, default=0, metavar="N",
+                   help="where the divergences fall (--seed is the simulator's own, as for the server)")
+    p.add_argument("--now", type=_utc, default=None, metavar="ISO",
+                   help="the simulator's clock (default the wall clock, as the server's)")
+    _settings_arguments(p)
     return p
+
+
+def vendor_file_main(argv: list[str]) -> int:
+    p = vendor_file_parser()
+    args = p.parse_args(argv)
+    try:
+        settings = dataclasses.replace(settings_from_args(args), now=args.now)
+        if args.region not in settings.regions:
+            p.error(f"region {args.region} is not among --regions {','.join(settings.regions)}")
+        divergences = Divergences() if args.divergences == "default" else Divergences.none()
+        vf = vendor_file(Simulator(settings), args.region, args.start, args.end, codes=args.codes,
+                         divergences=divergences, seed=args.divergence_seed)
+    except (TypeError, ValueError, KeyError) as exc:
+        p.error(str(exc))
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / vf.name
+    path.write_bytes(vf.data)
+    truth = args.out / f"{vf.name}.truth.json"
+    truth.write_bytes(vf.truth_json())
+    print(path, flush=True)
+    print(truth, flush=True)
+    return 0
 
 
 def settings_from_args(args: argparse.Namespace) -> SimSettings:
@@ -115,6 +176,9 @@ def settings_from_args(args: argparse.Namespace) -> SimSettings:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["vendor-file"]:
+        return vendor_file_main(argv[1:])
     p = parser()
     args = p.parse_args(argv)
     if not _is_loopback(args.host) and not args.allow_remote:

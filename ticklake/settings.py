@@ -187,6 +187,22 @@ def home() -> Path:
                       "must be a directory (created when missing), not a file")
 
 
+def sources_file() -> Path | None:
+    """TICKLAKE_SOURCES: the sources file (TOML: the vendor file drops and the golden copy's arbitration policy, read
+    by `ticklake.sources.declared`; docs/golden-copy.md). Unset: iTick is the only source. A path that does not
+    exist or is not a file is refused here; the file's contents are checked when it is loaded."""
+
+    def parse(text: str) -> Path:
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise ValueError
+        return path.resolve()
+
+    return env_parsed("TICKLAKE_SOURCES", None, parse,
+                      "must be the path of an existing file (the TOML sources file, docs/golden-copy.md), or unset "
+                      "it to keep iTick the only source")
+
+
 def regions() -> tuple[str, ...]:
     """TICKLAKE_REGIONS (comma-separated), default US,HK,SH,JP; each must be a known market."""
     from ticklake.markets import DEFAULT_REGIONS, MARKETS  # pandas: not loaded for settings that need none

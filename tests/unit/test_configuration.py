@@ -72,6 +72,7 @@ READERS: dict[str, Callable[[], object]] = {
     "TICKLAKE_MAX_REJECTED_SHARE": settings.max_rejected_share,
     "TICKLAKE_MAX_DAILY_MOVE": settings.max_daily_move,
     "TICKLAKE_FRESHNESS_HOURS": settings.freshness_hours,
+    "TICKLAKE_SOURCES": settings.sources_file,
 }
 
 BAD_VALUES = [
@@ -115,6 +116,8 @@ BAD_VALUES = [
     ("TICKLAKE_FUNDAMENTALS_BUDGET", "lots", "whole number >= 0"),
     ("TICKLAKE_FRESHNESS_HOURS", "-1", "whole number from 0 to 168"),
     ("TICKLAKE_FRESHNESS_HOURS", "6.5", "whole number from 0 to 168"),
+    ("TICKLAKE_SOURCES", "/nonexistent/sources.toml", "must be the path of an existing file"),
+    ("TICKLAKE_SOURCES", lambda tmp_path: str(tmp_path), "must be the path of an existing file"),
 ]
 
 
