@@ -1,4 +1,5 @@
-"""The operations tables (and the raw layer several steps write) as external assets, so the catalog lists them with their column schemas.
+"""The operations tables and the raw layer (which several steps write) as external assets, so the catalog lists
+them with their column schemas.
 
 `lake_partitions` (what each commit recorded), `reconciliation_log` (every change applied to a versioned table),
 `quarantine` (rows that broke a hard rule) and the `<name>_history` tables (every superseded version) are written by

@@ -95,7 +95,8 @@ def test_writer_processes_of_different_regions_on_one_table_lose_no_update(tmp_p
         p.join(timeout=180)
     assert [p.exitcode for p in procs] == [0, 0, 0, 0]
     with _lake(tmp_path).connection() as con:
-        assert con.execute("SELECT region, count(*), max(close) FROM klines_daily_by_source GROUP BY 1 ORDER BY 1").fetchall() \
+        assert con.execute("SELECT region, count(*), max(close) FROM klines_daily_by_source GROUP BY 1 ORDER BY 1"
+                           ).fetchall() \
             == [("HK", 3, 11.0), ("JP", 3, 11.0), ("SH", 3, 11.0), ("US", 3, 11.0)]
 
 
@@ -215,7 +216,8 @@ def test_an_unreachable_postgres_catalog_is_named_without_its_password(tmp_path)
 
 def _files(lake: Lakehouse) -> list[tuple]:
     with lake.connection() as con:
-        return con.execute("SELECT data_file, delete_file FROM ducklake_list_files('lake', 'klines_daily_by_source')").fetchall()
+        return con.execute("SELECT data_file, delete_file FROM ducklake_list_files('lake', 'klines_daily_by_source')"
+                           ).fetchall()
 
 
 def test_a_replace_touches_only_the_rows_that_differ(tmp_path):

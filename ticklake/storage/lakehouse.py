@@ -160,7 +160,8 @@ class Lakehouse:
                             con.execute(f"ALTER TABLE {quote(dataset.name)} ALTER {quote(f.name)} DROP NOT NULL")
                     for statement in (*comment_sql(dataset), *layout_sql(dataset)):
                         con.execute(statement)
-                _seed_raw_layer(con, created)
+                if "klines_daily_by_source" in created and "klines_daily" not in created:
+                    seed_raw_layer(con)
                 for macro in MACROS.values():  # after every table exists: macros may read any of them
                     con.execute(macro.create_sql)
                 con.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} (fingerprint VARCHAR NOT NULL)")
@@ -272,11 +273,9 @@ class Lakehouse:
         return removed
 
 
-def _seed_raw_layer(con: duckdb.DuckDBPyConnection, created: list[str]) -> None:
+def seed_raw_layer(con: duckdb.DuckDBPyConnection) -> None:
     """A lake from before the golden copy holds its bars in `klines_daily` only: the raw layer starts as a copy of
     them (what that source said), so re-deriving a golden month never drops a bar the raw layer lacks."""
-    if "klines_daily_by_source" not in created or "klines_daily" in created:
-        return
     raw = DATASETS["klines_daily_by_source"]
     golden = {f.name for f in DATASETS["klines_daily"].fields}
     missing = {"received_at": "ingested_at"}

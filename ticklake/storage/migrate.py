@@ -38,7 +38,7 @@ from ticklake.dictionary import DATASETS, LAKE_PARTITIONS, Dataset, month_bounds
 from ticklake.storage import catalog_from_env, extensions
 from ticklake.storage.catalog import ALIAS
 from ticklake.storage.ddl import cluster_order, literal, quote
-from ticklake.storage.lakehouse import Lakehouse
+from ticklake.storage.lakehouse import Lakehouse, seed_raw_layer
 from ticklake.storage.legacy import MIGRATE_COMMAND, old_dataset_dirs, old_storage
 
 AUTHOR = "ticklake-migrate"  # the migration commit's author in ducklake_snapshots
@@ -75,6 +75,7 @@ class Plan:
         """Rows every table must hold after the migration (lake_partitions: one per old file)."""
         counts = {name: self.rows(name) for name in DATASETS if DATASETS[name].in_lake}
         counts[LAKE_PARTITIONS.name] = len(self.files)
+        counts["klines_daily_by_source"] = self.rows("klines_daily")  # the raw layer starts as the bars stored
         return counts
 
 
@@ -185,7 +186,7 @@ def _migrated_before(con) -> int | None:
 def _load(lake: Lakehouse, plan_: Plan, run_id: str, now: dt.datetime) -> int:
     """Every old file's rows and the rebuilt lake_partitions in one transaction, verified before COMMIT."""
     status = _status(plan_, run_id, now)
-    tables = [*plan_.by_dataset, LAKE_PARTITIONS.name]
+    tables = [*plan_.by_dataset, "klines_daily_by_source", LAKE_PARTITIONS.name]
     with lake.locks.hold(tables), lake.connection() as con:
         con.execute("BEGIN TRANSACTION")
         try:
@@ -206,6 +207,7 @@ def _load(lake: Lakehouse, plan_: Plan, run_id: str, now: dt.datetime) -> int:
                 if differ:
                     raise MigrationError(f"{name}: {differ} row(s) differ between the old files and the lake after "
                                          "loading; rolled back, nothing was migrated")
+            seed_raw_layer(con)  # the bars as the raw layer of the source that sent them
             con.register("migrated_status", status)
             columns = ", ".join(quote(c) for c in LAKE_PARTITIONS.columns)
             con.execute(f"INSERT INTO {LAKE_PARTITIONS.name} ({columns}) SELECT {columns} FROM migrated_status "
