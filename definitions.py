@@ -29,6 +29,10 @@ from checks.freshness import FRESHNESS_CHECKS
 from resources.clock import ClockResource
 from resources.itick import ITickResource
 from resources.storage import StorageResource
+from ticklake.sources.declared import Sources
+
+# A bad TICKLAKE_SOURCES file is refused here, when the definitions load, naming its key and the rule it breaks.
+Sources.from_env(api_name="itick")
 
 
 def build_definitions(itick: ITickResource | None = None, storage: StorageResource | None = None,

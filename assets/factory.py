@@ -14,11 +14,13 @@ from assets.metadata import dataset_asset, fetch_metadata, preview, snapshot_met
 from assets.partitions import region_partitions
 from resources.itick import ITickResource
 from resources.storage import StorageResource
+from ticklake import settings
 from ticklake.datasets import pipeline
 from ticklake.datasets.context import RunContext
 from ticklake.datasets.pipeline import Refreshed
 from ticklake.dictionary import Dataset
 from ticklake.sources.contract import FetchReport
+from ticklake.sources.declared import Policy, Sources
 from ticklake.storage.ddl import partition_address
 
 MAX_REFUSED = 50
@@ -30,7 +32,16 @@ def run_context(context: dg.AssetExecutionContext, config: RunClock, storage: St
     audit records per call), the run id and the run's instant, and the step's log."""
     run_id = context.run.run_id
     source = itick.source(tags={"run_id": run_id, "asset": asset}) if itick is not None else None
-    return RunContext(storage.lakehouse(), run_id, config.instant(), source, log=context.log.info)
+    return RunContext(storage.lakehouse(), run_id, config.instant(), source, log=context.log.info,
+                      policy=arbitration_policy(source.name if source is not None else "itick"))
+
+
+def arbitration_policy(api_name: str) -> Policy | None:
+    """The golden copy's policy from TICKLAKE_SOURCES; None without a sources file (one source: nothing to
+    arbitrate). The file was already checked when the definitions loaded."""
+    if settings.sources_file() is None:
+        return None
+    return Sources.from_env(api_name=api_name).policy
 
 
 @dataclass

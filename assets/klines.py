@@ -19,6 +19,7 @@ from assets.partitions import REGION, SESSION_TAG, calendar_days, key, month_reg
 from resources.itick import ITickResource
 from resources.storage import StorageResource
 from ticklake import markets
+from ticklake.datasets.golden import RULES
 from ticklake.datasets.klines import (
     DIFF_KEYS,
     IngestResult,
@@ -42,6 +43,7 @@ ANSWERED_CHECK = "requested_codes_answered"
 QUARANTINE_CHECK = "no_rows_quarantined"
 PLAUSIBLE_CHECK = "daily_moves_plausible"
 MONTH_CHECK = "month_complete"
+EXCEPTIONS_CHECK = "golden_exceptions_open"
 MAX_LISTED = 50
 
 
@@ -81,6 +83,10 @@ with warnings.catch_warnings():
                               description="Every month the run wrote is complete: all its sessions had closed. The "
                                           "month still in progress fails it (a warning naming the partitions and "
                                           "their sessions still to close), so it does not read as finished"),
+            dg.AssetCheckSpec(EXCEPTIONS_CHECK, asset="klines_daily",
+                              description="No disagreement between sources is waiting for a person: open rows of "
+                                          "golden_exceptions in the run's regions (a warning with the count and the "
+                                          "first ten; `ticklake override` resolves one)"),
         ],
     )
 
@@ -128,6 +134,25 @@ def klines_daily(context: dg.AssetExecutionContext, config: RunClock,
     yield _quarantine_check(results)
     yield _plausibility_check(results, lake, source.name)
     yield _month_check(results)
+    yield _exceptions_check(lake, sorted({r.region for r in results}))
+
+
+OPEN_EXCEPTIONS_SQL = """
+SELECT region, symbol, trade_date, field, source_values, rel_diff, chosen_source FROM golden_exceptions
+WHERE status = 'open' AND list_contains($regions, region) ORDER BY trade_date DESC, region, symbol, field
+"""
+
+
+def _exceptions_check(lake: Lakehouse, regions: list[str]) -> dg.AssetCheckResult:
+    with lake.reader() as con:
+        rows = con.execute(OPEN_EXCEPTIONS_SQL, {"regions": regions}).fetchall()
+    shown = [f"{r} {s} {d} {f}: {v} (rel diff {x:.4g}; golden takes {c})" for r, s, d, f, v, x, c in rows[:10]]
+    return dg.AssetCheckResult(
+        check_name=EXCEPTIONS_CHECK, passed=not rows, severity=dg.AssetCheckSeverity.WARN,
+        metadata={"open_exceptions": dg.MetadataValue.int(len(rows)),
+                  "first_ten": dg.MetadataValue.text("\n".join(shown) or "none"),
+                  "query": dg.MetadataValue.text("SELECT * FROM golden_exceptions WHERE status = 'open'")},
+    )
 
 
 def _data_lag_hours(lake: Lakehouse, regions: list[str], now: dt.datetime) -> dict[str, float | None]:
@@ -210,6 +235,7 @@ def _partition_metadata(report: PartitionReport, lake: Lakehouse, source: str) -
         **({"missing_code_list": dg.MetadataValue.text(", ".join(sorted(report.missing)[:MAX_LISTED]))}
            if report.missing else {}),
         **{f"rows_{k}": dg.MetadataValue.int(report.diff[k]) for k in DIFF_KEYS},
+        **{f"golden_{rule}": dg.MetadataValue.int(report.golden.get(rule, 0)) for rule in RULES},
         "lake_path": dg.MetadataValue.text(partition_address(KLINES_DAILY, dict(region=report.region,
                                                                    month=report.month, source=source))),
     }

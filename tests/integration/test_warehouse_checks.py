@@ -32,7 +32,7 @@ def test_warehouse_checks_pass_on_good_data_and_fail_on_corruption(make_server, 
     # the nightly job leaves the warehouse-wide checks to their own job
     assert {c.check_name for c in result.get_asset_check_evaluations()} == {
         "stored_rows_match_lake", "every_session_has_bars", "requested_codes_answered", "no_rows_quarantined",
-        "daily_moves_plausible", "month_complete"}
+        "daily_moves_plausible", "month_complete", "golden_exceptions_open"}
     assert _checks(defs, instance) == {"klines_daily_unique_key": True, "klines_daily_on_calendar": True,
                                        "klines_daily_lake_matches_warehouse": True, "securities_not_empty": True,
                                        "klines_daily_inside_listing_window": True}
