@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 
 from definitions import build_definitions
@@ -20,6 +21,7 @@ from ticklake.dictionary import DATASETS, LAKE_PARTITIONS, MACROS
 from ticklake.storage import Lakehouse, OldLayoutError, catalog_from_env, connect, open_lakehouse
 from ticklake.storage import migrate as migration
 from ticklake.storage.ddl import quote
+from ticklake.storage.lakehouse import seed_raw_layer
 
 pytestmark = pytest.mark.integration
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "previous_release_home.tar.gz"
@@ -48,10 +50,14 @@ def _old_database(home: Path) -> duckdb.DuckDBPyConnection:
         columns = ", ".join(f"{quote(f.name)} {f.duckdb_type}" for f in dataset.fields)
         if files:
             listed = ", ".join(f"'{f}'" for f in files)
-            con.execute(f"CREATE TABLE {quote(name)} AS SELECT {', '.join(quote(c) for c in dataset.columns)} "
-                        f"FROM read_parquet([{listed}], hive_partitioning = false)")
+            present = set().union(*(pq.read_schema(f).names for f in files))
+            select = ", ".join(quote(c) if c in present else f"NULL::{dataset.field(c).duckdb_type} AS {quote(c)}"
+                               for c in dataset.columns)  # fields added since: null, as the migration loads them
+            con.execute(f"CREATE TABLE {quote(name)} AS SELECT {select} "
+                        f"FROM read_parquet([{listed}], hive_partitioning = false, union_by_name = true)")
         else:
             con.execute(f"CREATE TABLE {quote(name)} ({columns})")
+    seed_raw_layer(con)  # the bars stored become the raw layer of the source that sent them
     for macro in MACROS.values():
         con.execute(macro.create_sql)
     return con

@@ -27,7 +27,7 @@ from ticklake.dictionary.schemas import validate
 from ticklake.storage import Lakehouse
 from ticklake.storage.frames import fetch_frame, from_arrow, to_arrow
 from ticklake.storage.write_modes import carry_forward_lineage, contents
-from ticklake.storage.writes import Part, Staged, stage
+from ticklake.storage.writes import Part, Staged, load, stage
 
 
 @dataclass(frozen=True)
@@ -197,3 +197,11 @@ def reference_splits(lake: Lakehouse, region: str, first: dt.date, last: dt.date
     with lake.reader() as con:
         return fetch_frame(con.execute(SPLITS_SQL, {"region": region, "first": first, "last": last}))
 
+
+
+def rederive(ctx: RunContext, region: str, months: Sequence[str]) -> list[GoldenMonth]:
+    """Re-derive and commit the golden bars of `months` from what every source stored (a late or corrected file,
+    an override made or expired), in one commit; the months' arbitration results."""
+    derived = [golden_part(ctx, region, month) for month in sorted(set(months))]
+    load(ctx.lake, golden_stage(ctx, region, derived))
+    return derived
