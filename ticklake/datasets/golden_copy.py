@@ -24,6 +24,7 @@ from ticklake.dictionary.frames import with_lineage
 from ticklake.dictionary.market_data import KLINES_DAILY_BY_SOURCE
 from ticklake.dictionary.operations import GOLDEN_EXCEPTIONS
 from ticklake.dictionary.schemas import validate
+from ticklake.sources.declared import DEFAULT_PRICE_TOLERANCE_BPS, DEFAULT_VOLUME_TOLERANCE_PCT
 from ticklake.storage import Lakehouse
 from ticklake.storage.frames import fetch_frame, from_arrow, to_arrow
 from ticklake.storage.write_modes import carry_forward_lineage, contents
@@ -37,8 +38,8 @@ class FirstListed:
     def order(self, region: str, field: str) -> tuple[str, ...]:
         return ()
 
-    def tolerance(self, field: str) -> float:
-        return 0.0
+    def tolerance(self, field: str) -> float:  # the sources file's defaults
+        return DEFAULT_VOLUME_TOLERANCE_PCT / 100 if field == "volume" else DEFAULT_PRICE_TOLERANCE_BPS / 10_000
 
 
 @dataclass
@@ -140,7 +141,8 @@ def exception_part(ctx: RunContext, region: str, months: Sequence[GoldenMonth]) 
             before = stored.set_index(key)
             at = pd.MultiIndex.from_frame(fresh[key])
             known = at.isin(before.index)
-            same_status = known & (before.reindex(at)["status"].to_numpy() == fresh["status"].to_numpy())
+            was = before.reindex(at)["status"].fillna("").astype(str).to_numpy()
+            same_status = known & (was == fresh["status"].astype(str).to_numpy())
             fresh.loc[known, "opened_at"] = before.reindex(at[known])["opened_at"].to_numpy()
             fresh.loc[same_status, "updated_at"] = before.reindex(at[same_status])["updated_at"].to_numpy()
         rows.append(fresh)
