@@ -78,8 +78,10 @@ def arbitrate(bars: pd.DataFrame, policy: Policy, region: str, *, overrides: pd.
         return Arbitration(_empty_golden(), _empty_exceptions(), dict.fromkeys(RULES, 0))
     symbol = bars["symbol"].astype(str).to_numpy()
     day = pd.to_datetime(bars["trade_date"]).to_numpy("datetime64[ms]")
-    keys = pd.MultiIndex.from_arrays([symbol, day])
-    ids, uniques = pd.factorize(keys)
+    symbol_ids, symbols = pd.factorize(symbol)  # per level, then the pairs' int64 codes: no tuple per bar
+    day_ids, days = pd.factorize(day)
+    ids, pairs = pd.factorize(symbol_ids.astype("int64") * len(days) + day_ids)
+    uniques = pd.MultiIndex.from_arrays([symbols[pairs // len(days)], days[pairs % len(days)]])
     n = len(uniques)
     source = bars["source"].astype(str).to_numpy()
     present = sorted(set(source))
