@@ -11,6 +11,7 @@ from assets.klines import klines_daily
 from assets.listings import listings
 from assets.operations import operations_specs
 from assets.trading_calendar import trading_calendar
+from assets.vendor_klines import asset_name, vendor_klines_asset
 from automation.executors import executor_from_env
 from automation.jobs import (
     analytics_refresh,
@@ -23,6 +24,7 @@ from automation.jobs import (
 from automation.maintenance import lake_maintenance
 from automation.schedules import SCHEDULES
 from automation.sensors import SENSORS
+from automation.vendor_drops import vendor_drop_sensor, vendor_job
 from checks.asset_checks import ASSET_CHECKS
 from checks.expectations import ASSET_CHECKS as EXPECTATION_CHECKS
 from checks.freshness import FRESHNESS_CHECKS
@@ -31,23 +33,27 @@ from resources.itick import ITickResource
 from resources.storage import StorageResource
 from ticklake.sources.declared import Sources
 
-# A bad TICKLAKE_SOURCES file is refused here, when the definitions load, naming its key and the rule it breaks.
-Sources.from_env(api_name="itick")
-
 
 def build_definitions(itick: ITickResource | None = None, storage: StorageResource | None = None,
                       clock: ClockResource | None = None) -> dg.Definitions:
-    """Definitions with resources from the environment, or the given ones (tests point them elsewhere)."""
+    """Definitions with resources from the environment, or the given ones (tests point them elsewhere).
+
+    A bad TICKLAKE_SOURCES file is refused here, when the definitions load, naming its key and the rule it breaks;
+    each vendor file drop it declares adds its raw asset, its load job and its `vendor_drop_<vendor>` sensor."""
+    vendors = Sources.from_env(api_name="itick").vendors
+    vendor_assets = [vendor_klines_asset(spec) for spec in vendors]
+    vendor_jobs = [vendor_job(spec, asset) for spec, asset in zip(vendors, vendor_assets, strict=True)]
     assets = [listings, trading_calendar, corporate_actions, klines_daily, klines_daily_adjusted, fundamentals_daily,
-              fx_daily, valuation_daily]
+              fx_daily, valuation_daily, *vendor_assets]
     return dg.Definitions(
         # the operations tables (lake_partitions, reconciliation_log, quarantine, *_history) as external assets
-        assets=[*assets, *operations_specs({k.to_user_string() for a in assets for k in a.keys})],
+        assets=[*assets, *operations_specs({k.to_user_string() for a in assets for k in a.keys},
+                                           vendors=[asset_name(spec) for spec in vendors])],
         asset_checks=ASSET_CHECKS + FRESHNESS_CHECKS + EXPECTATION_CHECKS,
         jobs=[nightly_refresh, reference_refresh, analytics_refresh, fundamentals_refresh, warehouse_checks,
-              klines_freshness, lake_maintenance],
+              klines_freshness, lake_maintenance, *vendor_jobs],
         schedules=SCHEDULES,
-        sensors=SENSORS,
+        sensors=[*SENSORS, *(vendor_drop_sensor(spec, job) for spec, job in zip(vendors, vendor_jobs, strict=True))],
         resources={"itick": itick or ITickResource.from_env(), "storage": storage or StorageResource(),
                    "clock": clock or ClockResource()},
         executor=executor_from_env(),  # in the run's process, or on Celery workers (TICKLAKE_EXECUTOR=celery)

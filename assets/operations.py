@@ -30,9 +30,16 @@ WRITTEN_BY = {
 SHARED = ("klines_daily_by_source",)  # tables of a domain of their own that several steps write
 
 
-def _spec(dataset: Dataset, asset_keys: set[str]) -> dg.AssetSpec:
+# What every vendor's raw asset writes besides the golden copy (its own rows, its files, its quarantined rows).
+WRITTEN_BY_VENDORS = ("klines_daily_by_source", "source_files", "quarantine", "golden_exceptions", "lake_partitions",
+                      "klines_daily_history", "klines_daily_by_source_history", "reconciliation_log")
+
+
+def _spec(dataset: Dataset, asset_keys: set[str], vendors: list[str]) -> dg.AssetSpec:
     declared = dataset_asset(dataset)
     writers = (dataset.history_for,) if dataset.history_for else WRITTEN_BY.get(dataset.name, ())
+    if dataset.name in WRITTEN_BY_VENDORS:
+        writers = (*writers, *vendors)
     return dg.AssetSpec(
         dataset.name,
         group_name=dataset.domain if dataset.name in SHARED else GROUP,
@@ -44,7 +51,8 @@ def _spec(dataset: Dataset, asset_keys: set[str]) -> dg.AssetSpec:
     )
 
 
-def operations_specs(asset_keys: set[str]) -> list[dg.AssetSpec]:
-    """One spec per operations table and per history table; `asset_keys` are the dataset assets defined."""
-    return [_spec(d, asset_keys) for d in DATASETS.values() if d.domain == GROUP or d.history_for
+def operations_specs(asset_keys: set[str], vendors: list[str] = ()) -> list[dg.AssetSpec]:
+    """One spec per operations table and per history table; `asset_keys` are the dataset assets defined, `vendors`
+    the vendors' raw assets."""
+    return [_spec(d, asset_keys, list(vendors)) for d in DATASETS.values() if d.domain == GROUP or d.history_for
             or d.name in SHARED]

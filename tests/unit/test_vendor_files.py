@@ -500,3 +500,9 @@ def test_list_drop_on_s3(s3):
     assert list_drop(s3.url("vendor/none")) == []
     with pytest.raises(FileNotFoundError):
         read_drop(location, "gone.csv")
+
+
+def test_a_gzipped_delivery_is_read_as_delivered_not_decompressed(tmp_path):
+    data = gzip.compress(b"ticker,date\n")
+    (tmp_path / "quandl_eod_20240628.csv.gz").write_bytes(data)
+    assert read_drop(str(tmp_path), "quandl_eod_20240628.csv.gz") == data  # its sha256 is the delivery's

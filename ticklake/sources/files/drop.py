@@ -76,14 +76,15 @@ def list_drop(location: str, *, filesystem: pafs.FileSystem | None = None) -> li
 
 
 def read_drop(location: str, name: str, *, filesystem: pafs.FileSystem | None = None) -> bytes:
-    """The bytes of the delivered file `name` (as `list_drop` names it) under `location`."""
+    """The bytes of the delivered file `name` (as `list_drop` names it) under `location`, exactly as delivered
+    (never decompressed on the way: the hash is of the delivery, and the format reads the gzip itself)."""
     parts = name.replace("\\", "/").split("/")
     if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
         raise ValueError(f"{name!r} is not a file name inside the drop (a relative name, as list_drop gives it)")
     fs, base = _resolve(location, filesystem)
     path = "/".join([base.rstrip("/"), *parts])
     try:
-        with fs.open_input_stream(path) as stream:
+        with fs.open_input_stream(path, compression=None) as stream:
             return stream.readall()
     except FileNotFoundError:
         raise FileNotFoundError(f"the drop {_describe(location)} has no file {name!r}") from None

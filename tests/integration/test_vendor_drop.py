@@ -1,0 +1,140 @@
+"""A vendor's file drop end to end through Dagster: the `vendor_drop_quandl` sensor sees a file, records it in
+source_files and requests its months; the load job writes the raw layer and re-derives the golden copy, at no API
+cost. The same file again changes nothing; a corrected file is a restatement; every bad file is refused with its
+reason and leaves the golden copy as it was."""
+
+from __future__ import annotations
+
+import gzip
+import os
+
+import dagster as dg
+import pytest
+
+import ticklake
+from automation.jobs import run_partition_range
+from definitions import build_definitions
+from itick_sim.vendor_files import Divergences, vendor_file
+from resources.clock import ClockResource
+from ticklake.datasets.golden import AGREED, PRIORITY
+
+VENDOR, SENSOR, JOB = "quandl", "vendor_drop_quandl", "vendor_klines_quandl_load"
+NAME = "quandl_eod_20240628.csv.gz"
+HEADER = "ticker,date,open,high,low,close,volume,ex-dividend,split_ratio,adj_open,adj_high,adj_low,adj_close,adj_volume"
+
+
+def _beyond(t, bps: float = 5.0, pct: float = 1.0) -> bool:
+    tolerance = pct / 100 if t.field == "volume" else bps / 10_000
+    return t.field != "bar" and abs(t.vendor_value - t.api_value) / abs(t.api_value) > tolerance
+
+
+@pytest.fixture
+def drop(tmp_path, monkeypatch):
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    sources = tmp_path / "sources.toml"
+    sources.write_text(f'[sources.{VENDOR}]\nkind = "file_drop"\nformat = "quandl_eod"\nregions = ["US"]\n'
+                       f'drop = "{folder}"\npoll_seconds = 30\n\n[arbitration]\npriority = ["itick", "{VENDOR}"]\n')
+    monkeypatch.setenv("TICKLAKE_SOURCES", str(sources))
+    return folder
+
+
+def _query(home, sql: str, params=()) -> list[tuple]:
+    with ticklake.connect(home) as con:
+        return con.execute(sql, list(params)).fetchall()
+
+
+class Tick:
+    """The sensor as the daemon runs it: evaluations carry the cursor, run requests become runs of its job."""
+
+    def __init__(self, defs, instance, resources):
+        self.defs, self.instance, self.resources, self.cursor = defs, instance, resources, None
+
+    def __call__(self) -> list[dg.RunRequest]:
+        sensor = self.defs.resolve_sensor_def(SENSOR)
+        with dg.build_sensor_context(instance=self.instance, cursor=self.cursor, sensor_name=SENSOR,
+                                     resources={**self.resources, "clock": ClockResource()}) as context:
+            result = sensor(context)
+            self.cursor = result.cursor if result.cursor is not None else context.cursor
+        requests = list(result.run_requests or [])
+        for request in requests:
+            run = self.defs.resolve_job_def(JOB).execute_in_process(
+                instance=self.instance, partition_key=request.partition_key,
+                tags={**request.tags, "dagster/run_key": request.run_key})
+            assert run.success
+        return requests
+
+
+def _write(folder, name: str, data: bytes) -> None:
+    (folder / name).write_bytes(data)
+    os.utime(folder / name, ns=(os.stat(folder / name).st_mtime_ns + 10**9,) * 2)  # a new mtime, as a copy gives
+
+
+@pytest.mark.slow
+def test_a_dropped_file_reaches_the_golden_copy_once_and_bad_files_are_refused(make_server, resources_for, home,
+                                                                                drop):
+    server = make_server()
+    resources = resources_for(server)
+    defs = build_definitions(**resources)
+    assert {SENSOR} <= {s.name for s in defs.sensors}
+    instance = dg.DagsterInstance.ephemeral()
+    defs.resolve_job_def("reference_refresh").execute_in_process(instance=instance, partition_key="US")
+    assert run_partition_range(defs, "US", "2024-06", "2024-06", instance=instance).success
+    tick = Tick(defs, instance, resources)
+    assert tick() == []  # nothing dropped yet: a skip
+
+    vf = vendor_file(server.simulator, "US", "2024-06-03", "2024-06-28", divergences=Divergences(), seed=3)
+    calls = server.simulator.counters.total
+    _write(drop, vf.name, vf.data)
+    [request] = tick()
+    assert request.partition_key == "2024-06|US"
+    assert server.simulator.counters.total == calls  # the vendor costs no API call
+    expected = {(t.symbol, t.trade_date, t.field) for t in vf.truth if _beyond(t)}
+    assert set(_query(home, "SELECT symbol, trade_date, field FROM golden_exceptions WHERE status = 'open'")) \
+        == expected
+    [(status, rows)] = _query(home, "SELECT status, rows FROM source_files WHERE name = ?", [vf.name])
+    assert (status, rows) == ("accepted", len(gzip.decompress(vf.data).splitlines()) - 1)
+    golden = _query(home, "SELECT rule, count(*) FROM klines_daily GROUP BY 1 ORDER BY 1")
+    assert dict(golden)[PRIORITY] == len({(s, d) for s, d, _ in expected})
+    assert dict(golden)[AGREED] > 0
+    event = instance.get_latest_materialization_event(dg.AssetKey("klines_daily"))
+    assert "re-derived from quandl" in event.asset_materialization.description
+
+    # the same file again, even touched: nothing new
+    _write(drop, vf.name, vf.data)
+    assert tick() == []
+    assert _query(home, "SELECT count(*) FROM source_files")[0][0] == 1
+
+    # a corrected file of the same name: a restatement; what it corrects changes the golden copy, once
+    fixed = vendor_file(server.simulator, "US", "2024-06-03", "2024-06-28", divergences=Divergences.none())
+    _write(drop, vf.name, fixed.data)
+    [request] = tick()
+    [(_, reason)] = _query(home, "SELECT status, reason FROM source_files WHERE status = 'restated'")
+    assert "correction" in reason
+    assert not _query(home, "SELECT * FROM golden_exceptions WHERE status = 'open'")
+    assert _query(home, "SELECT count(*) FROM golden_exceptions WHERE status = 'closed'")[0][0] == len(expected)
+    before = _query(home, "SELECT * FROM klines_daily ORDER BY ALL")
+
+    # every bad file is refused with its reason, and the golden copy stays as it was
+    text = gzip.decompress(fixed.data).decode()
+    first_row = text.splitlines()[1]
+    bad = {
+        "quandl_eod_20240627.csv": text.encode(),  # the name's date contradicts the rows
+        "missing_column.csv": text.replace(HEADER, HEADER.replace(",adj_volume", "")).encode(),
+        "truncated.csv.gz": fixed.data[: len(fixed.data) // 2],
+        "empty.csv": (HEADER + "\n").encode(),
+        "not_gzip.csv.gz": b"\x1f\x8b\x08garbage",
+        "unknown_codes.csv": (HEADER + "\n" + first_row.replace(first_row.split(",")[0], "ZZZZ", 1) + "\n").encode(),
+    }
+    for name, data in bad.items():
+        _write(drop, name, data)
+    requests = tick()
+    statuses = dict(_query(home, "SELECT name, status FROM source_files WHERE name <> ?", [vf.name]))
+    refused = {name for name, status in statuses.items() if status == "refused"}
+    assert refused >= set(bad) - {"unknown_codes.csv"}
+    reasons = dict(_query(home, "SELECT name, reason FROM source_files WHERE status = 'refused'"))
+    assert all(reasons[name] for name in refused)
+    quarantined = _query(home, "SELECT rule FROM quarantine WHERE dataset = 'klines_daily_by_source'")
+    assert ("unknown_code",) in quarantined or "unknown_codes.csv" in refused
+    assert all(r.partition_key == "2024-06|US" for r in requests)
+    assert _query(home, "SELECT * FROM klines_daily ORDER BY ALL") == before
