@@ -28,15 +28,19 @@ def _beyond(t, bps: float = 5.0, pct: float = 1.0) -> bool:
     return t.field != "bar" and abs(t.vendor_value - t.api_value) / abs(t.api_value) > tolerance
 
 
-@pytest.fixture
-def drop(tmp_path, monkeypatch):
+def _declare(tmp_path, monkeypatch, region: str = "US"):
     folder = tmp_path / "drop"
     folder.mkdir()
     sources = tmp_path / "sources.toml"
-    sources.write_text(f'[sources.{VENDOR}]\nkind = "file_drop"\nformat = "quandl_eod"\nregions = ["US"]\n'
+    sources.write_text(f'[sources.{VENDOR}]\nkind = "file_drop"\nformat = "quandl_eod"\nregions = ["{region}"]\n'
                        f'drop = "{folder}"\npoll_seconds = 30\n\n[arbitration]\npriority = ["itick", "{VENDOR}"]\n')
     monkeypatch.setenv("TICKLAKE_SOURCES", str(sources))
     return folder
+
+
+@pytest.fixture
+def drop(tmp_path, monkeypatch):
+    return _declare(tmp_path, monkeypatch)
 
 
 def _query(home, sql: str, params=()) -> list[tuple]:
@@ -138,3 +142,25 @@ def test_a_dropped_file_reaches_the_golden_copy_once_and_bad_files_are_refused(m
     assert ("unknown_code",) in quarantined or "unknown_codes.csv" in refused
     assert all(r.partition_key == "2024-06|US" for r in requests)
     assert _query(home, "SELECT * FROM klines_daily ORDER BY ALL") == before
+
+
+@pytest.mark.slow
+def test_an_instant_and_a_date_land_on_the_same_session(make_server, resources_for, home, tmp_path, monkeypatch):
+    """HK bars stamped at local midnight are 16:00 UTC the day before: taken in the exchange's time zone, iTick's
+    instants and the vendor's dates are the same sessions, so a file of the same bars agrees bar for bar."""
+    folder = _declare(tmp_path, monkeypatch, "HK")
+    server = make_server(bar_time="local_midnight")
+    resources = resources_for(server)
+    defs = build_definitions(**resources)
+    instance = dg.DagsterInstance.ephemeral()
+    defs.resolve_job_def("reference_refresh").execute_in_process(instance=instance, partition_key="HK")
+    assert run_partition_range(defs, "HK", "2024-06", "2024-06", instance=instance).success
+    stamps = _query(home, "SELECT DISTINCT strftime(bar_ts, '%H:%M') FROM klines_daily WHERE region = 'HK'")
+    assert stamps == [("16:00",)]  # the instant is the day before in UTC
+    vf = vendor_file(server.simulator, "HK", "2024-06-03", "2024-06-28")
+    _write(folder, vf.name, vf.data)
+    [request] = Tick(defs, instance, resources)()
+    assert request.partition_key == "2024-06|HK"
+    rules = _query(home, "SELECT rule, sources, count(*) FROM klines_daily WHERE region = 'HK' GROUP BY 1, 2")
+    assert [(rule, sources) for rule, sources, _ in rules] == [(AGREED, f"itick,{VENDOR}")]
+    assert not _query(home, "SELECT * FROM golden_exceptions")
