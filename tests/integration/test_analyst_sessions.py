@@ -11,11 +11,18 @@ import time
 
 import pytest
 
-from tests.unit.test_lakehouse import US_JAN, _lake, _table
+from tests.unit.test_lakehouse import US_JAN, _lake
+from tests.unit.test_schemas import _bars
 from ticklake.dictionary import KLINES_DAILY
 from ticklake.storage import connect
+from ticklake.storage.frames import to_arrow
 
 pytestmark = pytest.mark.integration
+
+
+def _table(n: int, close: float):
+    """n golden bars of US January, all at `close`."""
+    return to_arrow(KLINES_DAILY, _bars(n).assign(close=close, high=max(11.0, close), low=min(9.0, close)))
 
 
 def _hold_a_session(home, ready, done, seen) -> None:

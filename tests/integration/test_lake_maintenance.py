@@ -37,7 +37,8 @@ def _bars(month: str, days: int, close: float, symbols: int = 30) -> pa.Table:
         for s in range(symbols):
             values = {"region": "US", "symbol": f"S{s:03d}", "trade_date": day, "open": close, "high": close + 1,
                       "low": close - 1, "close": close + s, "volume": 1000.0, "turnover": 1000.0 * close,
-                      "bar_ts": ts, "source": "itick", "ingested_at": ts, "run_id": f"run-{month}-{days}"}
+                      "bar_ts": ts, "rule": "single_source", "sources": "itick", "max_rel_diff": None,
+                      "source": "itick", "ingested_at": ts, "run_id": f"run-{month}-{days}"}
             for name, value in values.items():
                 rows[name].append(value)
     return pa.Table.from_pydict(rows, schema=KLINES_DAILY.arrow_schema)

@@ -124,6 +124,10 @@ def partition_address(dataset: Dataset, values: Mapping[str, str]) -> str:
 def status_filter(dataset: Dataset, partitions: Sequence[Mapping[str, str]]) -> tuple[str, list]:
     clauses, params = [], []
     for values in partitions:
+        if dataset.arbitrated:  # one status row per partition, whichever source (or release) wrote it before
+            clauses.append("(dataset = ? AND region = ? AND partition = ?)")
+            params += [dataset.name, values.get("region", "-"), partition_label(dataset, values)]
+            continue
         clauses.append("(dataset = ? AND region = ? AND partition = ? AND source = ?)")
         params += [dataset.name, values.get("region", "-"), partition_label(dataset, values), values["source"]]
     return " OR ".join(clauses) or "FALSE", params
