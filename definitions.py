@@ -21,6 +21,7 @@ from automation.jobs import (
     warehouse_checks,
 )
 from automation.maintenance import lake_maintenance
+from automation.overrides import expire_golden_overrides, golden_override, golden_override_expiry
 from automation.schedules import SCHEDULES
 from automation.sensors import SENSORS
 from checks.asset_checks import ASSET_CHECKS
@@ -45,8 +46,8 @@ def build_definitions(itick: ITickResource | None = None, storage: StorageResour
         assets=[*assets, *operations_specs({k.to_user_string() for a in assets for k in a.keys})],
         asset_checks=ASSET_CHECKS + FRESHNESS_CHECKS + EXPECTATION_CHECKS,
         jobs=[nightly_refresh, reference_refresh, analytics_refresh, fundamentals_refresh, warehouse_checks,
-              klines_freshness, lake_maintenance],
-        schedules=SCHEDULES,
+              klines_freshness, lake_maintenance, golden_override, expire_golden_overrides],
+        schedules=[*SCHEDULES, golden_override_expiry],
         sensors=SENSORS,
         resources={"itick": itick or ITickResource.from_env(), "storage": storage or StorageResource(),
                    "clock": clock or ClockResource()},
