@@ -22,6 +22,7 @@ from automation.jobs import (
     warehouse_checks,
 )
 from automation.maintenance import lake_maintenance
+from automation.overrides import expire_golden_overrides, golden_override, golden_override_expiry
 from automation.schedules import SCHEDULES
 from automation.sensors import SENSORS
 from automation.vendor_drops import vendor_drop_sensor, vendor_job
@@ -51,8 +52,8 @@ def build_definitions(itick: ITickResource | None = None, storage: StorageResour
                                            vendors=[asset_name(spec) for spec in vendors])],
         asset_checks=ASSET_CHECKS + FRESHNESS_CHECKS + EXPECTATION_CHECKS,
         jobs=[nightly_refresh, reference_refresh, analytics_refresh, fundamentals_refresh, warehouse_checks,
-              klines_freshness, lake_maintenance, *vendor_jobs],
-        schedules=SCHEDULES,
+              klines_freshness, lake_maintenance, golden_override, expire_golden_overrides, *vendor_jobs],
+        schedules=[*SCHEDULES, golden_override_expiry],
         sensors=[*SENSORS, *(vendor_drop_sensor(spec, job) for spec, job in zip(vendors, vendor_jobs, strict=True))],
         resources={"itick": itick or ITickResource.from_env(), "storage": storage or StorageResource(),
                    "clock": clock or ClockResource()},

@@ -67,9 +67,10 @@ def _policy(ctx: RunContext) -> Policy:
 
 
 def golden_part(ctx: RunContext, region: str, month: str, fresh: Mapping[str, pa.Table] | None = None, *,
-                missing_codes: int = 0) -> GoldenMonth:
+                missing_codes: int = 0, overriding: pd.DataFrame | None = None) -> GoldenMonth:
     """The golden partition of (`region`, `month`) from every source's raw bars, `fresh` (source -> its new rows
-    of the month) replacing what those sources stored."""
+    of the month) replacing what those sources stored. `overriding`: golden_overrides rows being committed with
+    this partition (made, revoked or expired), which replace the stored rows with the same override_id."""
     lake = ctx.lake
     fresh = dict(fresh or {})
     stored = lake.read_partitions(KLINES_DAILY_BY_SOURCE, [{"region": region, "month": month}])
@@ -80,7 +81,16 @@ def golden_part(ctx: RunContext, region: str, month: str, fresh: Mapping[str, pa
     bars = from_arrow(KLINES_DAILY_BY_SOURCE, pa.concat_tables(tables)) if tables else \
         from_arrow(KLINES_DAILY_BY_SOURCE, KLINES_DAILY_BY_SOURCE.arrow_schema.empty_table())
     first, last = month_bounds(month)
-    overrides = active_overrides(lake, region, first, last, on=ctx.local_date(region))
+    today = ctx.local_date(region)
+    overrides = active_overrides(lake, region, first, last, on=today)
+    if overriding is not None and len(overriding):
+        days, ends = pd.to_datetime(overriding["trade_date"]), pd.to_datetime(overriding["expires_on"])
+        live = overriding[((overriding["region"] == region) & (overriding["status"] == "active")
+                           & days.between(pd.Timestamp(first), pd.Timestamp(last))
+                           & (ends.isna() | (ends > pd.Timestamp(today)))).to_numpy(dtype=bool)]
+        kept = overrides[~overrides["override_id"].isin(overriding["override_id"])] if len(overrides) else None
+        parts = [f for f in (kept, live[list(overrides.columns)]) if f is not None and len(f)]
+        overrides = pd.concat(parts, ignore_index=True) if parts else overrides.iloc[:0]
     several = bars["source"].nunique() > 1
     files = bars["file"].notna().any()
     if several or files or len(overrides):

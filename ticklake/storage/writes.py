@@ -150,7 +150,9 @@ def _history_part(lake: Lakehouse, history: Dataset, part: Part, gone: pa.Table)
     stored = lake.read_table(history, **part.values)
     if stored is not None:
         key = list(history.key)
-        stored = stored.join(gone.select(key), keys=key, join_type="left anti").select(history.columns)
+        # a join drops the schema's NOT NULL flags, which concat_tables then refuses to mix: cast them back
+        stored = stored.join(gone.select(key), keys=key, join_type="left anti").select(history.columns).cast(
+            history.arrow_schema)
         gone = pa.concat_tables([stored, gone])
     return Part(part.values, sort_table(gone, history))
 
