@@ -21,19 +21,22 @@ from ticklake.datasets.pipeline import Refreshed
 from ticklake.dictionary import Dataset
 from ticklake.sources.contract import FetchReport
 from ticklake.sources.declared import Policy, Sources
+from ticklake.sources.itick.config import ITickConfig
 from ticklake.storage.ddl import partition_address
 
 MAX_REFUSED = 50
 
 
 def run_context(context: dg.AssetExecutionContext, config: RunClock, storage: StorageResource,
-                itick: ITickResource | None = None, *, asset: str) -> RunContext:
+                itick: ITickResource | None = None, *, asset: str, fetch: bool = True) -> RunContext:
     """The library's run context for one step: its lake, its source (tagged with the run and the asset, which the
-    audit records per call), the run id and the run's instant, and the step's log."""
+    audit records per call; none with `fetch=False`, where `itick` only names the API in the sources file's
+    policy), the run id and the run's instant, and the step's log."""
     run_id = context.run.run_id
-    source = itick.source(tags={"run_id": run_id, "asset": asset}) if itick is not None else None
+    source = itick.source(tags={"run_id": run_id, "asset": asset}) if itick is not None and fetch else None
+    api_name = itick.source_name if itick is not None else ITickConfig.from_env().source_name
     return RunContext(storage.lakehouse(), run_id, config.instant(), source, log=context.log.info,
-                      policy=arbitration_policy(source.name if source is not None else "itick"))
+                      policy=arbitration_policy(api_name))
 
 
 def arbitration_policy(api_name: str) -> Policy | None:

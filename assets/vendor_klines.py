@@ -16,6 +16,7 @@ from assets.factory import run_context
 from assets.listings import SECURITIES_KEY
 from assets.metadata import snapshot_metadata
 from assets.partitions import REGION, key, month_region_partitions, months_by_region
+from resources.itick import ITickResource
 from resources.storage import StorageResource
 from ticklake.datasets.golden import RULES
 from ticklake.datasets.vendor_klines import load_month
@@ -48,8 +49,10 @@ def vendor_klines_asset(spec: SourceSpec) -> dg.AssetsDefinition:
             metadata={"source": dg.MetadataValue.text(spec.name), "format": dg.MetadataValue.text(spec.format),
                       "drop": dg.MetadataValue.text(str(spec.drop))},
         )
-        def vendor_klines(context: dg.AssetExecutionContext, config: RunClock, storage: StorageResource):
-            ctx = run_context(context, config, storage, asset=asset_name(spec))
+        def vendor_klines(context: dg.AssetExecutionContext, config: RunClock, storage: StorageResource,
+                          itick: ITickResource):
+            # no call to iTick: the resource only names the API source in the sources file's priority lists
+            ctx = run_context(context, config, storage, itick, asset=asset_name(spec), fetch=False)
             loaded = []
             for region, months in months_by_region(context.partition_keys).items():
                 for month in months:

@@ -2,6 +2,7 @@
 security master, splits), the nightly klines job over the most recent months (one single-run backfill), the
 fundamentals (valuation snapshots within the call budget, FX, valuation), then the split-adjusted bars; then the
 `warehouse_checks` job once (lake-wide checks, freshness, Great Expectations), so that every check has a result; it
+drops one vendor file into a second source's drop and shows the golden copy arbitrating it (demo/golden.py); it
 prints what was built and queries to try, and walks through a restatement being detected by the reconciliation
 sensor, recorded and applied (three simulated evenings in a temporary home).
 
@@ -128,7 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     if not (dagster_home / "dagster.yaml").exists():
         shutil.copyfile(INSTANCE_YAML, dagster_home / "dagster.yaml")
     from definitions import build_definitions
+    from demo import golden
+    from resources.itick import ITickResource
+    from ticklake.sources.itick.config import EMBEDDED
 
+    drop = golden.declare(paths, embedded=ITickResource.from_env().endpoint == EMBEDDED)  # a second source
     defs = build_definitions()
     itick = defs.resources["itick"]
     now = dt.datetime.now(dt.UTC)
@@ -152,8 +157,12 @@ def main(argv: list[str] | None = None) -> int:
         failed = sorted(e.check_name for e in evaluations if not e.passed)
         print(f"checks: {len(evaluations)} lake-wide checks evaluated (warehouse_checks), "
               f"{len(evaluations) - len(failed)} passed" + (f"; failed: {', '.join(failed)}" if failed else ""))
+        arbitrated = golden.drop_a_file(defs, instance, drop, now, show_in_ui) if drop is not None else None
     elapsed = time.perf_counter() - started
     _summary(paths, itick.endpoint, calls, elapsed)
+    if arbitrated is not None:
+        print()
+        print("\n".join(golden.describe(arbitrated, _short(Path(sys.executable).parent / "ticklake"))))
     if not args.skip_walkthrough:
         from demo import walkthrough
 

@@ -189,8 +189,9 @@ def home() -> Path:
 
 def sources_file() -> Path | None:
     """TICKLAKE_SOURCES: the sources file (TOML: the vendor file drops and the golden copy's arbitration policy, read
-    by `ticklake.sources.declared`; docs/golden-copy.md). Unset: iTick is the only source. A path that does not
-    exist or is not a file is refused here; the file's contents are checked when it is loaded."""
+    by `ticklake.sources.declared`; docs/golden-copy.md). Unset: `$TICKLAKE_HOME/sources.toml` when that file exists
+    (where the demo writes one), else iTick is the only source. A path that does not exist or is not a file is
+    refused here; the file's contents are checked when it is loaded."""
 
     def parse(text: str) -> Path:
         path = Path(text).expanduser()
@@ -198,7 +199,8 @@ def sources_file() -> Path | None:
             raise ValueError
         return path.resolve()
 
-    return env_parsed("TICKLAKE_SOURCES", None, parse,
+    beside_the_lake = home() / "sources.toml"
+    return env_parsed("TICKLAKE_SOURCES", beside_the_lake if beside_the_lake.is_file() else None, parse,
                       "must be the path of an existing file (the TOML sources file, docs/golden-copy.md), or unset "
                       "it to keep iTick the only source")
 
