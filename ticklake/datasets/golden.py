@@ -73,63 +73,69 @@ def arbitrate(bars: pd.DataFrame, policy: Policy, region: str, *, overrides: pd.
     """The golden bars of `bars` (klines_daily_by_source rows of one region, every source), and the exceptions.
 
     `overrides`: active golden_overrides rows of the region. `splits`: (symbol, ex_date, split_ratio) from the
-    reference data, for the sources that report splits (a file source's `split_ratio`)."""
+    reference data, for the sources that report splits (a file source's `split_ratio`).
+
+    Per-bar strings are never built one Python object at a time: sources are small integer codes, who had a bar
+    is a bitmask, the rule an int8, and each becomes a string column once, by a take on a small table."""
     if bars.empty:
         return Arbitration(_empty_golden(), _empty_exceptions(), dict.fromkeys(RULES, 0))
-    symbol = bars["symbol"].astype(str).to_numpy()
-    day = pd.to_datetime(bars["trade_date"]).to_numpy("datetime64[ms]")
-    symbol_ids, symbols = pd.factorize(symbol)  # per level, then the pairs' int64 codes: no tuple per bar
-    day_ids, days = pd.factorize(day)
-    ids, pairs = pd.factorize(symbol_ids.astype("int64") * len(days) + day_ids)
-    uniques = pd.MultiIndex.from_arrays([symbols[pairs // len(days)], days[pairs % len(days)]])
+    symbol_ids, symbols = _sorted_codes(bars["symbol"])
+    day_ids, days = pd.factorize(pd.to_datetime(bars["trade_date"]).to_numpy("datetime64[ms]"), sort=True)
+    ids, pairs = _sorted_keys(symbol_ids.astype("int64") * len(days) + day_ids, len(symbols) * len(days))
+    pair_symbol, pair_day = pairs // len(days), pairs % len(days)  # keys in (symbol, trade_date) order: no sort
+    uniques = pd.MultiIndex(levels=[pd.Index(symbols), pd.DatetimeIndex(days)], codes=[pair_symbol, pair_day],
+                            verify_integrity=False)
     n = len(uniques)
-    source = bars["source"].astype(str).to_numpy()
-    present = sorted(set(source))
+    source_ids, present = _sorted_codes(bars["source"])
+    present = list(present)
+    rows = [np.flatnonzero(source_ids == k) for k in range(len(present))]
     has = {s: np.zeros(n, dtype=bool) for s in present}
+    for s, r in zip(present, rows, strict=True):
+        has[s][ids[r]] = True
     values: dict[str, dict[str, np.ndarray]] = {s: {} for s in present}
-    carried = (*COMPARED_FIELDS, "turnover", "bar_ts_ms")
-    frame = bars.assign(bar_ts_ms=_epoch_ms(bars["bar_ts"]))
-    for s in present:
-        mask = source == s
-        has[s][ids[mask]] = True
-        for name in carried:
+    carried = {name: bars[name].to_numpy(dtype="float64", na_value=np.nan) for name in (*COMPARED_FIELDS, "turnover")}
+    carried["bar_ts_ms"] = _epoch_ms(bars["bar_ts"])  # each input column converted once, not once per source
+    for name, data in carried.items():
+        for s, r in zip(present, rows, strict=True):
             column = np.full(n, np.nan)
-            column[ids[mask]] = frame[name].to_numpy(dtype="float64", na_value=np.nan)[mask]
+            column[ids[r]] = data[r]
             values[s][name] = column
+    close_order = _ranked(policy.order(region, "close"), present)
+    who = np.zeros(n, dtype="int64")  # bit k: close_order[k] has the bar
+    for k, s in enumerate(close_order):
+        who |= has[s].astype("int64") << k
+    several = (who & (who - 1)) != 0  # more than one bit
     golden: dict[str, np.ndarray] = {}
-    winner = np.full(n, "", dtype=object)
+    winner = np.full(n, -1, dtype="int16")  # index into close_order of the close's source
     disputed: list[tuple[str, np.ndarray, np.ndarray, list[str]]] = []  # (field, beyond tolerance, rel diff, order)
     max_diff = np.zeros(n)
-    several = np.sum([has[s] for s in present], axis=0) > 1
     for name in COMPARED_FIELDS:
         order = _ranked(policy.order(region, name), present)
-        chosen, chosen_source = np.full(n, np.nan), np.full(n, "", dtype=object)
+        chosen = np.full(n, np.nan)
         for s in order:
             take = np.isnan(chosen) & has[s]
-            chosen[take], chosen_source[take] = values[s][name][take], s
+            chosen[take] = values[s][name][take]
+            if name == "close":
+                winner[take] = close_order.index(s)
         diff = np.zeros(n)
-        for s in order:
-            both = has[s] & ~np.isnan(values[s][name])
-            diff[both] = np.maximum(diff[both], _rel_diff(values[s][name][both], chosen[both]))
+        for s in order:  # a source's column is NaN where it lacks the bar: no boolean gather per source
+            value = values[s][name]
+            diff = np.where(np.isnan(value), diff, np.maximum(diff, _rel_diff(value, chosen)))
         beyond = several & (diff > policy.tolerance(name) + 1e-12)
         if beyond.any():
             disputed.append((name, beyond, diff, order))
         max_diff = np.maximum(max_diff, diff)
         golden[name] = chosen
-        if name == "close":
-            winner = chosen_source
-    _keep_bars_whole(golden, values, has, _ranked(policy.order(region, "close"), present))
+    _keep_bars_whole(golden, values, has, close_order)
     for name in ("turnover", "bar_ts_ms"):  # not compared: the first source in close's priority that has one
         chosen = np.full(n, np.nan)
-        for s in _ranked(policy.order(region, "close"), present):
+        for s in close_order:
             take = np.isnan(chosen) & has[s]
             chosen[take] = values[s][name][take]
         golden[name] = chosen
-    rule = np.where(several, AGREED, SINGLE).astype(object)
-    any_beyond = np.zeros(n, dtype=bool)
+    rule = np.where(several, RULES.index(AGREED), RULES.index(SINGLE)).astype("int8")
     for _, beyond, _, _ in disputed:
-        any_beyond |= beyond
-    rule[any_beyond] = PRIORITY
+        rule[beyond] = RULES.index(PRIORITY)
     exceptions = [_exceptions(region, uniques, name, beyond, diff, order, values, policy.tolerance(name))
                   for name, beyond, diff, order in disputed]
     split_exceptions = _split_exceptions(region, bars, splits)
@@ -137,30 +143,58 @@ def arbitrate(bars: pd.DataFrame, policy: Policy, region: str, *, overrides: pd.
         exceptions.append(split_exceptions)
         flagged = pd.MultiIndex.from_arrays([split_exceptions["symbol"].to_numpy(),
                                              split_exceptions["trade_date"].to_numpy("datetime64[ms]")])
-        rule[uniques.get_indexer(flagged)] = PRIORITY
-    sources = np.full(n, "", dtype=object)
-    for s in _ranked(policy.order(region, "close"), present):
-        sources = np.where(has[s], np.where(sources == "", s, sources + "," + s), sources)
+        rule[uniques.get_indexer(flagged)] = RULES.index(PRIORITY)
     out = pd.DataFrame({
-        "region": pd.array([region] * n, dtype="string"),
-        "symbol": pd.array(uniques.get_level_values(0).astype(str), dtype="string"),
-        "trade_date": pd.DatetimeIndex(uniques.get_level_values(1)).as_unit("ms").to_numpy(),
+        "region": _strings([region], np.zeros(n, dtype="intp")),
+        "symbol": _strings(symbols, pair_symbol),
+        "trade_date": days[pair_day],
         **{name: golden[name] for name in (*COMPARED_FIELDS, "turnover")},
         "bar_ts": pd.to_datetime(golden["bar_ts_ms"], unit="ms", utc=True).astype("datetime64[ms, UTC]"),
-        "rule": rule,
-        "sources": sources,
+        "rule": _strings(RULES, rule),
+        "sources": _joined(close_order, who),
         "max_rel_diff": np.where(several, max_diff, np.nan),
-        "source": winner,
+        "source": _strings(["", *close_order], winner + 1),
     })
     table = pd.concat([e for e in exceptions if len(e)], ignore_index=True) if any(len(e) for e in exceptions) \
         else _empty_exceptions()
     if overrides is not None and len(overrides):
+        labels = ("rule", "sources", "source")  # object while a person's decisions are set bar by bar
+        out = out.assign(**{c: out[c].to_numpy(dtype=object) for c in labels})
         out, table = apply_overrides(out, table, overrides, values, has, uniques)
-    out = out.sort_values(["symbol", "trade_date"], ignore_index=True)
-    for column in ("rule", "sources", "source"):
-        out[column] = pd.array(out[column].astype(str), dtype="string")
+        out = out.assign(**{c: pd.array(out[c].astype(str), dtype="string") for c in labels})
     counts = {r: int((out["rule"] == r).sum()) for r in RULES}
     return Arbitration(out, table.sort_values(["trade_date", "symbol", "field"], ignore_index=True), counts)
+
+
+def _sorted_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's index into the column's distinct values as strings, sorted: factorized as stored (no str per
+    row), then only the distinct values are converted, merged where equal as strings, and ordered."""
+    codes, distinct = pd.factorize(column)
+    names = np.asarray(pd.Index(distinct).astype(str), dtype=object)
+    rank, labels = pd.factorize(names, sort=True)
+    return rank[codes], np.asarray(labels, dtype=object)
+
+
+def _sorted_keys(keys: np.ndarray, space: int) -> tuple[np.ndarray, np.ndarray]:
+    """`pd.factorize(keys, sort=True)` of non-negative int64 keys below `space`; by a dense table (no hashing,
+    no sort) when the key space is not much larger than the keys."""
+    if space > 4 * len(keys) + 1024:
+        return pd.factorize(keys, sort=True)
+    seen = np.zeros(space, dtype=bool)
+    seen[keys] = True
+    return (np.cumsum(seen) - 1)[keys], np.flatnonzero(seen)
+
+
+def _strings(table: Sequence[str], codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """A "string" column of table[codes]: one take on a small arrow array instead of a str object per bar."""
+    return pd.array(np.asarray(table, dtype=object), dtype="string").take(np.asarray(codes, dtype="intp"))
+
+
+def _joined(order: list[str], who: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """The `sources` column from each bar's bitmask over `order`: each mask that occurs is joined once."""
+    masks, inverse = (np.arange(1 << len(order)), who) if len(order) <= 8 else np.unique(who, return_inverse=True)
+    names = [",".join(s for k, s in enumerate(order) if int(m) >> k & 1) for m in masks]
+    return _strings(names, inverse)
 
 
 def _keep_bars_whole(golden: dict[str, np.ndarray], values: dict, has: dict, order: list[str]) -> None:
@@ -210,16 +244,24 @@ def _exceptions(region: str, uniques: pd.MultiIndex, name: str, beyond: np.ndarr
 def _split_exceptions(region: str, bars: pd.DataFrame, splits: pd.DataFrame | None) -> pd.DataFrame:
     """A file source's split events against the reference data's, over the sessions that source delivered: a split
     one side has and the other lacks (or with another ratio) is an exception, never a silent adjustment."""
-    reporting = bars[bars["file"].notna()] if "file" in bars else bars.iloc[:0]
-    if reporting.empty:
+    reporting = bars["file"].notna().to_numpy() if "file" in bars else np.zeros(len(bars), dtype=bool)
+    if not reporting.any():
         return _empty_exceptions()
-    vendor = reporting[["source", "symbol", "trade_date", "split_ratio"]].copy()
-    vendor["trade_date"] = pd.to_datetime(vendor["trade_date"]).astype("datetime64[ms]")
-    vendor["symbol"] = vendor["symbol"].astype(str)
     reference = (splits if splits is not None else pd.DataFrame(columns=["symbol", "ex_date", "split_ratio"]))
     reference = pd.DataFrame({"symbol": reference["symbol"].astype(str),
                               "trade_date": pd.to_datetime(reference["ex_date"]).astype("datetime64[ms]"),
                               "reference_ratio": reference["split_ratio"].astype("float64")})
+    # Only rows that can differ are joined: a split the vendor reports, or a bar on a reference split's
+    # (symbol, date), where the vendor may have missed it. Every other row is "no split" on both sides.
+    ratio = bars["split_ratio"].to_numpy(dtype="float64", na_value=np.nan)
+    candidate = reporting & ~np.isnan(ratio) & (ratio != 1.0)
+    on_day = reporting & pd.to_datetime(bars["trade_date"]).astype("datetime64[ms]").isin(
+        reference["trade_date"]).to_numpy()
+    at = np.flatnonzero(on_day)
+    candidate[at] |= bars["symbol"].iloc[at].astype(str).isin(reference["symbol"]).to_numpy()
+    vendor = bars[["source", "symbol", "trade_date", "split_ratio"]].iloc[np.flatnonzero(candidate)].copy()
+    vendor["trade_date"] = pd.to_datetime(vendor["trade_date"]).astype("datetime64[ms]")
+    vendor["symbol"] = vendor["symbol"].astype(str)
     joined = vendor.merge(reference, on=["symbol", "trade_date"], how="left")
     a = joined["split_ratio"].fillna(1.0).to_numpy(dtype="float64")
     b = joined["reference_ratio"].fillna(1.0).to_numpy(dtype="float64")
