@@ -31,6 +31,7 @@ from ticklake.datasets.klines import (
     universe,
 )
 from ticklake.dictionary import KLINES_DAILY
+from ticklake.dictionary.core import GOLDEN
 from ticklake.quality.anomalies import anomalies
 from ticklake.settings import max_daily_move, max_missing_share
 from ticklake.sources.contract import FetchReport
@@ -236,8 +237,9 @@ def _partition_metadata(report: PartitionReport, lake: Lakehouse, source: str) -
            if report.missing else {}),
         **{f"rows_{k}": dg.MetadataValue.int(report.diff[k]) for k in DIFF_KEYS},
         **{f"golden_{rule}": dg.MetadataValue.int(report.golden.get(rule, 0)) for rule in RULES},
+        # the golden partition (lake_partitions.path); the source's own rows are at .../<source> of the raw layer
         "lake_path": dg.MetadataValue.text(partition_address(KLINES_DAILY, dict(region=report.region,
-                                                                   month=report.month, source=source))),
+                                                                   month=report.month, source=GOLDEN))),
     }
 
 

@@ -71,7 +71,7 @@ def test_each_partition_records_its_own_rows_and_sessions(make_server, resources
         assert meta["last_session"].value == sessions[-1].isoformat()
         assert meta["complete"].value is True
         assert meta["sessions_without_bars"].value == 0
-        assert meta["lake_path"].value == f"klines_daily/region={region}/month={month}/itick"
+        assert meta["lake_path"].value == f"klines_daily/region={region}/month={month}/golden"
         # what covers the whole run says so by its name, and is the run's total
         assert meta["run_rows"].value == total
         assert meta["run_partitions"].value == len(keys)

@@ -360,3 +360,16 @@ def test_any_well_formed_file_loads_back_into_the_objects_it_was_written_from(de
     for region in _REGIONS:
         for f in FIELDS:
             assert sorted(loaded.policy.order(region, f)) == sorted(expected.names)
+
+
+def test_a_bad_sources_file_is_refused_when_the_definitions_load(tmp_path, monkeypatch):
+    from definitions import build_definitions
+
+    bad = tmp_path / "sources.toml"
+    bad.write_text('[sources.quandl]\nkind = "file_drop"\nformat = "quandl_eod"\nregions = ["US"]\npoll_secs = 60\n')
+    monkeypatch.setenv("TICKLAKE_SOURCES", str(bad))
+    with pytest.raises(SourcesFileError, match=r"sources\.quandl\.poll_secs"):
+        build_definitions()
+    bad.write_text('[sources.quandl]\nkind = "file_drop"\nformat = "quandl_eod"\nregions = ["US"]\n')
+    names = {s.name for s in build_definitions().sensors}
+    assert "vendor_drop_quandl" in names  # a good file adds the vendor's sensor, its job and its raw asset

@@ -16,7 +16,8 @@ ANOMALIES_SQL = """
 WITH bars AS (
   SELECT symbol, trade_date, open, high, low, close, volume,
          lag(close) OVER (PARTITION BY symbol ORDER BY trade_date) AS previous
-  FROM klines_daily WHERE region = $region AND source = $source AND trade_date BETWEEN $first - 10 AND $last),
+  FROM klines_daily_by_source
+  WHERE region = $region AND source = $source AND trade_date BETWEEN $first - 10 AND $last),
 splits AS (SELECT symbol, ex_date FROM corporate_actions WHERE region = $region)
 SELECT b.symbol, b.trade_date, b.previous, b.close, b.close / b.previous - 1 AS move,
        CASE WHEN abs(b.close / b.previous - 1) > $threshold THEN 'large move' ELSE 'stale price' END AS kind
@@ -45,7 +46,8 @@ class Anomaly:
 
 def anomalies(con: duckdb.DuckDBPyConnection, *, region: str, source: str, first: dt.date, last: dt.date,
               threshold: float | None = None) -> list[Anomaly]:
-    """Soft anomalies among a region's stored bars dated [first, last] (moves against the bar before `first` too)."""
+    """Soft anomalies among the bars `source` said for a region dated [first, last] (its own series: moves against
+    its bar before `first` too)."""
     threshold = settings.max_daily_move() if threshold is None else threshold
     rows = con.execute(ANOMALIES_SQL, {"region": region, "source": source, "first": first, "last": last,
                                        "threshold": threshold}).fetchall()
