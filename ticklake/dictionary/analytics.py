@@ -6,8 +6,8 @@ from ticklake.dictionary.core import Dataset, Field
 from ticklake.dictionary.fields import (
     AS_OF,
     CURRENCY,
+    DAILY_BAR_LAYOUT,
     LINEAGE,
-    OHLC_RULES,
     REGION,
     SYMBOL,
     TRADE_DATE,
@@ -44,12 +44,7 @@ KLINES_DAILY_ADJUSTED = Dataset(
               strictly_positive=True),
         *LINEAGE,
     ),
-    key=("region", "symbol", "trade_date"),
-    lake_keys=by_region_and_month("trade_date"),
-    sort_by=("region", "symbol", "trade_date"),
-    write_mode="replace",
-    rules=OHLC_RULES,
-    date_column="trade_date",
+    **DAILY_BAR_LAYOUT,
     example="SELECT a.trade_date, a.close AS adjusted_close, k.close AS raw_close, a.adjustment_factor "
             "FROM klines_daily_adjusted a JOIN klines_daily k USING (region, symbol, trade_date, source) "
             "WHERE a.region = 'US' AND a.symbol = 'AAPL' ORDER BY a.trade_date",

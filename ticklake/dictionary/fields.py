@@ -56,3 +56,15 @@ def by_region_and_month(date_column: str) -> tuple[LakeKey, LakeKey]:
 # The cross-field rules of any OHLC bar, raw or adjusted.
 OHLC_RULES = (RowRule("low", "<=", ("open", "close")), RowRule("high", ">=", ("open", "close")),
               RowRule("low", "<=", ("high",)))
+
+
+# How every daily-bar table (raw layer, golden copy, adjusted) is keyed, laid out and checked: one row per symbol and
+# session, a month per partition, in symbol order, the OHLC rules.
+DAILY_BAR_LAYOUT = {
+    "key": ("region", "symbol", "trade_date"),
+    "lake_keys": by_region_and_month("trade_date"),
+    "sort_by": ("region", "symbol", "trade_date"),
+    "write_mode": "replace",
+    "rules": OHLC_RULES,
+    "date_column": "trade_date",
+}

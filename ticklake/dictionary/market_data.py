@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ticklake.dictionary.core import Dataset, Field
-from ticklake.dictionary.fields import LINEAGE, OHLC_RULES, REGION, SYMBOL, TRADE_DATE, by_region_and_month
+from ticklake.dictionary.fields import DAILY_BAR_LAYOUT, LINEAGE, REGION, SYMBOL, TRADE_DATE
 
 # The bar's market values, described once: the raw layer and the golden copy carry the same ones.
 OPEN = Field("open", "float64", "First traded price of the session", unit="listing currency", strictly_positive=True)
@@ -39,12 +39,7 @@ KLINES_DAILY_BY_SOURCE = Dataset(
               lineage=True),
         *LINEAGE,
     ),
-    key=("region", "symbol", "trade_date"),
-    lake_keys=by_region_and_month("trade_date"),
-    sort_by=("region", "symbol", "trade_date"),
-    write_mode="replace",
-    rules=OHLC_RULES,
-    date_column="trade_date",
+    **DAILY_BAR_LAYOUT,
     versioned=True,
     restatements_recorded=False,
     example="SELECT source, trade_date, close, volume FROM klines_daily_by_source WHERE region = 'US' AND "
@@ -71,12 +66,7 @@ KLINES_DAILY = Dataset(
               min_value=0),
         *LINEAGE,
     ),
-    key=("region", "symbol", "trade_date"),
-    lake_keys=by_region_and_month("trade_date"),
-    sort_by=("region", "symbol", "trade_date"),
-    write_mode="replace",
-    rules=OHLC_RULES,
-    date_column="trade_date",
+    **DAILY_BAR_LAYOUT,
     versioned=True,
     arbitrated=True,
     example="SELECT trade_date, close, volume FROM klines_daily WHERE region = 'US' AND symbol = 'AAPL' "
