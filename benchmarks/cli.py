@@ -22,8 +22,8 @@ from benchmarks.runner import ROOT, run_in_subprocess
 from benchmarks.scenarios.common import SEPARATE, TRANSPORTS
 from benchmarks.stats import median_record, quota_table, ratio
 
-SCENARIOS = ("backfill", "nightly", "queries", "baseline", "lakehouse", "userpath")
-DEFAULT_SCENARIOS = SCENARIOS[:5]  # the user path starts dagster dev per run: minutes, so only on request
+SCENARIOS = ("backfill", "nightly", "queries", "baseline", "lakehouse", "golden", "userpath")
+DEFAULT_SCENARIOS = SCENARIOS[:6]  # the user path starts dagster dev per run: minutes, so only on request
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "latest.json"
 
 
@@ -185,6 +185,14 @@ class Suite:
             out["seed_article_userpath_size"] = self.seed_at_userpath_size()
         return out
 
+    def golden(self) -> dict:
+        """Issue 18: the golden copy's arbitration, bars per second side by side as sessions and sources grow
+        (benchmarks/golden.py; each case in a fresh interpreter)."""
+        from benchmarks import golden
+
+        s = self.scale
+        return golden.run(s.golden_symbols, list(s.golden_sessions), [1, 2, 3], self.runs, say=log)
+
     def lakehouse(self) -> dict:
         """Issue 16: the lake versus a native DuckDB table (and on S3 with a PostgreSQL catalog), the nightly's
         commit cost versus lake size, and a symbol's history after many nights. One run each (every run builds
@@ -310,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
             results["scenarios"]["baseline"] = suite.baseline()
         if "lakehouse" in args.only:
             results["scenarios"]["lakehouse"] = suite.lakehouse()
+        if "golden" in args.only:
+            results["scenarios"]["golden"] = suite.golden()
         if "userpath" in args.only:
             results["scenarios"]["userpath"] = suite.userpath()
     finally:

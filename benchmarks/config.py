@@ -37,6 +37,9 @@ class Scale:
     # ... and a symbol's history after N nights of one-session appends (symbols, history sessions, nights)
     lake_nights: tuple[int, int, int] = (50, 126, 10)
     lake_s3: bool = True  # also on S3 (moto) with a PostgreSQL catalog
+    # the golden copy (issue 18): arbitration of symbols x these sessions from two sources, then 1 to 3 sources
+    golden_symbols: int = 5000
+    golden_sessions: tuple[int, ...] = (63, 126, 252)
 
     @property
     def backfill_years(self) -> float:
@@ -50,7 +53,8 @@ SCALES: dict[str, Scale] = {
     s.name: s
     for s in (
         # smoke test: every scenario in well under a minute
-        Scale("tiny", 60, 252, 40, (126, 252), 20, 10, 3, 30, userpath_symbols=60, userpath_sessions=120),
+        Scale("tiny", 60, 252, 40, (126, 252), 20, 10, 3, 30, userpath_symbols=60, userpath_sessions=120,
+              golden_symbols=30, golden_sessions=(10, 20)),
         # the default: about two minutes on 2 cores with --runs 3; the user path at the user's figure
         Scale("small", 1000, 504, 200, (630, 1260, 1890, 2520), 500, 100, 20, 200,
               userpath_symbols=500, userpath_sessions=1000,

@@ -212,6 +212,21 @@ def main(argv: list[str] | None = None) -> int:
     sessions, sources = _ints(args.sessions), _ints(args.sources)
     if not sessions or not sources or not all(1 <= s <= len(SOURCES) for s in sources):
         parser.error(f"--sessions needs at least one count, --sources counts from 1 to {len(SOURCES)}")
+    result = run(args.symbols, sessions, sources, args.runs, profile=args.profile)
+    target = args.json or RESULTS / f"golden-{args.symbols}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(result, indent=2) + "\n")
+    goal = result["goal"]
+    print(f"arbitrate at {args.symbols} x {goal['sessions']} x 2 sources: {goal['bars_per_s_best']:,} bars/s best "
+          f"(target >= {TARGET_BARS_PER_S:,}: {goal['verdict']}) -> {target}")
+    return 0
+
+
+def run(symbols: int, sessions: list[int], sources: list[int], runs: int, *, profile: Path | None = None,
+        say=print) -> dict[str, Any]:
+    """Every case side by side, each in a fresh interpreter: growth with sessions (2 sources) and with sources (at
+    the last sessions), the goal case and the single-source path; the JSON record (also `python3 dev.py bench`'s
+    `golden` scenario)."""
     full = sessions[-1]
     plan = [(s, 2) for s in sessions[:-1]] + [(full, k) for k in sources]
     if (full, 2) not in plan:
@@ -219,14 +234,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     cases = []
     for n_sessions, n_sources in plan:
-        params = {"symbols": args.symbols, "sessions": n_sessions, "sources": n_sources, "runs": args.runs,
+        params = {"symbols": symbols, "sessions": n_sessions, "sources": n_sources, "runs": runs,
                   "single_source": n_sources == 1,
-                  "profile": str(args.profile) if args.profile and (n_sessions, n_sources) == (full, 2) else None}
+                  "profile": str(profile) if profile and (n_sessions, n_sources) == (full, 2) else None}
         case = child(params)
         cases.append(case)
         for name in ("arbitrate", "single_source"):
             if name in case:
-                print(line(case, name), flush=True)
+                say(line(case, name))
     goal = next(c for c in cases if (c["sessions"], c["sources"]) == (full, 2))
     two = sorted((c for c in cases if c["sources"] == 2), key=lambda c: c["sessions"])
     at_full = sorted((c for c in cases if c["sessions"] == full), key=lambda c: c["sources"])
@@ -236,11 +251,11 @@ def main(argv: list[str] | None = None) -> int:
         "meta": {"started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "command": sys.argv,
                  "cpu_count": os.cpu_count(), "python": sys.version.split()[0],
                  "load_average_1_5_15": os.getloadavg() if hasattr(os, "getloadavg") else None,
-                 "numpy": np.__version__, "pandas": pd.__version__, "runs": args.runs, "seed": SEED},
+                 "numpy": np.__version__, "pandas": pd.__version__, "runs": runs, "seed": SEED},
         "synthetic": {"sources": list(SOURCES), "beyond_tolerance_share": BEYOND, "within_tolerance_share": WITHIN,
                       "one_source_only_share": ONE_SOURCE_ONLY, "price_tolerance_bps": PRICE_BPS,
                       "volume_tolerance_pct": VOLUME_PCT},
-        "goal": {"symbols": args.symbols, "sessions": full, "sources": 2, "input_rows": goal["input_rows"],
+        "goal": {"symbols": symbols, "sessions": full, "sources": 2, "input_rows": goal["input_rows"],
                  "target_bars_per_s": TARGET_BARS_PER_S, "bars_per_s_best": best,
                  "bars_per_s_median": goal["arbitrate"]["bars_per_s_median"],
                  "peak_rss_delta_mb": goal["arbitrate"]["peak_rss_delta_mb"],
@@ -262,13 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         "cases": cases,
     }
     result["meta"]["elapsed_s"] = round(time.perf_counter() - started, 1)
-    target = args.json or RESULTS / f"golden-{args.symbols}.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"arbitrate at {args.symbols} x {full} x 2 sources: {best:,} bars/s best "
-          f"(target >= {TARGET_BARS_PER_S:,}: {result['goal']['verdict']}) -> {target}")
-    return 0
-
+    return result
 
 if __name__ == "__main__":
     raise SystemExit(main())

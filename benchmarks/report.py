@@ -128,6 +128,15 @@ def targets(results: dict) -> list[dict]:
             "wall = max(local wall, calls / plan rate)")
     if "lakehouse" in sc:
         lakehouse_targets(sc["lakehouse"], add)
+    if "golden" in sc:
+        g = sc["golden"]["goal"]
+        growth = " / ".join(f"{c['sessions']} sessions {c['bars_per_s_best'] / 1e6:.2f}M"
+                            for c in sc["golden"]["growth_with_sessions"])
+        sources = " / ".join(f"{c['sources']} source(s) {c['bars_per_s_best'] / 1e6:.2f}M"
+                             for c in sc["golden"]["growth_with_sources"])
+        add("golden", f"arbitration bars/s, {g['symbols']:,} x {g['sessions']} x 2 sources", g["bars_per_s_best"],
+            f">= {g['target_bars_per_s']:,}", g["verdict"] == "PASS" if g["symbols"] >= 5000 else None,
+            f"{growth}; {sources}" + ("" if g["symbols"] >= 5000 else "; the target is set at 5,000 symbols"))
     if "userpath" in sc:
         _userpath_targets(sc["userpath"], results["scale"], add)
     return out
