@@ -66,23 +66,69 @@ def _policy(ctx: RunContext) -> Policy:
     return ctx.policy if ctx.policy is not None else FirstListed()
 
 
+@dataclass(frozen=True)
+class Known:
+    """What a golden derivation needs from the lake beyond one source's new rows, read once for all the months of
+    a run (two queries instead of two per month): which sources hold raw rows in each month, and the overrides in
+    force. A month only one source has and no override touches needs no other read."""
+
+    sources: dict[str, set[str]]  # month -> sources with raw rows there
+    overrides: pd.DataFrame  # the region's active overrides over the span
+    golden: set[str]  # months holding golden bars (a month without is not read back before it is written)
+
+
+KNOWN_SOURCES_SQL = """
+SELECT DISTINCT strftime(trade_date, '%Y-%m') AS month, source FROM klines_daily_by_source
+WHERE region = $region AND trade_date BETWEEN $first AND $last
+"""
+
+
+KNOWN_GOLDEN_SQL = """
+SELECT DISTINCT strftime(trade_date, '%Y-%m') FROM klines_daily
+WHERE region = $region AND trade_date BETWEEN $first AND $last
+"""
+
+
+def known(ctx: RunContext, region: str, first: dt.date, last: dt.date) -> Known:
+    """`Known` for the months from `first`'s through `last`'s."""
+    first, last = month_bounds(f"{first:%Y-%m}")[0], month_bounds(f"{last:%Y-%m}")[1]
+    with ctx.lake.reader() as con:
+        rows = con.execute(KNOWN_SOURCES_SQL, {"region": region, "first": first, "last": last}).fetchall()
+        golden = {m for (m,) in con.execute(KNOWN_GOLDEN_SQL, {"region": region, "first": first, "last": last}
+                                             ).fetchall()}
+    sources: dict[str, set[str]] = {}
+    for month, source in rows:
+        sources.setdefault(month, set()).add(source)
+    return Known(sources, active_overrides(ctx.lake, region, first, last, on=ctx.local_date(region)), golden)
+
+
 def golden_part(ctx: RunContext, region: str, month: str, fresh: Mapping[str, pa.Table] | None = None, *,
-                missing_codes: int = 0, overriding: pd.DataFrame | None = None) -> GoldenMonth:
+                missing_codes: int = 0, overriding: pd.DataFrame | None = None,
+                prefetched: Known | None = None) -> GoldenMonth:
     """The golden partition of (`region`, `month`) from every source's raw bars, `fresh` (source -> its new rows
     of the month) replacing what those sources stored. `overriding`: golden_overrides rows being committed with
-    this partition (made, revoked or expired), which replace the stored rows with the same override_id."""
+    this partition (made, revoked or expired), which replace the stored rows with the same override_id.
+    `prefetched`: what the lake holds for the run's months (`known`), read once instead of per month."""
     lake = ctx.lake
     fresh = dict(fresh or {})
-    stored = lake.read_partitions(KLINES_DAILY_BY_SOURCE, [{"region": region, "month": month}])
+    first, last = month_bounds(month)
+    today = ctx.local_date(region)
+    others = None if prefetched is None else prefetched.sources.get(month, set()) - set(fresh)
+    if others is not None and not others:  # nobody else said anything about this month
+        stored = KLINES_DAILY_BY_SOURCE.arrow_schema.empty_table()
+    else:
+        stored = lake.read_partitions(KLINES_DAILY_BY_SOURCE, [{"region": region, "month": month}])
     if fresh and stored.num_rows:
         keep = ~np.isin(stored.column("source").to_numpy(zero_copy_only=False).astype(str), list(fresh))
         stored = stored.filter(pa.array(keep))
     tables = [t for t in (stored, *fresh.values()) if t.num_rows]
     bars = from_arrow(KLINES_DAILY_BY_SOURCE, pa.concat_tables(tables)) if tables else \
         from_arrow(KLINES_DAILY_BY_SOURCE, KLINES_DAILY_BY_SOURCE.arrow_schema.empty_table())
-    first, last = month_bounds(month)
-    today = ctx.local_date(region)
-    overrides = active_overrides(lake, region, first, last, on=today)
+    if prefetched is None:
+        overrides = active_overrides(lake, region, first, last, on=today)
+    else:
+        days = pd.to_datetime(prefetched.overrides["trade_date"])
+        overrides = prefetched.overrides[days.between(pd.Timestamp(first), pd.Timestamp(last)).to_numpy(bool)]
     if overriding is not None and len(overriding):
         days, ends = pd.to_datetime(overriding["trade_date"]), pd.to_datetime(overriding["expires_on"])
         live = overriding[((overriding["region"] == region) & (overriding["status"] == "active")
@@ -101,11 +147,13 @@ def golden_part(ctx: RunContext, region: str, month: str, fresh: Mapping[str, pa
         arbitration = Arbitration(golden, arbitrate(bars.iloc[:0], _policy(ctx), region).exceptions,
                                   {SINGLE: len(golden)})
     values = {"region": region, "month": month, "source": GOLDEN}
-    previous = lake.read_table(KLINES_DAILY, **values)
+    previous = None if prefetched is not None and month not in prefetched.golden else \
+        lake.read_table(KLINES_DAILY, **values)
     frame = _stamped(ctx, arbitration.golden)
     if previous is not None:
         frame, _ = carry_forward_lineage(frame, from_arrow(KLINES_DAILY, previous), KLINES_DAILY)
-    validate(frame, KLINES_DAILY)
+    if several or files or len(overrides):  # one source's bars as it stored them were validated on their way in
+        validate(frame, KLINES_DAILY)
     part = Part(values, to_arrow(KLINES_DAILY, frame), missing_codes=missing_codes, previous=previous)
     return GoldenMonth(region, month, part, arbitration.counts, arbitration.exceptions)
 

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from ticklake import markets, settings
 from ticklake.datasets.context import RunContext
-from ticklake.datasets.golden_copy import golden_part, golden_stage, raw_bars
+from ticklake.datasets.golden_copy import Known, golden_part, golden_stage, known, raw_bars
 from ticklake.dictionary import KLINES_DAILY, SECURITIES, Dataset, month_bounds
 from ticklake.dictionary.frames import sort_table
 from ticklake.dictionary.market_data import KLINES_DAILY_BY_SOURCE
@@ -175,6 +175,7 @@ def _fetch_and_store(ctx: RunContext, result: IngestResult, pending: dict[str, _
     query = BarsQuery(region, tuple(codes), tuple(sessions))
     fetcher = source.fetcher(KLINES_DAILY.name)
     rejected_limit = settings.max_rejected_share()
+    lake_knows = known(ctx, region, sessions[0], sessions[-1])  # other sources and overrides, once for the run
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit") as loader:
         loading: Future | None = None
 
@@ -186,11 +187,11 @@ def _fetch_and_store(ctx: RunContext, result: IngestResult, pending: dict[str, _
             nonlocal loading
             if not months:
                 return
-            parts = [_merge_month(lake, m, region, source.name) for m in months]
+            parts = [_merge_month(lake, m, region, source.name, lake_knows) for m in months]
             previous_load_done()  # one load in flight: months commit in order and the lake never runs ahead
             # the raw layer's months and the golden bars they re-derive, in one commit (restated bars: the history)
-            golden = [golden_part(ctx, region, m.report.month, {source.name: p.table},
-                                  missing_codes=p.missing_codes) for m, p in zip(months, parts, strict=True)]
+            golden = [golden_part(ctx, region, m.report.month, {source.name: p.table}, missing_codes=p.missing_codes,
+                                  prefetched=lake_knows) for m, p in zip(months, parts, strict=True)]
             for month, arbitrated in zip(months, golden, strict=True):
                 month.report.golden = arbitrated.counts
                 month.report.exceptions = arbitrated.exceptions
@@ -298,14 +299,16 @@ def _add_page(pending: dict[str, _PendingMonth], frame: pd.DataFrame, page: Bars
         target.report.missing |= set(page.missing)
 
 
-def _merge_month(lake: Lakehouse, month: _PendingMonth, region: str, source: str) -> Part:
-    """The month's partition file contents: the new rows merged with what is stored (see merge_answered)."""
+def _merge_month(lake: Lakehouse, month: _PendingMonth, region: str, source: str, lake_knows: Known) -> Part:
+    """The month's partition file contents: the new rows merged with what is stored (see merge_answered); a month
+    the source never stored (the run's first look at the lake says so) is not read."""
     report = month.report
     new = (month.tables[0] if len(month.tables) == 1
            else sort_table(pa.concat_tables(month.tables), KLINES_DAILY_BY_SOURCE))
     month.tables.clear()
     values = {"region": region, "month": report.month, "source": source}
-    previous = lake.read_table(KLINES_DAILY_BY_SOURCE, **values)
+    stored_before = source in lake_knows.sources.get(report.month, ())
+    previous = lake.read_table(KLINES_DAILY_BY_SOURCE, **values) if stored_before else None
     old = None if previous is None else from_arrow(KLINES_DAILY_BY_SOURCE, previous)
     if old is None:
         table, diff = new, {**dict.fromkeys(DIFF_KEYS, 0), "added": new.num_rows}
