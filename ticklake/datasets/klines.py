@@ -175,7 +175,6 @@ def _fetch_and_store(ctx: RunContext, result: IngestResult, pending: dict[str, _
     query = BarsQuery(region, tuple(codes), tuple(sessions))
     fetcher = source.fetcher(KLINES_DAILY.name)
     rejected_limit = settings.max_rejected_share()
-    lake_knows = known(ctx, region, sessions[0], sessions[-1])  # other sources and overrides, once for the run
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit") as loader:
         loading: Future | None = None
 
@@ -187,6 +186,10 @@ def _fetch_and_store(ctx: RunContext, result: IngestResult, pending: dict[str, _
             nonlocal loading
             if not months:
                 return
+            # what the lake holds for these months (other sources, overrides, stored months): one look per batch,
+            # not a read per month, and fresh for each batch of a long backfill
+            spans = [month_bounds(m.report.month) for m in months]
+            lake_knows = known(ctx, region, min(a for a, _ in spans), max(b for _, b in spans))
             parts = [_merge_month(lake, m, region, source.name, lake_knows) for m in months]
             previous_load_done()  # one load in flight: months commit in order and the lake never runs ahead
             # the raw layer's months and the golden bars they re-derive, in one commit (restated bars: the history)
