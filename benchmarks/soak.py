@@ -1,7 +1,7 @@
 """Soak (issue #9, item 5): a few hundred partition materializations against a simulator that injects transport
 faults at a given rate; at the end the bars and their status rows must equal a fault-free run's, row for row.
 
-    .venv/bin/python -m benchmarks.soak --rate 0.1 [--regions US,HK,SH,JP] [--months 60] [--symbols 8]
+    .venv/bin/python -m benchmarks.soak --rate 0.11 [--regions US,HK,SH,JP] [--months 60] [--symbols 8]
 
 A failed partition is run again, as an operator or a retry policy would; those re-runs are counted. Prints faults
 injected, client retries, failures (runs that failed and were re-run) and rows lost, and writes

@@ -185,6 +185,56 @@ def test_bars_outside_the_requested_window_are_quarantined_and_counted(home, cle
     assert_stored(home, clean["may_june"])
 
 
+# ------------------------------------------------------------------ 1 and 5 in the T+1 reconciliation
+def test_the_reconciliation_records_a_restatement_but_not_what_ingest_would_quarantine(home):
+    """The reconciliation sensor re-fetches the last sessions unvalidated: bars after the window's last session or
+    before its first, and a key sent twice with different values, are what ingest quarantines, so no ledger row
+    and no correction run; a genuine restatement in the same answer is recorded and requested."""
+    import dagster as dg
+
+    from assets.partitions import key
+    from automation.reconciliation import RECONCILIATION_SENSORS
+    from resources.clock import ClockResource
+    from resources.itick import ITickResource
+    from tests.integration.test_fault_matrix import NOW, TOKEN
+    from ticklake.quality.reconciliation import correction_key
+
+    [sensor] = [s for s in RECONCILIATION_SENSORS if s.name == "reconciliation_us"]
+    victim = _victim(home)
+    restated_day = dt.date(2024, 6, 26)  # inside the window, stored before: its volume is restated
+    seen: list[int] = []
+
+    def hostile(bars: list[dict], et: int) -> list[dict]:
+        seen.append(len(bars))
+        out = [dict(b, v=b["v"] + 1000) if _on(restated_day)(b) else b for b in bars]
+        newest, oldest = max(bars, key=lambda b: b["t"]), min(bars, key=lambda b: b["t"])
+        late = dict(newest, t=et + 3 * DAY_MS)  # a Monday after the window's last session
+        early = dict(oldest, t=oldest["t"] - 7 * DAY_MS)  # a session before its first
+        on_day = next(b for b in bars if _on(DAY)(b))
+        other = dict(on_day, c=on_day["c"] * 1.5, h=max(on_day["h"], on_day["c"] * 1.5))  # DAY again, differently
+        return [*out, late, early, other]
+
+    with serve(Rewrite(Simulator(SimSettings(**BASE)), victim, hostile)) as server:  # type: ignore[arg-type]
+        resources = {"itick": ITickResource(base_url=server.url, token=TOKEN, home=str(home), plan="100000",
+                                            backoff_base_s=0.05),
+                     "storage": _storage(home), "clock": ClockResource(now=NOW.isoformat())}
+        with dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(), sensor_name=sensor.name,
+                                     resources=resources) as context:
+            result = sensor(context)
+    assert seen  # the victim's bars were in the answer the sensor got
+    ledger = _sql(home, "SELECT symbol, date, field, stored_value, source_value FROM reconciliation_log")
+    assert [row[:3] for row in ledger] == [(victim, restated_day, "volume")]  # neither the off-window nor DAY
+    assert ledger[0][4] == pytest.approx(ledger[0][3] + 1000)
+    # one correction run, for June, keyed by the restatement alone (a bar off the window or DAY would change the
+    # key, and the late bar would request July)
+    [request] = result.run_requests
+    assert request.partition_key == key("2024-06", "US")
+    rows = pd.DataFrame(ledger, columns=["symbol", "date", "field", "stored_value", "source_value"])
+    assert request.run_key == f"correct:{correction_key('US', '2024-06', rows)}"
+    assert request.tags["ticklake/restatement"].startswith("1 difference(s)")
+    assert _sql(home, "SELECT count(*) FROM quarantine") == [(0,)]  # the sensor quarantines nothing itself
+
+
 # ------------------------------------------------------------------ 3. valid JSON that is not the envelope
 class Answers:
     """WSGI middleware: the first `times` batch kline requests (None: every one) get `body` with HTTP 200 instead

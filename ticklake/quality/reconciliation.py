@@ -83,7 +83,6 @@ def reconcile_klines(ctx: RunContext, region: str, *, sessions: Sequence[dt.date
     frames = [fetcher.transform(query, page) for page in fetcher.extract(query)] if codes and sessions else []
     fetched = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["symbol", "trade_date", *FIELDS])
-    answered = set(fetched["symbol"].astype(str))  # codes with at least one bar in the window
     stored = stored_bars(lake, region=region, source=source.name, sessions=sessions) if sessions else \
         fetched.iloc[:0]
     for frame in (stored, fetched):
@@ -91,7 +90,13 @@ def reconcile_klines(ctx: RunContext, region: str, *, sessions: Sequence[dt.date
         frame["trade_date"] = pd.to_datetime(frame["trade_date"]).astype("datetime64[ms]")
     if sessions:  # what ingest would quarantine is no restatement: bars off the window, keys sent twice differently
         inside = fetched["trade_date"].between(pd.Timestamp(sessions[0]), pd.Timestamp(sessions[-1]))
-        fetched = fetched[inside & ~fetched.duplicated(["symbol", "trade_date"], keep=False)]
+        fetched = fetched[inside]
+        clash = fetched.duplicated(["symbol", "trade_date"], keep=False)  # identical copies collapsed on the wire
+        if clash.any():  # ingest keeps the stored bar of such a key: neither restated nor withdrawn
+            keys = pd.MultiIndex.from_frame(fetched.loc[clash, ["symbol", "trade_date"]])
+            stored = stored[~pd.MultiIndex.from_frame(stored[["symbol", "trade_date"]]).isin(keys)]
+            fetched = fetched[~clash]
+    answered = set(fetched["symbol"].astype(str))  # codes with at least one bar in the window ingest would keep
     found = differences(stored, fetched, answered)
     recorded = record(ctx, found, region=region)
     if len(found):
