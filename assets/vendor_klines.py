@@ -53,10 +53,11 @@ def vendor_klines_asset(spec: SourceSpec) -> dg.AssetsDefinition:
                           itick: ITickResource):
             # no call to iTick: the resource only names the API source in the sources file's priority lists
             ctx = run_context(context, config, storage, itick, asset=asset_name(spec), fetch=False)
-            loaded = []
+            loaded, parsed = [], {}  # each file read and parsed once, whatever the months it covers
             for region, months in months_by_region(context.partition_keys).items():
                 for month in months:
-                    loaded.append(load_month(ctx, spec, region, month, lambda name: read_drop(spec.drop, name)))
+                    loaded.append(load_month(ctx, spec, region, month, lambda name: read_drop(spec.drop, name),
+                                             parsed))
             snapshot = snapshot_metadata(ctx.lake)
             for report in loaded:
                 partition = key(report.month, report.region)

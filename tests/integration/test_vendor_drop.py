@@ -151,6 +151,25 @@ def test_a_dropped_file_reaches_the_golden_copy_once_and_bad_files_are_refused(m
     assert all(r.partition_key == "2024-06|US" for r in requests)
     assert _query(home, "SELECT * FROM klines_daily ORDER BY ALL") == before
 
+    # a second file covers the first half of June; then the first file is replaced by garbage, then removed: a
+    # re-load of the month (a backfill) keeps what the first file said
+    half = vendor_file(server.simulator, "US", "2024-06-03", "2024-06-14", divergences=Divergences.none())
+    _write(drop, half.name, half.data)
+    assert [r.partition_key for r in tick()] == ["2024-06|US"]
+    assert _query(home, "SELECT * FROM klines_daily ORDER BY ALL") == before  # the same bars, said again
+    vendor_rows = _query(home, "SELECT count(*) FROM klines_daily_by_source WHERE source = ?", [VENDOR])
+    _write(drop, vf.name, b"garbage")
+    assert tick() == []
+    assert _query(home, "SELECT status FROM source_files WHERE name = ? ORDER BY received_at DESC LIMIT 1",
+                  [vf.name]) == [("refused",)]
+    for gone in (False, True):
+        if gone:
+            (drop / vf.name).unlink()
+        run = defs.resolve_job_def(JOB).execute_in_process(instance=instance, partition_key="2024-06|US")
+        assert run.success
+        assert _query(home, "SELECT count(*) FROM klines_daily_by_source WHERE source = ?", [VENDOR]) == vendor_rows
+        assert _query(home, "SELECT * FROM klines_daily ORDER BY ALL") == before
+
 
 @pytest.mark.slow
 def test_an_instant_and_a_date_land_on_the_same_session(make_server, resources_for, home, tmp_path, monkeypatch):

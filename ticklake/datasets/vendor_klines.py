@@ -164,20 +164,28 @@ def covering(files: pd.DataFrame, region: str, month: str) -> pd.DataFrame:
     return loaded.merge(latest[["name", "sha256"]], on=["name", "sha256"]).sort_values(["received_at", "name"])
 
 
-def load_month(ctx: RunContext, spec: SourceSpec, region: str, month: str, read: Callable[[str], bytes]
-               ) -> VendorMonth:
+def load_month(ctx: RunContext, spec: SourceSpec, region: str, month: str, read: Callable[[str], bytes],
+               cache: dict | None = None) -> VendorMonth:
     """The vendor's raw rows of (`region`, `month`) from every file covering it, and the golden bars they
     re-derive, in one commit. Rows that break a rule are quarantined; the vendor's stored rows for their keys
-    stay (absence of a valid row is not data)."""
+    stay (absence of a valid row is not data), and so do the rows of a file that can no longer be read as it was
+    received (replaced or removed from the drop since). `cache` (one per run) keeps each file's screened rows, so
+    a file covering many months is read and parsed once."""
     report = VendorMonth(region, month)
     first, last = (pd.Timestamp(d) for d in month_bounds(month))
+    cache = {} if cache is None else cache
     frames, rejected = [], []
     for item in covering(source_files(ctx.lake, spec.name), region, month).itertuples():
-        data = read(item.name)
-        if sha256_of(data) != item.sha256:  # replaced in the drop since: the sensor receives the new content
-            report.skipped.append(item.name)
-            continue
-        good, bad = _screened(ctx.lake, region, _read(spec, item.name, data))
+        if (item.name, item.sha256) not in cache:
+            try:
+                data = read(item.name)
+            except FileNotFoundError:
+                data = None
+            if data is None or sha256_of(data) != item.sha256:  # the sensor receives a new content on its own
+                report.skipped.append(item.name)
+                continue
+            cache[item.name, item.sha256] = _screened(ctx.lake, region, _read(spec, item.name, data))
+        good, bad = cache[item.name, item.sha256]
         inside = pd.to_datetime(good["trade_date"]).between(first, last)
         frames.append(good[inside.to_numpy()].assign(file=item.name, received_at=item.received_at))
         dates = pd.to_datetime(bad["date"])
@@ -190,7 +198,7 @@ def load_month(ctx: RunContext, spec: SourceSpec, region: str, month: str, read:
     report.quarantined = len(bad)
     if len(bad):
         _quarantine(ctx, spec, region, bad)
-    part = _raw_part(ctx, spec, region, month, bars, bad)
+    part = _raw_part(ctx, spec, region, month, bars, bad, held_files=set(report.skipped))
     report.rows = part.table.num_rows
     golden = golden_part(ctx, region, month, {spec.name: part.table})
     report.golden, report.exceptions = golden.counts, len(golden.exceptions)
@@ -199,8 +207,8 @@ def load_month(ctx: RunContext, spec: SourceSpec, region: str, month: str, read:
     return report
 
 
-def _raw_part(ctx: RunContext, spec: SourceSpec, region: str, month: str, bars: pd.DataFrame, bad: pd.DataFrame
-              ) -> Part:
+def _raw_part(ctx: RunContext, spec: SourceSpec, region: str, month: str, bars: pd.DataFrame, bad: pd.DataFrame,
+              *, held_files: set[str]) -> Part:
     values = {"region": region, "month": month, "source": spec.name}
     previous = ctx.lake.read_table(KLINES_DAILY_BY_SOURCE, **values)
     n = len(bars)
@@ -212,12 +220,14 @@ def _raw_part(ctx: RunContext, spec: SourceSpec, region: str, month: str, bars: 
     frame = frame[KLINES_DAILY_BY_SOURCE.columns]
     if previous is not None:
         stored = from_arrow(KLINES_DAILY_BY_SOURCE, previous)
-        if len(bad):  # a rejected row's key keeps what the vendor said before
-            keys = pd.MultiIndex.from_arrays([bad["code"].astype(str), pd.to_datetime(bad["date"])])
-            held = pd.MultiIndex.from_arrays([stored["symbol"].astype(str), pd.to_datetime(stored["trade_date"])])
-            fresh = pd.MultiIndex.from_arrays([frame["symbol"].astype(str), pd.to_datetime(frame["trade_date"])])
-            kept = stored[held.isin(keys) & ~held.isin(fresh)]
-            frame = pd.concat([frame, kept], ignore_index=True)
+        # what the vendor said before stays where nothing valid replaces it: a rejected row's key, and the rows of
+        # a file that could not be read back as received
+        keys = pd.MultiIndex.from_arrays([bad["code"].astype(str), pd.to_datetime(bad["date"])])
+        held = pd.MultiIndex.from_arrays([stored["symbol"].astype(str), pd.to_datetime(stored["trade_date"])])
+        fresh = pd.MultiIndex.from_arrays([frame["symbol"].astype(str), pd.to_datetime(frame["trade_date"])])
+        keep = (held.isin(keys) | stored["file"].isin(list(held_files)).to_numpy(dtype=bool)) & ~held.isin(fresh)
+        if keep.any():
+            frame = pd.concat([frame, stored[keep]], ignore_index=True)
         frame, _ = carry_forward_lineage(frame, stored, KLINES_DAILY_BY_SOURCE)
     frame = frame.sort_values(["symbol", "trade_date"], ignore_index=True)
     validate(frame, KLINES_DAILY_BY_SOURCE)
