@@ -13,6 +13,7 @@ import pandas as pd
 
 from assets.clock import RunClock
 from assets.factory import run_context
+from assets.golden import exceptions_check, exceptions_check_spec
 from assets.listings import SECURITIES_KEY
 from assets.metadata import dataset_asset, fetch_metadata, latency_metadata, preview, snapshot_metadata
 from assets.partitions import REGION, SESSION_TAG, calendar_days, key, month_region_partitions, months_by_region
@@ -44,7 +45,6 @@ ANSWERED_CHECK = "requested_codes_answered"
 QUARANTINE_CHECK = "no_rows_quarantined"
 PLAUSIBLE_CHECK = "daily_moves_plausible"
 MONTH_CHECK = "month_complete"
-EXCEPTIONS_CHECK = "golden_exceptions_open"
 MAX_LISTED = 50
 
 
@@ -84,10 +84,7 @@ with warnings.catch_warnings():
                               description="Every month the run wrote is complete: all its sessions had closed. The "
                                           "month still in progress fails it (a warning naming the partitions and "
                                           "their sessions still to close), so it does not read as finished"),
-            dg.AssetCheckSpec(EXCEPTIONS_CHECK, asset="klines_daily",
-                              description="No disagreement between sources is waiting for a person: open rows of "
-                                          "golden_exceptions in the run's regions (a warning with the count and the "
-                                          "first ten; `ticklake override` resolves one)"),
+            exceptions_check_spec("klines_daily"),
         ],
     )
 
@@ -122,7 +119,7 @@ def klines_daily(context: dg.AssetExecutionContext, config: RunClock,
     for partition_key in context.partition_keys:
         report = reports.get(partition_key)
         # a month with no session at all would have no report: say what the run did, not a row count it never read
-        own = (_partition_metadata(report, lake, source.name) if report
+        own = (_partition_metadata(report) if report
                else {"sessions_fetched": dg.MetadataValue.int(0)})
         region_lag = lag.get(partition_key.split("|")[-1])
         if region_lag is not None:
@@ -135,25 +132,7 @@ def klines_daily(context: dg.AssetExecutionContext, config: RunClock,
     yield _quarantine_check(results)
     yield _plausibility_check(results, lake, source.name)
     yield _month_check(results)
-    yield _exceptions_check(lake, sorted({r.region for r in results}))
-
-
-OPEN_EXCEPTIONS_SQL = """
-SELECT region, symbol, trade_date, field, source_values, rel_diff, chosen_source FROM golden_exceptions
-WHERE status = 'open' AND list_contains($regions, region) ORDER BY trade_date DESC, region, symbol, field
-"""
-
-
-def _exceptions_check(lake: Lakehouse, regions: list[str]) -> dg.AssetCheckResult:
-    with lake.reader() as con:
-        rows = con.execute(OPEN_EXCEPTIONS_SQL, {"regions": regions}).fetchall()
-    shown = [f"{r} {s} {d} {f}: {v} (rel diff {x:.4g}; golden takes {c})" for r, s, d, f, v, x, c in rows[:10]]
-    return dg.AssetCheckResult(
-        check_name=EXCEPTIONS_CHECK, passed=not rows, severity=dg.AssetCheckSeverity.WARN,
-        metadata={"open_exceptions": dg.MetadataValue.int(len(rows)),
-                  "first_ten": dg.MetadataValue.text("\n".join(shown) or "none"),
-                  "query": dg.MetadataValue.text("SELECT * FROM golden_exceptions WHERE status = 'open'")},
-    )
+    yield exceptions_check(lake, sorted({r.region for r in results}))
 
 
 def _data_lag_hours(lake: Lakehouse, regions: list[str], now: dt.datetime) -> dict[str, float | None]:
@@ -219,7 +198,7 @@ def _refuse_if_nothing_closed(results: list[IngestResult]) -> None:
     )
 
 
-def _partition_metadata(report: PartitionReport, lake: Lakehouse, source: str) -> dict[str, dg.MetadataValue]:
+def _partition_metadata(report: PartitionReport) -> dict[str, dg.MetadataValue]:
     """This partition's own figures: what its page in the UI shows."""
     sessions = report.sessions
     empty = report.sessions_without_bars

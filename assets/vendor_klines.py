@@ -13,6 +13,7 @@ import dagster as dg
 
 from assets.clock import RunClock
 from assets.factory import run_context
+from assets.golden import exceptions_check, exceptions_check_spec
 from assets.listings import SECURITIES_KEY
 from assets.metadata import snapshot_metadata
 from assets.partitions import REGION, key, month_region_partitions, months_by_region
@@ -48,6 +49,7 @@ def vendor_klines_asset(spec: SourceSpec) -> dg.AssetsDefinition:
                          "covers."),
             metadata={"source": dg.MetadataValue.text(spec.name), "format": dg.MetadataValue.text(spec.format),
                       "drop": dg.MetadataValue.text(str(spec.drop))},
+            check_specs=[exceptions_check_spec(asset_name(spec))],
         )
         def vendor_klines(context: dg.AssetExecutionContext, config: RunClock, storage: StorageResource,
                           itick: ITickResource):
@@ -76,6 +78,7 @@ def vendor_klines_asset(spec: SourceSpec) -> dg.AssetsDefinition:
                         description=f"golden bars re-derived from {spec.name}'s files by {asset_name(spec)}",
                         metadata={**golden, "exceptions": dg.MetadataValue.int(report.exceptions),
                                   "source": dg.MetadataValue.text(spec.name), **snapshot}))
-            return dg.MaterializeResult()
+            yield dg.MaterializeResult()
+            yield exceptions_check(ctx.lake, sorted({r.region for r in loaded}) or list(spec.regions))
 
     return vendor_klines

@@ -104,6 +104,12 @@ def test_a_dropped_file_reaches_the_golden_copy_once_and_bad_files_are_refused(m
     golden = _query(home, "SELECT rule, count(*) FROM klines_daily GROUP BY 1 ORDER BY 1")
     assert dict(golden)[PRIORITY] == len({(s, d) for s, d, _ in expected})
     assert dict(golden)[AGREED] > 0
+    # the vendor's own page tells the queue as it is now
+    [check] = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [dg.AssetCheckKey(dg.AssetKey("vendor_klines_quandl"), "golden_exceptions_open")]).values()
+    evaluation = check.event.dagster_event.event_specific_data
+    assert not evaluation.passed
+    assert evaluation.metadata["open_exceptions"].value == len(expected)
     event = instance.get_latest_materialization_event(dg.AssetKey("klines_daily"))
     assert "re-derived from quandl" in event.asset_materialization.description
     # a late file re-derives what depends on the golden copy, through the existing automation

@@ -68,3 +68,9 @@ def bars_on(con: duckdb.DuckDBPyConnection, region: str, day: dt.date) -> int:
     (n,) = con.execute("SELECT count(*) FROM klines_daily WHERE region = ? AND trade_date = ?",
                        [region, day]).fetchone()
     return int(n)
+
+
+def open_exceptions(con: duckdb.DuckDBPyConnection, regions: list[str]) -> list[tuple]:
+    """(region, symbol, trade_date, field, source_values, rel_diff, chosen_source) of every open golden exception
+    in `regions`, newest session first."""
+    return con.execute(sql("open_exceptions"), {"regions": regions}).fetchall()
