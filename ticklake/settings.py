@@ -205,6 +205,36 @@ def sources_file() -> Path | None:
                       "it to keep iTick the only source")
 
 
+def tenants_file() -> Path | None:
+    """TICKLAKE_TENANTS: the tenants file (TOML: each business line's datasets, fields, regions, dates, format, delivery
+    target and API access; read by `ticklake.products.tenants`, docs/data-products.md). Unset:
+    `$TICKLAKE_HOME/tenants.toml` when that file exists (where the demo writes one), else there are no tenants."""
+
+    def parse(text: str) -> Path:
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise ValueError
+        return path.resolve()
+
+    beside_the_lake = home() / "tenants.toml"
+    return env_parsed("TICKLAKE_TENANTS", beside_the_lake if beside_the_lake.is_file() else None, parse,
+                      "must be the path of an existing file (the TOML tenants file, docs/data-products.md), or unset "
+                      "it for no tenants")
+
+
+def redis_url() -> str | None:
+    """TICKLAKE_REDIS_URL: the Redis the read API shares its rate limits and hot-data cache through
+    (redis://host:6379/0); unset, both stay in the serving process. It may hold a password: never shown."""
+    raw = _raw("TICKLAKE_REDIS_URL")
+    if raw is None:
+        return None
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("redis", "rediss", "unix") or not (parts.netloc or parts.path):
+        raise ConfigError(f"TICKLAKE_REDIS_URL={redact_url(raw.strip())!r} is invalid: use redis://host:6379/0 (or "
+                          "rediss://, unix://), or unset it to keep rate limits and the cache in the process")
+    return raw.strip()
+
+
 def regions() -> tuple[str, ...]:
     """TICKLAKE_REGIONS (comma-separated), default US,HK,SH,JP; each must be a known market."""
     from ticklake.markets import DEFAULT_REGIONS, MARKETS  # pandas: not loaded for settings that need none
