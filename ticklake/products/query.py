@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ticklake.dictionary import SYMBOL_PATTERN, Dataset, Field
-from ticklake.dictionary.fundamentals import FX_DAILY
+from ticklake.dictionary.fundamentals import FUNDAMENTALS_DAILY, FX_DAILY
 from ticklake.dictionary.reference_data import SECURITY_MASTER
+from ticklake.markets import MARKETS
 from ticklake.products.tenants import Product, Tenant
 
 MAX_SYMBOLS = 200  # per request: a whole market is a delivery, not an API call
@@ -236,17 +237,22 @@ def _dates(tenant: Tenant, table: Dataset, request: Request,
 
 
 def _fx_joins(table: Dataset, regions: tuple[str, ...], snapshot: int | None) -> tuple[str, list]:
-    """The currency of each row (its own `currency`, else the security master's latest) and the FX close of its date
-    or the last one before it, bounded to the requested regions."""
+    """The currency of each row and the FX close of its date or the last one before it, bounded to the requested
+    regions. A row's currency is its own `currency`, else the symbol's latest in the security master, else in its
+    latest valuation snapshot, else its market's (the rule `valuation_daily` converts by)."""
     marks = ", ".join("?" for _ in regions)
     params: list = []
-    if "currency" in table.columns:
-        ccy = " CROSS JOIN LATERAL (SELECT b.\"currency\" AS currency) ccy"
-    else:
-        ccy = (f" LEFT JOIN (SELECT region, symbol, arg_max(currency, valid_from) AS currency "
-               f"FROM {_table(SECURITY_MASTER, snapshot)} WHERE region IN ({marks}) GROUP BY region, symbol) ccy "
-               f"ON ccy.region = b.region AND ccy.symbol = b.symbol")
-        params += regions
+    own = 'b."currency", ' if "currency" in table.columns else ""
+    markets = ", ".join("(?, ?)" for _ in regions)
+    ccy = (f" LEFT JOIN (SELECT region, symbol, arg_max(currency, valid_from) AS currency FROM "
+           f"{_table(SECURITY_MASTER, snapshot)} WHERE region IN ({marks}) AND currency IS NOT NULL "
+           f"GROUP BY region, symbol) sm ON sm.region = b.region AND sm.symbol = b.symbol"
+           f" LEFT JOIN (SELECT region, symbol, arg_max(currency, as_of) AS currency FROM "
+           f"{_table(FUNDAMENTALS_DAILY, snapshot)} WHERE region IN ({marks}) AND currency IS NOT NULL "
+           f"GROUP BY region, symbol) fd ON fd.region = b.region AND fd.symbol = b.symbol"
+           f" LEFT JOIN (VALUES {markets}) mk(region, currency) ON mk.region = b.region"
+           f" CROSS JOIN LATERAL (SELECT coalesce({own}sm.currency, fd.currency, mk.currency) AS currency) ccy")
+    params += [*regions, *regions, *(v for r in regions for v in (r, MARKETS[r].currency))]
     fx = (f" ASOF LEFT JOIN (SELECT region, currency, trade_date AS fx_date, usd_per_unit "
           f"FROM {_table(FX_DAILY, snapshot)} WHERE region IN ({marks})) fx "
           f"ON fx.region = b.region AND fx.currency = ccy.currency AND b.{_q(table.date_column)} >= fx.fx_date")
