@@ -229,9 +229,10 @@ def redis_url() -> str | None:
     if raw is None:
         return None
     parts = urlsplit(raw.strip())
-    if parts.scheme not in ("redis", "rediss", "unix") or not (parts.netloc or parts.path):
-        raise ConfigError(f"TICKLAKE_REDIS_URL={redact_url(raw.strip())!r} is invalid: use redis://host:6379/0 (or "
-                          "rediss://, unix://), or unset it to keep rate limits and the cache in the process")
+    if not (parts.scheme in ("redis", "rediss") and parts.hostname) and not (parts.scheme == "unix" and parts.path):
+        raise ConfigError("TICKLAKE_REDIS_URL is invalid (its value is not shown: it may hold a password): use "
+                          "redis://host:6379/0 (or rediss://, unix:///path), or unset it to keep rate limits and the "
+                          "cache in the process")
     return raw.strip()
 
 

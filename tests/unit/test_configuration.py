@@ -73,6 +73,8 @@ READERS: dict[str, Callable[[], object]] = {
     "TICKLAKE_MAX_DAILY_MOVE": settings.max_daily_move,
     "TICKLAKE_FRESHNESS_HOURS": settings.freshness_hours,
     "TICKLAKE_SOURCES": settings.sources_file,
+    "TICKLAKE_TENANTS": settings.tenants_file,
+    "TICKLAKE_REDIS_URL": settings.redis_url,
 }
 
 BAD_VALUES = [
@@ -118,6 +120,9 @@ BAD_VALUES = [
     ("TICKLAKE_FRESHNESS_HOURS", "6.5", "whole number from 0 to 168"),
     ("TICKLAKE_SOURCES", "/nonexistent/sources.toml", "must be the path of an existing file"),
     ("TICKLAKE_SOURCES", lambda tmp_path: str(tmp_path), "must be the path of an existing file"),
+    ("TICKLAKE_TENANTS", "/nonexistent/tenants.toml", "must be the path of an existing file"),
+    ("TICKLAKE_REDIS_URL", "http://127.0.0.1:6379", "use redis://host:6379/0"),
+    ("TICKLAKE_REDIS_URL", "rediss:/:s3cret-pass@127.0.0.1", "use redis://host:6379/0"),
 ]
 
 
@@ -186,7 +191,7 @@ def test_a_bad_value_names_the_variable_the_value_and_the_rule(monkeypatch, tmp_
     message = str(err.value)
     assert variable in message
     assert rule in message
-    if variable == "ITICK_TOKEN":
+    if variable in ("ITICK_TOKEN", "TICKLAKE_REDIS_URL"):
         assert value not in message  # a secret is never shown, not even to say it is wrong
         assert value[:12] not in message
     else:
