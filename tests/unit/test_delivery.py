@@ -433,3 +433,29 @@ def test_a_folder_holding_another_tenants_delivery_is_refused(tmp_path, lake_hom
                                             "tenant risk's"):
         deliver(tenant(tmp_path / "shared", name="risk"), "klines_daily", "US", today=TODAY, home=lake_home)
     assert (tmp_path / "shared" / "klines_daily" / "region=US" / MANIFEST).read_bytes() == before
+
+
+def test_json_lines_are_built_column_wise_and_read_back_as_the_values():
+    table = pa.table({
+        "name": pa.array(['quote " and \\ backslash', None, "é\n\u0001 control", "plain"]),
+        "close": pa.array([1045.0, None, 1.3055999999999999, float("nan")]),
+        "day": pa.array([dt.date(2024, 1, 2)] * 4, pa.date32()),
+        "at": pa.array([dt.datetime(2024, 6, 29, 1, 0, 0, 123000, tzinfo=dt.UTC)] * 3 + [None],
+                       pa.timestamp("ms", tz="UTC")),
+        "flag": pa.array([True, False, None, True]),
+        "count": pa.array([1, None, 3, -4], pa.int64()),
+    })
+    lines = delivery_module.encode(table, "jsonl").decode().splitlines()
+    assert lines[0] == ('{"name":"quote \\" and \\\\ backslash","close":1045.0,"day":"2024-01-02",'
+                        '"at":"2024-06-29T01:00:00.123Z","flag":true,"count":1}')
+    assert [json.loads(line) for line in lines] == [
+        {"name": 'quote " and \\ backslash', "close": 1045.0, "day": "2024-01-02", "at": "2024-06-29T01:00:00.123Z",
+         "flag": True, "count": 1},
+        {"name": None, "close": None, "day": "2024-01-02", "at": "2024-06-29T01:00:00.123Z", "flag": False,
+         "count": None},
+        {"name": "é\n\u0001 control", "close": 1.3055999999999999, "day": "2024-01-02",
+         "at": "2024-06-29T01:00:00.123Z", "flag": None, "count": 3},
+        {"name": "plain", "close": None, "day": "2024-01-02", "at": None, "flag": True, "count": -4},  # NaN: null
+    ]
+    assert delivery_module.encode(table.slice(1, 2), "jsonl").decode().splitlines() == lines[1:3]
+    assert delivery_module.encode(table.slice(0, 0), "jsonl") == b""

@@ -42,8 +42,10 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -124,9 +126,47 @@ def encode(table: pa.Table, fmt: str) -> bytes:
         pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=True, delimiter=",", quoting_style="needed"))
         return sink.getvalue()
     if fmt == "jsonl":
-        option = orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE
-        return b"".join(orjson.dumps(row, option=option) for row in table.to_pylist())
+        return jsonl(table)
     raise ValueError(f"unknown format {fmt!r} (formats: {', '.join(EXTENSIONS)})")
+
+
+def _json_values(column: pa.ChunkedArray) -> pa.Array:
+    """Each value of a column as a JSON literal (null where null), computed column-wise: numbers as Arrow prints
+    them (shortest round trip, a whole float with ".0"; a non-finite float is null), dates "2024-06-03", instants
+    "2024-06-28T20:00:00.000Z", strings escaped by orjson once per distinct value."""
+    values = column.combine_chunks()
+    kind = values.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        coded = values.dictionary_encode()
+        literals = pa.array([orjson.dumps(v).decode() for v in coded.dictionary.to_pylist()], pa.string())
+        out = pc.take(literals, coded.indices)
+    elif pa.types.is_floating(kind):
+        text = pc.cast(values, pa.string())
+        text = pc.if_else(pc.match_substring_regex(text, r"^-?[0-9]+$"), pc.binary_join_element_wise(text, ".0", ""),
+                          text)  # 1045.0, not 1045: a float stays a float to a reader that infers types
+        out = pc.if_else(pc.is_finite(values), text, pa.scalar(None, pa.string()))
+    elif pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+        out = pc.cast(values, pa.string())
+    elif pa.types.is_date(kind):
+        out = pc.binary_join_element_wise('"', pc.cast(values, pa.string()), '"', "")
+    elif pa.types.is_timestamp(kind):
+        out = pc.binary_join_element_wise('"', pc.strftime(values, format="%Y-%m-%dT%H:%M:%SZ"), '"', "")
+    else:
+        raise TypeError(f"{kind} has no JSON lines encoding here")
+    return pc.fill_null(out, "null")
+
+
+def jsonl(table: pa.Table) -> bytes:
+    """JSON lines: one object per row, the fields in the table's order, built column-wise (no Python object per
+    value): `{"symbol":"AAPL","trade_date":"2024-06-03","close":191.29}`."""
+    if not table.num_rows:
+        return b""
+    parts: list = []
+    for i, name in enumerate(table.column_names):
+        parts += [("{" if i == 0 else ",") + orjson.dumps(name).decode() + ":", _json_values(table.column(i))]
+    lines = pc.binary_join_element_wise(*parts, "}\n", "")
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32, count=len(lines) + 1, offset=lines.offset * 4)
+    return lines.buffers()[2][int(offsets[0]):int(offsets[-1])].to_pybytes()
 
 
 # -- where the files go -----------------------------------------------------------------------------------------
