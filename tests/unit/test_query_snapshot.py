@@ -34,3 +34,13 @@ def test_a_plan_at_a_snapshot_reads_the_lake_as_it_was(tmp_path, currency):
         con.close()
     rate = 0.125 if currency == "USD" else 1.0
     assert closes == pytest.approx([(10.0 + j * 0.1) * rate for j in range(len(DAYS))])
+
+
+def test_a_usd_plan_filters_the_table_before_its_joins():
+    """The ASOF join keeps a WHERE above it from reaching the scan: every month of the region was read for one."""
+    tenant = Tenant("t", {"klines_daily": Product("klines_daily", DATASETS["klines_daily"],
+                                                  ("symbol", "trade_date", "close"))}, ("HK",), currency="USD")
+    query = plan(tenant, Request("klines_daily", start=dt.date(2024, 6, 1), end=dt.date(2024, 6, 30)),
+                 today=dt.date(2024, 6, 28), snapshot=7)
+    assert query.sql.index('b."trade_date" >= ?') < query.sql.index("JOIN")
+    assert query.params[:3] == ("HK", dt.date(2024, 6, 1), dt.date(2024, 6, 30))

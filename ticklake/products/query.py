@@ -203,9 +203,14 @@ def plan(tenant: Tenant, request: Request, *, today: dt.date, snapshot: int | No
         else:
             select.append(f"b.{_q(f.name)}")
     order = ", ".join(f"b.{_q(c)}" for c in (table.sort_by or table.key))
-    sql = (f"SELECT {', '.join(select)} FROM {_table(table, snapshot, 'b')}{joins} WHERE {' AND '.join(where)} "
-           f"ORDER BY {order}")
-    return Query(tenant=tenant.name, product=product, sql=sql, params=(*join_params, *params),
+    if joins:  # the grant's filters inside, so the scan is pruned to them: the ASOF join keeps a WHERE above it there
+        sql = (f"SELECT {', '.join(select)} FROM (SELECT * FROM {_table(table, snapshot, 'b')} WHERE "
+               f"{' AND '.join(where)}) b{joins} ORDER BY {order}")
+        params = [*params, *join_params]
+    else:
+        sql = (f"SELECT {', '.join(select)} FROM {_table(table, snapshot, 'b')} WHERE {' AND '.join(where)} "
+               f"ORDER BY {order}")
+    return Query(tenant=tenant.name, product=product, sql=sql, params=tuple(params),
                  columns=tuple(column(tenant, f) for f in chosen), regions=tuple(regions), start=start, end=end,
                  symbols=symbols)
 
