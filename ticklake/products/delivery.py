@@ -390,7 +390,7 @@ def _deliver(tenant: Tenant, dataset: str, region: str, today: dt.date, con: duc
                 (tenant.name, dataset, region):
             raise DeliveryError(f"{folder.describe(MANIFEST)} is tenant {previous.get('tenant')}'s delivery of "
                                 f"{previous.get('dataset')} for region {previous.get('region')}, not tenant "
-                                f"{tenant.name}'s: give each tenant its own target; nothing was delivered")
+                                f"{tenant.name}'s: give each tenant its own target; nothing was written")
         listing = folder.listing()
         before = {f["month"] or ALL: f for f in (previous or {}).get("files", [])}
         files, written, unchanged = [], [], []
@@ -404,7 +404,8 @@ def _deliver(tenant: Tenant, dataset: str, region: str, today: dt.date, con: duc
             seconds["read_s"] += time.perf_counter() - t0
             if table.num_rows != expected:
                 raise DeliveryError(f"{tenant.name}/{dataset}/region={region} {piece}: the statement returned "
-                                    f"{table.num_rows} rows where the lake holds {expected}; nothing was delivered")
+                                    f"{table.num_rows} rows where the lake holds {expected}; the previous "
+                                    "delivery stands")
             t0 = time.perf_counter()
             data = encode(table.select(schema.names).cast(schema), tenant.format)
             digest = hashlib.sha256(data).hexdigest()
