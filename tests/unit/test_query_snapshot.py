@@ -44,3 +44,14 @@ def test_a_usd_plan_filters_the_table_before_its_joins():
                  today=dt.date(2024, 6, 28), snapshot=7)
     assert query.sql.index('b."trade_date" >= ?') < query.sql.index("JOIN")
     assert query.params[:3] == ("HK", dt.date(2024, 6, 1), dt.date(2024, 6, 30))
+
+
+@pytest.mark.parametrize(("dataset", "order"), [
+    ("klines_daily", 'ORDER BY b."region", b."symbol", b."trade_date"'),  # the golden copy: one row per key
+    ("klines_daily_by_source", 'ORDER BY b."region", b."symbol", b."trade_date", b."source"'),
+    ("fundamentals_daily", 'ORDER BY b."region", b."symbol", b."as_of", b."source"'),
+])
+def test_rows_come_in_one_order_even_where_sources_share_a_key(dataset, order):
+    table = DATASETS[dataset]
+    tenant = Tenant("t", {dataset: Product(dataset, table, ("symbol",))}, ("US",))
+    assert plan(tenant, Request(dataset), today=dt.date(2024, 6, 28)).sql.endswith(order)

@@ -202,7 +202,11 @@ def plan(tenant: Tenant, request: Request, *, today: dt.date, snapshot: int | No
             select.append(f"CASE WHEN ({rate}) IS NOT NULL THEN 'USD' END AS {_q(f.name)}")
         else:
             select.append(f"b.{_q(f.name)}")
-    order = ", ".join(f"b.{_q(c)}" for c in (table.sort_by or table.key))
+    # A key is unique within one source (across sources only for the golden copy): the source breaks the ties, so the
+    # same rows always come in the same order (a delivery's bytes depend on it)
+    ordered = [*(table.sort_by or table.key), *([] if table.arbitrated or "source" not in table.columns
+                                                 else ["source"])]
+    order = ", ".join(f"b.{_q(c)}" for c in dict.fromkeys(ordered))
     if joins:  # the grant's filters inside, so the scan is pruned to them: the ASOF join keeps a WHERE above it there
         sql = (f"SELECT {', '.join(select)} FROM (SELECT * FROM {_table(table, snapshot, 'b')} WHERE "
                f"{' AND '.join(where)}) b{joins} ORDER BY {order}")
