@@ -71,11 +71,14 @@ def _deps(tenant: Tenant, dataset: str) -> list[dg.AssetDep | str]:
 def _describe(tenant: Tenant, dataset: str) -> str:
     product = tenant.products[dataset]
     outside = [r for r in region_partitions.get_partition_keys() if r not in tenant.regions]
+    unrun = [r for r in tenant.regions if r not in region_partitions.get_partition_keys()]
     return (f"{tenant.description + ' ' if tenant.description else ''}Tenant {tenant.name}'s {dataset} (read from "
             f"{product.table.name}): {', '.join(product.fields)}; {tenant.window.describe()}; {tenant.prices} prices "
             f"in {tenant.currency} currency; {tenant.format} files and a manifest.json under "
             f"{tenant.target}/{dataset}/region=<R>/. Granted regions: {', '.join(tenant.regions)}"
-            + (f"; {', '.join(outside)} outside the grant: never delivered." if outside else "."))
+            + (f"; {', '.join(outside)} outside the grant: never delivered" if outside else "")
+            + (f"; {', '.join(unrun)} granted but not run by the pipeline (TICKLAKE_REGIONS): no partition"
+               if unrun else "") + ".")
 
 
 def delivery_metadata(result: Delivery) -> dict[str, dg.MetadataValue]:
