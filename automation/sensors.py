@@ -23,3 +23,18 @@ derived_assets_automation = dg.AutomationConditionSensorDefinition(
 )
 
 SENSORS = [*RECONCILIATION_SENSORS, derived_assets_automation, record_run_failures]
+
+
+def deliveries_automation(deliveries: list[dg.AssetsDefinition]) -> list[dg.AutomationConditionSensorDefinition]:
+    """`tenant_deliveries_automation` (stopped, like the others): delivers a region to each tenant once its golden
+    copy and adjusted bars (and, for a tenant on USD, its FX and currencies) update. None without tenants."""
+    if not deliveries:
+        return []
+    return [dg.AutomationConditionSensorDefinition(
+        "tenant_deliveries_automation",
+        target=dg.AssetSelection.assets(*deliveries),
+        default_status=dg.DefaultSensorStatus.STOPPED,
+        description="Evaluates the deliveries' automation conditions on each daemon tick: re-delivers a tenant "
+                    "product's region when the tables it reads update (its golden copy and adjusted bars, and for a "
+                    "tenant on USD the security master, fundamentals and FX); unchanged months are not rewritten",
+    )]

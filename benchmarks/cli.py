@@ -22,8 +22,9 @@ from benchmarks.runner import ROOT, run_in_subprocess
 from benchmarks.scenarios.common import SEPARATE, TRANSPORTS
 from benchmarks.stats import median_record, quota_table, ratio
 
-SCENARIOS = ("backfill", "nightly", "queries", "baseline", "lakehouse", "golden", "userpath")
-DEFAULT_SCENARIOS = SCENARIOS[:6]  # the user path starts dagster dev per run: minutes, so only on request
+SCENARIOS = ("backfill", "nightly", "queries", "baseline", "lakehouse", "golden", "userpath", "deliveries")
+# the user path starts dagster dev per run: minutes, so only on request
+DEFAULT_SCENARIOS = tuple(s for s in SCENARIOS if s != "userpath")
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "latest.json"
 
 
@@ -193,6 +194,14 @@ class Suite:
         s = self.scale
         return golden.run(s.golden_symbols, list(s.golden_sessions), [1, 2, 3], self.runs, say=log)
 
+    def deliveries(self) -> dict:
+        """Issue 19: delivery throughput in rows/s per format side by side, and re-deliveries with nothing changed and
+        with one month restated (benchmarks/deliveries.py; one fresh interpreter builds the lake and delivers)."""
+        from benchmarks import deliveries
+
+        s = self.scale
+        return deliveries.run(s.deliveries_symbols, s.deliveries_sessions, self.runs, say=log)
+
     def lakehouse(self) -> dict:
         """Issue 16: the lake versus a native DuckDB table (and on S3 with a PostgreSQL catalog), the nightly's
         commit cost versus lake size, and a symbol's history after many nights. One run each (every run builds
@@ -322,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
             results["scenarios"]["golden"] = suite.golden()
         if "userpath" in args.only:
             results["scenarios"]["userpath"] = suite.userpath()
+        if "deliveries" in args.only:
+            results["scenarios"]["deliveries"] = suite.deliveries()
     finally:
         if args.keep:
             log(f"kept {workdir}")

@@ -40,6 +40,9 @@ class Scale:
     # the golden copy (issue 18): arbitration of symbols x these sessions from two sources, then 1 to 3 sources
     golden_symbols: int = 5000
     golden_sessions: tuple[int, ...] = (63, 126, 252)
+    # tenant deliveries (issue 19): rows/s per format from a lake of symbols x sessions (one region)
+    deliveries_symbols: int = 1000
+    deliveries_sessions: int = 504
 
     @property
     def backfill_years(self) -> float:
@@ -54,7 +57,7 @@ SCALES: dict[str, Scale] = {
     for s in (
         # smoke test: every scenario in well under a minute
         Scale("tiny", 60, 252, 40, (126, 252), 20, 10, 3, 30, userpath_symbols=60, userpath_sessions=120,
-              golden_symbols=30, golden_sessions=(10, 20)),
+              golden_symbols=30, golden_sessions=(10, 20), deliveries_symbols=30, deliveries_sessions=63),
         # the default: about two minutes on 2 cores with --runs 3; the user path at the user's figure
         Scale("small", 1000, 504, 200, (630, 1260, 1890, 2520), 500, 100, 20, 200,
               userpath_symbols=500, userpath_sessions=1000,
@@ -64,7 +67,7 @@ SCALES: dict[str, Scale] = {
         Scale("large", 5000, 2520, 5000, (630, 1260, 1890, 2520), 3500, 500, 20, 200,
               userpath_symbols=500, userpath_sessions=1000, userpath_large=(5000, 20 * SESSIONS_PER_YEAR),
               lake_symbols=4400, lake_sessions=2520, lake_nightly_sizes=((1100, 230), (1100, 2500), (1100, 11400)),
-              lake_nights=(4400, 2520, 250)),
+              lake_nights=(4400, 2520, 250), deliveries_symbols=5000),
         # toward the whole universe (issue 16): the lakehouse queries only, on 5,000 symbols x 20 years
         Scale("xlarge", 5000, 2520, 5000, (2520,), 3500, 500, 20, 200, lake_symbols=5000,
               lake_sessions=20 * SESSIONS_PER_YEAR, lake_nightly_sizes=((1100, 230), (1100, 2500)),

@@ -139,6 +139,13 @@ def targets(results: dict) -> list[dict]:
             f"{growth}; {sources}" + ("" if g["symbols"] >= 5000 else "; the target is set at 5,000 symbols"))
     if "userpath" in sc:
         _userpath_targets(sc["userpath"], results["scale"], add)
+    if "deliveries" in sc:
+        d = sc["deliveries"]
+        for name, c in d["cases"].items():
+            add("deliveries", f"delivery rows/s, {name}, {d['symbols']:,} x {d['sessions']} ({c['rows']:,} rows)",
+                c["rows_per_s_best"], "report", None,
+                f"median {c['rows_per_s_median']:,}; {c['files']} files, {c['bytes'] / 1e6:.1f} MB; re-delivery "
+                f"unchanged {c['unchanged_median_s']:.2f} s, one month restated {c['restated_month_median_s']:.2f} s")
     return out
 
 
@@ -182,6 +189,16 @@ def lakehouse_targets(lh: dict, add) -> None:
             f"ms (the same rows' count); whole history {g['first_night']['symbol_history']['p99_ms']:.1f} -> "
             f"{g['last_night']['symbol_history']['p99_ms']:.1f} ms p99 for twice the rows; maintenance every "
             f"{g['maintenance_every']} nights")
+
+
+def render_deliveries(d: dict) -> list[str]:
+    rows = [[name, c["format"], c["currency"], _n(c["rows"]), _n(c["files"]), _n(c["bytes"] / 1e6, 1),
+             _n(c["first_best_s"], 2), _n(c["rows_per_s_best"]), _n(c["rows_per_s_median"]),
+             _n(c["unchanged_median_s"], 2), _n(c["restated_month_median_s"], 2)] for name, c in d["cases"].items()]
+    return ["", f"Deliveries (issue 19) — {d['symbols']:,} symbols x {d['sessions']} sessions ({d['months']} months, "
+                f"one region), {len(d['fields'])} fields, each case into a fresh target",
+            _table(["case", "format", "currency", "rows", "files", "MB", "first s", "rows/s best", "rows/s median",
+                    "unchanged s", "1 month restated s"], rows)]
 
 
 def render_lakehouse(lh: dict) -> list[str]:
@@ -319,6 +336,8 @@ def render(results: dict) -> str:
         parts += render_lakehouse(sc["lakehouse"])
     if "userpath" in sc:
         parts += render_userpath(sc["userpath"])
+    if "deliveries" in sc:
+        parts += render_deliveries(sc["deliveries"])
     t = results.get("targets") or []
     if t:
         parts += ["", "Targets (issue #3)",

@@ -75,7 +75,9 @@ def test_tiny_scale_runs_every_scenario(tmp_path, capsys):
     out = tmp_path / "tiny.json"
     assert main(["--scale", "tiny", "--runs", "1", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
-    assert set(result["scenarios"]) == {"backfill", "nightly", "queries", "baseline", "lakehouse", "golden"}
+    assert set(result["scenarios"]) == {"backfill", "nightly", "queries", "baseline", "lakehouse", "golden",
+                                        "deliveries"}
+    assert result["scenarios"]["deliveries"]["cases"]["parquet"]["rows_per_s_best"] > 0
     golden = result["scenarios"]["golden"]
     assert golden["goal"]["input_rows"] > 0
     assert [c["sources"] for c in golden["growth_with_sources"]] == [1, 2, 3]

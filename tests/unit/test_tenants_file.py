@@ -94,6 +94,20 @@ def test_a_bad_file_is_refused_naming_the_key_and_rule(tmp_path, edit, key, rule
     assert "plain-text-key" not in str(err.value)
 
 
+@pytest.mark.parametrize(("research", "risk", "rule"), [
+    ("/srv/out", "/srv/out", "/srv/out is the same as tenant research's target"),
+    ("/srv/out", "/srv/out/risk", "/srv/out/risk is inside tenant research's target"),
+    ("s3://b/deliveries", "s3://b/deliveries/", "s3://b/deliveries is the same as tenant research's target"),
+])
+def test_two_tenants_cannot_share_a_delivery_target(tmp_path, research, risk, rule):
+    text = (GOOD % key_sha256(RISK_KEY)).replace('prices = "adjusted"', f'prices = "adjusted"\ntarget = "{research}"')
+    text = text.replace('currency = "USD"', f'currency = "USD"\ntarget = "{risk}"')
+    with pytest.raises(TenantsFileError) as err:
+        _load(tmp_path, text, KEY_RESEARCH="research-secret-key")
+    assert "tenants.risk.target" in str(err.value)
+    assert rule in str(err.value)
+
+
 def test_two_tenants_cannot_share_a_key(tmp_path):
     with pytest.raises(TenantsFileError, match="same API key"):
         _load(tmp_path, GOOD % key_sha256("same"), KEY_RESEARCH="same")

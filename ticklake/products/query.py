@@ -128,8 +128,10 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _table(dataset: Dataset, snapshot: int | None) -> str:
-    return _q(dataset.name) + (f" AT (VERSION => {int(snapshot)})" if snapshot is not None else "")
+def _table(dataset: Dataset, snapshot: int | None, alias: str = "") -> str:
+    """`"name" [alias] [AT (VERSION => n)]`: DuckDB takes the alias before the AT clause, never after it."""
+    return _q(dataset.name) + (f" {alias}" if alias else "") + \
+        (f" AT (VERSION => {int(snapshot)})" if snapshot is not None else "")
 
 
 def converted(tenant: Tenant, field: Field) -> bool:
@@ -200,10 +202,19 @@ def plan(tenant: Tenant, request: Request, *, today: dt.date, snapshot: int | No
             select.append(f"CASE WHEN ({rate}) IS NOT NULL THEN 'USD' END AS {_q(f.name)}")
         else:
             select.append(f"b.{_q(f.name)}")
-    order = ", ".join(f"b.{_q(c)}" for c in (table.sort_by or table.key))
-    sql = (f"SELECT {', '.join(select)} FROM {_table(table, snapshot)} b{joins} WHERE {' AND '.join(where)} "
-           f"ORDER BY {order}")
-    return Query(tenant=tenant.name, product=product, sql=sql, params=(*join_params, *params),
+    # A key is unique within one source (across sources only for the golden copy): the source breaks the ties, so the
+    # same rows always come in the same order (a delivery's bytes depend on it)
+    ordered = [*(table.sort_by or table.key), *([] if table.arbitrated or "source" not in table.columns
+                                                 else ["source"])]
+    order = ", ".join(f"b.{_q(c)}" for c in dict.fromkeys(ordered))
+    if joins:  # the grant's filters inside, so the scan is pruned to them: the ASOF join keeps a WHERE above it there
+        sql = (f"SELECT {', '.join(select)} FROM (SELECT * FROM {_table(table, snapshot, 'b')} WHERE "
+               f"{' AND '.join(where)}) b{joins} ORDER BY {order}")
+        params = [*params, *join_params]
+    else:
+        sql = (f"SELECT {', '.join(select)} FROM {_table(table, snapshot, 'b')} WHERE {' AND '.join(where)} "
+               f"ORDER BY {order}")
+    return Query(tenant=tenant.name, product=product, sql=sql, params=tuple(params),
                  columns=tuple(column(tenant, f) for f in chosen), regions=tuple(regions), start=start, end=end,
                  symbols=symbols)
 

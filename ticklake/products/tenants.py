@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import itertools
 import os
 import re
 import tomllib
@@ -216,6 +217,12 @@ class _Reader:
         if len(set(hashes)) != len(hashes):
             shared = sorted(t.name for t in out.values() if t.api and hashes.count(t.api.key_hash) > 1)
             raise self.fail(("tenants",), f"tenants {', '.join(shared)} have the same API key: give each its own")
+        targets = sorted((t.target.rstrip("/") + "/", t.name) for t in out.values())
+        for (outer, first), (inner, second) in itertools.pairwise(targets):
+            if inner.startswith(outer):  # one tenant's files would land in (or be cleaned up from) another's folder
+                where = "the same as" if inner == outer else "inside"
+                raise self.fail(("tenants", second, "target"), f"{inner.rstrip('/')} is {where} tenant {first}'s "
+                                "target: give each tenant a delivery target of its own")
         return Tenants(self.path, out)
 
     def known(self, table: Mapping[str, Any], key: tuple[str, ...], allowed: frozenset[str]) -> None:
