@@ -129,11 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     if not (dagster_home / "dagster.yaml").exists():
         shutil.copyfile(INSTANCE_YAML, dagster_home / "dagster.yaml")
     from definitions import build_definitions
-    from demo import golden
+    from demo import golden, tenants
     from resources.itick import ITickResource
     from ticklake.sources.itick.config import EMBEDDED
 
     drop = golden.declare(paths, embedded=ITickResource.from_env().endpoint == EMBEDDED)  # a second source
+    tenants.declare(paths)  # two business lines served from the lake
     defs = build_definitions()
     itick = defs.resources["itick"]
     now = dt.datetime.now(dt.UTC)
@@ -158,11 +159,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"checks: {len(evaluations)} lake-wide checks evaluated (warehouse_checks), "
               f"{len(evaluations) - len(failed)} passed" + (f"; failed: {', '.join(failed)}" if failed else ""))
         arbitrated = golden.drop_a_file(defs, instance, drop, now, show_in_ui) if drop is not None else None
+        delivered = tenants.deliver(defs, instance, show_in_ui)
     elapsed = time.perf_counter() - started
     _summary(paths, itick.endpoint, calls, elapsed)
     if arbitrated is not None:
         print()
         print("\n".join(golden.describe(arbitrated, _short(Path(sys.executable).parent / "ticklake"))))
+    if delivered.manifests:
+        print()
+        print("\n".join(tenants.describe(delivered, _short(Path(sys.executable).parent / "ticklake"),
+                                         "" if paths.home == Path("data").resolve() else
+                                         f"TICKLAKE_HOME={_short(paths.home)} ", _short)))
     if not args.skip_walkthrough:
         from demo import walkthrough
 

@@ -108,18 +108,23 @@ def describe(delivered: Delivered, ticklake_command: str, home_prefix: str, shor
                      f"{', '.join(c['name'] for c in manifest.get('schema', []))}")
         for f in files[:2]:
             lines.append(f"    {f['path']}  {f['rows']:,} rows  sha256 {f['sha256'][:16]}...")
+    import ticklake
+
     tenants = Tenants.from_env()
-    lines += ["", "The read API, within each tenant's grant (start it, then ask):",
+    lines += ["", "The read API, within each tenant's grant (start it, then ask; docs/data-products.md):",
               f"  {home_prefix}{ticklake_command} serve --port {PORT} &"]
-    for tenant in tenants:
-        if tenant.api is None:
-            continue
-        key_file = tenant_key_file(tenant.name)
-        product = next(iter(tenant.products.values()))
-        fields = ",".join([f for f in ("trade_date", "close", "volume") if f in product.fields])
-        lines.append(f"  curl -s -H \"Authorization: Bearer $(cat {short(key_file)})\" "
-                     f"'http://127.0.0.1:{PORT}/v1/{product.name}?regions={tenant.regions[0]}&fields={fields}"
-                     f"&format={'csv' if tenant.format == 'csv' else 'json'}'   # {tenant.name}")
+    with ticklake.connect(settings.home()) as con:
+        for tenant in tenants:
+            if tenant.api is None:
+                continue
+            region = tenant.regions[0]
+            product = next(iter(tenant.products.values()))
+            symbol = next(iter(con.execute("SELECT symbol FROM klines_daily WHERE region = ? GROUP BY 1 "
+                                           "ORDER BY count(*) DESC, 1 LIMIT 1", [region]).fetchall()), ("AAPL",))[0]
+            fields = ",".join([f for f in ("trade_date", "close", "volume") if f in product.fields])
+            lines.append(f"  curl -s -H \"Authorization: Bearer $(cat {short(tenant_key_file(tenant.name))})\" "
+                         f"'http://127.0.0.1:{PORT}/v1/{product.name}?regions={region}&symbols={symbol}"
+                         f"&fields={fields}&format={'csv' if tenant.format == 'csv' else 'json'}'   # {tenant.name}")
     return lines
 
 
