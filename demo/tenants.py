@@ -89,9 +89,9 @@ def deliver(defs: dg.Definitions, instance: dg.DagsterInstance, show_in_ui) -> D
         result = job.execute_in_process(instance=instance, partition_key=region, run_config=quiet)
         show_in_ui(instance, result.run_id)
         runs.append(result.run_id)
-    manifests = sorted(Path(t.target).glob("*/region=*/manifest.json") for t in tenants
-                       if not t.target.startswith("s3://"))
-    return Delivered([m for found in manifests for m in found], runs)
+    manifests = sorted(m for t in tenants if not t.target.startswith("s3://")
+                       for m in Path(t.target).glob("*/region=*/manifest.json"))
+    return Delivered(manifests, runs)
 
 
 def describe(delivered: Delivered, ticklake_command: str, home_prefix: str, short) -> list[str]:
