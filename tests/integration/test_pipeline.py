@@ -238,6 +238,18 @@ def test_quick_start_demo_runs_on_the_embedded_simulator(tmp_path):
     assert "reconciliation_us found" in out.stdout
     assert " close     stored " in out.stdout
     assert "already re-checked" in out.stdout
+    # the two tenants: every granted region delivered, with its manifest, and a curl per tenant
+    assert "Tenant data products" in out.stdout
+    research = json.loads((tmp_path / "deliveries/research/klines_daily/region=US/manifest.json").read_text())
+    assert research["format"] == "parquet"
+    assert research["table"] == "klines_daily_adjusted"
+    assert "adjustment_factor" in [c["name"] for c in research["schema"]]
+    assert not (tmp_path / "deliveries/research/klines_daily/region=JP").exists()  # outside research's grant
+    risk = json.loads((tmp_path / "deliveries/risk/klines_daily/region=JP/manifest.json").read_text())
+    assert [c["name"] for c in risk["schema"]] == ["region", "symbol", "trade_date", "close", "volume"]
+    assert risk["currency"] == "USD"
+    assert risk["rows"] > 0
+    assert [line.split("# ")[-1] for line in out.stdout.splitlines() if "curl -s" in line] == ["research", "risk"]
     # the demo's instance (the one `python3 dev.py ui` opens) holds an evaluation of every check
     import dagster as dg
     from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus as Status
