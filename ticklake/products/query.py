@@ -128,8 +128,10 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _table(dataset: Dataset, snapshot: int | None) -> str:
-    return _q(dataset.name) + (f" AT (VERSION => {int(snapshot)})" if snapshot is not None else "")
+def _table(dataset: Dataset, snapshot: int | None, alias: str = "") -> str:
+    """The table read at `snapshot`; an alias goes between the name and AT (DuckDB refuses `t AT (...) b`)."""
+    return _q(dataset.name) + (f" {alias}" if alias else "") + (
+        f" AT (VERSION => {int(snapshot)})" if snapshot is not None else "")
 
 
 def converted(tenant: Tenant, field: Field) -> bool:
@@ -201,7 +203,7 @@ def plan(tenant: Tenant, request: Request, *, today: dt.date, snapshot: int | No
         else:
             select.append(f"b.{_q(f.name)}")
     order = ", ".join(f"b.{_q(c)}" for c in (table.sort_by or table.key))
-    sql = (f"SELECT {', '.join(select)} FROM {_table(table, snapshot)} b{joins} WHERE {' AND '.join(where)} "
+    sql = (f"SELECT {', '.join(select)} FROM {_table(table, snapshot, 'b')}{joins} WHERE {' AND '.join(where)} "
            f"ORDER BY {order}")
     return Query(tenant=tenant.name, product=product, sql=sql, params=(*join_params, *params),
                  columns=tuple(column(tenant, f) for f in chosen), regions=tuple(regions), start=start, end=end,
