@@ -243,7 +243,8 @@ def test_append_adds_rows_in_one_commit_and_replaces_nothing(tmp_path):
     from ticklake.dictionary.operations import API_AUDIT
 
     lake = _lake(tmp_path)
-    row = {"at": pd.Timestamp("2024-06-28 12:00", tz="UTC"), "trace_id": "t1", "method": "GET", "path": "/v1/x",
+    row = {"requested_at": pd.Timestamp("2024-06-28 12:00", tz="UTC"), "trace_id": "t1", "method": "GET",
+           "path": "/v1/x",
            "status": 200, "latency_ms": 1.5, "source": "api"}
     before = lake.snapshot_id()
     assert lake.append(API_AUDIT, pa.Table.from_pylist([row, {**row, "trace_id": "t2"}],

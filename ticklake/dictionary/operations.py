@@ -226,7 +226,7 @@ API_AUDIT = Dataset(
     ),
     domain="operations",
     fields=(
-        Field("at", "timestamp", "When the request arrived", unit="UTC"),
+        Field("requested_at", "timestamp", "When the request arrived", unit="UTC"),
         Field("trace_id", "string", "The request's trace id (its X-Trace-Id response header)"),
         Field("tenant", "string", "The tenant whose key was presented; null when there was none or it matched no "
                                   "tenant", nullable=True),
@@ -256,9 +256,9 @@ API_AUDIT = Dataset(
         Field("snapshot", "int64", "The lake snapshot the answer was cut from", nullable=True),
         Field("source", "string", "What wrote the row: `api`", lineage=True, pattern=SOURCE_PATTERN),
     ),
-    key=("trace_id", "at"),
-    sort_by=("at",),
+    key=("trace_id", "requested_at"),
+    sort_by=("requested_at",),
     write_mode="snapshot",  # appended only (Lakehouse.append): never replaced
-    example="SELECT at, tenant, dataset, fields, status, rule, rows, latency_ms, cache FROM api_audit "
-            "ORDER BY at DESC LIMIT 20",
+    example="SELECT requested_at, tenant, dataset, fields, status, rule, rows, latency_ms, cache FROM api_audit "
+            "ORDER BY requested_at DESC LIMIT 20",
 )
