@@ -365,8 +365,9 @@ def api_snapshot_ms() -> int:
 
 def api_audit_flush_ms() -> int:
     """TICKLAKE_API_AUDIT_FLUSH_MS: how often the read API appends its buffered `api_audit` rows to the lake (one
-    commit per flush; sooner when 5,000 rows are waiting, and on shutdown). Default 1000."""
-    return env_int("TICKLAKE_API_AUDIT_FLUSH_MS", 1000, minimum=50, maximum=60_000)
+    commit, one snapshot and one small file per flush and serving process; sooner when 5,000 rows are waiting, and
+    on shutdown). Default 5000."""
+    return env_int("TICKLAKE_API_AUDIT_FLUSH_MS", 5000, minimum=50, maximum=60_000)
 
 
 def api_threads() -> int:

@@ -483,3 +483,23 @@ def test_a_cursor_per_thread_reads_the_same_lake(lake_home):
     with pytest.raises(duckdb.Error):
         cursor.execute("DELETE FROM klines_daily")  # read-only: the API can never write the lake's data
     con.close()
+
+
+def test_an_audit_commit_keeps_the_cache_and_a_data_commit_is_never_hidden(tmp_path, lake_home):
+    app = create_app(ApiConfig(_tenants(tmp_path), snapshot_ms=0))
+    ask = {"params": {"symbols": "AAPL", "fields": "close"}, "headers": _auth("research")}
+    with _Served(app) as client:
+        first = client.get("/v1/klines_daily", **ask)
+        assert first.headers["X-Cache"] == "miss"
+        assert app.state.api.audit.flush() == 1  # a lake commit of api_audit only
+        client.get("/health")  # a snapshot check, after the audit's commit
+        again = client.get("/v1/klines_daily", **ask)
+        assert (again.headers["X-Cache"], again.headers["X-Lake-Snapshot"]) == ("hit", first.headers["X-Lake-Snapshot"])
+        lake = Lakehouse(Catalog.from_settings(lake_home), lake_home / "state")
+        write_lake(lake, close=20.0)
+        lake.close()
+        client.get("/health")
+        after = client.get("/v1/klines_daily", **ask)
+        assert after.headers["X-Cache"] == "miss"
+        assert int(after.headers["X-Lake-Snapshot"]) > int(first.headers["X-Lake-Snapshot"])
+        assert after.json()["data"][0] == {"close": 10.0}  # adjusted: 20 / 2

@@ -11,6 +11,7 @@ from every value audited, logged or answered.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -36,6 +37,8 @@ from ticklake.api.audit import AuditLog
 from ticklake.api.cache import LocalCache, RedisCache, cache_key, pack, unpack
 from ticklake.api.lake import FORMATS, LakeReader, LakeUnavailableError
 from ticklake.api.limits import LocalBuckets, RedisBuckets
+from ticklake.dictionary.fundamentals import FUNDAMENTALS_DAILY, FX_DAILY
+from ticklake.dictionary.reference_data import SECURITY_MASTER
 from ticklake.products.query import Query, Request, RequestError, plan
 from ticklake.products.tenants import Tenant, Tenants
 
@@ -56,7 +59,7 @@ class ApiConfig:
     cache_seconds: int = 300
     cache_entries: int = 2048
     snapshot_ms: int = 1000
-    audit_flush_ms: int = 1000
+    audit_flush_ms: int = 5000
     threads: int = 8
     redis_prefix: str = "ticklake:api:"
     audit: bool = True
@@ -68,6 +71,14 @@ class ApiConfig:
                   "snapshot_ms": settings.api_snapshot_ms(), "audit_flush_ms": settings.api_audit_flush_ms(),
                   "threads": settings.api_threads()}
         return cls(**{**values, **overrides})
+
+
+def served_tables(tenants: Tenants) -> set[str]:
+    """Every table an answer to some tenant may read: its products' tables, and the currency tables for USD."""
+    tables = {p.table.name for t in tenants for p in t.products.values()}
+    if any(t.currency == "USD" for t in tenants):
+        tables |= {SECURITY_MASTER.name, FUNDAMENTALS_DAILY.name, FX_DAILY.name}
+    return tables
 
 
 class ApiError(Exception):
@@ -114,7 +125,7 @@ class Api:
     def __init__(self, config: ApiConfig) -> None:
         self.config = config
         self.tenants = config.tenants
-        self.reader = LakeReader(config.snapshot_ms)
+        self.reader = LakeReader(config.snapshot_ms, served_tables(self.tenants))
         self.threads = anyio.CapacityLimiter(config.threads)
         self.redis = None
         self.local_limits = LocalBuckets()
@@ -122,6 +133,7 @@ class Api:
         self.cache: LocalCache | RedisCache | None = None
         self.audit = AuditLog(self._open_lake, config.audit_flush_ms / 1000) if config.audit else None
         self.document = orjson.dumps(openapi.document(self.tenants))
+        self._refresh: asyncio.Task | None = None
 
     @staticmethod
     def _open_lake():
@@ -223,10 +235,12 @@ class Api:
             wanted, fmt = self._parse(call, dataset, request)
             call.audit["format"] = fmt
             today = dt.datetime.now(dt.UTC).date()
-            snapshot = self.reader.cached_snapshot()
+            snapshot, due = self.reader.cached_snapshot()
             if snapshot is None:
                 plan(tenant, wanted, today=today)  # refused (400/403) before the lake is touched
                 snapshot = await anyio.to_thread.run_sync(self.reader.snapshot, limiter=self.threads)
+            elif due:
+                self._refresh_snapshot()  # in the background: this request keeps the last one
             query = plan(tenant, wanted, today=today, snapshot=snapshot)
             self._audit_query(call, query, snapshot)
             return await self._answer(call, tenant, query, fmt, snapshot)
@@ -239,6 +253,16 @@ class Api:
         except Exception:
             log.exception("request %s failed", call.trace_id)
             return self._error(call, 500, f"internal error: quote trace id {call.trace_id} to the lake's operators")
+
+    def _refresh_snapshot(self) -> None:
+        if self._refresh is not None and not self._refresh.done():
+            return
+
+        async def refresh() -> None:
+            with contextlib.suppress(LakeUnavailableError):  # the next request that needs it says so
+                await anyio.to_thread.run_sync(self.reader.snapshot, limiter=self.threads)
+
+        self._refresh = asyncio.get_running_loop().create_task(refresh())
 
     def _audit_query(self, call: Call, query: Query, snapshot: int) -> None:
         symbols = ",".join(query.symbols) if query.symbols is not None else None

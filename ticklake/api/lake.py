@@ -3,7 +3,9 @@
 costs a catalog round trip, 2-5 ms measured), and every answer encoded in the thread that read it.
 
 Each answer is cut from one snapshot: the statement is planned with `snapshot=id`, so every table it reads (the
-bars, and for a tenant on USD the security master, fundamentals and FX) is read `AT (VERSION => id)`.
+bars, and for a tenant on USD the security master, fundamentals and FX) is read `AT (VERSION => id)`. The id is the
+latest snapshot that changed a table the API serves (`LakeReader.snapshot`), so the API's own audit commits never
+invalidate the hot-data cache, whose keys hold it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import io
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import duckdb
@@ -24,6 +27,7 @@ from ticklake.products.query import Query
 from ticklake.storage import ALIAS, CatalogError, catalog_from_env, connect
 from ticklake.storage.catalog import Catalog
 
+REBASE_S = 3600.0  # the data snapshot moves to the current one at least this often (snapshots expire eventually)
 FORMATS = {"json": "application/json", "csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
 
 
@@ -38,14 +42,18 @@ class Answer:
 
 
 class LakeReader:
-    def __init__(self, snapshot_ms: int, *, reconnect_after_s: float = 1.0) -> None:
+    def __init__(self, snapshot_ms: int, tables: Iterable[str] = (), *, reconnect_after_s: float = 1.0) -> None:
         self.snapshot_s = snapshot_ms / 1000
+        self.tables = tuple(sorted(set(tables)))  # what the answers read: their changes move the snapshot
         self.reconnect_after_s = reconnect_after_s
+        self._refresh_lock = threading.Lock()
+        self._refreshing = False
+        self._since = 0.0  # when the data snapshot last moved
         self._con: duckdb.DuckDBPyConnection | None = None
         self._generation = 0
         self._lock = threading.Lock()
         self._local = threading.local()
-        self._snapshot: tuple[float, int] | None = None  # (read at, id)
+        self._snapshot: tuple[float, int, int] | None = None  # (checked at, data snapshot, current snapshot)
         self._failed: tuple[float, str] | None = None
         self._catalog: Catalog | None = None
 
@@ -109,25 +117,55 @@ class LakeReader:
         self.reset()
 
     # ------------------------------------------------------------------ reads (in worker threads)
-    def cached_snapshot(self) -> int | None:
-        """The snapshot id read less than TICKLAKE_API_SNAPSHOT_MS ago, if any (no I/O: for the event loop)."""
+    def cached_snapshot(self) -> tuple[int | None, bool]:
+        """(the data snapshot last checked, whether it is due for a check): no I/O, for the event loop. None when
+        it was never read; not due while a check runs (requests meanwhile keep the last one, a whole snapshot)."""
         held = self._snapshot
-        if held is not None and time.monotonic() - held[0] < self.snapshot_s:
-            return held[1]
-        return None
+        if held is None:
+            return None, True
+        return held[1], not self._refreshing and time.monotonic() - held[0] >= self.snapshot_s
 
     def snapshot(self) -> int:
-        cached = self.cached_snapshot()
-        if cached is not None:
-            return cached
-        try:
-            row = self._cursor().execute("SELECT id FROM current_snapshot()").fetchone()
-        except duckdb.Error as exc:
-            message = self._message(exc)
-            self.reset()
-            raise LakeUnavailableError(message) from None
-        self._snapshot = (time.monotonic(), int(row[0]))
-        return int(row[0])
+        """The snapshot answers are cut at: the lake's current one, unless every commit since the last one used
+        touched none of the tables the API serves (the API's own `api_audit` appends, say), in which case that
+        one still holds exactly the same rows. So an audit batch does not turn every cached answer stale, and a
+        commit that changes served data does, at the next check."""
+        with self._refresh_lock:
+            held = self._snapshot
+            now = time.monotonic()
+            if held is not None and now - held[0] < self.snapshot_s:
+                return held[1]
+            self._refreshing = True
+            try:
+                cursor = self._cursor()
+                current = int(cursor.execute("SELECT id FROM current_snapshot()").fetchone()[0])
+                if held is None or not self.tables or now - self._since > REBASE_S:
+                    data, self._since = current, now
+                elif current == held[2]:
+                    data = held[1]
+                elif self._changed(cursor, held[1], current):
+                    data, self._since = current, now
+                else:
+                    data = held[1]
+                self._snapshot = (now, data, current)
+                return data
+            except duckdb.Error as exc:
+                message = self._message(exc)
+                self.reset()
+                raise LakeUnavailableError(message) from None
+            finally:
+                self._refreshing = False
+
+    def _changed(self, cursor: duckdb.DuckDBPyConnection, since: int, current: int) -> bool:
+        for table in self.tables:  # names from the dictionary, ids from the lake: no user input in this SQL
+            try:
+                changes = cursor.execute(f"SELECT count(*) FROM ducklake_table_changes('{ALIAS}', 'main', "
+                                         f"'{table}', {int(since) + 1}, {int(current)})").fetchone()[0]
+            except duckdb.CatalogException:  # not there at one end of the range: changed
+                return True
+            if changes:
+                return True
+        return False
 
     def answer(self, query: Query, fmt: str, meta: dict) -> Answer:
         try:

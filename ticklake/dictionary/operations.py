@@ -221,8 +221,8 @@ API_AUDIT = Dataset(
         "Every request to the read API (`ticklake serve`), refused ones included: who asked (the tenant and its "
         "key's id, never the key), for what (dataset, fields, symbols, regions, dates, format), and what it got "
         "(status, the rule broken, rows, bytes, latency, cache, the lake snapshot the answer was cut from). Buffered "
-        "by the serving process and appended in batches about every second, so a row is visible within seconds of "
-        "its request; rows of a process killed without shutting down may be lost (at most the last batch)."
+        "by the serving process and appended in batches (every TICKLAKE_API_AUDIT_FLUSH_MS, default 5 s), so a row "
+        "is visible seconds after its request; a process killed without shutting down loses at most its last batch."
     ),
     domain="operations",
     fields=(
