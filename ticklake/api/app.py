@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import logging
 import re
 import time
@@ -157,6 +158,8 @@ class Api:
             self.audit.start()
         with contextlib.suppress(LakeUnavailableError):  # connect now (150-350 ms) rather than on the first request
             await anyio.to_thread.run_sync(self.reader.snapshot, limiter=self.threads)
+        gc.collect()
+        gc.freeze()  # what was loaded to serve is never collected again: full collections stay short (tail latency)
 
     async def stop(self) -> None:
         if self.audit is not None:

@@ -75,6 +75,10 @@ class LakeReader:
                 raise LakeUnavailableError(self._failed[1])
             try:
                 self._con = connect()
+                # Many small queries at once, parallel across the worker threads: one DuckDB thread each serves
+                # more of them than DuckDB's per-query parallelism (measured: 28-29 vs 22-24 symbol-years/s with 8
+                # threads on 2 cores).
+                self._con.execute("SET threads = 1")
             except (CatalogError, duckdb.Error, OSError, ValueError) as exc:
                 message = self._message(exc)
                 self._failed = (now, message)
