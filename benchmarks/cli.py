@@ -22,8 +22,8 @@ from benchmarks.runner import ROOT, run_in_subprocess
 from benchmarks.scenarios.common import SEPARATE, TRANSPORTS
 from benchmarks.stats import median_record, quota_table, ratio
 
-SCENARIOS = ("backfill", "nightly", "queries", "baseline", "lakehouse", "golden", "userpath")
-DEFAULT_SCENARIOS = SCENARIOS[:6]  # the user path starts dagster dev per run: minutes, so only on request
+SCENARIOS = ("backfill", "nightly", "queries", "baseline", "lakehouse", "golden", "userpath", "api")
+DEFAULT_SCENARIOS = SCENARIOS[:6]  # the user path starts dagster dev per run, the API a server: only on request
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "latest.json"
 
 
@@ -193,6 +193,15 @@ class Suite:
         s = self.scale
         return golden.run(s.golden_symbols, list(s.golden_sessions), [1, 2, 3], self.runs, say=log)
 
+    def api(self) -> dict:
+        """Issue 19: the read API under a loopback load at fixed rates, the hot-data cache off and in Redis, side by
+        side (benchmarks/api.py: the server and the load generator each in their own processes)."""
+        from benchmarks import api
+
+        s = self.scale
+        return api.run(s.api_symbols, s.api_sessions, [float(r) for r in s.api_rates], s.api_duration_s, workers=2,
+                       variants=["cache_off", "redis_cache"])
+
     def lakehouse(self) -> dict:
         """Issue 16: the lake versus a native DuckDB table (and on S3 with a PostgreSQL catalog), the nightly's
         commit cost versus lake size, and a symbol's history after many nights. One run each (every run builds
@@ -322,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
             results["scenarios"]["golden"] = suite.golden()
         if "userpath" in args.only:
             results["scenarios"]["userpath"] = suite.userpath()
+        if "api" in args.only:
+            results["scenarios"]["api"] = suite.api()
     finally:
         if args.keep:
             log(f"kept {workdir}")

@@ -40,6 +40,11 @@ class Scale:
     # the golden copy (issue 18): arbitration of symbols x these sessions from two sources, then 1 to 3 sources
     golden_symbols: int = 5000
     golden_sessions: tuple[int, ...] = (63, 126, 252)
+    # the read API (issue 19): `ticklake serve` on symbols x sessions (US), loaded at these rates, seconds each
+    api_symbols: int = 1000
+    api_sessions: int = 504
+    api_rates: tuple[int, ...] = (100, 250, 500, 750, 1000)
+    api_duration_s: float = 8.0
 
     @property
     def backfill_years(self) -> float:
@@ -54,7 +59,8 @@ SCALES: dict[str, Scale] = {
     for s in (
         # smoke test: every scenario in well under a minute
         Scale("tiny", 60, 252, 40, (126, 252), 20, 10, 3, 30, userpath_symbols=60, userpath_sessions=120,
-              golden_symbols=30, golden_sessions=(10, 20)),
+              golden_symbols=30, golden_sessions=(10, 20), api_symbols=30, api_sessions=40, api_rates=(20, 50),
+              api_duration_s=2.0),
         # the default: about two minutes on 2 cores with --runs 3; the user path at the user's figure
         Scale("small", 1000, 504, 200, (630, 1260, 1890, 2520), 500, 100, 20, 200,
               userpath_symbols=500, userpath_sessions=1000,
