@@ -43,7 +43,7 @@ class Scale:
     # the read API (issue 19): `ticklake serve` on symbols x sessions (US), loaded at these rates, seconds each
     api_symbols: int = 1000
     api_sessions: int = 504
-    api_rates: tuple[int, ...] = (100, 250, 500, 750, 1000)
+    api_rates: tuple[int, ...] = (10, 25, 50, 100, 250, 500, 750, 1000)
     api_duration_s: float = 8.0
 
     @property
