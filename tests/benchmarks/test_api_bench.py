@@ -39,6 +39,8 @@ def test_tiny_api_bench_json_has_every_figure(tmp_path, capsys):
             assert step["p50_ms"] <= step["p99_ms"] <= step["max_ms"]
             assert set(step["statuses"]) == {"200"}
             assert step["server_cpu_s"] >= 0
+            assert step["server_side"]["audited"] == step["sent"]  # every answer audited, with its latency
+            assert step["server_side"]["p99_ms"] <= step["p99_ms"] + 1
         if name == "redis_cache":
             assert variant["warm_up"]["requests"] > 0
             assert variant["steps"][-1]["hit_ratio"] == 1.0
