@@ -22,9 +22,9 @@ from benchmarks.runner import ROOT, run_in_subprocess
 from benchmarks.scenarios.common import SEPARATE, TRANSPORTS
 from benchmarks.stats import median_record, quota_table, ratio
 
-SCENARIOS = ("backfill", "nightly", "queries", "baseline", "lakehouse", "golden", "userpath", "deliveries")
-# the user path starts dagster dev per run: minutes, so only on request
-DEFAULT_SCENARIOS = tuple(s for s in SCENARIOS if s != "userpath")
+SCENARIOS = ("backfill", "nightly", "queries", "baseline", "lakehouse", "golden", "userpath", "deliveries", "api")
+# the user path starts dagster dev per run (minutes), the API a server and a load generator: only on request
+DEFAULT_SCENARIOS = tuple(s for s in SCENARIOS if s not in ("userpath", "api"))
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "latest.json"
 
 
@@ -201,6 +201,14 @@ class Suite:
 
         s = self.scale
         return deliveries.run(s.deliveries_symbols, s.deliveries_sessions, self.runs, say=log)
+    def api(self) -> dict:
+        """Issue 19: the read API under a loopback load at fixed rates, the hot-data cache off and in Redis, side by
+        side (benchmarks/api.py: the server and the load generator each in their own processes)."""
+        from benchmarks import api
+
+        s = self.scale
+        return api.run(s.api_symbols, s.api_sessions, [float(r) for r in s.api_rates], s.api_duration_s, workers=2,
+                       variants=["cache_off", "redis_cache"])
 
     def lakehouse(self) -> dict:
         """Issue 16: the lake versus a native DuckDB table (and on S3 with a PostgreSQL catalog), the nightly's
@@ -333,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
             results["scenarios"]["userpath"] = suite.userpath()
         if "deliveries" in args.only:
             results["scenarios"]["deliveries"] = suite.deliveries()
+        if "api" in args.only:
+            results["scenarios"]["api"] = suite.api()
     finally:
         if args.keep:
             log(f"kept {workdir}")

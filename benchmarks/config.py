@@ -43,6 +43,11 @@ class Scale:
     # tenant deliveries (issue 19): rows/s per format from a lake of symbols x sessions (one region)
     deliveries_symbols: int = 1000
     deliveries_sessions: int = 504
+    # the read API (issue 19): `ticklake serve` on symbols x sessions (US), loaded at these rates, seconds each
+    api_symbols: int = 1000
+    api_sessions: int = 504
+    api_rates: tuple[int, ...] = (10, 25, 50, 100, 250, 500, 750, 1000)
+    api_duration_s: float = 8.0
 
     @property
     def backfill_years(self) -> float:
@@ -57,7 +62,8 @@ SCALES: dict[str, Scale] = {
     for s in (
         # smoke test: every scenario in well under a minute
         Scale("tiny", 60, 252, 40, (126, 252), 20, 10, 3, 30, userpath_symbols=60, userpath_sessions=120,
-              golden_symbols=30, golden_sessions=(10, 20), deliveries_symbols=30, deliveries_sessions=63),
+              golden_symbols=30, golden_sessions=(10, 20), deliveries_symbols=30, deliveries_sessions=63,
+              api_symbols=30, api_sessions=40, api_rates=(20, 50), api_duration_s=2.0),
         # the default: about two minutes on 2 cores with --runs 3; the user path at the user's figure
         Scale("small", 1000, 504, 200, (630, 1260, 1890, 2520), 500, 100, 20, 200,
               userpath_symbols=500, userpath_sessions=1000,

@@ -146,6 +146,13 @@ def targets(results: dict) -> list[dict]:
                 c["rows_per_s_best"], "report", None,
                 f"median {c['rows_per_s_median']:,}; {c['files']} files, {c['bytes'] / 1e6:.1f} MB; re-delivery "
                 f"unchanged {c['unchanged_median_s']:.2f} s, one month restated {c['restated_month_median_s']:.2f} s")
+    if "api" in sc:
+        a = sc["api"]
+        for name, best in a["goal"]["highest_rate_by_variant"].items():
+            add("api", f"highest req/s with p99 <= 50 ms, {name}", best, ">= 500",
+                None if a["lake"]["symbols"] < 500 else (best or 0) >= 500,
+                f"{a['lake']['symbols']:,} symbols x {a['lake']['sessions']} sessions, {a['workers']} workers"
+                + ("" if a["lake"]["symbols"] >= 500 else "; the target is set at 500+ symbols"))
     return out
 
 
@@ -263,6 +270,18 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line, sep, *body])
 
 
+def render_api(a: dict) -> list[str]:
+    rows = [[name, _n(st["rate"], 0), _n(st["achieved_rps"], 0), _n(st["p50_ms"], 1), _n(st["p99_ms"], 1),
+             _n(st["hit_ratio"], 2), _n(st["unsent"]), ", ".join(f"{k}: {v}" for k, v in st["statuses"].items())]
+            for name, v in a["variants"].items() for st in v["steps"]]
+    best = ", ".join(f"{k} {_n(v, 0)}" for k, v in a["goal"]["highest_rate_by_variant"].items())
+    return ["", f"Read API — {a['lake']['rows']:,} rows ({a['lake']['symbols']:,} symbols x {a['lake']['sessions']} "
+                f"sessions), {a['workers']} workers, {a['clients']} clients, {a['duration_s']} s per rate; "
+                f"{a['query']}",
+            _table(["variant", "rate", "achieved", "p50 ms", "p99 ms", "hits", "unsent", "statuses"], rows),
+            f"   highest rate with p99 <= 50 ms: {best}; goal {a['goal']['target']}: {a['goal']['verdict']}"]
+
+
 def render(results: dict) -> str:
     sc, scale, meta = results["scenarios"], results["scale"], results["meta"]
     mach = meta["machine"]
@@ -338,6 +357,8 @@ def render(results: dict) -> str:
         parts += render_userpath(sc["userpath"])
     if "deliveries" in sc:
         parts += render_deliveries(sc["deliveries"])
+    if "api" in sc:
+        parts += render_api(sc["api"])
     t = results.get("targets") or []
     if t:
         parts += ["", "Targets (issue #3)",

@@ -5,9 +5,11 @@
     ticklake override --revoke ID --reason TEXT --author NAME
     ticklake override --expire [--region R]
     ticklake exceptions [--region R] [--status open|overridden|closed|all]
+    ticklake serve [--host H] [--port P] [--workers N]
 
 TICKLAKE_HOME, TICKLAKE_CATALOG and TICKLAKE_STORAGE_URL choose the lake, TICKLAKE_SOURCES the arbitration policy,
-as for the pipeline. A mistake exits 2 with one line saying what is wrong, and writes nothing.
+as for the pipeline; `serve` reads its tenants from TICKLAKE_TENANTS. A mistake exits 2 with one line saying what
+is wrong, and writes nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any, NoReturn
 import pandas as pd
 
 from ticklake import markets, settings
+from ticklake.api import server
 from ticklake.datasets.context import RunContext
 from ticklake.datasets.golden import REFERENCE
 from ticklake.datasets.overrides import (
@@ -37,6 +40,7 @@ from ticklake.datasets.overrides import (
     revoke_override,
 )
 from ticklake.dictionary.market_data import COMPARED_FIELDS
+from ticklake.products.tenants import TenantsFileError
 from ticklake.settings import ConfigError
 from ticklake.sources.declared import Sources, SourcesFileError
 from ticklake.sources.itick.config import ITickConfig
@@ -57,7 +61,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Decide golden bars: overrides and the exception queue.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{override,exceptions}",
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{override,exceptions,serve}",
                                      parser_class=_Parser)
     o = commands.add_parser(
         "override", help="make, list, revoke or expire overrides of golden bars",
@@ -92,6 +96,14 @@ def _parser() -> argparse.ArgumentParser:
                     "`ticklake override` command that would resolve it for the source that is not the winner.")
     e.add_argument("--region", metavar="R", help="this region only")
     e.add_argument("--status", default="open", choices=EXCEPTION_STATUSES, help="default: open")
+    s = commands.add_parser(
+        "serve", help="serve the read API: tenants query the lake over HTTP within their grants",
+        description="Serve GET /v1/<dataset> (OpenAPI at /openapi.json) for the tenants of TICKLAKE_TENANTS, "
+                    "rate-limited and cached in the process, or in Redis with TICKLAKE_REDIS_URL; every request is "
+                    "audited to api_audit.")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8700, help="port (default 8700)")
+    s.add_argument("--workers", type=int, default=1, help="processes sharing the port (default 1)")
     return parser
 
 
@@ -270,12 +282,26 @@ def _exceptions(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------ serve
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port {args.port} is not a port (1 to 65535)")
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    return server.serve(args.host, args.port, args.workers)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "serve":
+            return _serve(args)
         return _override(args) if args.command == "override" else _exceptions(args)
-    except (UsageError, OverrideError, ConfigError, SourcesFileError, CatalogError, OldLayoutError) as exc:
+    except (UsageError, OverrideError, ConfigError, SourcesFileError, CatalogError, OldLayoutError,
+            TenantsFileError) as exc:
         # a mistake (in the command, the environment or the sources file): nothing was written
         print(f"{PROG} {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2

@@ -342,3 +342,36 @@ def snapshot_retention_days() -> int:
     `reconciliation_log` ledger are tables, never expired. 0 is refused rather than read as "forever" or "keep
     nothing" (the latter destroys time travel); to keep every snapshot use the maximum, 36500."""
     return env_int("TICKLAKE_SNAPSHOT_RETENTION_DAYS", SNAPSHOT_RETENTION_DEFAULT_DAYS, minimum=1, maximum=36500)
+
+
+def api_cache_seconds() -> int:
+    """TICKLAKE_API_CACHE_SECONDS: how long the read API keeps an encoded answer in its hot-data cache (Redis with
+    TICKLAKE_REDIS_URL, else a small in-process LRU), keyed by tenant, lake snapshot, statement and format, so a
+    new commit is never hidden by it. Default 300; 0 turns the cache off."""
+    return env_int("TICKLAKE_API_CACHE_SECONDS", 300, minimum=0, maximum=86400)
+
+
+def api_cache_entries() -> int:
+    """TICKLAKE_API_CACHE_ENTRIES: answers the in-process cache keeps per serving process (least recently used
+    first out; used without TICKLAKE_REDIS_URL). Default 2048; 0 turns it off."""
+    return env_int("TICKLAKE_API_CACHE_ENTRIES", 2048, minimum=0, maximum=1_000_000)
+
+
+def api_snapshot_ms() -> int:
+    """TICKLAKE_API_SNAPSHOT_MS: how long the read API reuses the lake's current snapshot id before reading it
+    again; a commit becomes visible to the API at most this long after it lands. Default 1000; 0 reads it for
+    every request."""
+    return env_int("TICKLAKE_API_SNAPSHOT_MS", 1000, minimum=0, maximum=60_000)
+
+
+def api_audit_flush_ms() -> int:
+    """TICKLAKE_API_AUDIT_FLUSH_MS: how often the read API appends its buffered `api_audit` rows to the lake (one
+    commit, one snapshot and one small file per flush and serving process; sooner when 5,000 rows are waiting, and
+    on shutdown). Default 5000."""
+    return env_int("TICKLAKE_API_AUDIT_FLUSH_MS", 5000, minimum=50, maximum=60_000)
+
+
+def api_threads() -> int:
+    """TICKLAKE_API_THREADS: queries one serving process runs at once (each on its own DuckDB cursor, in a thread,
+    so the event loop never waits on the lake). Default 8."""
+    return env_int("TICKLAKE_API_THREADS", 8, minimum=1, maximum=256)

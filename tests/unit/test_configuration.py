@@ -75,6 +75,11 @@ READERS: dict[str, Callable[[], object]] = {
     "TICKLAKE_SOURCES": settings.sources_file,
     "TICKLAKE_TENANTS": settings.tenants_file,
     "TICKLAKE_REDIS_URL": settings.redis_url,
+    "TICKLAKE_API_CACHE_SECONDS": settings.api_cache_seconds,
+    "TICKLAKE_API_CACHE_ENTRIES": settings.api_cache_entries,
+    "TICKLAKE_API_SNAPSHOT_MS": settings.api_snapshot_ms,
+    "TICKLAKE_API_AUDIT_FLUSH_MS": settings.api_audit_flush_ms,
+    "TICKLAKE_API_THREADS": settings.api_threads,
 }
 
 BAD_VALUES = [
@@ -123,6 +128,11 @@ BAD_VALUES = [
     ("TICKLAKE_TENANTS", "/nonexistent/tenants.toml", "must be the path of an existing file"),
     ("TICKLAKE_REDIS_URL", "http://127.0.0.1:6379", "use redis://host:6379/0"),
     ("TICKLAKE_REDIS_URL", "rediss:/:s3cret-pass@127.0.0.1", "use redis://host:6379/0"),
+    ("TICKLAKE_API_CACHE_SECONDS", "-1", "whole number from 0 to 86400"),
+    ("TICKLAKE_API_CACHE_ENTRIES", "many", "whole number from 0 to 1000000"),
+    ("TICKLAKE_API_SNAPSHOT_MS", "1.5", "whole number from 0 to 60000"),
+    ("TICKLAKE_API_AUDIT_FLUSH_MS", "10", "whole number from 50 to 60000"),
+    ("TICKLAKE_API_THREADS", "0", "whole number from 1 to 256"),
 ]
 
 

@@ -237,3 +237,23 @@ def test_a_replace_touches_only_the_rows_that_differ(tmp_path):
     lake.replace_partitions(KLINES_DAILY, restated, US_JAN)
     assert _rows(lake) == [("S0", 1.0), ("S1", 9.0), ("S2", 1.0)]
     assert sum(1 for _, delete in _files(lake) if delete) == 1  # one file lost one row
+
+
+def test_append_adds_rows_in_one_commit_and_replaces_nothing(tmp_path):
+    from ticklake.dictionary.operations import API_AUDIT
+
+    lake = _lake(tmp_path)
+    row = {"requested_at": pd.Timestamp("2024-06-28 12:00", tz="UTC"), "trace_id": "t1", "method": "GET",
+           "path": "/v1/x",
+           "status": 200, "latency_ms": 1.5, "source": "api"}
+    before = lake.snapshot_id()
+    assert lake.append(API_AUDIT, pa.Table.from_pylist([row, {**row, "trace_id": "t2"}],
+                                                       schema=API_AUDIT.arrow_schema)) == 2
+    assert lake.append(API_AUDIT, pa.Table.from_pylist([{**row, "trace_id": "t1"}],
+                                                       schema=API_AUDIT.arrow_schema)) == 1
+    assert lake.snapshot_id() == before + 2  # a commit per append
+    with lake.connection() as con:
+        assert con.execute("SELECT trace_id, tenant FROM api_audit ORDER BY ALL").fetchall() == [
+            ("t1", None), ("t1", None), ("t2", None)]
+    with pytest.raises(TypeError, match="does not match the data dictionary"):
+        lake.append(API_AUDIT, _table())

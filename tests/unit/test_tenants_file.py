@@ -158,3 +158,13 @@ def test_hostile_requests_are_refused_before_any_sql_exists(tmp_path, params, er
 def test_a_dataset_outside_the_grant_is_403(tmp_path):
     with pytest.raises(GrantError, match="dataset 'fx_daily' is not in tenant risk's grant"):
         plan(_good(tmp_path).get("risk"), Request("fx_daily"), today=TODAY)
+
+
+@pytest.mark.parametrize("tenant", ["research", "risk"])
+def test_a_plan_at_a_snapshot_is_valid_sql(tmp_path, tenant):
+    import duckdb
+
+    query = plan(_good(tmp_path).get(tenant), Request.parse("klines_daily", {"symbols": "AAPL"}), today=TODAY,
+                 snapshot=42)
+    [statement] = duckdb.extract_statements(query.sql)  # parses: DuckDB takes `t b AT (...)`, never `t AT (...) b`
+    assert statement.query.count("AT (VERSION => 42)") == (4 if tenant == "risk" else 1)

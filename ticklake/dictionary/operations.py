@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ticklake.dictionary.core import Dataset, Field
-from ticklake.dictionary.fields import BY_REGION, LINEAGE, REGION, RUN_ID, SYMBOL
+from ticklake.dictionary.fields import BY_REGION, LINEAGE, REGION, RUN_ID, SOURCE_PATTERN, SYMBOL
 
 LAKE_PARTITIONS = Dataset(
     name="lake_partitions",
@@ -213,4 +213,52 @@ GOLDEN_OVERRIDES = Dataset(
     date_column="trade_date",
     example="SELECT created_at, author, region, symbol, trade_date, field, chosen_source, value, reason, status "
             "FROM golden_overrides ORDER BY created_at DESC",
+)
+
+API_AUDIT = Dataset(
+    name="api_audit",
+    description=(
+        "Every request to the read API (`ticklake serve`), refused ones included: who asked (the tenant and its "
+        "key's id, never the key), for what (dataset, fields, symbols, regions, dates, format), and what it got "
+        "(status, the rule broken, rows, bytes, latency, cache, the lake snapshot the answer was cut from). Buffered "
+        "by the serving process and appended in batches (every TICKLAKE_API_AUDIT_FLUSH_MS, default 5 s), so a row "
+        "is visible seconds after its request; a process killed without shutting down loses at most its last batch."
+    ),
+    domain="operations",
+    fields=(
+        Field("requested_at", "timestamp", "When the request arrived", unit="UTC"),
+        Field("trace_id", "string", "The request's trace id (its X-Trace-Id response header)"),
+        Field("tenant", "string", "The tenant whose key was presented; null when there was none or it matched no "
+                                  "tenant", nullable=True),
+        Field("key_id", "string", "The presented key's id (a prefix of its sha256, as the tenants file's "
+                                  "ApiAccess.key_id), never the key; null when no tenant matched", nullable=True),
+        Field("method", "string", "HTTP method"),
+        Field("path", "string", "The path asked for (at most 200 characters)"),
+        Field("dataset", "string", "The dataset asked for (/v1/<dataset>); null for other paths", nullable=True),
+        Field("fields", "string", "The fields answered (comma-separated, in order); as asked when refused",
+              nullable=True),
+        Field("symbols", "string", "The symbols selected (comma-separated); null: every symbol the grant allows",
+              nullable=True),
+        Field("regions", "string", "The regions read (comma-separated); as asked when refused", nullable=True),
+        Field("start", "date", "First date of the answer's window (the grant's when none was asked)", nullable=True),
+        Field("end", "date", "Last date of the answer's window (the grant's when none was asked)", nullable=True),
+        Field("format", "string", "json, csv or parquet; null when refused before it was read", nullable=True),
+        Field("status", "int64", "HTTP status answered (200, 400, 401, 403, 404, 429, 500, 503)"),
+        Field("rule", "string", "The rule a refused request broke, as its error answer says; null for a 200",
+              nullable=True),
+        Field("rows", "int64", "Rows answered", unit="rows", min_value=0, nullable=True),
+        Field("bytes", "int64", "Bytes of the answer's body", unit="bytes", min_value=0, nullable=True),
+        Field("latency_ms", "float64", "From the request's arrival to its answer being ready", unit="ms",
+              min_value=0),
+        Field("cache", "string", "hit or miss in the hot-data cache (in-process, or Redis with TICKLAKE_REDIS_URL); "
+                                 "null when the request never got that far, off when the cache is off",
+              nullable=True),
+        Field("snapshot", "int64", "The lake snapshot the answer was cut from", nullable=True),
+        Field("source", "string", "What wrote the row: `api`", lineage=True, pattern=SOURCE_PATTERN),
+    ),
+    key=("trace_id", "requested_at"),
+    sort_by=("requested_at",),
+    write_mode="snapshot",  # appended only (Lakehouse.append): never replaced
+    example="SELECT requested_at, tenant, dataset, fields, status, rule, rows, latency_ms, cache FROM api_audit "
+            "ORDER BY requested_at DESC LIMIT 20",
 )

@@ -216,6 +216,27 @@ class Lakehouse:
 
 
     # ------------------------------------------------------------------ writes
+    def append(self, dataset: Dataset, table: pa.Table) -> int:
+        """Append `table`'s rows to `dataset` in one commit (a pure INSERT: nothing is replaced, no partition status
+        is kept), under the table's commit lock; return rows appended. For tables only ever appended to (the read
+        API's `api_audit`, written in batches). On the embedded SQLite catalog two commits landing at once collide
+        ("database is locked": the other writer's commit fails), so there an append holds every table's commit
+        lock and never lands while a pipeline commit does; PostgreSQL takes concurrent commits."""
+        if table.schema.remove_metadata() != dataset.arrow_schema.remove_metadata():
+            raise TypeError(f"{dataset.name}: table schema does not match the data dictionary")
+        if not table.num_rows:
+            return 0
+        columns = ", ".join(quote(c) for c in dataset.columns)
+        tables = {dataset.name} if self.catalog.kind == "postgres" else {*DATASETS, LAKE_PARTITIONS.name}
+        with self.locks.hold(tables), self.connection() as con:
+            con.register("appended_rows", table)
+            try:
+                con.execute(f"INSERT INTO {quote(dataset.name)} ({columns}) SELECT {columns} FROM appended_rows "
+                            f"ORDER BY {cluster_order(dataset)}")
+            finally:
+                con.unregister("appended_rows")
+        return table.num_rows
+
     def replace_partitions(self, dataset: Dataset, table: pa.Table, partitions: Sequence[Mapping[str, str]],
                            status: pa.Table | None = None) -> int:
         """Replace the rows of the given logical partitions with `table` (and, given `status`, their rows in
