@@ -156,6 +156,47 @@ def test_extensions_come_from_the_installed_wheels_and_nothing_is_downloaded(tmp
     assert {"ducklake", "sqlite_scanner"} <= set(loaded)
 
 
+def _tampered(tmp_path, name: str = "httpfs"):
+    """A copy of an extension's wheel file with one byte changed: its signature no longer matches."""
+    data = bytearray(extensions.extension_file(name).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path = tmp_path / f"{name}.duckdb_extension"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_the_wheels_files_load_unchecked_and_nothing_unsigned_loads_afterwards(tmp_path):
+    """The wheels' own files are loaded without DuckDB's per-LOAD signature check (ticklake.storage.extensions
+    says why); the connection handed out then refuses any unsigned extension, and cannot be switched back."""
+    _lake(tmp_path).replace_partitions(KLINES_DAILY, _table(2, 1.0), US_JAN)
+    tampered = _tampered(tmp_path)
+    with connect(tmp_path) as con:
+        assert con.execute("SELECT current_setting('allow_unsigned_extensions')").fetchone()[0] is False
+        with pytest.raises(duckdb.Error, match="signature"):
+            con.execute(f"LOAD '{tampered}'")
+        with pytest.raises(duckdb.Error, match="while database is running"):
+            con.execute("SET allow_unsigned_extensions = true")
+        with pytest.raises(duckdb.Error, match="signature"):
+            con.cursor().execute(f"LOAD '{tampered}'")
+        loaded = {r[0] for r in con.execute("SELECT extension_name FROM duckdb_extensions() WHERE loaded").fetchall()}
+    assert {"ducklake", "sqlite_scanner"} <= loaded
+
+
+def test_only_the_installed_wheels_files_skip_the_signature_check(tmp_path, monkeypatch):
+    """A file that is not the one the wheel's RECORD lists (another path, another size) gets DuckDB's check."""
+    tampered = _tampered(tmp_path)
+    real = extensions.extension_file
+    monkeypatch.setattr(extensions, "extension_file", lambda name: tampered if name == "httpfs" else real(name))
+    extensions.wheel_file.cache_clear()
+    try:
+        assert extensions.wheel_file("httpfs") is None
+        assert extensions.wheel_file("ducklake") == real("ducklake")
+        with pytest.raises(duckdb.Error, match="signature"):
+            extensions.connect(preload=["ducklake", "httpfs"])
+    finally:
+        extensions.wheel_file.cache_clear()
+
+
 def test_an_analyst_connection_is_read_only_and_has_the_macros(tmp_path):
     lake = _lake(tmp_path)
     lake.replace_partitions(KLINES_DAILY, _table(2, 1.0), US_JAN)

@@ -24,7 +24,6 @@ import pandas as pd
 import pyarrow as pa
 
 from ticklake.dictionary import DATASETS, LAKE_PARTITIONS, MACROS, Dataset
-from ticklake.storage import extensions
 from ticklake.storage.catalog import ALIAS, SCHEMA_TABLE, Catalog
 from ticklake.storage.ddl import (
     cluster_order,
@@ -88,7 +87,7 @@ class Lakehouse:
             if self._db is None:
                 if self.check_old_layout:
                     refuse_old_layout(self.state_dir.parent)
-                con = extensions.connect()
+                con = self.catalog.connect()
                 try:
                     # Attaching an empty catalog creates DuckLake's metadata tables: workers starting together on a
                     # new PostgreSQL catalog raced to create them ("relation ducklake_metadata already exists").
