@@ -70,6 +70,27 @@ def test_a_failing_commit_rolls_back_and_the_last_snapshot_stays(tmp_path):
     assert lake.snapshot_id() == before  # nothing of the failed commit became a snapshot
 
 
+
+def test_only_a_commit_after_a_killed_one_looks_for_its_leftover_files(tmp_path):
+    """A commit leaves a marker per table while it runs; a marker the next commit finds means its writer died
+    mid-commit, and only then are that table's unreferenced files deleted (listing them costs what the lake
+    holds). A commit that ends, committed or failed, leaves no marker."""
+    lake = _lake(tmp_path)
+    lake.replace_partitions(KLINES_DAILY, _table(3, 1.0), US_JAN)
+    folder = tmp_path / "lake" / "main" / KLINES_DAILY.name / "region=US"
+    folder.mkdir(parents=True, exist_ok=True)
+    leftover = folder / "ducklake-killed-commit.parquet"
+    leftover.write_bytes(b"PAR1")
+    markers = tmp_path / "state" / "commits"
+    assert not list(markers.glob("*.pending"))
+    lake.replace_partitions(KLINES_DAILY, _table(3, 2.0), US_JAN)
+    assert leftover.exists()  # no writer died: nothing is looked for
+    (markers / f"{KLINES_DAILY.name}.pending").touch()  # what a writer killed mid-commit leaves
+    lake.replace_partitions(KLINES_DAILY, _table(3, 3.0), US_JAN)
+    assert not leftover.exists()
+    assert not list(markers.glob("*.pending"))
+    assert _rows(lake) == [("S0", 3.0), ("S1", 3.0), ("S2", 3.0)]
+
 def test_a_table_that_does_not_match_the_dictionary_is_refused(tmp_path):
     with pytest.raises(TypeError, match="does not match the data dictionary"):
         _lake(tmp_path).replace_partitions(KLINES_DAILY, _table().drop_columns(["close"]), US_JAN)

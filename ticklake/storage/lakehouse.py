@@ -3,8 +3,8 @@
 The pipeline and analysts open the same lake. Each connection sees one committed snapshot, so an analyst's
 session never blocks a run and never sees half of one, and a run's commit is one transaction: a partition's rows,
 the versions they supersede, the ledger entries they apply and their `lake_partitions` rows become visible
-together or not at all. A run killed mid-commit leaves the previous snapshot (its unreferenced files are deleted
-by `lake_maintenance`).
+together or not at all. A run killed mid-commit leaves the previous snapshot; its unreferenced files are deleted
+by the next commit of the same tables (local data path) or by `lake_maintenance`.
 
 Writes replace logical partitions (a source's rows of one region and month): DELETE then INSERT in one
 transaction, under that table's commit lock (`ticklake.storage.locks`), taken around the commit only.
@@ -76,7 +76,6 @@ class Lakehouse:
                                  describe=catalog.describe(), timeout_s=lock_timeout_s, scrub=catalog.scrub)
         self._db: duckdb.DuckDBPyConnection | None = None
         self._guard = threading.Lock()
-        self._swept: set[str] = set()  # tables whose leftover files this process has looked for
 
     def __repr__(self) -> str:
         return f"Lakehouse({self.catalog.describe()}, data={self.catalog.data_path})"
@@ -233,9 +232,10 @@ class Lakehouse:
             if table is not None and table.schema.remove_metadata() != dataset.arrow_schema.remove_metadata():
                 raise TypeError(f"{dataset.name}: table schema does not match the data dictionary")
         with self.locks.hold(tables), self.connection() as con:
-            if unswept := tables - self._swept:  # the first commit of a table in this process: "by the next run"
-                self._remove_orphans(con, unswept)
-                self._swept |= unswept
+            if interrupted := self._interrupted(tables):  # a commit of these tables was killed: its files go first
+                self._remove_orphans(con, interrupted)
+                self._settled(interrupted)
+            self._pending(tables)
             con.execute("BEGIN TRANSACTION")
             try:
                 for i, (dataset, table, partitions, status) in enumerate(batches):
@@ -251,8 +251,34 @@ class Lakehouse:
                     con.execute("ROLLBACK")
                 with contextlib.suppress(duckdb.Error, OSError):  # a full disk, say: what it half-wrote goes now
                     self._remove_orphans(con, tables)
+                    self._settled(tables)  # else the markers stay, and the next commit of these tables retries
                 raise
+            self._settled(tables)
         return sum(b[1].num_rows for b in batches if b[1] is not None)
+
+    # A commit's Parquet files are written before its COMMIT; a writer killed in between leaves them on disk,
+    # referenced by no snapshot. Each commit on a local data path leaves a marker per table for its duration
+    # (under the tables' commit locks, so no two writers mark one table at once): a marker found by the next
+    # commit of that table means its previous writer died mid-commit, and only then are the table's unreferenced
+    # files looked for (listing the lake's files costs what the lake holds: a nightly must not pay it each run).
+    def _marker(self, table: str) -> Path:
+        return self.state_dir / "commits" / f"{table}.pending"
+
+    def _pending(self, tables: set[str]) -> None:
+        if self.catalog.is_remote:
+            return
+        with contextlib.suppress(OSError):  # no marker (a full disk): a failed commit still sweeps on its way out
+            self._marker(next(iter(tables))).parent.mkdir(parents=True, exist_ok=True)
+            for table in tables:
+                self._marker(table).touch()
+
+    def _interrupted(self, tables: set[str]) -> set[str]:
+        return set() if self.catalog.is_remote else {t for t in tables if self._marker(t).exists()}
+
+    def _settled(self, tables: set[str]) -> None:
+        for table in tables:
+            with contextlib.suppress(OSError):
+                self._marker(table).unlink(missing_ok=True)
 
     def _remove_orphans(self, con: duckdb.DuckDBPyConnection, tables: set[str]) -> int:
         """Delete the files under these tables' folders that no snapshot references: what a commit that failed (a
