@@ -283,19 +283,36 @@ def _files(lake: Lakehouse) -> list[tuple]:
 
 
 def test_a_replace_touches_only_the_rows_that_differ(tmp_path):
-    """A night that adds a session to a month appends it (no delete file on what is stored); a restated bar deletes
-    that bar only. The rows are what a delete-then-insert of the whole partition gives."""
+    """A night that adds a session to a month appends it (no delete file on the compacted file that holds the
+    month's stored rows), and the month's own files (the previous nights') are rewritten with it into one: a month
+    holds its compacted rows plus one file, whatever the night. A restated bar deletes that bar only. The rows are
+    what a delete-then-insert of the whole partition gives."""
     lake = _lake(tmp_path)
     two = _table(2, 1.0)
+    lake.replace_partitions(KLINES_DAILY, _table(1, 3.0, source="vendor"),
+                            [{"region": "US", "month": MONTH, "source": "vendor"}])
     lake.replace_partitions(KLINES_DAILY, two, US_JAN)
-    [(first, _)] = _files(lake)
+    with lake.connection() as con:  # what the weekly maintenance does: one file of both sources' rows
+        con.execute("CALL ducklake_merge_adjacent_files('lake', 'klines_daily_by_source')").fetchall()
+    [(compacted, delete)] = _files(lake)
+    assert delete is None
     three = pa.concat_tables([two, _table(3, 1.0).slice(2)])  # S2 is new; S0 and S1 unchanged
     lake.replace_partitions(KLINES_DAILY, three, US_JAN)
     files = _files(lake)
     assert len(files) == 2
-    assert (first, None) in files  # the stored rows' file untouched, no delete file
-    at = three.schema.get_field_index("close")
-    restated = three.set_column(at, three.schema.field(at), pa.array([1.0, 9.0, 1.0]))
+    assert (compacted, None) in files  # the stored rows' file untouched, no delete file
+    [night] = [f for f, _ in files if f != compacted]
+    four = pa.concat_tables([three, _table(4, 1.0).slice(3)])  # the next night: S3
+    lake.replace_partitions(KLINES_DAILY, four, US_JAN)
+    files = _files(lake)
+    assert len(files) == 2  # the previous night's file went whole, its rows are in the new one
+    assert (compacted, None) in files
+    assert night not in {f for f, _ in files}
+    at = four.schema.get_field_index("close")
+    restated = four.set_column(at, four.schema.field(at), pa.array([1.0, 9.0, 1.0, 1.0]))
     lake.replace_partitions(KLINES_DAILY, restated, US_JAN)
-    assert _rows(lake) == [("S0", 1.0), ("S1", 9.0), ("S2", 1.0)]
-    assert sum(1 for _, delete in _files(lake) if delete) == 1  # one file lost one row
+    assert _rows(lake) == [("S0", 1.0), ("S0", 3.0), ("S1", 9.0), ("S2", 1.0), ("S3", 1.0)]
+    assert [delete is not None for f, delete in _files(lake) if f == compacted] == [True]  # it lost one row
+    unchanged = _files(lake)
+    lake.replace_partitions(KLINES_DAILY, restated, US_JAN)  # a re-run with the same rows rewrites nothing
+    assert _files(lake) == unchanged

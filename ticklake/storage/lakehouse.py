@@ -314,9 +314,15 @@ def _delete_insert(con: duckdb.DuckDBPyConnection, dataset: Dataset, table: pa.T
     """Make the rows matching `where` exactly `table`, touching only the rows that differ: rows no longer there or
     changed are deleted by key, new or changed rows inserted; identical rows stay where they are. The result is the
     same as DELETE then INSERT of everything, but a nightly run that adds one session to a month appends that
-    session instead of rewriting the month (one small file, no delete file on the month's year file), and a
-    restatement deletes only the bars it restates. Computed inside the caller's transaction, under the table's
-    commit lock, against the rows stored now (keys are unique per source and partition: validation holds them)."""
+    session instead of rewriting the month (no delete file on the month's compacted year file), and a restatement
+    deletes only the bars it restates. Computed inside the caller's transaction, under the table's commit lock,
+    against the rows stored now (keys are unique per source and partition: validation holds them).
+
+    When the commit inserts anything, the partition's own files (`_own_files`: files holding only rows of these
+    partitions, none deleted, such as the previous nights' one-session files) are rewritten together with the new
+    rows into one file. So between two maintenances a month holds its compacted rows plus one file, not one file
+    per night: every read of it opens the same number of files whatever the night of the weekly cycle. It costs
+    rewriting at most those files' rows (bounded by one partition), and they are dropped whole (no delete file)."""
     if not table.num_rows:
         con.execute(f"DELETE FROM {quote(dataset.name)} WHERE {where}", params)
         return
@@ -325,17 +331,51 @@ def _delete_insert(con: duckdb.DuckDBPyConnection, dataset: Dataset, table: pa.T
     stored, gone = f"{name}_stored", f"{name}_gone"
     con.register(name, table)
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {stored} AS SELECT {columns} FROM {quote(dataset.name)} "
-                    f"WHERE {where}", params)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {stored} AS SELECT {columns}, filename AS {FILE_COLUMN} FROM "
+                    f"{quote(dataset.name)} WHERE {where}", params)
+        changed = con.execute(f"SELECT count(*) FROM (SELECT {columns} FROM {name} EXCEPT ALL SELECT {columns} "
+                              f"FROM {stored})").fetchone()[0]
+        own = _own_files(con, dataset, stored) if changed else []
+        if own:
+            con.execute(f"DELETE FROM {stored} WHERE {FILE_COLUMN} IN (SELECT unnest(?))", [own])
         con.execute(f"CREATE OR REPLACE TEMP TABLE {gone} AS SELECT {key} FROM (SELECT {columns} FROM {stored} "
                     f"EXCEPT ALL SELECT {columns} FROM {name})")
         if con.execute(f"SELECT count(*) FROM {gone}").fetchone()[0]:
             con.execute(f"DELETE FROM {quote(dataset.name)} WHERE ({where}) AND ({key}) IN (SELECT {key} FROM {gone})",
                         params)
-        con.execute(f"INSERT INTO {quote(dataset.name)} ({columns}) SELECT {columns} FROM (SELECT {columns} FROM "
-                    f"{name} EXCEPT ALL SELECT {columns} FROM {stored}) ORDER BY {cluster_order(dataset)}")
+        if own:  # every row of these files is this partition's: they go whole, their rows come back below
+            con.execute(f"DELETE FROM {quote(dataset.name)} WHERE ({where}) AND filename IN (SELECT unnest(?))",
+                        [*params, own])
+        if changed or own:
+            con.execute(f"INSERT INTO {quote(dataset.name)} ({columns}) SELECT {columns} FROM (SELECT {columns} "
+                        f"FROM {name} EXCEPT ALL SELECT {columns} FROM {stored}) ORDER BY {cluster_order(dataset)}")
     finally:
         con.unregister(name)
         with contextlib.suppress(duckdb.Error):  # after a failed statement the ROLLBACK takes them with it
-            con.execute(f"DROP TABLE IF EXISTS {stored}")
-            con.execute(f"DROP TABLE IF EXISTS {gone}")
+            for temp in (stored, gone):
+                con.execute(f"DROP TABLE IF EXISTS {temp}")
+
+
+FILE_COLUMN = "__ticklake_file"  # the stored rows' data file (DuckLake's `filename` virtual column)
+METADATA = f"__ducklake_metadata_{ALIAS}"  # the catalog's own tables, as DuckLake attaches them
+
+
+def _own_files(con: duckdb.DuckDBPyConnection, dataset: Dataset, stored: str) -> list[str]:
+    """The data files of which every row is in `stored` (the rows of the partitions being replaced) and none is
+    deleted: the catalog's row count of the file equals its rows among them. Dropping such a file removes only
+    rows of these partitions. A file written earlier in this transaction is not in the catalog yet: never own."""
+    counts = dict(con.execute(f"SELECT {FILE_COLUMN}, count(*) FROM {stored} GROUP BY 1").fetchall())
+    if not counts:
+        return []
+    by_name = {os.path.basename(path): path for path in counts}
+    recorded = con.execute(
+        f"SELECT f.path, f.record_count FROM {METADATA}.ducklake_data_file f JOIN {METADATA}.ducklake_table t "
+        f"USING (table_id) WHERE t.table_name = ? AND t.end_snapshot IS NULL AND f.end_snapshot IS NULL AND NOT "
+        f"EXISTS (SELECT 1 FROM {METADATA}.ducklake_delete_file d WHERE d.data_file_id = f.data_file_id AND "
+        f"d.end_snapshot IS NULL)", [dataset.name]).fetchall()
+    own = []
+    for path, rows in recorded:
+        full = by_name.get(os.path.basename(path))
+        if full is not None and counts[full] == rows:
+            own.append(full)
+    return sorted(own)
