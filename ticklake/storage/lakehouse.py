@@ -367,7 +367,7 @@ def _own_files(con: duckdb.DuckDBPyConnection, dataset: Dataset, stored: str) ->
     counts = dict(con.execute(f"SELECT {FILE_COLUMN}, count(*) FROM {stored} GROUP BY 1").fetchall())
     if not counts:
         return []
-    by_name = {os.path.basename(path): path for path in counts}
+    by_name = {os.path.basename(path): path for path in counts if path}  # rows inlined in the catalog: none
     recorded = con.execute(
         f"SELECT f.path, f.record_count FROM {METADATA}.ducklake_data_file f JOIN {METADATA}.ducklake_table t "
         f"USING (table_id) WHERE t.table_name = ? AND t.end_snapshot IS NULL AND f.end_snapshot IS NULL AND NOT "
