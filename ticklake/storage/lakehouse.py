@@ -328,13 +328,14 @@ def _delete_insert(con: duckdb.DuckDBPyConnection, dataset: Dataset, table: pa.T
         return
     columns = ", ".join(quote(c) for c in dataset.columns)
     key = ", ".join(quote(c) for c in dataset.key)
-    stored, gone = f"{name}_stored", f"{name}_gone"
+    stored, gone, fresh = f"{name}_stored", f"{name}_gone", f"{name}_fresh"
     con.register(name, table)
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {stored} AS SELECT {columns}, filename AS {FILE_COLUMN} FROM "
                     f"{quote(dataset.name)} WHERE {where}", params)
-        changed = con.execute(f"SELECT count(*) FROM (SELECT {columns} FROM {name} EXCEPT ALL SELECT {columns} "
-                              f"FROM {stored})").fetchone()[0]
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {fresh} AS SELECT {columns} FROM {name} EXCEPT ALL SELECT "
+                    f"{columns} FROM {stored}")  # new or changed rows
+        changed = con.execute(f"SELECT count(*) FROM {fresh}").fetchone()[0]
         own = _own_files(con, dataset, stored) if changed else []
         if own:
             con.execute(f"DELETE FROM {stored} WHERE {FILE_COLUMN} IN (SELECT unnest(?))", [own])
@@ -346,13 +347,16 @@ def _delete_insert(con: duckdb.DuckDBPyConnection, dataset: Dataset, table: pa.T
         if own:  # every row of these files is this partition's: they go whole, their rows come back below
             con.execute(f"DELETE FROM {quote(dataset.name)} WHERE ({where}) AND filename IN (SELECT unnest(?))",
                         [*params, own])
-        if changed or own:
+        if own:  # the new rows and those of the files just dropped: what the other files do not hold
             con.execute(f"INSERT INTO {quote(dataset.name)} ({columns}) SELECT {columns} FROM (SELECT {columns} "
                         f"FROM {name} EXCEPT ALL SELECT {columns} FROM {stored}) ORDER BY {cluster_order(dataset)}")
+        elif changed:
+            con.execute(f"INSERT INTO {quote(dataset.name)} ({columns}) SELECT {columns} FROM {fresh} ORDER BY "
+                        f"{cluster_order(dataset)}")
     finally:
         con.unregister(name)
         with contextlib.suppress(duckdb.Error):  # after a failed statement the ROLLBACK takes them with it
-            for temp in (stored, gone):
+            for temp in (stored, gone, fresh):
                 con.execute(f"DROP TABLE IF EXISTS {temp}")
 
 
