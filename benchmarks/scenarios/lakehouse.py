@@ -416,7 +416,11 @@ def run_nightly(params: dict[str, Any]) -> dict[str, Any]:
 
     regions = tuple(params.get("regions") or REGIONS4)
     per_size = []
-    for symbols, sessions in params["sizes"]:
+    # an untimed small lake first: the first lake a worker process committed to paid up to ~1.5x per night whatever
+    # its size (measured: 1M rows first 1.42 s, then 4.4M 0.88 s, then 1M again 0.90 s), so the figure depended on
+    # the order of the sizes
+    for symbols, sessions in [(50, 40), *params["sizes"]]:
+        warmup = (symbols, sessions) == (50, 40)
         nights = next_weekdays(dt.date.today() - dt.timedelta(days=40), params.get("nights", 3))
         history = weekdays(nights[0] - dt.timedelta(days=1), sessions)
         with tempfile.TemporaryDirectory(prefix="ticklake-bench-nightly-") as tmp, \
@@ -439,6 +443,8 @@ def run_nightly(params: dict[str, Any]) -> dict[str, Any]:
             with lake.connection() as con:
                 files = file_stats(con)
             lake.close()
+        if warmup:
+            continue
         per_size.append({"regions": ",".join(regions), "symbols_per_region": symbols, "sessions": sessions,
                          "lake_rows": built["rows"], "build_s": built["build_s"], "maintenance": maintenance,
                          "nightly_s": round(sorted(totals)[len(totals) // 2], 3), "nightly_runs_s":
