@@ -70,6 +70,27 @@ def test_a_failing_commit_rolls_back_and_the_last_snapshot_stays(tmp_path):
     assert lake.snapshot_id() == before  # nothing of the failed commit became a snapshot
 
 
+
+def test_only_a_commit_after_a_killed_one_looks_for_its_leftover_files(tmp_path):
+    """A commit leaves a marker per table while it runs; a marker the next commit finds means its writer died
+    mid-commit, and only then are that table's unreferenced files deleted (listing them costs what the lake
+    holds). A commit that ends, committed or failed, leaves no marker."""
+    lake = _lake(tmp_path)
+    lake.replace_partitions(KLINES_DAILY, _table(3, 1.0), US_JAN)
+    folder = tmp_path / "lake" / "main" / KLINES_DAILY.name / "region=US"
+    folder.mkdir(parents=True, exist_ok=True)
+    leftover = folder / "ducklake-killed-commit.parquet"
+    leftover.write_bytes(b"PAR1")
+    markers = tmp_path / "state" / "commits"
+    assert not list(markers.glob("*.pending"))
+    lake.replace_partitions(KLINES_DAILY, _table(3, 2.0), US_JAN)
+    assert leftover.exists()  # no writer died: nothing is looked for
+    (markers / f"{KLINES_DAILY.name}.pending").touch()  # what a writer killed mid-commit leaves
+    lake.replace_partitions(KLINES_DAILY, _table(3, 3.0), US_JAN)
+    assert not leftover.exists()
+    assert not list(markers.glob("*.pending"))
+    assert _rows(lake) == [("S0", 3.0), ("S1", 3.0), ("S2", 3.0)]
+
 def test_a_table_that_does_not_match_the_dictionary_is_refused(tmp_path):
     with pytest.raises(TypeError, match="does not match the data dictionary"):
         _lake(tmp_path).replace_partitions(KLINES_DAILY, _table().drop_columns(["close"]), US_JAN)
@@ -156,6 +177,47 @@ def test_extensions_come_from_the_installed_wheels_and_nothing_is_downloaded(tmp
     assert {"ducklake", "sqlite_scanner"} <= set(loaded)
 
 
+def _tampered(tmp_path, name: str = "httpfs"):
+    """A copy of an extension's wheel file with one byte changed: its signature no longer matches."""
+    data = bytearray(extensions.extension_file(name).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path = tmp_path / f"{name}.duckdb_extension"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_the_wheels_files_load_unchecked_and_nothing_unsigned_loads_afterwards(tmp_path):
+    """The wheels' own files are loaded without DuckDB's per-LOAD signature check (ticklake.storage.extensions
+    says why); the connection handed out then refuses any unsigned extension, and cannot be switched back."""
+    _lake(tmp_path).replace_partitions(KLINES_DAILY, _table(2, 1.0), US_JAN)
+    tampered = _tampered(tmp_path)
+    with connect(tmp_path) as con:
+        assert con.execute("SELECT current_setting('allow_unsigned_extensions')").fetchone()[0] is False
+        with pytest.raises(duckdb.Error, match="signature"):
+            con.execute(f"LOAD '{tampered}'")
+        with pytest.raises(duckdb.Error, match="while database is running"):
+            con.execute("SET allow_unsigned_extensions = true")
+        with pytest.raises(duckdb.Error, match="signature"):
+            con.cursor().execute(f"LOAD '{tampered}'")
+        loaded = {r[0] for r in con.execute("SELECT extension_name FROM duckdb_extensions() WHERE loaded").fetchall()}
+    assert {"ducklake", "sqlite_scanner"} <= loaded
+
+
+def test_only_the_installed_wheels_files_skip_the_signature_check(tmp_path, monkeypatch):
+    """A file that is not the one the wheel's RECORD lists (another path, another size) gets DuckDB's check."""
+    tampered = _tampered(tmp_path)
+    real = extensions.extension_file
+    monkeypatch.setattr(extensions, "extension_file", lambda name: tampered if name == "httpfs" else real(name))
+    extensions.wheel_file.cache_clear()
+    try:
+        assert extensions.wheel_file("httpfs") is None
+        assert extensions.wheel_file("ducklake") == real("ducklake")
+        with pytest.raises(duckdb.Error, match="signature"):
+            extensions.connect(preload=["ducklake", "httpfs"])
+    finally:
+        extensions.wheel_file.cache_clear()
+
+
 def test_an_analyst_connection_is_read_only_and_has_the_macros(tmp_path):
     lake = _lake(tmp_path)
     lake.replace_partitions(KLINES_DAILY, _table(2, 1.0), US_JAN)
@@ -221,22 +283,39 @@ def _files(lake: Lakehouse) -> list[tuple]:
 
 
 def test_a_replace_touches_only_the_rows_that_differ(tmp_path):
-    """A night that adds a session to a month appends it (no delete file on what is stored); a restated bar deletes
-    that bar only. The rows are what a delete-then-insert of the whole partition gives."""
+    """A night that adds a session to a month appends it (no delete file on the compacted file that holds the
+    month's stored rows), and the month's own files (the previous nights') are rewritten with it into one: a month
+    holds its compacted rows plus one file, whatever the night. A restated bar deletes that bar only. The rows are
+    what a delete-then-insert of the whole partition gives."""
     lake = _lake(tmp_path)
     two = _table(2, 1.0)
+    lake.replace_partitions(KLINES_DAILY, _table(1, 3.0, source="vendor"),
+                            [{"region": "US", "month": MONTH, "source": "vendor"}])
     lake.replace_partitions(KLINES_DAILY, two, US_JAN)
-    [(first, _)] = _files(lake)
+    with lake.connection() as con:  # what the weekly maintenance does: one file of both sources' rows
+        con.execute("CALL ducklake_merge_adjacent_files('lake', 'klines_daily_by_source')").fetchall()
+    [(compacted, delete)] = _files(lake)
+    assert delete is None
     three = pa.concat_tables([two, _table(3, 1.0).slice(2)])  # S2 is new; S0 and S1 unchanged
     lake.replace_partitions(KLINES_DAILY, three, US_JAN)
     files = _files(lake)
     assert len(files) == 2
-    assert (first, None) in files  # the stored rows' file untouched, no delete file
-    at = three.schema.get_field_index("close")
-    restated = three.set_column(at, three.schema.field(at), pa.array([1.0, 9.0, 1.0]))
+    assert (compacted, None) in files  # the stored rows' file untouched, no delete file
+    [night] = [f for f, _ in files if f != compacted]
+    four = pa.concat_tables([three, _table(4, 1.0).slice(3)])  # the next night: S3
+    lake.replace_partitions(KLINES_DAILY, four, US_JAN)
+    files = _files(lake)
+    assert len(files) == 2  # the previous night's file went whole, its rows are in the new one
+    assert (compacted, None) in files
+    assert night not in {f for f, _ in files}
+    at = four.schema.get_field_index("close")
+    restated = four.set_column(at, four.schema.field(at), pa.array([1.0, 9.0, 1.0, 1.0]))
     lake.replace_partitions(KLINES_DAILY, restated, US_JAN)
-    assert _rows(lake) == [("S0", 1.0), ("S1", 9.0), ("S2", 1.0)]
-    assert sum(1 for _, delete in _files(lake) if delete) == 1  # one file lost one row
+    assert _rows(lake) == [("S0", 1.0), ("S0", 3.0), ("S1", 9.0), ("S2", 1.0), ("S3", 1.0)]
+    assert [delete is not None for f, delete in _files(lake) if f == compacted] == [True]  # it lost one row
+    unchanged = _files(lake)
+    lake.replace_partitions(KLINES_DAILY, restated, US_JAN)  # a re-run with the same rows rewrites nothing
+    assert _files(lake) == unchanged
 
 
 def test_append_adds_rows_in_one_commit_and_replaces_nothing(tmp_path):

@@ -79,11 +79,22 @@ class Catalog:
         """TICKLAKE_CATALOG as a message may show it: the password, if any, is ***."""
         return f"{self.kind}:{describe_target(self.target)}"
 
+    def extensions(self) -> tuple[str, ...]:
+        """The DuckDB extensions `attach` needs: open the connection with `extensions.connect(preload=...)` of
+        these to load them without DuckDB's per-LOAD signature check (`ticklake.storage.extensions` says why)."""
+        names = ("ducklake", "sqlite_scanner" if self.kind == "sqlite" else "postgres_scanner")
+        if self.is_remote:
+            names += ("httpfs",) if os.environ.get("AWS_ACCESS_KEY_ID") else ("httpfs", "aws")
+        return names
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """A new in-memory DuckDB connection with what `attach` needs already loaded (nothing attached yet)."""
+        return extensions.connect(preload=self.extensions())
+
     def attach(self, con: duckdb.DuckDBPyConnection, *, read_only: bool = False, alias: str = ALIAS) -> None:
         """Attach the lake to `con` as `alias` and make it the default catalog (`FROM klines_daily` reads it)."""
-        extensions.load(con, "ducklake", "sqlite_scanner" if self.kind == "sqlite" else "postgres_scanner")
+        extensions.load(con, *self.extensions())
         if self.is_remote:
-            extensions.load(con, "httpfs")
             configure_s3(con)
         if self.kind == "sqlite":
             self._prepare_sqlite(read_only)

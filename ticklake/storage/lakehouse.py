@@ -3,8 +3,8 @@
 The pipeline and analysts open the same lake. Each connection sees one committed snapshot, so an analyst's
 session never blocks a run and never sees half of one, and a run's commit is one transaction: a partition's rows,
 the versions they supersede, the ledger entries they apply and their `lake_partitions` rows become visible
-together or not at all. A run killed mid-commit leaves the previous snapshot (its unreferenced files are deleted
-by `lake_maintenance`).
+together or not at all. A run killed mid-commit leaves the previous snapshot; its unreferenced files are deleted
+by the next commit of the same tables (local data path) or by `lake_maintenance`.
 
 Writes replace logical partitions (a source's rows of one region and month): DELETE then INSERT in one
 transaction, under that table's commit lock (`ticklake.storage.locks`), taken around the commit only.
@@ -24,7 +24,6 @@ import pandas as pd
 import pyarrow as pa
 
 from ticklake.dictionary import DATASETS, LAKE_PARTITIONS, MACROS, Dataset
-from ticklake.storage import extensions
 from ticklake.storage.catalog import ALIAS, SCHEMA_TABLE, Catalog
 from ticklake.storage.ddl import (
     cluster_order,
@@ -77,7 +76,6 @@ class Lakehouse:
                                  describe=catalog.describe(), timeout_s=lock_timeout_s, scrub=catalog.scrub)
         self._db: duckdb.DuckDBPyConnection | None = None
         self._guard = threading.Lock()
-        self._swept: set[str] = set()  # tables whose leftover files this process has looked for
 
     def __repr__(self) -> str:
         return f"Lakehouse({self.catalog.describe()}, data={self.catalog.data_path})"
@@ -88,7 +86,7 @@ class Lakehouse:
             if self._db is None:
                 if self.check_old_layout:
                     refuse_old_layout(self.state_dir.parent)
-                con = extensions.connect()
+                con = self.catalog.connect()
                 try:
                     # Attaching an empty catalog creates DuckLake's metadata tables: workers starting together on a
                     # new PostgreSQL catalog raced to create them ("relation ducklake_metadata already exists").
@@ -255,9 +253,10 @@ class Lakehouse:
             if table is not None and table.schema.remove_metadata() != dataset.arrow_schema.remove_metadata():
                 raise TypeError(f"{dataset.name}: table schema does not match the data dictionary")
         with self.locks.hold(tables), self.connection() as con:
-            if unswept := tables - self._swept:  # the first commit of a table in this process: "by the next run"
-                self._remove_orphans(con, unswept)
-                self._swept |= unswept
+            if interrupted := self._interrupted(tables):  # a commit of these tables was killed: its files go first
+                self._remove_orphans(con, interrupted)
+                self._settled(interrupted)
+            self._pending(tables)
             con.execute("BEGIN TRANSACTION")
             try:
                 for i, (dataset, table, partitions, status) in enumerate(batches):
@@ -273,8 +272,34 @@ class Lakehouse:
                     con.execute("ROLLBACK")
                 with contextlib.suppress(duckdb.Error, OSError):  # a full disk, say: what it half-wrote goes now
                     self._remove_orphans(con, tables)
+                    self._settled(tables)  # else the markers stay, and the next commit of these tables retries
                 raise
+            self._settled(tables)
         return sum(b[1].num_rows for b in batches if b[1] is not None)
+
+    # A commit's Parquet files are written before its COMMIT; a writer killed in between leaves them on disk,
+    # referenced by no snapshot. Each commit on a local data path leaves a marker per table for its duration
+    # (under the tables' commit locks, so no two writers mark one table at once): a marker found by the next
+    # commit of that table means its previous writer died mid-commit, and only then are the table's unreferenced
+    # files looked for (listing the lake's files costs what the lake holds: a nightly must not pay it each run).
+    def _marker(self, table: str) -> Path:
+        return self.state_dir / "commits" / f"{table}.pending"
+
+    def _pending(self, tables: set[str]) -> None:
+        if self.catalog.is_remote:
+            return
+        with contextlib.suppress(OSError):  # no marker (a full disk): a failed commit still sweeps on its way out
+            self._marker(next(iter(tables))).parent.mkdir(parents=True, exist_ok=True)
+            for table in tables:
+                self._marker(table).touch()
+
+    def _interrupted(self, tables: set[str]) -> set[str]:
+        return set() if self.catalog.is_remote else {t for t in tables if self._marker(t).exists()}
+
+    def _settled(self, tables: set[str]) -> None:
+        for table in tables:
+            with contextlib.suppress(OSError):
+                self._marker(table).unlink(missing_ok=True)
 
     def _remove_orphans(self, con: duckdb.DuckDBPyConnection, tables: set[str]) -> int:
         """Delete the files under these tables' folders that no snapshot references: what a commit that failed (a
@@ -310,28 +335,72 @@ def _delete_insert(con: duckdb.DuckDBPyConnection, dataset: Dataset, table: pa.T
     """Make the rows matching `where` exactly `table`, touching only the rows that differ: rows no longer there or
     changed are deleted by key, new or changed rows inserted; identical rows stay where they are. The result is the
     same as DELETE then INSERT of everything, but a nightly run that adds one session to a month appends that
-    session instead of rewriting the month (one small file, no delete file on the month's year file), and a
-    restatement deletes only the bars it restates. Computed inside the caller's transaction, under the table's
-    commit lock, against the rows stored now (keys are unique per source and partition: validation holds them)."""
+    session instead of rewriting the month (no delete file on the month's compacted year file), and a restatement
+    deletes only the bars it restates. Computed inside the caller's transaction, under the table's commit lock,
+    against the rows stored now (keys are unique per source and partition: validation holds them).
+
+    When the commit inserts anything, the partition's own files (`_own_files`: files holding only rows of these
+    partitions, none deleted, such as the previous nights' one-session files) are rewritten together with the new
+    rows into one file. So between two maintenances a month holds its compacted rows plus one file, not one file
+    per night: every read of it opens the same number of files whatever the night of the weekly cycle. It costs
+    rewriting at most those files' rows (bounded by one partition), and they are dropped whole (no delete file)."""
     if not table.num_rows:
         con.execute(f"DELETE FROM {quote(dataset.name)} WHERE {where}", params)
         return
     columns = ", ".join(quote(c) for c in dataset.columns)
     key = ", ".join(quote(c) for c in dataset.key)
-    stored, gone = f"{name}_stored", f"{name}_gone"
+    stored, gone, fresh = f"{name}_stored", f"{name}_gone", f"{name}_fresh"
     con.register(name, table)
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {stored} AS SELECT {columns} FROM {quote(dataset.name)} "
-                    f"WHERE {where}", params)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {stored} AS SELECT {columns}, filename AS {FILE_COLUMN} FROM "
+                    f"{quote(dataset.name)} WHERE {where}", params)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {fresh} AS SELECT {columns} FROM {name} EXCEPT ALL SELECT "
+                    f"{columns} FROM {stored}")  # new or changed rows
+        changed = con.execute(f"SELECT count(*) FROM {fresh}").fetchone()[0]
+        own = _own_files(con, dataset, stored) if changed else []
+        if own:
+            con.execute(f"DELETE FROM {stored} WHERE {FILE_COLUMN} IN (SELECT unnest(?))", [own])
         con.execute(f"CREATE OR REPLACE TEMP TABLE {gone} AS SELECT {key} FROM (SELECT {columns} FROM {stored} "
                     f"EXCEPT ALL SELECT {columns} FROM {name})")
         if con.execute(f"SELECT count(*) FROM {gone}").fetchone()[0]:
             con.execute(f"DELETE FROM {quote(dataset.name)} WHERE ({where}) AND ({key}) IN (SELECT {key} FROM {gone})",
                         params)
-        con.execute(f"INSERT INTO {quote(dataset.name)} ({columns}) SELECT {columns} FROM (SELECT {columns} FROM "
-                    f"{name} EXCEPT ALL SELECT {columns} FROM {stored}) ORDER BY {cluster_order(dataset)}")
+        if own:  # every row of these files is this partition's: they go whole, their rows come back below
+            con.execute(f"DELETE FROM {quote(dataset.name)} WHERE ({where}) AND filename IN (SELECT unnest(?))",
+                        [*params, own])
+        if own:  # the new rows and those of the files just dropped: what the other files do not hold
+            con.execute(f"INSERT INTO {quote(dataset.name)} ({columns}) SELECT {columns} FROM (SELECT {columns} "
+                        f"FROM {name} EXCEPT ALL SELECT {columns} FROM {stored}) ORDER BY {cluster_order(dataset)}")
+        elif changed:
+            con.execute(f"INSERT INTO {quote(dataset.name)} ({columns}) SELECT {columns} FROM {fresh} ORDER BY "
+                        f"{cluster_order(dataset)}")
     finally:
         con.unregister(name)
         with contextlib.suppress(duckdb.Error):  # after a failed statement the ROLLBACK takes them with it
-            con.execute(f"DROP TABLE IF EXISTS {stored}")
-            con.execute(f"DROP TABLE IF EXISTS {gone}")
+            for temp in (stored, gone, fresh):
+                con.execute(f"DROP TABLE IF EXISTS {temp}")
+
+
+FILE_COLUMN = "__ticklake_file"  # the stored rows' data file (DuckLake's `filename` virtual column)
+METADATA = f"__ducklake_metadata_{ALIAS}"  # the catalog's own tables, as DuckLake attaches them
+
+
+def _own_files(con: duckdb.DuckDBPyConnection, dataset: Dataset, stored: str) -> list[str]:
+    """The data files of which every row is in `stored` (the rows of the partitions being replaced) and none is
+    deleted: the catalog's row count of the file equals its rows among them. Dropping such a file removes only
+    rows of these partitions. A file written earlier in this transaction is not in the catalog yet: never own."""
+    counts = dict(con.execute(f"SELECT {FILE_COLUMN}, count(*) FROM {stored} GROUP BY 1").fetchall())
+    if not counts:
+        return []
+    by_name = {os.path.basename(path): path for path in counts if path}  # rows inlined in the catalog: none
+    recorded = con.execute(
+        f"SELECT f.path, f.record_count FROM {METADATA}.ducklake_data_file f JOIN {METADATA}.ducklake_table t "
+        f"USING (table_id) WHERE t.table_name = ? AND t.end_snapshot IS NULL AND f.end_snapshot IS NULL AND NOT "
+        f"EXISTS (SELECT 1 FROM {METADATA}.ducklake_delete_file d WHERE d.data_file_id = f.data_file_id AND "
+        f"d.end_snapshot IS NULL)", [dataset.name]).fetchall()
+    own = []
+    for path, rows in recorded:
+        full = by_name.get(os.path.basename(path))
+        if full is not None and counts[full] == rows:
+            own.append(full)
+    return sorted(own)

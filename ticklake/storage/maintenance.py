@@ -28,7 +28,7 @@ import duckdb
 
 from ticklake.storage.catalog import ALIAS
 from ticklake.storage.ddl import literal
-from ticklake.storage.lakehouse import SCHEMA_LOCK, SCHEMA_TABLE, Lakehouse
+from ticklake.storage.lakehouse import METADATA, SCHEMA_LOCK, SCHEMA_TABLE, Lakehouse
 
 # A file with more than this share of its rows deleted is rewritten: a nightly replace of the current month deletes
 # about 1/12 of a compacted year file; past a tenth every read of that year pays for the delete file.
@@ -36,7 +36,6 @@ DELETE_THRESHOLD = 0.1
 # Orphaned files younger than this are left: they may belong to a commit still running (commits take seconds to
 # minutes; the commit lock times out after 15 minutes).
 ORPHAN_GRACE = dt.timedelta(days=1)
-METADATA = f"__ducklake_metadata_{ALIAS}"  # the catalog's own tables, as DuckLake attaches them
 
 
 @dataclass(frozen=True)

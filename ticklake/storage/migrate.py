@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 
 from ticklake import settings
 from ticklake.dictionary import DATASETS, LAKE_PARTITIONS, Dataset, month_bounds
-from ticklake.storage import catalog_from_env, extensions
+from ticklake.storage import catalog_from_env
 from ticklake.storage.catalog import ALIAS
 from ticklake.storage.ddl import cluster_order, literal, quote
 from ticklake.storage.lakehouse import Lakehouse, seed_raw_layer
@@ -263,7 +263,7 @@ def _current(home: Path) -> tuple[dict[str, int], int | None] | None:
     where = catalog_from_env(home)
     if where.kind == "sqlite" and not Path(where.target).exists():
         return None
-    con = extensions.connect()
+    con = where.connect()
     try:
         where.attach(con, read_only=True)
         existing = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = ?",
