@@ -249,7 +249,9 @@ def test_quick_start_demo_runs_on_the_embedded_simulator(tmp_path):
     assert [c["name"] for c in risk["schema"]] == ["region", "symbol", "trade_date", "close", "volume"]
     assert risk["currency"] == "USD"
     assert risk["rows"] > 0
-    assert [line.split("# ")[-1] for line in out.stdout.splitlines() if "curl -s" in line] == ["research", "risk"]
+    curls = [line.strip() for line in out.stdout.splitlines() if line.strip().startswith("curl -s")]
+    assert [line.split("# ")[-1] for line in curls] == ["research", "risk"]
+    _the_printed_curls_answer(tmp_path, env, curls)
     # the demo's instance (the one `python3 dev.py ui` opens) holds an evaluation of every check
     import dagster as dg
     from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus as Status
@@ -262,6 +264,48 @@ def test_quick_start_demo_runs_on_the_embedded_simulator(tmp_path):
         latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
     assert sorted(k.name for k in keys if k not in latest
                   or latest[k].status not in (Status.SUCCEEDED, Status.FAILED)) == []
+
+
+def _the_printed_curls_answer(home, env: dict, curls: list[str]) -> None:
+    """`ticklake serve` as the demo prints it, and each printed curl run as a person would paste it (on a free port)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    from tests.services import free_port
+
+    port = free_port()
+    server = subprocess.Popen([str(Path(sys.executable).parent / "ticklake"), "serve", "--port", str(port)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, server.communicate()
+            assert time.monotonic() < deadline, "ticklake serve did not come up"
+            time.sleep(0.3)
+        pasted = [curl.split("   # ")[0].replace(":8765/", f":{port}/") + " -w '\\n%{http_code}'" for curl in curls]
+        answers = [subprocess.run(["bash", "-c", line], cwd=os.getcwd(), capture_output=True, text=True, timeout=60)
+                   for line in pasted]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=60)
+    research, risk = (a.stdout.rsplit("\n", 1) for a in answers)
+    assert research[1] == "200", research
+    assert json.loads(research[0])["rows"] > 0
+    assert risk[1] == "200", risk
+    header, *rows = risk[0].strip().splitlines()
+    assert header == '"trade_date","close","volume"'
+    assert rows
 
 
 def test_a_session_that_has_not_closed_is_not_written_as_empty(make_server, resources_for, home):
