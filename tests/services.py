@@ -131,3 +131,21 @@ def s3_server(monkeypatch: pytest.MonkeyPatch | None = None, *, bucket: str = "t
             yield s3
     finally:
         s3.stop()  # the server serving now (a test may have restarted it)
+
+
+def wait_until_serving(process, port: int, timeout_s: float = 90) -> None:
+    """Until `ticklake serve` (a Popen) answers /health on the loopback port; fails with its output if it exits."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "ticklake serve did not come up"
+        time.sleep(0.3)

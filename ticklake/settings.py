@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
+import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,6 +205,27 @@ def sources_file() -> Path | None:
     return env_parsed("TICKLAKE_SOURCES", beside_the_lake if beside_the_lake.is_file() else None, parse,
                       "must be the path of an existing file (the TOML sources file, docs/golden-copy.md), or unset "
                       "it to keep iTick the only source")
+
+
+def toml_key(*parts: str) -> str:
+    """A dotted TOML key as a person writes it (`tenants.risk.datasets.klines_daily`; odd parts quoted)."""
+    return ".".join(p if re.fullmatch(r"[A-Za-z0-9_-]+", p) else '"' + p.replace("\\", "\\\\").replace('"', '\\"') + '"'
+                    for p in parts)
+
+
+def read_toml_file(path: Path, what: str, error: type[ValueError]) -> dict:
+    """A declaration file's TOML document; `error("<what> <path>: <why>")` when it cannot be read, is not UTF-8 or is
+    not TOML (the sources and tenants files)."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise error(f"{what} {path}: cannot be read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise error(f"{what} {path}: is not UTF-8 text") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{what} {path}: is not valid TOML: {exc}") from None
 
 
 def tenants_file() -> Path | None:

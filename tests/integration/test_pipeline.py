@@ -272,27 +272,15 @@ def _the_printed_curls_answer(home, env: dict, curls: list[str]) -> None:
     import signal
     import subprocess
     import sys
-    import time
     from pathlib import Path
 
-    import httpx
-
-    from tests.services import free_port
+    from tests.services import free_port, wait_until_serving
 
     port = free_port()
     server = subprocess.Popen([str(Path(sys.executable).parent / "ticklake"), "serve", "--port", str(port)],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, server.communicate()
-            assert time.monotonic() < deadline, "ticklake serve did not come up"
-            time.sleep(0.3)
+        wait_until_serving(server, port)
         pasted = [curl.split("   # ")[0].replace(":8765/", f":{port}/") + " -w '\\n%{http_code}'" for curl in curls]
         answers = [subprocess.run(["bash", "-c", line], cwd=os.getcwd(), capture_output=True, text=True, timeout=60)
                    for line in pasted]

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 import uvicorn
 
-from tests.services import REDIS_URL, free_port, require
+from tests.services import REDIS_URL, free_port, require, wait_until_serving
 from ticklake.api.app import ApiConfig, create_app
 from ticklake.dictionary import DATASETS, Dataset
 from ticklake.products.tenants import Tenants
@@ -443,16 +443,7 @@ def test_ticklake_serve_answers_over_loopback_and_flushes_the_audit_on_shutdown(
     port = free_port()
     proc = _serve(env, port)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "ticklake serve did not come up"
-            time.sleep(0.3)
+        wait_until_serving(proc, port)
         r = httpx.get(f"http://127.0.0.1:{port}/v1/klines_daily", params={"symbols": "700", "fields": "close"},
                       headers=_auth("risk"), timeout=10)
         assert r.status_code == 200

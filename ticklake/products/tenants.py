@@ -15,7 +15,6 @@ import hmac
 import itertools
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,8 +184,7 @@ class Tenants:
         return cls.load(settings.tenants_file())
 
 
-def _key(*parts: str) -> str:
-    return ".".join(p if re.fullmatch(r"[A-Za-z0-9_-]+", p) else f'"{p}"' for p in parts)
+_key = settings.toml_key
 
 
 class _Reader:
@@ -198,16 +196,7 @@ class _Reader:
         return TenantsFileError(f"tenants file {self.path}: {_key(*key)}: {rule}")
 
     def load(self) -> Tenants:
-        try:
-            text = self.path.read_bytes().decode()
-        except OSError as exc:
-            raise TenantsFileError(f"tenants file {self.path}: cannot be read ({exc.strerror or exc})") from None
-        except UnicodeDecodeError:
-            raise TenantsFileError(f"tenants file {self.path}: is not UTF-8 text") from None
-        try:
-            doc = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise TenantsFileError(f"tenants file {self.path}: is not valid TOML: {exc}") from None
+        doc = settings.read_toml_file(self.path, "tenants file", TenantsFileError)
         self.known(doc, (), frozenset({"tenants"}))
         tenants = doc.get("tenants", {})
         if not isinstance(tenants, dict) or not tenants:

@@ -16,7 +16,6 @@ import importlib
 import math
 import pkgutil
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +40,6 @@ DEFAULT_VOLUME_TOLERANCE_PCT = 1.0
 
 _SOURCE_NAME = re.compile(SOURCE_PATTERN)
 _SYMBOL = re.compile(SYMBOL_PATTERN)
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 _API_KEYS = frozenset({"kind", "format"})
 _FILE_DROP_KEYS = frozenset({"kind", "format", "regions", "drop", "poll_seconds", "symbols"})
@@ -191,9 +189,7 @@ class Sources:
         return cls.load(settings.sources_file(), api_name=api_name)
 
 
-def _key(*parts: str) -> str:
-    return ".".join(p if _BARE_KEY.match(p) else '"' + p.replace("\\", "\\\\").replace('"', '\\"') + '"'
-                    for p in parts)
+_key = settings.toml_key
 
 
 def _is_number(value: Any) -> bool:
@@ -212,16 +208,7 @@ class _Loader:
         return SourcesFileError(f"sources file {self.path}: {where}: {rule}")
 
     def load(self) -> Sources:
-        try:
-            text = self.path.read_bytes().decode("utf-8")
-        except OSError as exc:
-            raise SourcesFileError(f"sources file {self.path}: cannot be read ({exc.strerror or exc})") from None
-        except UnicodeDecodeError:
-            raise SourcesFileError(f"sources file {self.path}: is not UTF-8 text") from None
-        try:
-            document = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise SourcesFileError(f"sources file {self.path}: is not valid TOML: {exc}") from None
+        document = settings.read_toml_file(self.path, "sources file", SourcesFileError)
         self.known(document, (), _TOP_KEYS)
         self.read_sources(self.table(document, ("sources",)))
         policy = self.read_policy(self.table(document, ("arbitration",)))
