@@ -25,7 +25,6 @@ from assets.adjusted import REDERIVE_ON_UPSTREAM_UPDATE
 from assets.clock import RunClock
 from assets.partitions import REGION, region_partitions
 from resources.storage import StorageResource
-from ticklake.dictionary import DATASETS
 from ticklake.dictionary.analytics import KLINES_DAILY_ADJUSTED
 from ticklake.dictionary.fundamentals import FUNDAMENTALS_DAILY, FX_DAILY
 from ticklake.dictionary.market_data import KLINES_DAILY
@@ -143,7 +142,7 @@ def delivery_asset(tenant: Tenant, dataset: str) -> dg.AssetsDefinition:
 
 def delivery_assets(tenants: Tenants) -> list[dg.AssetsDefinition]:
     """One asset per tenant and granted dataset, in the tenants file's order."""
-    return [delivery_asset(t, d) for t in tenants for d in t.products if d in DATASETS]
+    return [delivery_asset(t, d) for t in tenants for d in t.products]
 
 
 def deliveries_job(assets: list[dg.AssetsDefinition]) -> list:

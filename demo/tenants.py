@@ -73,7 +73,6 @@ def declare(paths: settings.Paths) -> Path | None:
 @dataclass
 class Delivered:
     manifests: list[Path]
-    runs: list[str]
 
 
 def deliver(defs: dg.Definitions, instance: dg.DagsterInstance, show_in_ui) -> Delivered:
@@ -83,15 +82,13 @@ def deliver(defs: dg.Definitions, instance: dg.DagsterInstance, show_in_ui) -> D
     tenants = Tenants.from_env()
     job = defs.resolve_job_def(JOB)
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    regions = sorted({r for t in tenants for r in t.regions})
-    runs = []
+    regions = sorted({r for t in tenants for r in t.regions} & set(settings.regions()))  # the job's partitions
     for region in regions:
         result = job.execute_in_process(instance=instance, partition_key=region, run_config=quiet)
         show_in_ui(instance, result.run_id)
-        runs.append(result.run_id)
     manifests = sorted(m for t in tenants if not t.target.startswith("s3://")
                        for m in Path(t.target).glob("*/region=*/manifest.json"))
-    return Delivered(manifests, runs)
+    return Delivered(manifests)
 
 
 def describe(delivered: Delivered, ticklake_command: str, home_prefix: str, short) -> list[str]:

@@ -11,7 +11,6 @@ invalidate the hot-data cache, whose keys hold it.
 from __future__ import annotations
 
 import contextlib
-import io
 import threading
 import time
 from collections.abc import Iterable
@@ -20,9 +19,8 @@ from dataclasses import dataclass
 import duckdb
 import orjson
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
+from ticklake.products.delivery import arrow_schema, encode
 from ticklake.products.query import Query
 from ticklake.storage import ALIAS, CatalogError, catalog_from_env, connect
 from ticklake.storage.catalog import Catalog
@@ -182,7 +180,7 @@ class LakeReader:
             if isinstance(exc, duckdb.IOException | duckdb.ConnectionException | duckdb.InternalException):
                 self.reset()
             raise LakeUnavailableError(message) from None
-        return _csv(table) if fmt == "csv" else _parquet(table, query)
+        return _encoded(table, fmt, query)
 
 
 def _json(rows: list[tuple], query: Query, meta: dict) -> Answer:
@@ -193,16 +191,7 @@ def _json(rows: list[tuple], query: Query, meta: dict) -> Answer:
     return Answer(len(rows), orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS))
 
 
-def _csv(table: pa.Table) -> Answer:
-    sink = io.BytesIO()
-    pacsv.write_csv(table, sink)
-    return Answer(table.num_rows, sink.getvalue())
-
-
-def _parquet(table: pa.Table, query: Query) -> Answer:
-    fields = [pa.field(name, table.schema.field(name).type, metadata={"doc": c.doc})
-              for name, c in zip(query.names, query.columns, strict=True)]
-    schema = pa.schema(fields, metadata={"dataset": query.product.name, "tenant": query.tenant})
-    sink = io.BytesIO()
-    pq.write_table(table.cast(schema), sink, compression="zstd")
-    return Answer(table.num_rows, sink.getvalue())
+def _encoded(table: pa.Table, fmt: str, query: Query) -> Answer:
+    """CSV or Parquet exactly as a delivery of the same rows encodes them (`ticklake.products.delivery.encode`), each
+    Parquet field carrying its dictionary description."""
+    return Answer(table.num_rows, encode(table.cast(arrow_schema(query.columns, query.product.name)), fmt))
